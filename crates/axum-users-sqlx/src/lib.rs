@@ -1,0 +1,21 @@
+//! # axum-users-sqlx
+//!
+//! sqlx stores for `axum-users`: SQLite, the embedded default. Queries are built at run time
+//! (no `DATABASE_URL` at build time) and the schema comes as embedded migrations.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), sqlx::Error> {
+//! use axum_users_sqlx::SqliteStore;
+//!
+//! let store: SqliteStore = SqliteStore::connect("sqlite://app.db").await?;
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod id;
+mod schema;
+mod sqlite;
+
+pub use id::{Dialect, IdValue, SqlId};
+pub use sqlite::SqliteStore;

@@ -1,0 +1,56 @@
+//! The schema, as numbered migrations applied once each and recorded in `axum_users_migrations`.
+
+use crate::id::{Dialect, SqlId};
+
+/// One migration: a version and its statements.
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) statements: Vec<String>,
+}
+
+/// Every migration of the schema, in order.
+pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
+    let pk = Id::primary_key_ddl(dialect);
+    let fk = Id::foreign_key_ddl(dialect);
+    vec![Migration {
+        version: 1,
+        statements: vec![
+            format!(
+                "CREATE TABLE users (
+                    id {pk},
+                    email VARCHAR(320) NOT NULL,
+                    email_key VARCHAR(320) NOT NULL,
+                    hashed_password VARCHAR(1024) NOT NULL,
+                    is_active BOOLEAN NOT NULL,
+                    is_superuser BOOLEAN NOT NULL,
+                    is_verified BOOLEAN NOT NULL,
+                    fields TEXT NOT NULL,
+                    CONSTRAINT users_email_key_unique UNIQUE (email_key)
+                )"
+            ),
+            format!(
+                "CREATE TABLE oauth_accounts (
+                    id {pk},
+                    user_id {fk} REFERENCES users (id) ON DELETE CASCADE,
+                    oauth_name VARCHAR(100) NOT NULL,
+                    access_token TEXT NOT NULL,
+                    expires_at BIGINT,
+                    refresh_token TEXT,
+                    account_id VARCHAR(320) NOT NULL,
+                    account_email VARCHAR(320) NOT NULL,
+                    CONSTRAINT oauth_accounts_provider_unique UNIQUE (oauth_name, account_id)
+                )"
+            ),
+            "CREATE INDEX oauth_accounts_user_id ON oauth_accounts (user_id)".into(),
+            format!(
+                "CREATE TABLE access_tokens (
+                    token_hash VARCHAR(64) PRIMARY KEY NOT NULL,
+                    user_id {fk} REFERENCES users (id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL
+                )"
+            ),
+            "CREATE INDEX access_tokens_user_id ON access_tokens (user_id)".into(),
+            "CREATE INDEX access_tokens_created_at ON access_tokens (created_at)".into(),
+        ],
+    }]
+}

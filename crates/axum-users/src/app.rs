@@ -1,0 +1,286 @@
+//! [`AxumUsers`]: the one value an application builds, handing out routers and the layer.
+
+use std::sync::Arc;
+
+use axum::{Extension, Router};
+
+use crate::auth::{
+    AuthBackend, AuthExtension, Authenticator, CookieSettings, JwtStrategy, Transport,
+};
+use crate::hooks::{NoHooks, UserHooks};
+use crate::manager::{TokenSettings, UserManager};
+use crate::password::{Argon2Params, PasswordError, PasswordHasher};
+use crate::routes;
+use crate::secret::Secret;
+use crate::store::UserStore;
+use crate::tokens::JwtCodec;
+
+/// Shared by every route.
+pub(crate) struct Inner<S: UserStore, H> {
+    pub(crate) manager: UserManager<S, H>,
+    pub(crate) auth: Arc<Authenticator<S>>,
+    pub(crate) requires_verification: bool,
+}
+
+impl<S: UserStore, H> Inner<S, H> {
+    pub(crate) fn extension(&self) -> AuthExtension<S::Id, S::Fields> {
+        AuthExtension(self.auth.clone())
+    }
+
+    pub(crate) fn backend(&self, index: usize) -> &AuthBackend<S::Id> {
+        &self.auth.backends[index]
+    }
+}
+
+/// User management for an axum application: build it once, mount its routers, add its layer.
+///
+/// # Examples
+/// ```no_run
+/// # async fn run(store: impl axum_users::UserStore<Id = uuid::Uuid, Fields = axum_users::NoFields>) {
+/// use axum::{Router, routing::get};
+/// use axum_users::{ActiveUser, AxumUsers};
+///
+/// let users = AxumUsers::builder(store, "a secret of at least 32 bytes, from config!").build().unwrap();
+/// let app: Router = Router::new()
+///     .route("/hello", get(|ActiveUser(user): ActiveUser| async move { format!("Hello {}", user.email) }))
+///     .merge(users.router())
+///     .layer(users.layer());
+/// # }
+/// ```
+pub struct AxumUsers<S: UserStore, H = NoHooks> {
+    pub(crate) inner: Arc<Inner<S, H>>,
+}
+
+impl<S: UserStore, H> Clone for AxumUsers<S, H> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: UserStore> AxumUsers<S, NoHooks> {
+    /// Starts a builder over `store`, signing tokens with `secret` (HS256).
+    pub fn builder(store: S, secret: impl Into<Secret>) -> AxumUsersBuilder<S, NoHooks> {
+        AxumUsersBuilder {
+            store,
+            secret: secret.into(),
+            hooks: NoHooks,
+            argon2: Argon2Params::default(),
+            jwt_lifetime_seconds: Some(3600),
+            cookie: CookieSettings::auth(),
+            backends: Vec::new(),
+            default_backends: true,
+            tokens: None,
+            requires_verification: false,
+        }
+    }
+}
+
+impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
+    /// The user manager, for programmatic use (create a superuser, issue tokens...).
+    pub fn manager(&self) -> &UserManager<S, H> {
+        &self.inner.manager
+    }
+
+    /// The backends, in the order they are tried.
+    pub fn backends(&self) -> &[AuthBackend<S::Id>] {
+        &self.inner.auth.backends
+    }
+
+    /// The layer that lets the extractors ([`crate::ActiveUser`], ...) find the current user.
+    pub fn layer(&self) -> Extension<AuthExtension<S::Id, S::Fields>> {
+        Extension(self.inner.extension())
+    }
+
+    /// Every route at FastAPI Users' documented paths: `/auth/{backend}/login|logout`,
+    /// `/auth/register`, `/auth/forgot-password`, `/auth/reset-password`,
+    /// `/auth/request-verify-token`, `/auth/verify`, `/users/me`, `/users/{id}`.
+    pub fn router(&self) -> Router {
+        let mut auth = Router::new()
+            .merge(self.register_router())
+            .merge(self.reset_password_router())
+            .merge(self.verify_router());
+        for backend in self.backends() {
+            if let Some(router) = self.auth_router(&backend.name) {
+                auth = auth.nest(&format!("/{}", backend.name), router);
+            }
+        }
+        Router::new()
+            .nest("/auth", auth)
+            .nest("/users", self.users_router())
+            .layer(self.layer())
+    }
+
+    /// `POST /register`.
+    pub fn register_router(&self) -> Router {
+        routes::register::router(self.inner.clone())
+    }
+
+    /// `POST /login` and `POST /logout` of the backend named `name`.
+    pub fn auth_router(&self, name: &str) -> Option<Router> {
+        let index = self.backends().iter().position(|b| b.name == name)?;
+        Some(routes::auth::router(self.inner.clone(), index))
+    }
+
+    /// `POST /forgot-password` and `POST /reset-password`.
+    pub fn reset_password_router(&self) -> Router {
+        routes::reset::router(self.inner.clone())
+    }
+
+    /// `POST /request-verify-token` and `POST /verify`.
+    pub fn verify_router(&self) -> Router {
+        routes::verify::router(self.inner.clone())
+    }
+
+    /// `GET|PATCH /me` and `GET|PATCH|DELETE /{id}`.
+    pub fn users_router(&self) -> Router {
+        routes::users::router(self.inner.clone())
+    }
+}
+
+/// Configures [`AxumUsers`].
+pub struct AxumUsersBuilder<S: UserStore, H> {
+    store: S,
+    secret: Secret,
+    hooks: H,
+    argon2: Argon2Params,
+    jwt_lifetime_seconds: Option<u64>,
+    cookie: CookieSettings,
+    backends: Vec<AuthBackend<S::Id>>,
+    default_backends: bool,
+    tokens: Option<TokenSettings>,
+    requires_verification: bool,
+}
+
+/// Why [`AxumUsersBuilder::build`] refused the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The secret is too short to sign tokens safely.
+    #[error("the secret must be at least 32 bytes long")]
+    WeakSecret,
+    /// Two backends have the same name.
+    #[error("two authentication backends are named `{0}`")]
+    DuplicateBackend(String),
+    /// The Argon2 parameters are out of range.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+impl<S: UserStore, H> AxumUsersBuilder<S, H> {
+    /// Lifecycle hooks and password policy.
+    pub fn hooks<H2: UserHooks<S::Id, S::Fields>>(self, hooks: H2) -> AxumUsersBuilder<S, H2> {
+        AxumUsersBuilder {
+            store: self.store,
+            secret: self.secret,
+            hooks,
+            argon2: self.argon2,
+            jwt_lifetime_seconds: self.jwt_lifetime_seconds,
+            cookie: self.cookie,
+            backends: self.backends,
+            default_backends: self.default_backends,
+            tokens: self.tokens,
+            requires_verification: self.requires_verification,
+        }
+    }
+
+    /// Argon2id parameters for new hashes (default m=19456 KiB, t=2, p=1).
+    pub fn argon2(mut self, params: Argon2Params) -> Self {
+        self.argon2 = params;
+        self
+    }
+
+    /// Lifetime of the default backends' JWTs (default 3600 s; `None`: no expiry).
+    pub fn jwt_lifetime(mut self, seconds: Option<u64>) -> Self {
+        self.jwt_lifetime_seconds = seconds;
+        self
+    }
+
+    /// Attributes of the default `cookie` backend's cookie.
+    pub fn cookie(mut self, cookie: CookieSettings) -> Self {
+        self.cookie = cookie;
+        self
+    }
+
+    /// Adds a backend after the defaults (or instead of them, see [`Self::without_default_backends`]).
+    pub fn backend(mut self, backend: AuthBackend<S::Id>) -> Self {
+        self.backends.push(backend);
+        self
+    }
+
+    /// Drops the default `jwt` (Bearer) and `cookie` backends.
+    pub fn without_default_backends(mut self) -> Self {
+        self.default_backends = false;
+        self
+    }
+
+    /// Keys and lifetimes of reset and verification tokens (default: the main secret, 1 hour).
+    pub fn token_settings(mut self, settings: TokenSettings) -> Self {
+        self.tokens = Some(settings);
+        self
+    }
+
+    /// Login, logout and the users routes refuse unverified users.
+    pub fn requires_verification(mut self, required: bool) -> Self {
+        self.requires_verification = required;
+        self
+    }
+
+    /// The JWT strategy of the default backends, for building more backends with the same key.
+    ///
+    /// # Errors
+    /// [`BuildError::WeakSecret`] for a secret shorter than 32 bytes.
+    pub fn jwt_strategy(&self) -> Result<JwtStrategy<S::Id>, BuildError> {
+        if self.secret.expose().len() < 32 {
+            return Err(BuildError::WeakSecret);
+        }
+        let codec = JwtCodec::hs256(&self.secret).map_err(|_| BuildError::WeakSecret)?;
+        Ok(JwtStrategy::new(codec, self.jwt_lifetime_seconds))
+    }
+
+    /// Builds it.
+    ///
+    /// # Errors
+    /// [`BuildError`] for a weak secret, duplicate backend names or bad Argon2 parameters.
+    pub fn build(self) -> Result<AxumUsers<S, H>, BuildError>
+    where
+        H: UserHooks<S::Id, S::Fields>,
+    {
+        let jwt = self.jwt_strategy()?;
+        let mut backends = Vec::new();
+        if self.default_backends {
+            let bearer = Transport::Bearer {
+                token_url: "auth/jwt/login".into(),
+            };
+            backends.push(AuthBackend::new("jwt", bearer, jwt.clone()));
+            backends.push(AuthBackend::new(
+                "cookie",
+                Transport::Cookie(self.cookie.clone()),
+                jwt,
+            ));
+        }
+        backends.extend(self.backends);
+        for (i, b) in backends.iter().enumerate() {
+            if backends[..i].iter().any(|o| o.name == b.name) {
+                return Err(BuildError::DuplicateBackend(b.name.clone()));
+            }
+        }
+        let passwords = PasswordHasher::new(self.argon2)?;
+        let tokens = self
+            .tokens
+            .unwrap_or_else(|| TokenSettings::new(self.secret.clone()));
+        let manager = UserManager::new(self.store.clone(), self.hooks, passwords, tokens)
+            .map_err(|_| BuildError::WeakSecret)?;
+        let auth = Arc::new(Authenticator {
+            backends,
+            store: self.store,
+        });
+        Ok(AxumUsers {
+            inner: Arc::new(Inner {
+                manager,
+                auth,
+                requires_verification: self.requires_verification,
+            }),
+        })
+    }
+}

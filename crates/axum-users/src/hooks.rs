@@ -1,0 +1,171 @@
+//! Hooks: the application's say in the user lifecycle. Every method defaults to doing nothing.
+
+use std::future::Future;
+
+use http::request::Parts;
+use serde_json::Value;
+
+use crate::model::{User, UserFields, UserId};
+
+/// A password refused by [`UserHooks::validate_password`]; `reason` is echoed to the client as
+/// `{"detail": {"code": "..._INVALID_PASSWORD", "reason": reason}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvalidPassword {
+    /// Any JSON value; conventionally a sentence.
+    pub reason: Value,
+}
+
+impl InvalidPassword {
+    /// A refusal with a textual reason.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: Value::String(reason.into()),
+        }
+    }
+}
+
+/// Whose password is being validated.
+#[derive(Debug)]
+pub enum PasswordOwner<'a, Id, F> {
+    /// A user being registered (not stored yet).
+    New {
+        /// The normalised e-mail address.
+        email: &'a str,
+        /// Their custom fields.
+        fields: &'a F,
+    },
+    /// An existing user changing or resetting their password.
+    Existing(&'a User<Id, F>),
+}
+
+/// Lifecycle hooks, fired exactly where FastAPI Users fires them (spec section 7.2).
+///
+/// `request` is the HTTP request that caused the event, `None` for programmatic calls.
+///
+/// # Examples
+/// ```
+/// use axum_users::{UserHooks, User, InvalidPassword, PasswordOwner};
+/// use uuid::Uuid;
+///
+/// #[derive(Clone)]
+/// struct Hooks;
+///
+/// impl UserHooks<Uuid, axum_users::NoFields> for Hooks {
+///     async fn validate_password(&self, password: &str, _owner: PasswordOwner<'_, Uuid, axum_users::NoFields>) -> Result<(), InvalidPassword> {
+///         if password.len() < 8 { Err(InvalidPassword::new("Password should be at least 8 characters")) } else { Ok(()) }
+///     }
+/// }
+/// ```
+pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
+    /// Refuses a password; called on register (before the duplicate check), on PATCH with a
+    /// password, and on reset (after the token checks). Not called for OAuth-created users.
+    fn validate_password(
+        &self,
+        password: &str,
+        owner: PasswordOwner<'_, Id, F>,
+    ) -> impl Future<Output = Result<(), InvalidPassword>> + Send {
+        let _ = (password, owner);
+        async { Ok(()) }
+    }
+
+    /// After a user was created (register, programmatic create, OAuth sign-up).
+    fn on_after_register(
+        &self,
+        user: &User<Id, F>,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, request);
+        async {}
+    }
+
+    /// After PATCH /users/me or /users/{id} (even with nothing changed) and after associating an
+    /// OAuth account. `update` is the raw request object: it may hold a plaintext password.
+    fn on_after_update(
+        &self,
+        user: &User<Id, F>,
+        update: &Value,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, update, request);
+        async {}
+    }
+
+    /// After a successful login; the response may be changed (a header, a cookie).
+    fn on_after_login(
+        &self,
+        user: &User<Id, F>,
+        request: Option<&Parts>,
+        response: &mut axum::response::Response,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, request, response);
+        async {}
+    }
+
+    /// After a verification token was issued for an active, unverified user: send it by mail.
+    fn on_after_request_verify(
+        &self,
+        user: &User<Id, F>,
+        token: &str,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, token, request);
+        async {}
+    }
+
+    /// After a user was verified.
+    fn on_after_verify(
+        &self,
+        user: &User<Id, F>,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, request);
+        async {}
+    }
+
+    /// After a reset token was issued for an active user: send it by mail.
+    fn on_after_forgot_password(
+        &self,
+        user: &User<Id, F>,
+        token: &str,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, token, request);
+        async {}
+    }
+
+    /// After a password was reset.
+    fn on_after_reset_password(
+        &self,
+        user: &User<Id, F>,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, request);
+        async {}
+    }
+
+    /// Before a user is deleted.
+    fn on_before_delete(
+        &self,
+        user: &User<Id, F>,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, request);
+        async {}
+    }
+
+    /// After a user was deleted.
+    fn on_after_delete(
+        &self,
+        user: &User<Id, F>,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, request);
+        async {}
+    }
+}
+
+/// Hooks that do nothing and accept every password.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHooks;
+
+impl<Id: UserId, F: UserFields> UserHooks<Id, F> for NoHooks {}

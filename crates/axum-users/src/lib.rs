@@ -1,0 +1,59 @@
+//! # axum-users
+//!
+//! Ready-to-use user management for axum: registration, login and logout through pluggable
+//! backends (Bearer or cookie transport x JWT or database tokens), forgot/reset password,
+//! e-mail verification, and `/users/me` plus superuser `/users/{id}`, wire-compatible with
+//! FastAPI Users v15.
+//!
+//! Build an [`AxumUsers`] over a store (see `axum-users-sqlx`), mount [`AxumUsers::router`],
+//! add [`AxumUsers::layer`], and read the current user with [`ActiveUser`] and friends.
+//!
+//! ```no_run
+//! # async fn run(store: impl axum_users::UserStore<Id = uuid::Uuid, Fields = axum_users::NoFields>) {
+//! use axum::{Router, routing::get};
+//! use axum_users::{ActiveUser, AxumUsers};
+//!
+//! let users = AxumUsers::builder(store, "a secret of at least 32 bytes, from config!").build().unwrap();
+//! let app: Router = Router::new()
+//!     .route("/hello", get(|ActiveUser(user): ActiveUser| async move { format!("Hello {}", user.email) }))
+//!     .merge(users.router())
+//!     .layer(users.layer());
+//! # }
+//! ```
+
+mod app;
+pub mod auth;
+mod body;
+mod email;
+mod error;
+mod extract;
+mod hooks;
+mod manager;
+mod model;
+mod password;
+mod routes;
+mod secret;
+mod store;
+mod tokens;
+
+pub use app::{AxumUsers, AxumUsersBuilder, BuildError};
+pub use auth::{
+    AuthBackend, CookieSettings, DatabaseStrategy, JwtStrategy, Requirements, Strategy, Transport,
+};
+pub use email::{InvalidEmail, email_key, normalize_email};
+pub use error::{ApiError, ValidationIssue};
+pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, VerifiedUser};
+pub use hooks::{InvalidPassword, NoHooks, PasswordOwner, UserHooks};
+pub use manager::{ManagerError, TokenSettings, UserCreate, UserManager, UserOf, UserUpdate};
+pub use model::{
+    NewUser, NoFields, OAuthAccount, PasswordHash, PublicUser, User, UserFields, UserId,
+};
+pub use password::{Argon2Params, PasswordError, PasswordHasher, Verified};
+pub use secret::{Secret, constant_time_eq, hash_token, random_token};
+pub use store::{
+    AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, UserStore,
+};
+pub use tokens::{
+    AUTH_AUDIENCE, JwtCodec, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError, VERIFY_AUDIENCE,
+    now_unix,
+};

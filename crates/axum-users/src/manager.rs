@@ -1,0 +1,571 @@
+//! The user manager: every business rule of the user lifecycle, independent of HTTP.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use http::request::Parts;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::email::email_key;
+use crate::hooks::{InvalidPassword, PasswordOwner, UserHooks};
+use crate::model::{NewUser, PasswordHash, User, UserFields, UserId};
+use crate::password::{PasswordError, PasswordHasher, Verified};
+use crate::secret::{Secret, constant_time_eq};
+use crate::store::{StoreError, UserStore};
+use crate::tokens::{JwtCodec, RESET_AUDIENCE, TokenError, VERIFY_AUDIENCE, now_unix};
+
+/// The user type of a store.
+pub type UserOf<S> = User<<S as UserStore>::Id, <S as UserStore>::Fields>;
+
+/// Why a manager operation failed. Routes map each to its FastAPI Users error code.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// The e-mail address is taken.
+    #[error("a user with this e-mail address already exists")]
+    UserAlreadyExists,
+    /// [`UserHooks::validate_password`] refused the password.
+    #[error("the password was refused")]
+    InvalidPassword(InvalidPassword),
+    /// No such user.
+    #[error("the user does not exist")]
+    UserNotExists,
+    /// The user is inactive.
+    #[error("the user is inactive")]
+    UserInactive,
+    /// The user is verified already.
+    #[error("the user is already verified")]
+    UserAlreadyVerified,
+    /// The verification token is invalid or expired.
+    #[error("invalid verification token")]
+    InvalidVerifyToken,
+    /// The reset token is invalid, expired or used.
+    #[error("invalid reset-password token")]
+    InvalidResetPasswordToken,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Hashing failed.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// A token could not be signed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// The input of [`UserManager::create`].
+#[derive(Debug, Clone)]
+pub struct UserCreate<F> {
+    /// Normalised e-mail address (see [`crate::normalize_email`]).
+    pub email: String,
+    /// The plaintext password.
+    pub password: Secret,
+    /// Ignored in safe mode; default true.
+    pub is_active: Option<bool>,
+    /// Ignored in safe mode; default false.
+    pub is_superuser: Option<bool>,
+    /// Ignored in safe mode; default false.
+    pub is_verified: Option<bool>,
+    /// Custom fields.
+    pub fields: F,
+}
+
+/// The input of [`UserManager::update`]: only the fields present change.
+#[derive(Debug, Default)]
+pub struct UserUpdate<F: UserFields> {
+    /// A new plaintext password.
+    pub password: Option<Secret>,
+    /// A new normalised e-mail address; changing it clears `is_verified`.
+    pub email: Option<String>,
+    /// Ignored in safe mode.
+    pub is_active: Option<bool>,
+    /// Ignored in safe mode.
+    pub is_superuser: Option<bool>,
+    /// Ignored in safe mode.
+    pub is_verified: Option<bool>,
+    /// Changes to custom fields.
+    pub fields: F::Update,
+    /// The request object as received, handed to `on_after_update`.
+    pub raw: Value,
+}
+
+/// Lifetimes and keys of the reset and verification tokens.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// Key of reset-password tokens (HS256), also keying the password fingerprint.
+    pub reset_secret: Secret,
+    /// Reset token lifetime, seconds (default 3600).
+    pub reset_lifetime_seconds: u64,
+    /// Key of verification tokens (HS256).
+    pub verify_secret: Secret,
+    /// Verification token lifetime, seconds (default 3600).
+    pub verify_lifetime_seconds: u64,
+}
+
+impl TokenSettings {
+    /// One secret for both purposes (the audiences keep the tokens apart), one-hour lifetimes.
+    pub fn new(secret: Secret) -> Self {
+        Self {
+            reset_secret: secret.clone(),
+            reset_lifetime_seconds: 3600,
+            verify_secret: secret,
+            verify_lifetime_seconds: 3600,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct ResetClaims {
+    sub: String,
+    password_fgpt: String,
+    aud: String,
+    exp: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct VerifyClaims {
+    sub: String,
+    email: String,
+    aud: String,
+    exp: i64,
+}
+
+/// Holds the store, the hooks and the hasher, and applies the rules.
+pub struct UserManager<S, H> {
+    store: S,
+    hooks: Arc<H>,
+    passwords: PasswordHasher,
+    settings: TokenSettings,
+    reset_codec: JwtCodec,
+    verify_codec: JwtCodec,
+}
+
+impl<S: Clone, H> Clone for UserManager<S, H> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            hooks: self.hooks.clone(),
+            passwords: self.passwords.clone(),
+            settings: self.settings.clone(),
+            reset_codec: self.reset_codec.clone(),
+            verify_codec: self.verify_codec.clone(),
+        }
+    }
+}
+
+impl<S, H> UserManager<S, H>
+where
+    S: UserStore,
+    H: UserHooks<S::Id, S::Fields>,
+{
+    /// A manager over `store` with `hooks`.
+    ///
+    /// # Errors
+    /// [`TokenError::Key`] for an empty secret.
+    pub fn new(
+        store: S,
+        hooks: H,
+        passwords: PasswordHasher,
+        settings: TokenSettings,
+    ) -> Result<Self, TokenError> {
+        Ok(Self {
+            reset_codec: JwtCodec::hs256(&settings.reset_secret)?,
+            verify_codec: JwtCodec::hs256(&settings.verify_secret)?,
+            store,
+            hooks: Arc::new(hooks),
+            passwords,
+            settings,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The hooks.
+    pub fn hooks(&self) -> &H {
+        &self.hooks
+    }
+
+    /// The password hasher.
+    pub fn passwords(&self) -> &PasswordHasher {
+        &self.passwords
+    }
+
+    /// A user by id.
+    ///
+    /// # Errors
+    /// [`ManagerError::UserNotExists`], or a store failure.
+    pub async fn get(&self, id: &S::Id) -> Result<UserOf<S>, ManagerError> {
+        self.store.get(id).await?.ok_or(ManagerError::UserNotExists)
+    }
+
+    /// A user by e-mail, case-insensitively.
+    ///
+    /// # Errors
+    /// [`ManagerError::UserNotExists`], or a store failure.
+    pub async fn get_by_email(&self, email: &str) -> Result<UserOf<S>, ManagerError> {
+        self.store
+            .get_by_email(email)
+            .await?
+            .ok_or(ManagerError::UserNotExists)
+    }
+
+    /// Creates a user. In safe mode (registration) the flags are ignored.
+    ///
+    /// The password is validated first, then the e-mail checked; the database's unique
+    /// constraint decides races.
+    ///
+    /// # Errors
+    /// [`ManagerError::InvalidPassword`], [`ManagerError::UserAlreadyExists`], or a failure.
+    pub async fn create(
+        &self,
+        create: UserCreate<S::Fields>,
+        safe: bool,
+        request: Option<&Parts>,
+    ) -> Result<UserOf<S>, ManagerError> {
+        let owner = PasswordOwner::New {
+            email: &create.email,
+            fields: &create.fields,
+        };
+        self.hooks
+            .validate_password(create.password.expose(), owner)
+            .await
+            .map_err(ManagerError::InvalidPassword)?;
+        if self.store.get_by_email(&create.email).await?.is_some() {
+            return Err(ManagerError::UserAlreadyExists);
+        }
+        let hashed_password = self.passwords.hash(create.password.expose()).await?;
+        let flag = |value: Option<bool>, default: bool| {
+            if safe {
+                default
+            } else {
+                value.unwrap_or(default)
+            }
+        };
+        let new = NewUser {
+            id: S::Id::generate(),
+            email: create.email,
+            hashed_password,
+            is_active: flag(create.is_active, true),
+            is_superuser: flag(create.is_superuser, false),
+            is_verified: flag(create.is_verified, false),
+            fields: create.fields,
+        };
+        let user = self
+            .store
+            .create(new)
+            .await
+            .map_err(duplicate_means_exists)?;
+        self.hooks.on_after_register(&user, request).await;
+        Ok(user)
+    }
+
+    /// Checks credentials. An unknown e-mail costs one hash, as a wrong password does. A match
+    /// against a legacy hash stores a fresh Argon2id hash. Does not check `is_active`.
+    ///
+    /// # Errors
+    /// Store or hashing failures only; bad credentials are `Ok(None)`.
+    pub async fn authenticate(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Option<UserOf<S>>, ManagerError> {
+        let Some(mut user) = self.store.get_by_email(email).await? else {
+            self.passwords.verify_dummy(password).await?;
+            return Ok(None);
+        };
+        match self
+            .passwords
+            .verify(password, &user.hashed_password)
+            .await?
+        {
+            Verified::No => Ok(None),
+            Verified::Yes => Ok(Some(user)),
+            Verified::YesRehash(new_hash) => {
+                if self
+                    .store
+                    .replace_password(&user.id, &user.hashed_password, &new_hash)
+                    .await?
+                {
+                    user.hashed_password = new_hash;
+                }
+                Ok(Some(user))
+            }
+        }
+    }
+
+    /// Issues a reset token for an active user and fires `on_after_forgot_password`.
+    ///
+    /// # Errors
+    /// [`ManagerError::UserInactive`], or a signing failure.
+    pub async fn forgot_password(
+        &self,
+        user: &UserOf<S>,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        if !user.is_active {
+            return Err(ManagerError::UserInactive);
+        }
+        let token = self.reset_token(user)?;
+        self.hooks
+            .on_after_forgot_password(user, &token, request)
+            .await;
+        Ok(())
+    }
+
+    /// [`UserManager::forgot_password`] by e-mail; an unknown or inactive user is silently ignored.
+    ///
+    /// # Errors
+    /// Store or signing failures.
+    pub async fn forgot_password_by_email(
+        &self,
+        email: &str,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        let Some(user) = self.store.get_by_email(email).await? else {
+            return Ok(());
+        };
+        match self.forgot_password(&user, request).await {
+            Err(ManagerError::UserInactive) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A reset token for `user`: bound to the current password hash, so it is single-use.
+    ///
+    /// # Errors
+    /// A signing failure.
+    pub fn reset_token(&self, user: &UserOf<S>) -> Result<String, ManagerError> {
+        let claims = ResetClaims {
+            sub: user.id.to_string(),
+            password_fgpt: self.password_fingerprint(&user.hashed_password),
+            aud: RESET_AUDIENCE.into(),
+            exp: now_unix() + self.settings.reset_lifetime_seconds as i64,
+        };
+        Ok(self.reset_codec.encode(&claims)?)
+    }
+
+    /// Resets a password with a token from [`UserManager::forgot_password`].
+    ///
+    /// # Errors
+    /// [`ManagerError::InvalidResetPasswordToken`] (also for an unknown or inactive user),
+    /// [`ManagerError::InvalidPassword`], or a failure.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: &str,
+        request: Option<&Parts>,
+    ) -> Result<UserOf<S>, ManagerError> {
+        let claims: ResetClaims = self
+            .reset_codec
+            .decode(token, RESET_AUDIENCE)
+            .map_err(|_| ManagerError::InvalidResetPasswordToken)?;
+        let id = S::Id::parse(&claims.sub).ok_or(ManagerError::InvalidResetPasswordToken)?;
+        let mut user = self
+            .store
+            .get(&id)
+            .await?
+            .ok_or(ManagerError::InvalidResetPasswordToken)?;
+        let expected = self.password_fingerprint(&user.hashed_password);
+        if !constant_time_eq(expected.as_bytes(), claims.password_fgpt.as_bytes())
+            || !user.is_active
+        {
+            return Err(ManagerError::InvalidResetPasswordToken);
+        }
+        self.hooks
+            .validate_password(password, PasswordOwner::Existing(&user))
+            .await
+            .map_err(ManagerError::InvalidPassword)?;
+        let new_hash = self.passwords.hash(password).await?;
+        if !self
+            .store
+            .replace_password(&user.id, &user.hashed_password, &new_hash)
+            .await?
+        {
+            return Err(ManagerError::InvalidResetPasswordToken);
+        }
+        user.hashed_password = new_hash;
+        self.hooks.on_after_reset_password(&user, request).await;
+        Ok(user)
+    }
+
+    /// Issues a verification token for an active unverified user and fires
+    /// `on_after_request_verify`.
+    ///
+    /// # Errors
+    /// [`ManagerError::UserInactive`], [`ManagerError::UserAlreadyVerified`], or a failure.
+    pub async fn request_verify(
+        &self,
+        user: &UserOf<S>,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        if !user.is_active {
+            return Err(ManagerError::UserInactive);
+        }
+        if user.is_verified {
+            return Err(ManagerError::UserAlreadyVerified);
+        }
+        let token = self.verify_token(user)?;
+        self.hooks
+            .on_after_request_verify(user, &token, request)
+            .await;
+        Ok(())
+    }
+
+    /// [`UserManager::request_verify`] by e-mail; unknown, inactive or verified users are ignored.
+    ///
+    /// # Errors
+    /// Store or signing failures.
+    pub async fn request_verify_by_email(
+        &self,
+        email: &str,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        let Some(user) = self.store.get_by_email(email).await? else {
+            return Ok(());
+        };
+        match self.request_verify(&user, request).await {
+            Err(ManagerError::UserInactive | ManagerError::UserAlreadyVerified) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// A verification token for `user`, bound to their current e-mail address.
+    ///
+    /// # Errors
+    /// A signing failure.
+    pub fn verify_token(&self, user: &UserOf<S>) -> Result<String, ManagerError> {
+        let claims = VerifyClaims {
+            sub: user.id.to_string(),
+            email: user.email.clone(),
+            aud: VERIFY_AUDIENCE.into(),
+            exp: now_unix() + self.settings.verify_lifetime_seconds as i64,
+        };
+        Ok(self.verify_codec.encode(&claims)?)
+    }
+
+    /// Marks the token's user verified. Inactive users may verify (as in the reference).
+    ///
+    /// # Errors
+    /// [`ManagerError::InvalidVerifyToken`], [`ManagerError::UserAlreadyVerified`], or a failure.
+    pub async fn verify(
+        &self,
+        token: &str,
+        request: Option<&Parts>,
+    ) -> Result<UserOf<S>, ManagerError> {
+        let claims: VerifyClaims = self
+            .verify_codec
+            .decode(token, VERIFY_AUDIENCE)
+            .map_err(|_| ManagerError::InvalidVerifyToken)?;
+        let mut user = self
+            .store
+            .get_by_email(&claims.email)
+            .await?
+            .ok_or(ManagerError::InvalidVerifyToken)?;
+        // The token names the address it was sent to: a changed address voids it.
+        if email_key(&user.email) != email_key(&claims.email)
+            || S::Id::parse(&claims.sub).as_ref() != Some(&user.id)
+        {
+            return Err(ManagerError::InvalidVerifyToken);
+        }
+        if user.is_verified {
+            return Err(ManagerError::UserAlreadyVerified);
+        }
+        user.is_verified = true;
+        let user = self.store.update(&user).await?;
+        self.hooks.on_after_verify(&user, request).await;
+        Ok(user)
+    }
+
+    /// Applies a PATCH. Safe mode (a user on themselves) ignores the flags. Changing the e-mail
+    /// clears `is_verified` unless the same update sets it.
+    ///
+    /// # Errors
+    /// [`ManagerError::UserAlreadyExists`], [`ManagerError::InvalidPassword`], or a failure.
+    pub async fn update(
+        &self,
+        mut user: UserOf<S>,
+        update: UserUpdate<S::Fields>,
+        safe: bool,
+        request: Option<&Parts>,
+    ) -> Result<UserOf<S>, ManagerError> {
+        if let Some(password) = &update.password {
+            self.hooks
+                .validate_password(password.expose(), PasswordOwner::Existing(&user))
+                .await
+                .map_err(ManagerError::InvalidPassword)?;
+        }
+        if let Some(email) = update.email.filter(|e| *e != user.email) {
+            if self.store.get_by_email(&email).await?.is_some() {
+                return Err(ManagerError::UserAlreadyExists);
+            }
+            user.email = email;
+            user.is_verified = false;
+        }
+        if let Some(password) = &update.password {
+            user.hashed_password = self.passwords.hash(password.expose()).await?;
+        }
+        if !safe {
+            user.is_active = update.is_active.unwrap_or(user.is_active);
+            user.is_superuser = update.is_superuser.unwrap_or(user.is_superuser);
+            user.is_verified = update.is_verified.unwrap_or(user.is_verified);
+        }
+        user.fields.apply(update.fields);
+        let user = self
+            .store
+            .update(&user)
+            .await
+            .map_err(duplicate_means_exists)?;
+        let mut raw = update.raw;
+        if let Value::Object(map) = &mut raw {
+            map.remove("id");
+            map.remove("oauth_accounts");
+            if safe {
+                for flag in ["is_active", "is_superuser", "is_verified"] {
+                    map.remove(flag);
+                }
+            }
+        }
+        self.hooks.on_after_update(&user, &raw, request).await;
+        Ok(user)
+    }
+
+    /// Deletes a user: `on_before_delete`, delete, `on_after_delete`.
+    ///
+    /// # Errors
+    /// [`ManagerError::UserNotExists`], or a store failure.
+    pub async fn delete(
+        &self,
+        user: &UserOf<S>,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        self.hooks.on_before_delete(user, request).await;
+        if !self.store.delete(&user.id).await? {
+            return Err(ManagerError::UserNotExists);
+        }
+        self.hooks.on_after_delete(user, request).await;
+        Ok(())
+    }
+
+    /// HMAC of the stored hash: changes whenever the password hash does, reveals nothing of it,
+    /// and costs microseconds rather than an Argon2 run (see docs/compatibility.md).
+    fn password_fingerprint(&self, hash: &PasswordHash) -> String {
+        #[allow(clippy::expect_used)]
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.settings.reset_secret.expose().as_bytes())
+                .expect("HMAC accepts keys of any length");
+        mac.update(hash.0.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+}
+
+fn duplicate_means_exists(e: StoreError) -> ManagerError {
+    match e {
+        StoreError::DuplicateEmail => ManagerError::UserAlreadyExists,
+        other => ManagerError::Store(other),
+    }
+}

@@ -1,0 +1,82 @@
+//! `POST /forgot-password` and `POST /reset-password`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::app::Inner;
+use crate::body::{Fields, parse_json};
+use crate::error::ApiError;
+use crate::hooks::UserHooks;
+use crate::manager::ManagerError;
+use crate::store::UserStore;
+
+pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: Arc<Inner<S, H>>,
+) -> Router {
+    Router::new()
+        .route("/forgot-password", post(forgot_password::<S, H>))
+        .route("/reset-password", post(reset_password::<S, H>))
+        .with_state(inner)
+}
+
+/// Always 202: the lookup, the token and the mail happen after the answer, so neither the
+/// status nor the timing tells whether the address has an account.
+async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value = parse_json(&body)?;
+    let mut f = Fields::of(&value)?;
+    let email = f.email("email");
+    f.finish()?;
+    let Some(email) = email else {
+        return Err(ApiError::internal(&"validated email missing"));
+    };
+    super::in_background("forgot-password", async move {
+        inner
+            .manager
+            .forgot_password_by_email(&email, Some(&parts))
+            .await
+    });
+    Ok(super::null(StatusCode::ACCEPTED))
+}
+
+async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value = parse_json(&body)?;
+    let mut f = Fields::of(&value)?;
+    let token = f.string("token");
+    let password = f.string("password");
+    f.finish()?;
+    let (Some(token), Some(password)) = (token, password) else {
+        return Err(ApiError::internal(&"validated fields missing"));
+    };
+    match inner
+        .manager
+        .reset_password(&token, &password, Some(&parts))
+        .await
+    {
+        Ok(_) => Ok(super::null(StatusCode::OK)),
+        Err(
+            ManagerError::InvalidResetPasswordToken
+            | ManagerError::UserNotExists
+            | ManagerError::UserInactive,
+        ) => Err(ApiError::bad_request("RESET_PASSWORD_BAD_TOKEN")),
+        Err(ManagerError::InvalidPassword(p)) => Err(ApiError::invalid_password(
+            "RESET_PASSWORD_INVALID_PASSWORD",
+            p.reason,
+        )),
+        Err(e) => Err(super::server_error(e)),
+    }
+}

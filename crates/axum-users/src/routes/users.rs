@@ -1,0 +1,195 @@
+//! `GET|PATCH /me` and `GET|PATCH|DELETE /{id}`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use http::request::Parts;
+use serde_json::Value;
+
+use crate::app::Inner;
+use crate::auth::Requirements;
+use crate::body::{Fields, parse_json};
+use crate::error::ApiError;
+use crate::hooks::UserHooks;
+use crate::manager::{ManagerError, UserOf, UserUpdate};
+use crate::model::UserId;
+use crate::secret::Secret;
+use crate::store::UserStore;
+
+pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: Arc<Inner<S, H>>,
+) -> Router {
+    Router::new()
+        // `DELETE /me` falls through to `/{id}` with id "me", as in the reference: 404 for a superuser.
+        .route(
+            "/me",
+            get(me::<S, H>)
+                .patch(patch_me::<S, H>)
+                .delete(delete_me::<S, H>),
+        )
+        .route(
+            "/{id}",
+            get(get_user::<S, H>)
+                .patch(patch_user::<S, H>)
+                .delete(delete_user::<S, H>),
+        )
+        .with_state(inner)
+}
+
+fn active<S: UserStore, H>(inner: &Inner<S, H>) -> Requirements {
+    Requirements {
+        active: true,
+        verified: inner.requires_verification,
+        superuser: false,
+    }
+}
+
+fn superuser<S: UserStore, H>(inner: &Inner<S, H>) -> Requirements {
+    Requirements {
+        superuser: true,
+        ..active(inner)
+    }
+}
+
+async fn current<S: UserStore, H>(
+    inner: &Inner<S, H>,
+    parts: &Parts,
+    requirements: Requirements,
+) -> Result<UserOf<S>, ApiError> {
+    Ok(inner
+        .extension()
+        .require(&parts.headers, requirements)
+        .await?
+        .user)
+}
+
+async fn user_or_404<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+    id: &str,
+) -> Result<UserOf<S>, ApiError> {
+    let Some(id) = S::Id::parse(id) else {
+        return Err(ApiError::not_found());
+    };
+    match inner.manager.get(&id).await {
+        Ok(user) => Ok(user),
+        Err(ManagerError::UserNotExists) => Err(ApiError::not_found()),
+        Err(e) => Err(super::server_error(e)),
+    }
+}
+
+/// Reads a PATCH body. `null` is refused (422) for non-nullable fields, where the reference
+/// answered 500; `"password": null` stays a no-op.
+fn parse_update<S: UserStore>(value: Value) -> Result<UserUpdate<S::Fields>, ApiError> {
+    let mut f = Fields::of(&value)?;
+    let update = UserUpdate {
+        password: f.optional_string("password", true).map(Secret::new),
+        email: f.optional_email("email"),
+        is_active: f.optional_bool("is_active", false),
+        is_superuser: f.optional_bool("is_superuser", false),
+        is_verified: f.optional_bool("is_verified", false),
+        fields: f.custom(),
+        raw: Value::Null,
+    };
+    f.finish()?;
+    Ok(UserUpdate {
+        raw: value,
+        ..update
+    })
+}
+
+async fn apply_update<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+    user: UserOf<S>,
+    update: UserUpdate<S::Fields>,
+    safe: bool,
+    parts: &Parts,
+) -> Result<Response, ApiError> {
+    match inner.manager.update(user, update, safe, Some(parts)).await {
+        Ok(user) => Ok(super::user_response(StatusCode::OK, &user)),
+        Err(ManagerError::UserAlreadyExists) => {
+            Err(ApiError::bad_request("UPDATE_USER_EMAIL_ALREADY_EXISTS"))
+        }
+        Err(ManagerError::InvalidPassword(p)) => Err(ApiError::invalid_password(
+            "UPDATE_USER_INVALID_PASSWORD",
+            p.reason,
+        )),
+        Err(e) => Err(super::server_error(e)),
+    }
+}
+
+async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let user = current(&inner, &parts, active(&inner)).await?;
+    Ok(super::user_response(StatusCode::OK, &user))
+}
+
+/// Order as in the reference: JSON syntax (422), then authentication (401), then fields (422).
+async fn patch_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value = parse_json(&body)?;
+    let user = current(&inner, &parts, active(&inner)).await?;
+    let update = parse_update::<S>(value)?;
+    apply_update(&inner, user, update, true, &parts).await
+}
+
+async fn get_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    current(&inner, &parts, superuser(&inner)).await?;
+    let user = user_or_404(&inner, &id).await?;
+    Ok(super::user_response(StatusCode::OK, &user))
+}
+
+async fn patch_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    Path(id): Path<String>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value = parse_json(&body)?;
+    current(&inner, &parts, superuser(&inner)).await?;
+    let user = user_or_404(&inner, &id).await?;
+    let update = parse_update::<S>(value)?;
+    apply_update(&inner, user, update, false, &parts).await
+}
+
+async fn delete_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    delete(&inner, &id, &parts).await
+}
+
+async fn delete_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    delete(&inner, "me", &parts).await
+}
+
+async fn delete<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+    id: &str,
+    parts: &Parts,
+) -> Result<Response, ApiError> {
+    current(inner, parts, superuser(inner)).await?;
+    let user = user_or_404(inner, id).await?;
+    match inner.manager.delete(&user, Some(parts)).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(ManagerError::UserNotExists) => Err(ApiError::not_found()),
+        Err(e) => Err(super::server_error(e)),
+    }
+}

@@ -1,0 +1,73 @@
+//! `POST /request-verify-token` and `POST /verify`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::post;
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::app::Inner;
+use crate::body::{Fields, parse_json};
+use crate::error::ApiError;
+use crate::hooks::UserHooks;
+use crate::manager::ManagerError;
+use crate::store::UserStore;
+
+pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: Arc<Inner<S, H>>,
+) -> Router {
+    Router::new()
+        .route("/request-verify-token", post(request_verify_token::<S, H>))
+        .route("/verify", post(verify::<S, H>))
+        .with_state(inner)
+}
+
+/// Always 202, answered before the lookup (see forgot-password).
+async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value = parse_json(&body)?;
+    let mut f = Fields::of(&value)?;
+    let email = f.email("email");
+    f.finish()?;
+    let Some(email) = email else {
+        return Err(ApiError::internal(&"validated email missing"));
+    };
+    super::in_background("request-verify-token", async move {
+        inner
+            .manager
+            .request_verify_by_email(&email, Some(&parts))
+            .await
+    });
+    Ok(super::null(StatusCode::ACCEPTED))
+}
+
+async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value = parse_json(&body)?;
+    let mut f = Fields::of(&value)?;
+    let token = f.string("token");
+    f.finish()?;
+    let Some(token) = token else {
+        return Err(ApiError::internal(&"validated token missing"));
+    };
+    match inner.manager.verify(&token, Some(&parts)).await {
+        Ok(user) => Ok(super::user_response(StatusCode::OK, &user)),
+        Err(ManagerError::InvalidVerifyToken | ManagerError::UserNotExists) => {
+            Err(ApiError::bad_request("VERIFY_USER_BAD_TOKEN"))
+        }
+        Err(ManagerError::UserAlreadyVerified) => {
+            Err(ApiError::bad_request("VERIFY_USER_ALREADY_VERIFIED"))
+        }
+        Err(e) => Err(super::server_error(e)),
+    }
+}
