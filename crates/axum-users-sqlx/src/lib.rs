@@ -19,3 +19,8 @@ mod sqlite;
 
 pub use id::{Dialect, IdValue, SqlId};
 pub use sqlite::SqliteStore;
+
+/// The README's library example, compiled as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

@@ -153,11 +153,8 @@ impl<'a> Fields<'a> {
         let parsed = match value {
             Value::Bool(b) => Some(*b),
             Value::Null if null_ok => return None,
-            Value::Number(n) => match n.as_f64() {
-                Some(x) if x == 0.0 => Some(false),
-                Some(x) if x == 1.0 => Some(true),
-                _ => None,
-            },
+            Value::Number(n) if n.as_f64() == Some(0.0) => Some(false),
+            Value::Number(n) if n.as_f64() == Some(1.0) => Some(true),
             Value::String(s) => match s.to_ascii_lowercase().as_str() {
                 "0" | "off" | "f" | "false" | "n" | "no" => Some(false),
                 "1" | "on" | "t" | "true" | "y" | "yes" => Some(true),

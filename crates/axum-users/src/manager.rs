@@ -11,14 +11,12 @@ use sha2::Sha256;
 
 use crate::email::email_key;
 use crate::hooks::{InvalidPassword, PasswordOwner, UserHooks};
-use crate::model::{NewUser, PasswordHash, User, UserFields, UserId};
+use crate::model::{NewUser, PasswordHash, UserFields, UserId};
 use crate::password::{PasswordError, PasswordHasher, Verified};
 use crate::secret::{Secret, constant_time_eq};
+pub use crate::store::UserOf;
 use crate::store::{StoreError, UserStore};
 use crate::tokens::{JwtCodec, RESET_AUDIENCE, TokenError, VERIFY_AUDIENCE, now_unix};
-
-/// The user type of a store.
-pub type UserOf<S> = User<<S as UserStore>::Id, <S as UserStore>::Fields>;
 
 /// Why a manager operation failed. Routes map each to its FastAPI Users error code.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,9 @@ use std::future::Future;
 
 use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
 
+/// The user type of a store.
+pub type UserOf<S> = User<<S as UserStore>::Id, <S as UserStore>::Fields>;
+
 /// A boxed error from a storage driver.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -32,26 +35,26 @@ pub trait UserStore: Clone + Send + Sync + 'static {
     fn get(
         &self,
         id: &Self::Id,
-    ) -> impl Future<Output = Result<Option<User<Self::Id, Self::Fields>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<UserOf<Self>>, StoreError>> + Send;
 
     /// Finds a user by e-mail address, case-insensitively.
     fn get_by_email(
         &self,
         email: &str,
-    ) -> impl Future<Output = Result<Option<User<Self::Id, Self::Fields>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<UserOf<Self>>, StoreError>> + Send;
 
     /// Inserts a user; [`StoreError::DuplicateEmail`] when the e-mail is taken, decided by the
     /// database's unique constraint so that concurrent registrations cannot both succeed.
     fn create(
         &self,
         user: NewUser<Self::Id, Self::Fields>,
-    ) -> impl Future<Output = Result<User<Self::Id, Self::Fields>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<UserOf<Self>, StoreError>> + Send;
 
     /// Writes every column of `user` (e-mail, flags, fields, password hash).
     fn update(
         &self,
-        user: &User<Self::Id, Self::Fields>,
-    ) -> impl Future<Output = Result<User<Self::Id, Self::Fields>, StoreError>> + Send;
+        user: &UserOf<Self>,
+    ) -> impl Future<Output = Result<UserOf<Self>, StoreError>> + Send;
 
     /// Replaces the password hash only if it is still `expected`: a compare-and-swap, so that
     /// one reset token used twice at once succeeds once. Returns whether it replaced it.
@@ -90,7 +93,7 @@ pub trait OAuthAccountStore: UserStore {
         &self,
         oauth_name: &str,
         account_id: &str,
-    ) -> impl Future<Output = Result<Option<User<Self::Id, Self::Fields>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<UserOf<Self>>, StoreError>> + Send;
 
     /// All accounts linked to a user.
     fn list_oauth_accounts(

@@ -1,0 +1,384 @@
+//! A generic OpenID Connect provider configured by discovery from its issuer URL.
+
+mod id_token;
+
+use std::sync::{Arc, RwLock};
+
+use jsonwebtoken::jwk::Jwk;
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::client::{ClientAuthMethod, Endpoints, OAuth2Client, parse_url};
+use crate::error::{IdTokenErrorReason, OAuthError};
+use crate::http::HttpConfig;
+use crate::provider::{AuthorizationRequest, BoxFuture, OAuthProvider, ProviderIdentity};
+use crate::secret::{ClientSecret, PkceVerifier, RefreshToken};
+use crate::token::OAuthToken;
+
+use id_token::{Expectations, has_unknown_kid, parse_jwks, validate, verified_flag};
+
+/// Settings for [`OpenIdConnect::discover`].
+#[derive(Debug, Clone)]
+pub struct OpenIdConnectConfig {
+    /// The issuer URL exactly as the provider writes it in `iss` (e.g. `https://accounts.google.com`).
+    pub issuer: String,
+    /// The OAuth client_id (also the expected id_token audience).
+    pub client_id: String,
+    /// The OAuth client secret.
+    pub client_secret: ClientSecret,
+    /// The provider name used in routes; default `openid` (httpx-oauth's).
+    pub name: String,
+    /// Scopes requested by default; default `openid email`.
+    pub default_scopes: Vec<String>,
+    /// HTTP settings used for discovery and every later call.
+    pub http: HttpConfig,
+}
+
+impl OpenIdConnectConfig {
+    /// Settings with the default name, scopes and HTTP settings.
+    pub fn new(
+        issuer: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<ClientSecret>,
+    ) -> Self {
+        Self {
+            issuer: issuer.into(),
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            name: "openid".to_owned(),
+            default_scopes: vec!["openid".to_owned(), "email".to_owned()],
+            http: HttpConfig::default(),
+        }
+    }
+
+    /// Uses another provider name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Requests these scopes by default (keep `openid`).
+    pub fn with_default_scopes<S: Into<String>>(
+        mut self,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.default_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Uses other HTTP settings.
+    pub fn with_http(mut self, http: HttpConfig) -> Self {
+        self.http = http;
+        self
+    }
+
+    /// Runs discovery; see [`OpenIdConnect::discover`].
+    ///
+    /// # Errors
+    /// As [`OpenIdConnect::discover`].
+    pub async fn discover(self) -> Result<OpenIdConnect, OAuthError> {
+        OpenIdConnect::discover(self).await
+    }
+}
+
+/// The fields of `/.well-known/openid-configuration` we use.
+#[derive(Debug, Deserialize)]
+struct DiscoveryDocument {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    userinfo_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
+    token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    grant_types_supported: Option<Vec<String>>,
+}
+
+/// A generic OpenID Connect provider: endpoints from discovery, id_tokens checked against the
+/// provider's JWKS (signature, `iss`, `aud`/`azp`, `exp`, `nonce`).
+///
+/// `identity` reads `sub`, `email` and `email_verified` from the id_token; when the id_token
+/// carries no e-mail it asks the userinfo endpoint (whose `sub` must match).
+#[derive(Debug)]
+pub struct OpenIdConnect {
+    name: String,
+    issuer: String,
+    client: OAuth2Client,
+    userinfo: Option<Url>,
+    jwks_uri: Url,
+    jwks: RwLock<Arc<Vec<Jwk>>>,
+}
+
+impl OpenIdConnect {
+    /// Fetches `{issuer}/.well-known/openid-configuration`, checks that its `issuer` equals the
+    /// configured one, fetches the JWKS and picks the token auth method (post or basic, in the
+    /// provider's order of `token_endpoint_auth_methods_supported`, default basic).
+    ///
+    /// # Errors
+    /// [`OAuthError::Discovery`] if a document cannot be fetched or does not match;
+    /// [`OAuthError::InvalidConfig`] if no supported auth method is offered.
+    pub async fn discover(config: OpenIdConnectConfig) -> Result<Self, OAuthError> {
+        let http = config.http.build_client()?;
+        let discovery_url = parse_url(&format!(
+            "{}/.well-known/openid-configuration",
+            config.issuer.trim_end_matches('/')
+        ))?;
+        let document: DiscoveryDocument = fetch_json(&http, discovery_url).await?;
+        if document.issuer != config.issuer {
+            return Err(OAuthError::Discovery(format!(
+                "issuer mismatch: configured {}, discovered {}",
+                config.issuer, document.issuer
+            )));
+        }
+        let jwks_uri = discovered_url(&document.jwks_uri)?;
+        let jwks: Value = fetch_json(&http, jwks_uri.clone()).await?;
+        let endpoints = Endpoints {
+            authorize: discovered_url(&document.authorization_endpoint)?,
+            token: discovered_url(&document.token_endpoint)?,
+            revoke: document
+                .revocation_endpoint
+                .as_deref()
+                .map(discovered_url)
+                .transpose()?,
+        };
+        let auth_method =
+            choose_auth_method(document.token_endpoint_auth_methods_supported.as_deref())?;
+        let supports_refresh = document
+            .grant_types_supported
+            .as_ref()
+            .is_some_and(|grants| grants.iter().any(|grant| grant == "refresh_token"));
+        let client = OAuth2Client::new(config.client_id, config.client_secret, endpoints)?
+            .with_http(&config.http)?
+            .with_default_scopes(config.default_scopes)
+            .with_auth_method(auth_method)
+            .with_refresh(supports_refresh);
+        Ok(Self {
+            name: config.name,
+            issuer: document.issuer,
+            client,
+            userinfo: document
+                .userinfo_endpoint
+                .as_deref()
+                .map(discovered_url)
+                .transpose()?,
+            jwks_uri,
+            jwks: RwLock::new(Arc::new(parse_jwks(&jwks))),
+        })
+    }
+
+    /// The verified issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The underlying OAuth2 client (endpoints, auth method).
+    pub fn oauth2(&self) -> &OAuth2Client {
+        &self.client
+    }
+
+    fn keys(&self) -> Arc<Vec<Jwk>> {
+        match self.jwks.read() {
+            Ok(keys) => keys.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the JWKS (the provider rotated its keys).
+    async fn refresh_keys(&self) -> Result<Arc<Vec<Jwk>>, OAuthError> {
+        let body: Value = fetch_json(self.client.http(), self.jwks_uri.clone()).await?;
+        let keys = Arc::new(parse_jwks(&body));
+        match self.jwks.write() {
+            Ok(mut slot) => *slot = keys.clone(),
+            Err(poisoned) => *poisoned.into_inner() = keys.clone(),
+        }
+        Ok(keys)
+    }
+
+    async fn fetch_identity(
+        &self,
+        token: &OAuthToken,
+        expected_nonce: Option<&str>,
+    ) -> Result<ProviderIdentity, OAuthError> {
+        let id_token = token
+            .id_token
+            .as_ref()
+            .ok_or(OAuthError::IdTokenInvalid(IdTokenErrorReason::Missing))?
+            .secret();
+        let mut keys = self.keys();
+        if has_unknown_kid(id_token, &keys) {
+            keys = self.refresh_keys().await?;
+        }
+        let expectations = Expectations {
+            issuer: &self.issuer,
+            client_id: self.client.client_id(),
+            nonce: expected_nonce,
+        };
+        let claims =
+            validate(id_token, &keys, &expectations).map_err(OAuthError::IdTokenInvalid)?;
+        if claims.email.is_some() {
+            return Ok(ProviderIdentity {
+                account_id: claims.subject,
+                email: claims.email,
+                email_verified: claims.email_verified,
+            });
+        }
+        let Some(userinfo_url) = &self.userinfo else {
+            return Ok(ProviderIdentity {
+                account_id: claims.subject,
+                email: None,
+                email_verified: false,
+            });
+        };
+        let userinfo: Value = self
+            .client
+            .get_json(userinfo_url.clone(), &token.access_token, HeaderMap::new())
+            .await?;
+        // Core §5.3.2: the userinfo `sub` must be the id_token's.
+        if userinfo.get("sub").and_then(Value::as_str) != Some(claims.subject.as_str()) {
+            return Err(OAuthError::ProfileFetch(
+                "userinfo sub differs from the id_token".into(),
+            ));
+        }
+        let email = userinfo
+            .get("email")
+            .and_then(Value::as_str)
+            .filter(|email| !email.is_empty())
+            .map(str::to_owned);
+        Ok(ProviderIdentity {
+            account_id: claims.subject,
+            email_verified: email.is_some() && verified_flag(userinfo.get("email_verified")),
+            email,
+        })
+    }
+}
+
+impl OAuthProvider for OpenIdConnect {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn authorization_url(&self, request: &AuthorizationRequest) -> Result<Url, OAuthError> {
+        Ok(self.client.authorization_url(request, true))
+    }
+
+    fn exchange_code<'a>(
+        &'a self,
+        code: &'a str,
+        redirect_uri: &'a str,
+        pkce_verifier: Option<&'a PkceVerifier>,
+    ) -> BoxFuture<'a, Result<OAuthToken, OAuthError>> {
+        Box::pin(self.client.exchange_code(code, redirect_uri, pkce_verifier))
+    }
+
+    fn identity<'a>(
+        &'a self,
+        token: &'a OAuthToken,
+        expected_nonce: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, OAuthError>> {
+        Box::pin(self.fetch_identity(token, expected_nonce))
+    }
+
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a RefreshToken,
+    ) -> BoxFuture<'a, Result<OAuthToken, OAuthError>> {
+        Box::pin(self.client.refresh(refresh_token))
+    }
+
+    fn revoke<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), OAuthError>> {
+        Box::pin(self.client.revoke(token))
+    }
+}
+
+/// The first of the provider's methods we support (OpenID Discovery's default is basic).
+fn choose_auth_method(supported: Option<&[String]>) -> Result<ClientAuthMethod, OAuthError> {
+    let Some(supported) = supported else {
+        return Ok(ClientAuthMethod::ClientSecretBasic);
+    };
+    supported
+        .iter()
+        .find_map(|method| match method.as_str() {
+            "client_secret_post" => Some(ClientAuthMethod::ClientSecretPost),
+            "client_secret_basic" => Some(ClientAuthMethod::ClientSecretBasic),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            OAuthError::InvalidConfig(format!(
+                "the provider supports none of client_secret_post/basic: {supported:?}"
+            ))
+        })
+}
+
+fn discovered_url(value: &str) -> Result<Url, OAuthError> {
+    Url::parse(value).map_err(|error| OAuthError::Discovery(format!("bad URL {value}: {error}")))
+}
+
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: Url,
+) -> Result<T, OAuthError> {
+    let response = http
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|error| match OAuthError::from(error) {
+            OAuthError::Http(message) => OAuthError::Discovery(message),
+            other => other,
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(OAuthError::Discovery(format!("status {}", status.as_u16())));
+    }
+    let body = response.bytes().await?;
+    serde_json::from_slice(&body)
+        .map_err(|error| OAuthError::Discovery(format!("bad document: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn methods(list: &[&str]) -> Vec<String> {
+        list.iter().map(|m| (*m).to_owned()).collect()
+    }
+
+    #[test]
+    fn auth_method_follows_the_provider_order() {
+        assert_eq!(
+            choose_auth_method(Some(&methods(&[
+                "private_key_jwt",
+                "client_secret_post",
+                "client_secret_basic"
+            ])))
+            .expect("method"),
+            ClientAuthMethod::ClientSecretPost
+        );
+        assert_eq!(
+            choose_auth_method(Some(&methods(&[
+                "client_secret_basic",
+                "client_secret_post"
+            ])))
+            .expect("method"),
+            ClientAuthMethod::ClientSecretBasic
+        );
+        assert_eq!(
+            choose_auth_method(None).expect("method"),
+            ClientAuthMethod::ClientSecretBasic
+        );
+        assert!(matches!(
+            choose_auth_method(Some(&methods(&["private_key_jwt"]))),
+            Err(OAuthError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn config_defaults() {
+        let config = OpenIdConnectConfig::new("https://idp.example", "id", "very-secret");
+        assert_eq!(config.name, "openid");
+        assert_eq!(config.default_scopes, ["openid", "email"]);
+        assert!(!format!("{config:?}").contains("very-secret"));
+    }
+}

@@ -1,0 +1,133 @@
+//! The provider trait a router holds as `Arc<dyn OAuthProvider>`, with its request and result types.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::OAuthError;
+use crate::pkce::PkcePair;
+use crate::secret::{PkceVerifier, RefreshToken};
+use crate::token::OAuthToken;
+
+/// A boxed, sendable future: what the dyn-compatible trait methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Everything needed to build the provider's authorization URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizationRequest {
+    /// Where the provider sends the browser back; must be registered with the provider.
+    pub redirect_uri: String,
+    /// Opaque anti-CSRF value echoed back by the provider.
+    pub state: String,
+    /// Scopes to request; `None` means the provider's default scopes.
+    pub scopes: Option<Vec<String>>,
+    /// The PKCE S256 `code_challenge`; `None` sends no PKCE parameters.
+    pub code_challenge: Option<String>,
+    /// The OpenID Connect `nonce` (sent only by OpenID providers).
+    pub nonce: Option<String>,
+}
+
+impl AuthorizationRequest {
+    /// A request with the provider's default scopes and no PKCE or nonce yet.
+    pub fn new(redirect_uri: impl Into<String>, state: impl Into<String>) -> Self {
+        Self {
+            redirect_uri: redirect_uri.into(),
+            state: state.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Requests these scopes instead of the provider's defaults.
+    pub fn with_scopes<S: Into<String>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.scopes = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds the S256 challenge of a PKCE pair.
+    pub fn with_pkce(mut self, pkce: &PkcePair) -> Self {
+        self.code_challenge = Some(pkce.challenge.clone());
+        self
+    }
+
+    /// Adds an OpenID Connect nonce.
+    pub fn with_nonce(mut self, nonce: impl Into<String>) -> Self {
+        self.nonce = Some(nonce.into());
+        self
+    }
+}
+
+/// Who the user is at the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderIdentity {
+    /// The provider's stable id for the account (OpenID Connect: `sub`).
+    pub account_id: String,
+    /// The e-mail address the provider reports, if any.
+    pub email: Option<String>,
+    /// True only when the provider says this e-mail address is verified.
+    pub email_verified: bool,
+}
+
+/// One OAuth2 / OpenID Connect provider. Dyn-compatible: hold it as `Arc<dyn OAuthProvider>`.
+pub trait OAuthProvider: Send + Sync {
+    /// The name used in routes and stored with OAuth accounts (`google`, `github`, ...).
+    fn name(&self) -> &str;
+
+    /// The URL to send the browser to.
+    ///
+    /// # Errors
+    /// [`OAuthError::InvalidConfig`] if the configured endpoint is not a valid URL.
+    fn authorization_url(&self, request: &AuthorizationRequest) -> Result<url::Url, OAuthError>;
+
+    /// Exchanges an authorization code for tokens, sending the PKCE verifier when given.
+    fn exchange_code<'a>(
+        &'a self,
+        code: &'a str,
+        redirect_uri: &'a str,
+        pkce_verifier: Option<&'a PkceVerifier>,
+    ) -> BoxFuture<'a, Result<OAuthToken, OAuthError>>;
+
+    /// The account id and e-mail of the token's owner. OpenID providers validate the id_token
+    /// first and compare its `nonce` with `expected_nonce` when one is given.
+    fn identity<'a>(
+        &'a self,
+        token: &'a OAuthToken,
+        expected_nonce: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<ProviderIdentity, OAuthError>>;
+
+    /// Gets a new access token. A response without a new refresh token keeps the old one.
+    ///
+    /// The default answers [`OAuthError::NotSupported`].
+    fn refresh<'a>(
+        &'a self,
+        refresh_token: &'a RefreshToken,
+    ) -> BoxFuture<'a, Result<OAuthToken, OAuthError>> {
+        let _ = refresh_token;
+        Box::pin(async { Err(OAuthError::NotSupported("refresh")) })
+    }
+
+    /// Revokes an access or refresh token.
+    ///
+    /// The default answers [`OAuthError::NotSupported`].
+    fn revoke<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), OAuthError>> {
+        let _ = token;
+        Box::pin(async { Err(OAuthError::NotSupported("revoke")) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_fills_every_field() {
+        let pkce = PkcePair::generate();
+        let request = AuthorizationRequest::new("http://app/cb", "st")
+            .with_scopes(["a", "b"])
+            .with_pkce(&pkce)
+            .with_nonce("n");
+        assert_eq!(request.redirect_uri, "http://app/cb");
+        assert_eq!(request.state, "st");
+        assert_eq!(request.scopes, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(request.code_challenge, Some(pkce.challenge));
+        assert_eq!(request.nonce.as_deref(), Some("n"));
+    }
+}

@@ -1,0 +1,188 @@
+//! `axum-users-server`: the whole axum-users API from a config file and the environment.
+
+mod app;
+mod config;
+mod hooks;
+mod mailer;
+mod openapi;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use axum_users::{ManagerError, Secret, UserCreate, normalize_email};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Runs the axum-users API (FastAPI Users-compatible) on SQLite, from a config file and
+/// AXUM_USERS_* environment variables.
+#[derive(Debug, Parser)]
+#[command(version, after_help = config::ENV_HELP)]
+struct Cli {
+    /// Path of the TOML config file (default: axum-users.toml if present; or AXUM_USERS_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Create a verified superuser; prompts for what is not given.
+    CreateSuperuser {
+        /// E-mail address of the superuser.
+        #[arg(long)]
+        email: Option<String>,
+        /// Password (prefer the prompt or AXUM_USERS_SUPERUSER_PASSWORD: arguments show in `ps`).
+        #[arg(long, env = "AXUM_USERS_SUPERUSER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = std::env::var("AXUM_USERS_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(cli.config.as_deref(), &|key| std::env::var(key).ok())?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            app::open_store(&config).await?;
+            println!("database {} is up to date", config.database_url);
+            Ok(())
+        }
+        Command::CreateSuperuser { email, password } => {
+            create_superuser(config, email, password).await
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<()> {
+    let started = std::time::Instant::now();
+    let store = app::open_store(&config).await?;
+    let secret = app::resolve_secret(&config)?;
+    let users = app::users(&config, store.clone(), secret)?;
+    let router = app::router(&users, store);
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set AXUM_USERS_BIND to another address)",
+                config.bind
+            )
+        })?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "axum-users listening on http://{address}"
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn prompt(label: &str) -> Result<String> {
+    eprint!("{label}: ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn create_superuser(
+    config: Config,
+    email: Option<String>,
+    password: Option<String>,
+) -> Result<()> {
+    let email = match email {
+        Some(email) => email,
+        None => prompt("E-mail")?,
+    };
+    let email =
+        normalize_email(&email).map_err(|e| anyhow::anyhow!("invalid e-mail address: {e}"))?;
+    let password = match password {
+        Some(password) => password,
+        None => prompt("Password")?,
+    };
+    let store = app::open_store(&config).await?;
+    let secret = app::resolve_secret(&config)?;
+    let users = app::users(&config, store, secret)?;
+    let create = UserCreate {
+        email,
+        password: Secret::new(password),
+        is_active: Some(true),
+        is_superuser: Some(true),
+        is_verified: Some(true),
+        fields: Default::default(),
+    };
+    match users.manager().create(create, false, None).await {
+        Ok(user) => {
+            println!("created superuser {} ({})", user.email, user.id);
+            Ok(())
+        }
+        Err(ManagerError::UserAlreadyExists) => {
+            bail!("a user with this e-mail address already exists")
+        }
+        Err(ManagerError::InvalidPassword(p)) => bail!("password refused: {}", p.reason),
+        Err(e) => Err(e.into()),
+    }
+}
