@@ -34,6 +34,8 @@ mod password;
 mod routes;
 mod secret;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tokens;
 
 pub use app::{AxumUsers, AxumUsersBuilder, BuildError};

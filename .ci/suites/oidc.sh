@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# OpenID Connect end-to-end tests against a real oidc-provider on loopback.
+set -euo pipefail
+. .ci/lib.sh
+ensure_node
+npm ci --prefix tests/oidc --no-audit --no-fund
+OIDC_HARNESS_REQUIRED=1 cargo test -p axum-users-oauth --test it

@@ -1,0 +1,5 @@
+//! The sqlx stores against the conformance suite, and the library driven through its router.
+
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
+mod conformance;
