@@ -1,24 +1,37 @@
 //! # axum-users-sqlx
 //!
-//! sqlx stores for `axum-users`: SQLite, the embedded default. Queries are built at run time
-//! (no `DATABASE_URL` at build time) and the schema comes as embedded migrations.
+//! sqlx stores for `axum-users` on SQLite (the embedded default), PostgreSQL and MySQL/MariaDB,
+//! chosen at run time by the URL scheme. Queries are built at run time (no `DATABASE_URL` at
+//! build time), written once for every database, and the schema comes as embedded migrations.
+//! The cargo features `sqlite`, `postgres` and `mysql` (all on by default) pick the drivers
+//! compiled in; `tls` adds rustls for PostgreSQL and MySQL connections.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), sqlx::Error> {
-//! use axum_users_sqlx::SqliteStore;
+//! use axum_users_sqlx::SqlStore;
 //!
-//! let store: SqliteStore = SqliteStore::connect("sqlite://app.db").await?;
+//! // or "postgres://app@db.internal/app", "mysql://app@db.internal/app"
+//! let store: SqlStore = SqlStore::connect("sqlite://app.db").await?;
 //! store.migrate().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! E-mail addresses are unique case-insensitively, enforced by the database (a unique
+//! constraint on the lower-cased address), so concurrent registrations cannot both succeed.
+//! A database that cannot be reached, or does not answer within [`StoreOptions::timeout`],
+//! gives [`axum_users::StoreError::Unavailable`] (503 from the API).
 
+mod db;
 mod error;
 mod id;
 mod schema;
-mod sqlite;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use db::{SqlPool, StoreOptions};
 pub use id::{Dialect, IdValue, SqlId};
-pub use sqlite::SqliteStore;
+pub use store::{SqlStore, SqliteStore};
 
 /// The README's library example, compiled as a doctest so that it stays true.
 #[cfg(doctest)]

@@ -8,10 +8,21 @@ pub(crate) struct Migration {
     pub(crate) statements: Vec<String>,
 }
 
-/// Every migration of the schema, in order.
+/// The table that records applied migrations.
+pub(crate) const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS axum_users_migrations \
+     (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";
+
+/// Every migration of the schema, in order. Each dialect gets the same tables and constraints;
+/// only column types differ (see [`SqlId`]).
 pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
     let pk = Id::primary_key_ddl(dialect);
     let fk = Id::foreign_key_ddl(dialect);
+    // MySQL/MariaDB compare text case-insensitively by default: binary collation keeps
+    // tokens, hashes and ids exact (the e-mail key is lower-cased by the store).
+    let table = match dialect {
+        Dialect::MySql => " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+        Dialect::Sqlite | Dialect::Postgres => "",
+    };
     vec![Migration {
         version: 1,
         statements: vec![
@@ -26,7 +37,7 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                     is_verified BOOLEAN NOT NULL,
                     fields TEXT NOT NULL,
                     CONSTRAINT users_email_key_unique UNIQUE (email_key)
-                )"
+                ){table}"
             ),
             format!(
                 "CREATE TABLE oauth_accounts (
@@ -39,7 +50,7 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                     account_id VARCHAR(320) NOT NULL,
                     account_email VARCHAR(320) NOT NULL,
                     CONSTRAINT oauth_accounts_provider_unique UNIQUE (oauth_name, account_id)
-                )"
+                ){table}"
             ),
             "CREATE INDEX oauth_accounts_user_id ON oauth_accounts (user_id)".into(),
             format!(
@@ -47,7 +58,7 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                     token_hash VARCHAR(64) PRIMARY KEY NOT NULL,
                     user_id {fk} REFERENCES users (id) ON DELETE CASCADE,
                     created_at BIGINT NOT NULL
-                )"
+                ){table}"
             ),
             "CREATE INDEX access_tokens_user_id ON access_tokens (user_id)".into(),
             "CREATE INDEX access_tokens_created_at ON access_tokens (created_at)".into(),

@@ -385,3 +385,44 @@ pub async fn strategy<Id: UserId>(strategy: &dyn Strategy<Id>, user_id: Id, revo
         );
     }
 }
+
+/// Concurrent compare-and-swaps of one password hash (one reset token used at once from several
+/// places): exactly one replaces it.
+pub async fn concurrent_password_replace<S: UserStore>(store: &S, attempts: usize)
+where
+    S::Fields: PartialEq + Debug,
+{
+    let user = create(store).await;
+    let tasks: Vec<_> = (0..attempts)
+        .map(|i| {
+            let store = store.clone();
+            let id = user.id.clone();
+            let expected = user.hashed_password.clone();
+            tokio::spawn(async move {
+                let new = PasswordHash(format!("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$concurrent{i}"));
+                store.replace_password(&id, &expected, &new).await
+            })
+        })
+        .collect();
+    let mut replaced = 0;
+    for task in tasks {
+        if task.await.expect("task").expect("cas") {
+            replaced += 1;
+        }
+    }
+    assert_eq!(replaced, 1, "exactly one of {attempts} concurrent swaps succeeds");
+    assert!(store.delete(&user.id).await.expect("delete"));
+}
+
+/// The URL of a test service from the environment variable `var`; when it is unset, prints
+/// `SKIPPED: <backend> (set <var>)` and returns `None`, so suites against real servers run
+/// where the service is provided (CI) and pass elsewhere.
+pub fn service_url(var: &str, backend: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            println!("SKIPPED: {backend} (set {var})");
+            None
+        }
+    }
+}

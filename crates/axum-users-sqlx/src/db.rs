@@ -1,0 +1,414 @@
+//! The one place that knows there are three databases: connecting, binding, running a statement,
+//! reading a column, migrating. Everything above it is one set of queries written with `?`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use axum_users::{StoreError, now_unix};
+use sqlx::{AssertSqlSafe, Row as _};
+
+use crate::error::store_error;
+use crate::id::{Dialect, IdValue};
+use crate::schema::{MIGRATIONS_TABLE, Migration};
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("axum-users-sqlx needs at least one of the features `sqlite`, `postgres`, `mysql`");
+
+/// How the store connects: pool size and the longest a database call may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Most connections the pool opens (SQLite in memory always uses one).
+    pub max_connections: u32,
+    /// Longest wait for a connection or an answer; past it the call fails with
+    /// [`StoreError::Unavailable`] (the API answers 503).
+    pub timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Sets the pool size.
+    pub fn with_max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// Sets the timeout of every database call.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// The connection pool of one of the supported databases.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SqlPool {
+    /// SQLite.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    /// MySQL or MariaDB.
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::MySqlPool),
+}
+
+/// Runs `$body` with `$p` bound to the concrete pool: the body is written once and compiled
+/// for each database.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite($p) => $body,
+            #[cfg(feature = "postgres")]
+            SqlPool::Postgres($p) => $body,
+            #[cfg(feature = "mysql")]
+            SqlPool::MySql($p) => $body,
+        }
+    };
+}
+
+/// A value bound to a statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
+impl From<IdValue> for Arg {
+    fn from(value: IdValue) -> Self {
+        match value {
+            IdValue::Text(s) => Arg::Text(s),
+            IdValue::Int(i) => Arg::Int(i),
+        }
+    }
+}
+
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match arg {
+                Arg::Text(v) => query.bind(v.clone()),
+                Arg::OptText(v) => query.bind(v.clone()),
+                Arg::Int(v) => query.bind(*v),
+                Arg::OptInt(v) => query.bind(*v),
+                Arg::Bool(v) => query.bind(*v),
+            };
+        }
+        query
+    }};
+}
+
+/// A result row of any of the databases.
+pub(crate) enum Row {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::sqlite::SqliteRow),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::postgres::PgRow),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::mysql::MySqlRow),
+}
+
+#[cfg(feature = "sqlite")]
+impl From<sqlx::sqlite::SqliteRow> for Row {
+    fn from(row: sqlx::sqlite::SqliteRow) -> Self {
+        Row::Sqlite(row)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<sqlx::postgres::PgRow> for Row {
+    fn from(row: sqlx::postgres::PgRow) -> Self {
+        Row::Postgres(row)
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl From<sqlx::mysql::MySqlRow> for Row {
+    fn from(row: sqlx::mysql::MySqlRow) -> Self {
+        Row::MySql(row)
+    }
+}
+
+macro_rules! on_row {
+    ($row:expr, $r:ident => $body:expr) => {
+        match $row {
+            #[cfg(feature = "sqlite")]
+            Row::Sqlite($r) => $body,
+            #[cfg(feature = "postgres")]
+            Row::Postgres($r) => $body,
+            #[cfg(feature = "mysql")]
+            Row::MySql($r) => $body,
+        }
+    };
+}
+
+impl Row {
+    pub(crate) fn text(&self, column: &str) -> Result<String, StoreError> {
+        on_row!(self, r => r.try_get(column)).map_err(store_error)
+    }
+
+    pub(crate) fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        on_row!(self, r => r.try_get(column)).map_err(store_error)
+    }
+
+    pub(crate) fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        on_row!(self, r => r.try_get(column)).map_err(store_error)
+    }
+
+    pub(crate) fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        on_row!(self, r => r.try_get(column)).map_err(store_error)
+    }
+
+    /// An id column: an integer, or else text.
+    pub(crate) fn id(&self, column: &str) -> Result<IdValue, StoreError> {
+        let int: Result<i64, _> = on_row!(self, r => r.try_get(column));
+        match int {
+            Ok(i) => Ok(IdValue::Int(i)),
+            Err(_) => self.text(column).map(IdValue::Text),
+        }
+    }
+}
+
+/// The pool with its dialect and timeout: every call is bounded by the timeout and its errors
+/// are already [`StoreError`]s.
+#[derive(Debug, Clone)]
+pub(crate) struct Db {
+    pub(crate) pool: SqlPool,
+    pub(crate) timeout: Duration,
+}
+
+impl Db {
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.pool.dialect()
+    }
+
+    async fn timed<T>(
+        &self,
+        call: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(store_error),
+            Err(_) => Err(StoreError::Unavailable(
+                format!(
+                    "the database did not answer within {} ms",
+                    self.timeout.as_millis()
+                )
+                .into(),
+            )),
+        }
+    }
+
+    /// Runs a statement; returns the number of rows it changed.
+    pub(crate) async fn execute(&self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        let sql = AssertSqlSafe(self.dialect().placeholders(sql));
+        self.timed(async {
+            on_pool!(&self.pool, p => bind_all!(sqlx::query(sql), args)
+                .execute(p)
+                .await
+                .map(|done| done.rows_affected()))
+        })
+        .await
+    }
+
+    /// The first row of a query, if any.
+    pub(crate) async fn fetch_optional(
+        &self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Option<Row>, StoreError> {
+        let sql = AssertSqlSafe(self.dialect().placeholders(sql));
+        self.timed(async {
+            on_pool!(&self.pool, p => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(p)
+                .await
+                .map(|row| row.map(Row::from)))
+        })
+        .await
+    }
+
+    /// Every row of a query.
+    pub(crate) async fn fetch_all(&self, sql: &str, args: &[Arg]) -> Result<Vec<Row>, StoreError> {
+        let sql = AssertSqlSafe(self.dialect().placeholders(sql));
+        self.timed(async {
+            on_pool!(&self.pool, p => bind_all!(sqlx::query(sql), args)
+                .fetch_all(p)
+                .await
+                .map(|rows| rows.into_iter().map(Row::from).collect()))
+        })
+        .await
+    }
+
+    /// Applies the migrations not applied yet, each in a transaction (MySQL commits DDL at once,
+    /// so there a failed migration may leave a partial schema). Nodes starting together take
+    /// turns: PostgreSQL and MySQL hold a named lock meanwhile.
+    pub(crate) async fn migrate(&self, migrations: Vec<Migration>) -> Result<usize, sqlx::Error> {
+        let dialect = self.dialect();
+        let (lock, unlock) = match dialect {
+            Dialect::Sqlite => (None, None),
+            Dialect::Postgres => (
+                Some("SELECT pg_advisory_lock(7307451131)"),
+                Some("SELECT pg_advisory_unlock(7307451131)"),
+            ),
+            Dialect::MySql => (
+                Some("SELECT GET_LOCK('axum_users_migrations', 60)"),
+                Some("SELECT RELEASE_LOCK('axum_users_migrations')"),
+            ),
+        };
+        let select =
+            dialect.placeholders("SELECT version FROM axum_users_migrations WHERE version = ?");
+        let insert = dialect
+            .placeholders("INSERT INTO axum_users_migrations (version, applied_at) VALUES (?, ?)");
+        on_pool!(&self.pool, p => {
+            let mut conn = p.acquire().await?;
+            if let Some(lock) = lock {
+                sqlx::query(lock).execute(&mut *conn).await?;
+            }
+            let result = async {
+                sqlx::query(MIGRATIONS_TABLE).execute(&mut *conn).await?;
+                let mut applied = 0;
+                for migration in migrations {
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    let done: Option<i64> = sqlx::query_scalar(AssertSqlSafe(select.clone()))
+                        .bind(migration.version)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if done.is_some() {
+                        continue;
+                    }
+                    for statement in migration.statements {
+                        sqlx::query(AssertSqlSafe(statement)).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(AssertSqlSafe(insert.clone()))
+                        .bind(migration.version)
+                        .bind(now_unix())
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    applied += 1;
+                }
+                if let Some(unlock) = unlock {
+                    sqlx::query(unlock).execute(&mut *conn).await?;
+                }
+                Ok(applied)
+            }
+            .await;
+            if result.is_err() {
+                // The session lock may still be held: this connection must not be reused.
+                conn.close_on_drop();
+            }
+            result
+        })
+    }
+}
+
+impl SqlPool {
+    /// The dialect this pool speaks.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            #[cfg(feature = "sqlite")]
+            SqlPool::Sqlite(_) => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
+            SqlPool::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            SqlPool::MySql(_) => Dialect::MySql,
+        }
+    }
+
+    /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
+    pub async fn close(&self) {
+        on_pool!(self, p => p.close().await)
+    }
+
+    /// Connects to the database of `url`, chosen by its scheme: `sqlite:`, `postgres:` /
+    /// `postgresql:`, `mysql:` / `mariadb:`.
+    ///
+    /// # Errors
+    /// [`sqlx::Error::Configuration`] for an unknown scheme or one this build was compiled
+    /// without; else the driver's error.
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self, sqlx::Error> {
+        let unsupported = |what: &str| {
+            sqlx::Error::Configuration(
+                format!("{what}; use a sqlite:, postgres: or mysql: URL").into(),
+            )
+        };
+        match Dialect::of_url(url) {
+            #[cfg(feature = "sqlite")]
+            Some(Dialect::Sqlite) => connect_sqlite(url, options).await,
+            #[cfg(feature = "postgres")]
+            Some(Dialect::Postgres) => {
+                let connect = sqlx::postgres::PgConnectOptions::from_str(url)?;
+                let pool = pool_options(options).connect_with(connect).await?;
+                Ok(SqlPool::Postgres(pool))
+            }
+            #[cfg(feature = "mysql")]
+            Some(Dialect::MySql) => {
+                let url = match url.get(..8) {
+                    Some(scheme) if scheme.eq_ignore_ascii_case("mariadb:") => {
+                        format!("mysql:{}", &url[8..])
+                    }
+                    _ => url.to_owned(),
+                };
+                let connect = sqlx::mysql::MySqlConnectOptions::from_str(&url)?;
+                let pool = pool_options(options).connect_with(connect).await?;
+                Ok(SqlPool::MySql(pool))
+            }
+            #[allow(unreachable_patterns)]
+            Some(dialect) => Err(unsupported(&format!(
+                "this build has no {dialect:?} support (cargo feature of axum-users-sqlx)"
+            ))),
+            None => Err(unsupported("unknown database URL scheme")),
+        }
+    }
+}
+
+fn pool_options<DB: sqlx::Database>(options: StoreOptions) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(options.max_connections)
+        .min_connections(0)
+        .acquire_timeout(options.timeout)
+        .idle_timeout(Some(Duration::from_secs(600)))
+        .max_lifetime(Some(Duration::from_secs(1800)))
+        .test_before_acquire(true)
+}
+
+#[cfg(feature = "sqlite")]
+async fn connect_sqlite(url: &str, options: StoreOptions) -> Result<SqlPool, sqlx::Error> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+
+    let memory = url.contains(":memory:") || url.contains("mode=memory");
+    let connect = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .busy_timeout(options.timeout)
+        .journal_mode(if memory {
+            SqliteJournalMode::Memory
+        } else {
+            SqliteJournalMode::Wal
+        })
+        .synchronous(SqliteSynchronous::Normal);
+    // An in-memory database lives in one connection, kept for ever.
+    let pool = if memory {
+        pool_options(options)
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        pool_options(options).max_connections(options.max_connections.min(8))
+    };
+    Ok(SqlPool::Sqlite(pool.connect_with(connect).await?))
+}
