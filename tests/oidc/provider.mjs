@@ -124,6 +124,10 @@ async function interaction(provider, req, res, uid, step) {
   }
   if (req.method === 'POST' && step === 'login') {
     const form = await readForm(req);
+    if (form.deny === 'true') {
+      const refusal = { error: 'access_denied', error_description: 'End-User aborted interaction' };
+      return provider.interactionFinished(req, res, refusal, { mergeWithLastSubmission: false });
+    }
     const accountId = form.account_id;
     if (!accountId) {
       res.writeHead(400).end('account_id is required');

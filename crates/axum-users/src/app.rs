@@ -20,6 +20,18 @@ pub(crate) struct Inner<S: UserStore, H> {
     pub(crate) manager: UserManager<S, H>,
     pub(crate) auth: Arc<Authenticator<S>>,
     pub(crate) requires_verification: bool,
+    #[cfg(feature = "oauth")]
+    pub(crate) oauth: OAuthSettings,
+}
+
+/// The OAuth clients and what their routes share.
+#[cfg(feature = "oauth")]
+pub(crate) struct OAuthSettings {
+    pub(crate) clients: Vec<crate::OAuthClient>,
+    pub(crate) public_url: Option<String>,
+    pub(crate) csrf_cookie: CookieSettings,
+    pub(crate) state_codec: JwtCodec,
+    pub(crate) state_key: Secret,
 }
 
 impl<S: UserStore, H> Inner<S, H> {
@@ -73,6 +85,10 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             default_backends: true,
             tokens: None,
             requires_verification: false,
+            #[cfg(feature = "oauth")]
+            oauth_clients: Vec::new(),
+            #[cfg(feature = "oauth")]
+            public_url: None,
         }
     }
 }
@@ -139,6 +155,17 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
     }
 }
 
+#[cfg(feature = "oauth")]
+impl<S: crate::OAuthAccountStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
+    /// The OAuth routes of every configured provider at their full paths
+    /// (`/auth/{name}/authorize|callback`, `/auth/associate/{name}/authorize|callback`) and
+    /// `GET /users/me/oauth-accounts`, `DELETE /users/me/oauth-accounts/{id}`. Merge it next to
+    /// [`AxumUsers::router`].
+    pub fn oauth_router(&self) -> Router {
+        routes::oauth::router(self.inner.clone())
+    }
+}
+
 /// Configures [`AxumUsers`].
 pub struct AxumUsersBuilder<S: UserStore, H> {
     store: S,
@@ -151,6 +178,10 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     default_backends: bool,
     tokens: Option<TokenSettings>,
     requires_verification: bool,
+    #[cfg(feature = "oauth")]
+    oauth_clients: Vec<crate::OAuthClient>,
+    #[cfg(feature = "oauth")]
+    public_url: Option<String>,
 }
 
 /// Why [`AxumUsersBuilder::build`] refused the configuration.
@@ -162,6 +193,12 @@ pub enum BuildError {
     /// Two backends have the same name.
     #[error("two authentication backends are named `{0}`")]
     DuplicateBackend(String),
+    /// Two OAuth providers have the same name.
+    #[error("two OAuth providers are named `{0}`")]
+    DuplicateProvider(String),
+    /// An OAuth provider logs in through a backend that does not exist.
+    #[error("no authentication backend is named `{0}`")]
+    UnknownBackend(String),
     /// The Argon2 parameters are out of range.
     #[error(transparent)]
     Password(#[from] PasswordError),
@@ -181,7 +218,26 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             default_backends: self.default_backends,
             tokens: self.tokens,
             requires_verification: self.requires_verification,
+            #[cfg(feature = "oauth")]
+            oauth_clients: self.oauth_clients,
+            #[cfg(feature = "oauth")]
+            public_url: self.public_url,
         }
+    }
+
+    /// Adds sign-in with an OAuth provider (routes from [`AxumUsers::oauth_router`]).
+    #[cfg(feature = "oauth")]
+    pub fn oauth(mut self, client: crate::OAuthClient) -> Self {
+        self.oauth_clients.push(client);
+        self
+    }
+
+    /// The public base URL of the API, e.g. `https://api.example.com`: the OAuth callback URLs
+    /// are `{public_url}/auth/{name}/callback`. Without it they follow the request's `Host`.
+    #[cfg(feature = "oauth")]
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into().trim_end_matches('/').to_owned());
+        self
     }
 
     /// Argon2id parameters for new hashes (default m=19456 KiB, t=2, p=1).
@@ -271,6 +327,29 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             .unwrap_or_else(|| TokenSettings::new(self.secret.clone()));
         let manager = UserManager::new(self.store.clone(), self.hooks, passwords, tokens)
             .map_err(|_| BuildError::WeakSecret)?;
+        #[cfg(feature = "oauth")]
+        let oauth = {
+            for (i, c) in self.oauth_clients.iter().enumerate() {
+                let name = c.provider.name();
+                if self.oauth_clients[..i]
+                    .iter()
+                    .any(|o| o.provider.name() == name)
+                {
+                    return Err(BuildError::DuplicateProvider(name.to_owned()));
+                }
+                if !backends.iter().any(|b| b.name == c.backend) {
+                    return Err(BuildError::UnknownBackend(c.backend.clone()));
+                }
+            }
+            OAuthSettings {
+                clients: self.oauth_clients,
+                public_url: self.public_url,
+                csrf_cookie: CookieSettings::named("fastapiusersoauthcsrf")
+                    .with_secure(self.cookie.secure),
+                state_codec: JwtCodec::hs256(&self.secret).map_err(|_| BuildError::WeakSecret)?,
+                state_key: self.secret.clone(),
+            }
+        };
         let auth = Arc::new(Authenticator {
             backends,
             store: self.store,
@@ -280,6 +359,8 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
                 manager,
                 auth,
                 requires_verification: self.requires_verification,
+                #[cfg(feature = "oauth")]
+                oauth,
             }),
         })
     }

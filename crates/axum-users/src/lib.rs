@@ -29,12 +29,14 @@ mod error;
 mod extract;
 mod hooks;
 mod manager;
+mod memory;
 mod model;
+mod oauth_manager;
 mod password;
 mod routes;
 mod secret;
 mod store;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tokens;
 
@@ -42,15 +44,22 @@ pub use app::{AxumUsers, AxumUsersBuilder, BuildError};
 pub use auth::{
     AuthBackend, CookieSettings, DatabaseStrategy, JwtStrategy, Requirements, Strategy, Transport,
 };
+/// The OAuth2 / OpenID Connect provider clients.
+#[cfg(feature = "oauth")]
+pub use axum_users_oauth as oauth;
 pub use email::{InvalidEmail, email_key, normalize_email};
 pub use error::{ApiError, ValidationIssue};
 pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, VerifiedUser};
 pub use hooks::{InvalidPassword, NoHooks, PasswordOwner, UserHooks};
 pub use manager::{ManagerError, TokenSettings, UserCreate, UserManager, UserOf, UserUpdate};
+pub use memory::MemoryStore;
 pub use model::{
     NewUser, NoFields, OAuthAccount, PasswordHash, PublicUser, User, UserFields, UserId,
 };
+pub use oauth_manager::{OAuthPolicy, OAuthSignIn};
 pub use password::{Argon2Params, PasswordError, PasswordHasher, Verified};
+#[cfg(feature = "oauth")]
+pub use routes::oauth::OAuthClient;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};
 pub use store::{
     AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, UserStore,

@@ -51,6 +51,15 @@ pub enum ManagerError {
     /// A token could not be signed.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The external account is linked to another user.
+    #[error("the external account is linked to another user")]
+    OAuthAccountAlreadyLinked,
+    /// No such linked account for this user.
+    #[error("no such linked account")]
+    OAuthAccountNotFound,
+    /// Unlinking would leave the user no way to sign in.
+    #[error("the last way to sign in cannot be removed")]
+    LastSignInMethod,
 }
 
 /// The input of [`UserManager::create`].
@@ -276,6 +285,11 @@ where
             self.passwords.verify_dummy(password).await?;
             return Ok(None);
         };
+        if !user.hashed_password.is_usable() {
+            // Signed up through a provider and never set a password: same cost as a wrong one.
+            self.passwords.verify_dummy(password).await?;
+            return Ok(None);
+        }
         match self
             .passwords
             .verify(password, &user.hashed_password)

@@ -67,6 +67,19 @@ impl UserFields for NoFields {
 #[derive(Clone, PartialEq, Eq)]
 pub struct PasswordHash(pub String);
 
+impl PasswordHash {
+    /// The hash of a user who has no password (signed up through an OAuth provider): it never
+    /// matches, until the user sets one through forgot/reset password.
+    pub fn unusable() -> Self {
+        Self(format!("!unusable!{}", crate::secret::random_token(16)))
+    }
+
+    /// Whether a password can match this hash.
+    pub fn is_usable(&self) -> bool {
+        !self.0.starts_with('!')
+    }
+}
+
 impl Debug for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordHash([redacted])")

@@ -410,7 +410,10 @@ where
             replaced += 1;
         }
     }
-    assert_eq!(replaced, 1, "exactly one of {attempts} concurrent swaps succeeds");
+    assert_eq!(
+        replaced, 1,
+        "exactly one of {attempts} concurrent swaps succeeds"
+    );
     assert!(store.delete(&user.id).await.expect("delete"));
 }
 

@@ -78,6 +78,8 @@ pub struct TestAccount {
     pub email: Option<String>,
     /// The `email_verified` claim.
     pub email_verified: bool,
+    /// Refuse at the login step: the provider answers `error=access_denied`.
+    pub deny: bool,
 }
 
 impl TestAccount {
@@ -87,7 +89,15 @@ impl TestAccount {
             account_id: account_id.to_owned(),
             email: email.map(str::to_owned),
             email_verified,
+            deny: false,
         }
+    }
+
+    /// The same account, refusing to sign in.
+    #[allow(dead_code)]
+    pub fn deny(mut self) -> Self {
+        self.deny = true;
+        self
     }
 }
 
@@ -278,6 +288,7 @@ pub async fn try_login(
                 ("account_id", account.account_id.as_str()),
                 ("email", account.email.as_deref().unwrap_or("")),
                 ("email_verified", verified),
+                ("deny", if account.deny { "true" } else { "false" }),
             ];
             client.post(target.clone()).form(&form)
         } else {

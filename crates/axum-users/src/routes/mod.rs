@@ -2,6 +2,8 @@
 //! FastAPI Users' codes; the rules live in the manager.
 
 pub(crate) mod auth;
+#[cfg(feature = "oauth")]
+pub(crate) mod oauth;
 pub(crate) mod register;
 pub(crate) mod reset;
 pub(crate) mod users;

@@ -1,0 +1,292 @@
+//! An in-memory store, for tests and prototypes: every trait, no database. Data is lost on exit.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+
+use crate::email::email_key;
+use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
+use crate::store::{
+    AccessTokenStore, NewOAuthAccount, OAuthAccountStore, StoreError, UserOf, UserStore,
+};
+
+struct Tables<Id, F> {
+    users: HashMap<Id, User<Id, F>>,
+    accounts: Vec<OAuthAccount<Id>>,
+    tokens: HashMap<String, (Id, i64)>,
+    next_int: i64,
+}
+
+/// Users, OAuth accounts and access tokens in a mutex. With `i64` ids it numbers users itself.
+pub struct MemoryStore<Id = uuid::Uuid, F = crate::NoFields> {
+    tables: Arc<Mutex<Tables<Id, F>>>,
+    _fields: PhantomData<fn() -> F>,
+}
+
+impl<Id, F> Clone for MemoryStore<Id, F> {
+    fn clone(&self) -> Self {
+        Self {
+            tables: self.tables.clone(),
+            _fields: PhantomData,
+        }
+    }
+}
+
+impl<Id: UserId, F: UserFields> Default for MemoryStore<Id, F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
+    /// An empty store.
+    pub fn new() -> Self {
+        let tables = Tables {
+            users: HashMap::new(),
+            accounts: Vec::new(),
+            tokens: HashMap::new(),
+            next_int: 0,
+        };
+        Self {
+            tables: Arc::new(Mutex::new(tables)),
+            _fields: PhantomData,
+        }
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Tables<Id, F>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut tables = self
+            .tables
+            .lock()
+            .map_err(|_| StoreError::Backend("memory store poisoned".into()))?;
+        f(&mut tables)
+    }
+
+    fn new_id(tables: &mut Tables<Id, F>) -> Result<Id, StoreError> {
+        if let Some(id) = Id::generate() {
+            return Ok(id);
+        }
+        tables.next_int += 1;
+        Id::parse(&tables.next_int.to_string())
+            .ok_or_else(|| StoreError::Backend("id type not supported".into()))
+    }
+}
+
+fn email_taken<Id: UserId, F>(tables: &Tables<Id, F>, email: &str, except: Option<&Id>) -> bool {
+    let key = email_key(email);
+    tables
+        .users
+        .values()
+        .any(|u| email_key(&u.email) == key && Some(&u.id) != except)
+}
+
+impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
+    type Id = Id;
+    type Fields = F;
+
+    async fn get(&self, id: &Id) -> Result<Option<UserOf<Self>>, StoreError> {
+        self.with(|t| Ok(t.users.get(id).cloned()))
+    }
+
+    async fn get_by_email(&self, email: &str) -> Result<Option<UserOf<Self>>, StoreError> {
+        let key = email_key(email);
+        self.with(|t| {
+            Ok(t.users
+                .values()
+                .find(|u| email_key(&u.email) == key)
+                .cloned())
+        })
+    }
+
+    async fn create(&self, new: NewUser<Id, F>) -> Result<UserOf<Self>, StoreError> {
+        self.with(|t| {
+            if email_taken(t, &new.email, None) {
+                return Err(StoreError::DuplicateEmail);
+            }
+            let id = match new.id {
+                Some(id) => id,
+                None => Self::new_id(t)?,
+            };
+            let user = User {
+                id: id.clone(),
+                email: new.email,
+                hashed_password: new.hashed_password,
+                is_active: new.is_active,
+                is_superuser: new.is_superuser,
+                is_verified: new.is_verified,
+                fields: new.fields,
+            };
+            t.users.insert(id, user.clone());
+            Ok(user)
+        })
+    }
+
+    async fn update(&self, user: &UserOf<Self>) -> Result<UserOf<Self>, StoreError> {
+        self.with(|t| {
+            if email_taken(t, &user.email, Some(&user.id)) {
+                return Err(StoreError::DuplicateEmail);
+            }
+            if let Some(stored) = t.users.get_mut(&user.id) {
+                *stored = user.clone();
+            }
+            Ok(user.clone())
+        })
+    }
+
+    async fn replace_password(
+        &self,
+        id: &Id,
+        expected: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        self.with(|t| match t.users.get_mut(id) {
+            Some(user) if &user.hashed_password == expected => {
+                user.hashed_password = new.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
+
+    async fn delete(&self, id: &Id) -> Result<bool, StoreError> {
+        self.with(|t| {
+            t.accounts.retain(|a| &a.user_id != id);
+            t.tokens.retain(|_, (owner, _)| owner != id);
+            Ok(t.users.remove(id).is_some())
+        })
+    }
+}
+
+impl<Id: UserId, F: UserFields> OAuthAccountStore for MemoryStore<Id, F> {
+    async fn get_by_oauth_account(
+        &self,
+        oauth_name: &str,
+        account_id: &str,
+    ) -> Result<Option<UserOf<Self>>, StoreError> {
+        self.with(|t| {
+            let owner = t
+                .accounts
+                .iter()
+                .find(|a| a.oauth_name == oauth_name && a.account_id == account_id);
+            Ok(owner.and_then(|a| t.users.get(&a.user_id)).cloned())
+        })
+    }
+
+    async fn list_oauth_accounts(&self, user_id: &Id) -> Result<Vec<OAuthAccount<Id>>, StoreError> {
+        self.with(|t| {
+            Ok(t.accounts
+                .iter()
+                .filter(|a| &a.user_id == user_id)
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn add_oauth_account(
+        &self,
+        user_id: &Id,
+        account: NewOAuthAccount,
+    ) -> Result<OAuthAccount<Id>, StoreError> {
+        self.with(|t| {
+            if t.accounts
+                .iter()
+                .any(|a| a.oauth_name == account.oauth_name && a.account_id == account.account_id)
+            {
+                return Err(StoreError::Backend(
+                    "the external account is linked already".into(),
+                ));
+            }
+            let link = OAuthAccount {
+                id: Self::new_id(t)?,
+                user_id: user_id.clone(),
+                oauth_name: account.oauth_name,
+                access_token: account.access_token,
+                expires_at: account.expires_at,
+                refresh_token: account.refresh_token,
+                account_id: account.account_id,
+                account_email: account.account_email,
+            };
+            t.accounts.push(link.clone());
+            Ok(link)
+        })
+    }
+
+    async fn update_oauth_account(&self, account: &OAuthAccount<Id>) -> Result<(), StoreError> {
+        self.with(|t| {
+            if let Some(stored) = t.accounts.iter_mut().find(|a| a.id == account.id) {
+                *stored = account.clone();
+            }
+            Ok(())
+        })
+    }
+
+    async fn delete_oauth_account(
+        &self,
+        user_id: &Id,
+        account_id: &Id,
+    ) -> Result<bool, StoreError> {
+        self.with(|t| {
+            let before = t.accounts.len();
+            t.accounts
+                .retain(|a| !(&a.id == account_id && &a.user_id == user_id));
+            Ok(t.accounts.len() < before)
+        })
+    }
+}
+
+impl<Id: UserId, F: UserFields> AccessTokenStore for MemoryStore<Id, F> {
+    type Id = Id;
+
+    async fn create_token(
+        &self,
+        token_hash: &str,
+        user_id: &Id,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|t| {
+            t.tokens
+                .insert(token_hash.to_owned(), (user_id.clone(), created_at));
+            Ok(())
+        })
+    }
+
+    async fn find_token(
+        &self,
+        token_hash: &str,
+        not_before: Option<i64>,
+    ) -> Result<Option<Id>, StoreError> {
+        self.with(|t| {
+            Ok(t.tokens
+                .get(token_hash)
+                .filter(|(_, created)| not_before.is_none_or(|nb| *created >= nb))
+                .map(|(id, _)| id.clone()))
+        })
+    }
+
+    async fn delete_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.with(|t| {
+            t.tokens.remove(token_hash);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+
+    #[tokio::test]
+    async fn memory_store_conforms() {
+        let store: MemoryStore = MemoryStore::new();
+        testing::user_store(&store).await;
+        testing::oauth_account_store(&store).await;
+        testing::access_token_store(&store, &store).await;
+        testing::concurrent_creates(&store, 50).await;
+        let ints: MemoryStore<i64> = MemoryStore::new();
+        testing::user_store(&ints).await;
+        testing::oauth_account_store(&ints).await;
+    }
+}

@@ -1,0 +1,9 @@
+//! The library driven over HTTP on a real port: OAuth against a real OpenID provider, hooks,
+//! custom fields, integer ids.
+
+#![allow(unreachable_pub, clippy::unwrap_used)]
+
+mod library;
+mod oauth;
+#[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
+mod oidc_provider;

@@ -1,0 +1,926 @@
+//! OAuth sign-in, linking and unlinking against oidc-provider on loopback.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum_users::oauth::{OAuthProvider, OpenIdConnectConfig};
+use axum_users::{
+    AxumUsers, CookieSettings, MemoryStore, OAuthAccountStore, OAuthClient, OAuthPolicy, UserStore,
+};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+
+use crate::oidc_provider::{ClientRegistration, OidcTestProvider, TestAccount, login, try_login};
+
+const CLIENT_ID: &str = "axum-users-test";
+const CLIENT_SECRET: &str = "a-client-secret-for-the-tests";
+const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
+/// The app (on a real port) and the identity provider.
+struct World {
+    base: String,
+    store: MemoryStore,
+    _idp: OidcTestProvider,
+}
+
+async fn world(policy: OAuthPolicy) -> Option<World> {
+    world_with(policy, CLIENT_ID, None).await
+}
+
+async fn world_with(
+    policy: OAuthPolicy,
+    client_id: &str,
+    after_login: Option<&str>,
+) -> Option<World> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let callbacks = [
+        format!("{base}/auth/oidc/callback"),
+        format!("{base}/auth/associate/oidc/callback"),
+    ];
+    let registrations = [
+        ClientRegistration::new(CLIENT_ID, CLIENT_SECRET, callbacks.clone()),
+        ClientRegistration::new("another-client", CLIENT_SECRET, callbacks),
+    ];
+    let idp = OidcTestProvider::start(&registrations)?;
+    let provider = OpenIdConnectConfig::new(idp.issuer(), client_id, CLIENT_SECRET)
+        .with_name("oidc")
+        .discover()
+        .await
+        .unwrap();
+    let provider: Arc<dyn OAuthProvider> = Arc::new(provider);
+    let mut client = OAuthClient::new(provider).with_policy(policy);
+    if let Some(url) = after_login {
+        client = client.with_after_login_redirect(url).with_backend("cookie");
+    }
+    let store = MemoryStore::new();
+    let users = AxumUsers::builder(store.clone(), SECRET)
+        .cookie(CookieSettings::auth().with_secure(false))
+        .argon2(axum_users::Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .public_url(base.clone())
+        .oauth(client)
+        .build()
+        .unwrap();
+    let app: Router = users.router().merge(users.oauth_router());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Some(World {
+        base,
+        store,
+        _idp: idp,
+    })
+}
+
+fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn read(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+impl World {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Starts a flow in `browser` (which keeps the CSRF cookie) and signs in at the provider.
+    async fn authorize(
+        &self,
+        browser: &Client,
+        path: &str,
+        bearer: Option<&str>,
+        account: &TestAccount,
+    ) -> (String, String) {
+        let mut request = browser.get(self.url(path));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(cookie.starts_with("fastapiusersoauthcsrf="), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly; Max-Age=3600; Path=/; SameSite=lax"),
+            "{cookie}"
+        );
+        let (status, body) = read(r).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let url = body["authorization_url"].as_str().unwrap().to_owned();
+        assert!(
+            url.contains("code_challenge_method=S256") && url.contains("nonce="),
+            "{url}"
+        );
+        let cb = login(&url, account).await;
+        (cb.code, cb.state)
+    }
+
+    async fn callback(
+        &self,
+        browser: &Client,
+        path: &str,
+        code: &str,
+        state: &str,
+        bearer: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = browser
+            .get(self.url(path))
+            .query(&[("code", code), ("state", state)]);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    /// A full sign-in; returns the callback's answer.
+    async fn sign_in(&self, account: &TestAccount) -> (StatusCode, Value) {
+        let b = browser();
+        let (code, state) = self
+            .authorize(&b, "/auth/oidc/authorize", None, account)
+            .await;
+        self.callback(&b, "/auth/oidc/callback", &code, &state, None)
+            .await
+    }
+
+    async fn me(&self, token: &str) -> Value {
+        let (status, body) = read(
+            browser()
+                .get(self.url("/users/me"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn register(&self, email: &str, password: &str) -> String {
+        let c = browser();
+        let (status, body) = read(
+            c.post(self.url("/auth/register"))
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (_, body) = read(
+            c.post(self.url("/auth/jwt/login"))
+                .form(&[("username", email), ("password", password)])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+fn token(body: &Value) -> &str {
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token in {body}"))
+}
+
+#[tokio::test]
+async fn first_sign_in_creates_the_user_and_the_second_finds_it_and_refreshes_tokens() {
+    let Some(w) = world(OAuthPolicy {
+        associate_by_email: false,
+        is_verified_by_default: true,
+    })
+    .await
+    else {
+        return;
+    };
+    let carol = TestAccount::new("carol", Some("Carol@Example.com"), true);
+    let (status, body) = w.sign_in(&carol).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me = w.me(token(&body)).await;
+    assert_eq!(
+        (
+            me["email"].clone(),
+            me["is_verified"].clone(),
+            me["is_active"].clone()
+        ),
+        (json!("Carol@example.com"), json!(true), json!(true))
+    );
+
+    let user = w
+        .store
+        .get_by_email("carol@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let first = w.store.list_oauth_accounts(&user.id).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        (first[0].oauth_name.as_str(), first[0].account_id.as_str()),
+        ("oidc", "carol")
+    );
+    assert!(
+        !user.hashed_password.is_usable(),
+        "no password until the user sets one"
+    );
+
+    let (status, body) = w.sign_in(&carol).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.me(token(&body)).await["id"], me["id"], "the same user");
+    let second = w.store.list_oauth_accounts(&user.id).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(
+        second[0].access_token, first[0].access_token,
+        "the stored tokens were updated"
+    );
+
+    // A password login for this OAuth-only user is refused like any wrong password.
+    let (status, body) = read(
+        browser()
+            .post(w.url("/auth/jwt/login"))
+            .form(&[("username", "carol@example.com"), ("password", "")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = read(
+        browser()
+            .post(w.url("/auth/jwt/login"))
+            .form(&[("username", "carol@example.com"), ("password", "guess")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["detail"].clone()),
+        (StatusCode::BAD_REQUEST, json!("LOGIN_BAD_CREDENTIALS"))
+    );
+}
+
+#[tokio::test]
+async fn linking_by_e_mail_needs_the_policy_and_a_verified_address() {
+    let Some(w) = world(OAuthPolicy {
+        associate_by_email: true,
+        is_verified_by_default: false,
+    })
+    .await
+    else {
+        return;
+    };
+    let password_token = w.register("dana@example.com", "danapass").await;
+    let (status, body) = w
+        .sign_in(&TestAccount::new(
+            "dana-unverified",
+            Some("dana@example.com"),
+            false,
+        ))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_USER_ALREADY_EXISTS"})
+        ),
+        "an unverified address is never linked"
+    );
+    let (status, body) = w
+        .sign_in(&TestAccount::new("dana", Some("DANA@example.com"), true))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        w.me(token(&body)).await["id"],
+        w.me(&password_token).await["id"]
+    );
+
+    let Some(strict) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    strict.register("erin@example.com", "erinpass").await;
+    let (status, body) = strict
+        .sign_in(&TestAccount::new("erin", Some("erin@example.com"), true))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_USER_ALREADY_EXISTS"})
+        ),
+        "no linking without the policy"
+    );
+}
+
+#[tokio::test]
+async fn a_provider_without_an_e_mail_is_refused() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let (status, body) = w.sign_in(&TestAccount::new("no-mail", None, false)).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_NOT_AVAILABLE_EMAIL"})
+        )
+    );
+}
+
+#[tokio::test]
+async fn state_and_csrf_are_checked_before_the_code_is_spent() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let account = TestAccount::new("frank", Some("frank@example.com"), true);
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, "/auth/oidc/authorize", None, &account)
+        .await;
+
+    // Tampered state.
+    let tampered = format!("{}x", &state[..state.len() - 1]);
+    assert_eq!(
+        w.callback(&b, "/auth/oidc/callback", &code, &tampered, None)
+            .await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "ACCESS_TOKEN_DECODE_ERROR"})
+        )
+    );
+    assert_eq!(
+        w.callback(&b, "/auth/oidc/callback", &code, "not-a-jwt", None)
+            .await
+            .1["detail"],
+        "ACCESS_TOKEN_DECODE_ERROR"
+    );
+    // Missing CSRF cookie (another browser), then a foreign one.
+    assert_eq!(
+        w.callback(&browser(), "/auth/oidc/callback", &code, &state, None)
+            .await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_INVALID_STATE"})
+        )
+    );
+    let foreign = browser();
+    foreign
+        .get(w.url("/auth/oidc/authorize"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        w.callback(&foreign, "/auth/oidc/callback", &code, &state, None)
+            .await
+            .1["detail"],
+        "OAUTH_INVALID_STATE"
+    );
+    // A sign-in state at the associate callback (flow binding).
+    let bob = w.register("bob@example.com", "bobpass1").await;
+    assert_eq!(
+        w.callback(
+            &b,
+            "/auth/associate/oidc/callback",
+            &code,
+            &state,
+            Some(&bob)
+        )
+        .await
+        .1["detail"],
+        "OAUTH_INVALID_STATE"
+    );
+    // None of those spent the code: the real callback still works.
+    let (status, body) = w
+        .callback(&b, "/auth/oidc/callback", &code, &state, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The code is single-use at the provider; the CSRF cookie was cleared too.
+    let (status, body) = w
+        .callback(&b, "/auth/oidc/callback", &code, &state, None)
+        .await;
+    assert_eq!(
+        (status, body["detail"].clone()),
+        (StatusCode::BAD_REQUEST, json!("OAUTH_INVALID_STATE"))
+    );
+}
+
+#[tokio::test]
+async fn replayed_codes_and_wrong_pkce_verifiers_are_refused_by_the_provider() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let account = TestAccount::new("gina", Some("gina@example.com"), true);
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, "/auth/oidc/authorize", None, &account)
+        .await;
+    assert_eq!(
+        w.callback(&b, "/auth/oidc/callback", &code, &state, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Replay with a fresh CSRF cookie and state: the provider refuses the spent code.
+    let (_, state2) = w
+        .authorize(&b, "/auth/oidc/authorize", None, &account)
+        .await;
+    assert_eq!(
+        w.callback(&b, "/auth/oidc/callback", &code, &state2, None)
+            .await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_CODE_EXCHANGE_FAILED"})
+        )
+    );
+    // A code issued for one flow's PKCE challenge, redeemed with another flow's state: wrong verifier.
+    let (code_a, _state_a) = w
+        .authorize(&b, "/auth/oidc/authorize", None, &account)
+        .await;
+    let (_code_b, state_b) = w
+        .authorize(&b, "/auth/oidc/authorize", None, &account)
+        .await;
+    assert_eq!(
+        w.callback(&b, "/auth/oidc/callback", &code_a, &state_b, None)
+            .await
+            .1["detail"],
+        "OAUTH_CODE_EXCHANGE_FAILED"
+    );
+}
+
+#[tokio::test]
+async fn provider_errors_and_missing_codes() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let b = browser();
+    let (status, body) = read(
+        b.get(w.url("/auth/oidc/callback?error=access_denied&state=x"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, json!({"detail": "access_denied"}))
+    );
+    let (status, body) = read(
+        b.get(w.url("/auth/oidc/callback?error=%3Cscript%3E"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["detail"].clone()),
+        (StatusCode::BAD_REQUEST, json!("script")),
+        "reflected text is reduced to a code"
+    );
+    let (status, body) = read(
+        b.get(w.url("/auth/oidc/callback?state=x"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, json!({"detail": "Bad Request"}))
+    );
+}
+
+/// A provider that signs in as one client but checks id_tokens as another, or that sends the
+/// provider another nonce than the one bound to the state: what an id_token injected from
+/// another client or another session looks like.
+struct Twisted {
+    sign_in_as: Arc<dyn OAuthProvider>,
+    check_as: Arc<dyn OAuthProvider>,
+    swap_nonce: bool,
+}
+
+impl OAuthProvider for Twisted {
+    fn name(&self) -> &str {
+        "oidc"
+    }
+
+    fn authorization_url(
+        &self,
+        req: &axum_users::oauth::AuthorizationRequest,
+    ) -> Result<url::Url, axum_users::oauth::OAuthError> {
+        let mut req = req.clone();
+        if self.swap_nonce {
+            req.nonce = Some("a-nonce-from-another-session".into());
+        }
+        self.sign_in_as.authorization_url(&req)
+    }
+
+    fn exchange_code<'a>(
+        &'a self,
+        code: &'a str,
+        redirect_uri: &'a str,
+        verifier: Option<&'a axum_users::oauth::PkceVerifier>,
+    ) -> axum_users::oauth::BoxFuture<
+        'a,
+        Result<axum_users::oauth::OAuthToken, axum_users::oauth::OAuthError>,
+    > {
+        self.sign_in_as.exchange_code(code, redirect_uri, verifier)
+    }
+
+    fn identity<'a>(
+        &'a self,
+        token: &'a axum_users::oauth::OAuthToken,
+        nonce: Option<&'a str>,
+    ) -> axum_users::oauth::BoxFuture<
+        'a,
+        Result<axum_users::oauth::ProviderIdentity, axum_users::oauth::OAuthError>,
+    > {
+        self.check_as.identity(token, nonce)
+    }
+}
+
+async fn twisted_world(swap_nonce: bool) -> Option<World> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let callbacks = [format!("{base}/auth/oidc/callback")];
+    let registrations = [
+        ClientRegistration::new(CLIENT_ID, CLIENT_SECRET, callbacks.clone()),
+        ClientRegistration::new("another-client", CLIENT_SECRET, callbacks),
+    ];
+    let idp = OidcTestProvider::start(&registrations)?;
+    let discover = |id: &str| {
+        OpenIdConnectConfig::new(idp.issuer(), id, CLIENT_SECRET)
+            .with_name("oidc")
+            .discover()
+    };
+    let ours: Arc<dyn OAuthProvider> = Arc::new(discover(CLIENT_ID).await.unwrap());
+    let theirs: Arc<dyn OAuthProvider> = Arc::new(discover("another-client").await.unwrap());
+    let provider = if swap_nonce {
+        Twisted {
+            sign_in_as: ours.clone(),
+            check_as: ours,
+            swap_nonce,
+        }
+    } else {
+        Twisted {
+            sign_in_as: theirs,
+            check_as: ours,
+            swap_nonce,
+        }
+    };
+    let store = MemoryStore::new();
+    let users = AxumUsers::builder(store.clone(), SECRET)
+        .public_url(base.clone())
+        .oauth(OAuthClient::new(Arc::new(provider)))
+        .build()
+        .unwrap();
+    let app: Router = users.router().merge(users.oauth_router());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Some(World {
+        base,
+        store,
+        _idp: idp,
+    })
+}
+
+#[tokio::test]
+async fn id_tokens_for_another_audience_or_nonce_are_refused() {
+    for swap_nonce in [false, true] {
+        let Some(w) = twisted_world(swap_nonce).await else {
+            return;
+        };
+        let (status, body) = w
+            .sign_in(&TestAccount::new("hank", Some("hank@example.com"), true))
+            .await;
+        assert_eq!(
+            (status, body),
+            (
+                StatusCode::BAD_REQUEST,
+                json!({"detail": "OAUTH_INVALID_ID_TOKEN"})
+            ),
+            "swap_nonce={swap_nonce}"
+        );
+        assert!(
+            w.store
+                .get_by_email("hank@example.com")
+                .await
+                .unwrap()
+                .is_none(),
+            "no user was made"
+        );
+    }
+}
+
+#[tokio::test]
+async fn single_page_apps_get_a_redirect_with_the_cookie() {
+    let Some(w) = world_with(
+        OAuthPolicy::default(),
+        CLIENT_ID,
+        Some("https://spa.example.com/signed-in"),
+    )
+    .await
+    else {
+        return;
+    };
+    let b = browser();
+    let (code, state) = w
+        .authorize(
+            &b,
+            "/auth/oidc/authorize",
+            None,
+            &TestAccount::new("ivy", Some("ivy@example.com"), true),
+        )
+        .await;
+    let r = b
+        .get(w.url("/auth/oidc/callback"))
+        .query(&[("code", &code), ("state", &state)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "https://spa.example.com/signed-in");
+    let cookies: Vec<_> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("fastapiusersauth=ey")),
+        "{cookies:?}"
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("fastapiusersoauthcsrf=\"\"; HttpOnly; Max-Age=0")),
+        "{cookies:?}"
+    );
+}
+
+#[tokio::test]
+async fn associate_then_list_then_unlink() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let alice = w.register("alice@example.com", "alicepass").await;
+    let bob = w.register("bob@example.com", "bobpass1").await;
+    let (status, _) = read(
+        browser()
+            .get(w.url("/auth/associate/oidc/authorize"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let b = browser();
+    let elsewhere = TestAccount::new("alice-at-idp", Some("alice.elsewhere@example.com"), false);
+    let (code, state) = w
+        .authorize(
+            &b,
+            "/auth/associate/oidc/authorize",
+            Some(&alice),
+            &elsewhere,
+        )
+        .await;
+    // Another user cannot use alice's state.
+    assert_eq!(
+        w.callback(
+            &b,
+            "/auth/associate/oidc/callback",
+            &code,
+            &state,
+            Some(&bob)
+        )
+        .await,
+        (StatusCode::BAD_REQUEST, json!({"detail": "Bad Request"}))
+    );
+    let (status, body) = w
+        .callback(
+            &b,
+            "/auth/associate/oidc/callback",
+            &code,
+            &state,
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(
+        (status, body["email"].clone()),
+        (StatusCode::OK, json!("alice@example.com"))
+    );
+
+    // Signing in with the linked account logs in alice, whatever e-mail the provider says now.
+    let (status, body) = w
+        .sign_in(&TestAccount::new(
+            "alice-at-idp",
+            Some("whatever@example.com"),
+            true,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.me(token(&body)).await["email"], "alice@example.com");
+
+    // The same external account cannot be linked to bob as well.
+    let b2 = browser();
+    let (code, state) = w
+        .authorize(
+            &b2,
+            "/auth/associate/oidc/authorize",
+            Some(&bob),
+            &elsewhere,
+        )
+        .await;
+    assert_eq!(
+        w.callback(
+            &b2,
+            "/auth/associate/oidc/callback",
+            &code,
+            &state,
+            Some(&bob)
+        )
+        .await
+        .1["detail"],
+        "OAUTH_ACCOUNT_ALREADY_LINKED"
+    );
+
+    let (status, listed) = read(
+        browser()
+            .get(w.url("/users/me/oauth-accounts"))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = listed.as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0]["oauth_name"].clone(),
+            listed[0]["account_id"].clone(),
+            listed[0]["account_email"].clone()
+        ),
+        (
+            json!("oidc"),
+            json!("alice-at-idp"),
+            json!("whatever@example.com")
+        )
+    );
+    let text = listed[0].to_string();
+    assert!(!text.contains("token"), "no tokens in the listing: {text}");
+
+    let id = listed[0]["id"].as_str().unwrap();
+    assert_eq!(
+        read(
+            browser()
+                .delete(w.url(&format!("/users/me/oauth-accounts/{id}")))
+                .bearer_auth(&bob)
+                .send()
+                .await
+                .unwrap()
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let r = browser()
+        .delete(w.url(&format!("/users/me/oauth-accounts/{id}")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        read(
+            browser()
+                .get(w.url("/users/me/oauth-accounts"))
+                .bearer_auth(&alice)
+                .send()
+                .await
+                .unwrap()
+        )
+        .await
+        .1,
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn the_last_way_to_sign_in_cannot_be_unlinked() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let (_, body) = w
+        .sign_in(&TestAccount::new("jade", Some("jade@example.com"), true))
+        .await;
+    let jade = token(&body).to_owned();
+    let (_, listed) = read(
+        browser()
+            .get(w.url("/users/me/oauth-accounts"))
+            .bearer_auth(&jade)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = read(
+        browser()
+            .delete(w.url(&format!("/users/me/oauth-accounts/{id}")))
+            .bearer_auth(&jade)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_LAST_SIGN_IN_METHOD"})
+        )
+    );
+    assert_eq!(
+        read(
+            browser()
+                .delete(w.url("/users/me/oauth-accounts/not-an-id"))
+                .bearer_auth(&jade)
+                .send()
+                .await
+                .unwrap()
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn inactive_users_cannot_sign_in_with_a_provider() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let kim = TestAccount::new("kim", Some("kim@example.com"), true);
+    assert_eq!(w.sign_in(&kim).await.0, StatusCode::OK);
+    let mut user = w
+        .store
+        .get_by_email("kim@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    user.is_active = false;
+    w.store.update(&user).await.unwrap();
+    assert_eq!(
+        w.sign_in(&kim).await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "LOGIN_BAD_CREDENTIALS"})
+        )
+    );
+}
+
+#[tokio::test]
+async fn access_denied_at_the_provider_comes_back_as_its_code() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let b = browser();
+    let r = b.get(w.url("/auth/oidc/authorize")).send().await.unwrap();
+    let url = read(r).await.1["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The scripted login with a refusal: the provider redirects with error=access_denied.
+    let refusal = try_login(
+        &url,
+        &TestAccount::new("lee", Some("lee@example.com"), true).deny(),
+    )
+    .await;
+    let error = refusal.expect_err("the provider refuses");
+    assert!(error.contains("error=access_denied"), "{error}");
+    // The browser lands on our callback with that error (and the state): 400 with the code.
+    let (status, body) = read(
+        b.get(w.url("/auth/oidc/callback?error=access_denied&state=s"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::BAD_REQUEST, json!({"detail": "access_denied"}))
+    );
+}
