@@ -1,0 +1,34 @@
+//! # axum-users-sea-orm
+//!
+//! SeaORM stores for `axum-users`: the counterpart of FastAPI Users' ORM adapters. It ships base
+//! entities ([`entity::user`], [`entity::oauth_account`], [`entity::access_token`]) with UUID keys,
+//! the same with integer keys ([`entity::integer`]), their schema as `sea-orm-migration`
+//! migrations ([`migration`], feature `migration`, on by default), and [`SeaOrmStore`], which
+//! implements the core's `UserStore`, `OAuthAccountStore` and `AccessTokenStore` over those
+//! entities or over an application's own (extra columns become the core's `UserFields`).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use axum_users_sea_orm::SeaOrmStore;
+//! use axum_users_sea_orm::migration::{Migrator, MigratorTrait};
+//!
+//! let db = sea_orm::Database::connect("sqlite://app.db?mode=rwc").await?;
+//! Migrator::up(&db, None).await?;
+//! let store: SeaOrmStore = SeaOrmStore::new(db)?;
+//! let users = axum_users::AxumUsers::builder(store, std::env::var("APP_SECRET")?).build()?;
+//! # let _ = users; Ok(()) }
+//! ```
+//!
+//! The guide, `docs/sea-orm.md`, shows how to bring your own entities.
+
+mod columns;
+pub mod entity;
+mod error;
+#[cfg(feature = "migration")]
+pub mod migration;
+mod store;
+mod user_entity;
+
+pub use error::SetupError;
+pub use store::{IntegerStore, SeaOrmStore};
+pub use user_entity::{SeaOrmId, StoreEntity, UserEntity};

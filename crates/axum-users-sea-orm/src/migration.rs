@@ -1,0 +1,209 @@
+//! The base schema as `sea-orm-migration` migrations (feature `migration`, on by default):
+//! the tables `user`, `oauth_account` and `access_token` on SQLite, PostgreSQL and MariaDB/MySQL.
+//!
+//! Run [`Migrator`] as it is, or list [`migrations`] first in your own migrator, before the
+//! migrations that add your columns:
+//!
+//! ```no_run
+//! use axum_users_sea_orm::migration;
+//! use sea_orm_migration::prelude::*;
+//!
+//! struct AppMigrator;
+//!
+//! impl MigratorTrait for AppMigrator {
+//!     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+//!         let mut all = migration::migrations::<uuid::Uuid>();
+//!         // all.push(Box::new(m20260101_000001_add_display_name::Migration));
+//!         all
+//!     }
+//! }
+//! ```
+
+use std::marker::PhantomData;
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::{
+    big_integer, big_integer_null, boolean, string_len, text, text_null,
+};
+use uuid::Uuid;
+
+use crate::SeaOrmId;
+
+pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+/// A key type the schema knows how to declare: [`Uuid`] (a native UUID column on PostgreSQL,
+/// 16 bytes on MySQL) or `i64` (an auto-increment BIGINT; INTEGER on SQLite).
+pub trait KeyColumn: SeaOrmId {
+    /// A primary-key column of this type.
+    fn primary_key(name: &'static str) -> ColumnDef;
+    /// A non-null foreign-key column referring to such a key.
+    fn foreign_key(name: &'static str) -> ColumnDef;
+}
+
+impl KeyColumn for Uuid {
+    fn primary_key(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).uuid().not_null().primary_key().take()
+    }
+
+    fn foreign_key(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).uuid().not_null().take()
+    }
+}
+
+impl KeyColumn for i64 {
+    fn primary_key(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name)
+            .big_integer()
+            .not_null()
+            .auto_increment()
+            .primary_key()
+            .take()
+    }
+
+    fn foreign_key(name: &'static str) -> ColumnDef {
+        big_integer(name)
+    }
+}
+
+/// Every migration of the base schema, in order, for keys of type `Id`.
+pub fn migrations<Id: KeyColumn>() -> Vec<Box<dyn MigrationTrait>> {
+    vec![Box::new(CreateBaseSchema::<Id>::default())]
+}
+
+/// Applies [`migrations`] with SeaORM's own bookkeeping table (`seaql_migrations`).
+/// `Migrator` (UUID keys) or `Migrator<i64>`.
+pub struct Migrator<Id = Uuid>(PhantomData<fn() -> Id>);
+
+impl<Id: KeyColumn> MigratorTrait for Migrator<Id> {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        migrations::<Id>()
+    }
+}
+
+/// The first migration: the three tables, their keys and indexes.
+pub struct CreateBaseSchema<Id>(PhantomData<fn() -> Id>);
+
+impl<Id> Default for CreateBaseSchema<Id> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<Id> MigrationName for CreateBaseSchema<Id> {
+    fn name(&self) -> &str {
+        "m20260101_000001_axum_users_base_schema"
+    }
+}
+
+fn cascade_to_user(table: &'static str, name: &'static str) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(name)
+        .from(table, "user_id")
+        .to("user", "id")
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned()
+}
+
+#[async_trait::async_trait]
+impl<Id: KeyColumn> MigrationTrait for CreateBaseSchema<Id> {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("user")
+                    .col(Id::primary_key("id"))
+                    .col(string_len("email", 320))
+                    .col(string_len("email_key", 320))
+                    .col(string_len("hashed_password", 1024))
+                    .col(boolean("is_active").default(true))
+                    .col(boolean("is_superuser").default(false))
+                    .col(boolean("is_verified").default(false))
+                    .to_owned(),
+            )
+            .await?;
+        // The constraint the store recognises: its name contains `email`.
+        manager
+            .create_index(
+                Index::create()
+                    .name("user_email_key_unique")
+                    .table("user")
+                    .col("email_key")
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+
+        manager
+            .create_table(
+                Table::create()
+                    .table("oauth_account")
+                    .col(Id::primary_key("id"))
+                    .col(Id::foreign_key("user_id"))
+                    .col(string_len("oauth_name", 100))
+                    .col(text("access_token"))
+                    .col(big_integer_null("expires_at"))
+                    .col(text_null("refresh_token"))
+                    .col(string_len("account_id", 320))
+                    .col(string_len("account_email", 320))
+                    .foreign_key(&mut cascade_to_user(
+                        "oauth_account",
+                        "oauth_account_user_fk",
+                    ))
+                    .to_owned(),
+            )
+            .await?;
+        for (name, columns) in [
+            ("oauth_account_user_id", &["user_id"][..]),
+            ("oauth_account_account_id", &["account_id"][..]),
+            (
+                "oauth_account_provider_unique",
+                &["oauth_name", "account_id"][..],
+            ),
+        ] {
+            let mut index = Index::create().name(name).table("oauth_account").to_owned();
+            for column in columns {
+                index.col(*column);
+            }
+            if name.ends_with("_unique") {
+                index.unique();
+            }
+            manager.create_index(index).await?;
+        }
+
+        manager
+            .create_table(
+                Table::create()
+                    .table("access_token")
+                    .col(string_len("token", 64).primary_key())
+                    .col(Id::foreign_key("user_id"))
+                    .col(big_integer("created_at"))
+                    .foreign_key(&mut cascade_to_user("access_token", "access_token_user_fk"))
+                    .to_owned(),
+            )
+            .await?;
+        for (name, column) in [
+            ("access_token_user_id", "user_id"),
+            ("access_token_created_at", "created_at"),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table("access_token")
+                        .col(column)
+                        .to_owned(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["access_token", "oauth_account", "user"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}

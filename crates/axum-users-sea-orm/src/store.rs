@@ -1,0 +1,414 @@
+//! [`SeaOrmStore`]: the core's store traits over SeaORM entities.
+
+use axum_users::{
+    AccessTokenStore, NewOAuthAccount, NewUser, OAuthAccount, OAuthAccountStore, PasswordHash,
+    Secret, StoreError, User, UserStore, email_key,
+};
+use sea_orm::sea_query::{Expr, Value, ValueType};
+use sea_orm::{
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Database, DatabaseConnection, EntityTrait,
+    IdenStatic, ModelTrait, QueryFilter, QueryOrder, Related, TransactionTrait,
+};
+
+use crate::columns::{OAuthColumns, TokenColumns, UserColumns};
+use crate::entity;
+use crate::error::{bad_column, store_error};
+use crate::{SetupError, StoreEntity, UserEntity};
+
+/// Users, OAuth accounts and access tokens in three SeaORM entities: the base ones with UUID
+/// keys by default, or an application's own.
+///
+/// `U` is the user entity ([`UserEntity`]); `O` the OAuth account entity, with the columns `id`,
+/// `user_id`, `oauth_name`, `access_token`, `expires_at`, `refresh_token`, `account_id`,
+/// `account_email` and a relation from `U` to it (the `oauth_accounts` back-relation); `T` the
+/// access token entity, with `token`, `user_id` and `created_at`. The store finds those columns
+/// by name when it is built.
+pub struct SeaOrmStore<
+    U: UserEntity = entity::user::Entity,
+    O: StoreEntity = entity::oauth_account::Entity,
+    T: StoreEntity = entity::access_token::Entity,
+> {
+    db: DatabaseConnection,
+    users: UserColumns<U>,
+    oauth: OAuthColumns<O>,
+    tokens: TokenColumns<T>,
+}
+
+/// The store over the base entities with integer keys ([`entity::integer`]).
+pub type IntegerStore = SeaOrmStore<
+    entity::integer::user::Entity,
+    entity::integer::oauth_account::Entity,
+    entity::integer::access_token::Entity,
+>;
+
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity> Clone for SeaOrmStore<U, O, T> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            users: self.users,
+            oauth: self.oauth,
+            tokens: self.tokens,
+        }
+    }
+}
+
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity> std::fmt::Debug for SeaOrmStore<U, O, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SeaOrmStore").finish_non_exhaustive()
+    }
+}
+
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
+    /// A store over an open connection. The schema must exist (see [`crate::migration`]).
+    ///
+    /// # Errors
+    /// [`SetupError::MissingColumn`] when an entity lacks a column the store needs.
+    pub fn new(db: DatabaseConnection) -> Result<Self, SetupError> {
+        Ok(Self {
+            db,
+            users: UserColumns::find()?,
+            oauth: OAuthColumns::find()?,
+            tokens: TokenColumns::find()?,
+        })
+    }
+
+    /// Connects to `url` (e.g. `sqlite://app.db?mode=rwc`, `postgres://...`) with SeaORM's
+    /// defaults and statement logging off, then [`SeaOrmStore::new`].
+    ///
+    /// # Errors
+    /// The driver's error, or a missing column.
+    pub async fn connect(url: &str) -> Result<Self, SetupError> {
+        let mut options = sea_orm::ConnectOptions::new(url);
+        options.sqlx_logging(false);
+        Self::new(Database::connect(options).await?)
+    }
+
+    /// The connection, for the application's own queries and migrations.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    async fn one_user(
+        &self,
+        select: sea_orm::Select<U>,
+    ) -> Result<Option<User<U::Id, U::Fields>>, StoreError> {
+        let model = select.one(&self.db).await.map_err(store_error)?;
+        model.map(|m| self.user_from_model(&m)).transpose()
+    }
+
+    fn user_from_model(&self, model: &U::Model) -> Result<User<U::Id, U::Fields>, StoreError> {
+        let c = &self.users;
+        Ok(User {
+            id: read(model, c.id)?,
+            email: read(model, c.email)?,
+            hashed_password: PasswordHash(read(model, c.hashed_password)?),
+            is_active: read(model, c.is_active)?,
+            is_superuser: read(model, c.is_superuser)?,
+            is_verified: read(model, c.is_verified)?,
+            fields: U::fields(model),
+        })
+    }
+
+    /// Every column of a user but the key, in an active model that starts as `start`.
+    fn user_columns(
+        &self,
+        mut active: U::ActiveModel,
+        email: &str,
+        hashed_password: &PasswordHash,
+        flags: [bool; 3],
+        fields: &U::Fields,
+    ) -> Result<U::ActiveModel, StoreError> {
+        let c = &self.users;
+        let [is_active, is_superuser, is_verified] = flags;
+        write(&mut active, c.email, email.into())?;
+        write(&mut active, c.email_key, email_key(email).into())?;
+        write(
+            &mut active,
+            c.hashed_password,
+            hashed_password.0.as_str().into(),
+        )?;
+        write(&mut active, c.is_active, is_active.into())?;
+        write(&mut active, c.is_superuser, is_superuser.into())?;
+        write(&mut active, c.is_verified, is_verified.into())?;
+        U::set_fields(&mut active, fields);
+        Ok(active)
+    }
+
+    fn oauth_from_model(&self, model: &O::Model) -> Result<OAuthAccount<U::Id>, StoreError> {
+        let c = &self.oauth;
+        Ok(OAuthAccount {
+            id: read(model, c.id)?,
+            user_id: read(model, c.user_id)?,
+            oauth_name: read(model, c.oauth_name)?,
+            access_token: Secret::new(read::<String, _>(model, c.access_token)?),
+            expires_at: read(model, c.expires_at)?,
+            refresh_token: read::<Option<String>, _>(model, c.refresh_token)?.map(Secret::new),
+            account_id: read(model, c.account_id)?,
+            account_email: read(model, c.account_email)?,
+        })
+    }
+}
+
+/// A column of a row as a Rust value.
+fn read<V: ValueType, M: ModelTrait>(
+    model: &M,
+    column: <M::Entity as EntityTrait>::Column,
+) -> Result<V, StoreError> {
+    <V as ValueType>::try_from(model.get(column)).map_err(|_| bad_column(column.as_str()))
+}
+
+/// Sets a column of an active model.
+fn write<A: ActiveModelTrait>(
+    active: &mut A,
+    column: <A::Entity as EntityTrait>::Column,
+    value: Value,
+) -> Result<(), StoreError> {
+    active
+        .try_set(column, value)
+        .map_err(|_| bad_column(column.as_str()))
+}
+
+fn secret_value(secret: Option<&Secret>) -> Value {
+    secret.map(|s| s.expose().to_owned()).into()
+}
+
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity> UserStore for SeaOrmStore<U, O, T> {
+    type Id = U::Id;
+    type Fields = U::Fields;
+
+    async fn get(&self, id: &U::Id) -> Result<Option<User<U::Id, U::Fields>>, StoreError> {
+        self.one_user(U::find().filter(self.users.id.eq(id.clone())))
+            .await
+    }
+
+    async fn get_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<User<U::Id, U::Fields>>, StoreError> {
+        self.one_user(U::find().filter(self.users.email_key.eq(email_key(email))))
+            .await
+    }
+
+    async fn create(
+        &self,
+        user: NewUser<U::Id, U::Fields>,
+    ) -> Result<User<U::Id, U::Fields>, StoreError> {
+        let mut active = self.user_columns(
+            U::ActiveModel::new(),
+            &user.email,
+            &user.hashed_password,
+            [user.is_active, user.is_superuser, user.is_verified],
+            &user.fields,
+        )?;
+        if let Some(id) = user.id {
+            write(&mut active, self.users.id, id.into())?;
+        }
+        let model = active.insert(&self.db).await.map_err(store_error)?;
+        self.user_from_model(&model)
+    }
+
+    async fn update(
+        &self,
+        user: &User<U::Id, U::Fields>,
+    ) -> Result<User<U::Id, U::Fields>, StoreError> {
+        // A blank active model, not `new()`: defaults an application sets for new rows must
+        // not overwrite the stored values.
+        let active = self.user_columns(
+            <U::ActiveModel as ActiveModelTrait>::default(),
+            &user.email,
+            &user.hashed_password,
+            [user.is_active, user.is_superuser, user.is_verified],
+            &user.fields,
+        )?;
+        U::update_many()
+            .set(active)
+            .filter(self.users.id.eq(user.id.clone()))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(user.clone())
+    }
+
+    async fn replace_password(
+        &self,
+        id: &U::Id,
+        expected: &PasswordHash,
+        new: &PasswordHash,
+    ) -> Result<bool, StoreError> {
+        let c = &self.users;
+        let done = U::update_many()
+            .col_expr(c.hashed_password, Expr::value(new.0.clone()))
+            .filter(c.id.eq(id.clone()))
+            .filter(c.hashed_password.eq(expected.0.clone()))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected == 1)
+    }
+
+    async fn delete(&self, id: &U::Id) -> Result<bool, StoreError> {
+        // The foreign keys cascade; deleting the dependent rows here as well keeps that true
+        // for schemas an application made without `ON DELETE CASCADE`.
+        let txn = self.db.begin().await.map_err(store_error)?;
+        O::delete_many()
+            .filter(self.oauth.user_id.eq(id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        T::delete_many()
+            .filter(self.tokens.user_id.eq(id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        let done = U::delete_many()
+            .filter(self.users.id.eq(id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(done.rows_affected == 1)
+    }
+}
+
+impl<U, O, T> OAuthAccountStore for SeaOrmStore<U, O, T>
+where
+    U: UserEntity + Related<O>,
+    O: StoreEntity,
+    T: StoreEntity,
+{
+    async fn get_by_oauth_account(
+        &self,
+        oauth_name: &str,
+        account_id: &str,
+    ) -> Result<Option<User<U::Id, U::Fields>>, StoreError> {
+        let c = &self.oauth;
+        self.one_user(
+            U::find()
+                .inner_join(O::default())
+                .filter(c.oauth_name.eq(oauth_name))
+                .filter(c.account_id.eq(account_id)),
+        )
+        .await
+    }
+
+    async fn list_oauth_accounts(
+        &self,
+        user_id: &U::Id,
+    ) -> Result<Vec<OAuthAccount<U::Id>>, StoreError> {
+        let c = &self.oauth;
+        let rows = O::find()
+            .filter(c.user_id.eq(user_id.clone()))
+            .order_by_asc(c.oauth_name)
+            .order_by_asc(c.account_id)
+            .all(&self.db)
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(|m| self.oauth_from_model(m)).collect()
+    }
+
+    async fn add_oauth_account(
+        &self,
+        user_id: &U::Id,
+        account: NewOAuthAccount,
+    ) -> Result<OAuthAccount<U::Id>, StoreError> {
+        let c = &self.oauth;
+        let mut active = O::ActiveModel::new();
+        if let Some(id) = <U::Id as axum_users::UserId>::generate() {
+            write(&mut active, c.id, id.into())?;
+        }
+        write(&mut active, c.user_id, user_id.clone().into())?;
+        write(&mut active, c.oauth_name, account.oauth_name.into())?;
+        write(
+            &mut active,
+            c.access_token,
+            account.access_token.expose().into(),
+        )?;
+        write(&mut active, c.expires_at, account.expires_at.into())?;
+        write(
+            &mut active,
+            c.refresh_token,
+            secret_value(account.refresh_token.as_ref()),
+        )?;
+        write(&mut active, c.account_id, account.account_id.into())?;
+        write(&mut active, c.account_email, account.account_email.into())?;
+        let model = active.insert(&self.db).await.map_err(store_error)?;
+        self.oauth_from_model(&model)
+    }
+
+    async fn update_oauth_account(&self, account: &OAuthAccount<U::Id>) -> Result<(), StoreError> {
+        let c = &self.oauth;
+        O::update_many()
+            .col_expr(c.access_token, Expr::value(account.access_token.expose()))
+            .col_expr(c.expires_at, Expr::value(account.expires_at))
+            .col_expr(
+                c.refresh_token,
+                Expr::value(secret_value(account.refresh_token.as_ref())),
+            )
+            .col_expr(c.account_email, Expr::value(account.account_email.clone()))
+            .filter(c.id.eq(account.id.clone()))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn delete_oauth_account(
+        &self,
+        user_id: &U::Id,
+        account_id: &U::Id,
+    ) -> Result<bool, StoreError> {
+        let c = &self.oauth;
+        let done = O::delete_many()
+            .filter(c.id.eq(account_id.clone()))
+            .filter(c.user_id.eq(user_id.clone()))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(done.rows_affected == 1)
+    }
+}
+
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity> AccessTokenStore for SeaOrmStore<U, O, T> {
+    type Id = U::Id;
+
+    async fn create_token(
+        &self,
+        token_hash: &str,
+        user_id: &U::Id,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        let c = &self.tokens;
+        let mut active = T::ActiveModel::new();
+        write(&mut active, c.token, token_hash.into())?;
+        write(&mut active, c.user_id, user_id.clone().into())?;
+        write(&mut active, c.created_at, created_at.into())?;
+        T::insert(active)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn find_token(
+        &self,
+        token_hash: &str,
+        not_before: Option<i64>,
+    ) -> Result<Option<U::Id>, StoreError> {
+        let c = &self.tokens;
+        let mut select = T::find().filter(c.token.eq(token_hash));
+        if let Some(not_before) = not_before {
+            select = select.filter(c.created_at.gte(not_before));
+        }
+        let row = select.one(&self.db).await.map_err(store_error)?;
+        row.map(|m| read(&m, c.user_id)).transpose()
+    }
+
+    async fn delete_token(&self, token_hash: &str) -> Result<(), StoreError> {
+        T::delete_many()
+            .filter(self.tokens.token.eq(token_hash))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,65 @@
+//! What the store asks of the entities it is given: the user entity maps its extra columns to
+//! the application's `UserFields`; every entity can be inserted through its active model.
+
+use axum_users::{UserFields, UserId};
+use sea_orm::sea_query::{Value, ValueType};
+use sea_orm::{EntityTrait, IntoActiveModel};
+
+/// A primary-key type the store can keep: [`uuid::Uuid`] (default) or `i64`.
+pub trait SeaOrmId: UserId + Into<Value> + ValueType {}
+
+impl<T: UserId + Into<Value> + ValueType> SeaOrmId for T {}
+
+/// An entity the store reads and writes: any entity made with `DeriveEntityModel`.
+pub trait StoreEntity:
+    EntityTrait<
+        Model: IntoActiveModel<<Self as EntityTrait>::ActiveModel> + Sync,
+        ActiveModel: Send + Sync,
+    >
+{
+}
+
+impl<E> StoreEntity for E where
+    E: EntityTrait<
+            Model: IntoActiveModel<<E as EntityTrait>::ActiveModel> + Sync,
+            ActiveModel: Send + Sync,
+        >
+{
+}
+
+/// A user entity: the base [`crate::entity::user`] or an application's own with extra columns.
+///
+/// The store reads and writes the columns `id`, `email`, `email_key`, `hashed_password`,
+/// `is_active`, `is_superuser` and `is_verified` by name; this trait says the key type and maps
+/// the remaining columns to the application's [`UserFields`].
+///
+/// # Examples
+///
+/// An entity with a `display_name` column, carried by a `Profile` type of fields:
+///
+/// ```ignore
+/// impl axum_users_sea_orm::UserEntity for user::Entity {
+///     type Id = uuid::Uuid;
+///     type Fields = Profile;
+///
+///     fn fields(model: &user::Model) -> Profile {
+///         Profile { display_name: model.display_name.clone() }
+///     }
+///
+///     fn set_fields(active: &mut user::ActiveModel, fields: &Profile) {
+///         active.display_name = sea_orm::ActiveValue::Set(fields.display_name.clone());
+///     }
+/// }
+/// ```
+pub trait UserEntity: StoreEntity {
+    /// The primary-key type; the `id` column holds it.
+    type Id: SeaOrmId;
+    /// The application's own fields, kept in the entity's extra columns.
+    type Fields: UserFields;
+
+    /// Reads the fields from a row.
+    fn fields(model: &Self::Model) -> Self::Fields;
+
+    /// Writes the fields into an active model (an insert or an update of the user).
+    fn set_fields(active: &mut Self::ActiveModel, fields: &Self::Fields);
+}

@@ -1,0 +1,104 @@
+//! The store conformance suite on the base entities, with UUID and integer keys.
+
+use axum_users::{DatabaseStrategy, JwtCodec, JwtStrategy, Secret, UserStore, testing};
+use axum_users_sea_orm::migration::{KeyColumn, Migrator, MigratorTrait};
+use axum_users_sea_orm::{IntegerStore, SeaOrmStore};
+
+use crate::databases::{self, TestDb};
+
+async fn run<Id: KeyColumn>(test: TestDb) -> TestDb
+where
+    Migrator<Id>: MigratorTrait,
+{
+    // `fresh` drops what an earlier run left and applies the migrations again.
+    Migrator::<Id>::fresh(&test.db).await.unwrap();
+    let status = Migrator::<Id>::get_pending_migrations(&test.db)
+        .await
+        .unwrap();
+    assert!(status.is_empty(), "migrations apply once");
+    test
+}
+
+async fn uuid_suite(test: TestDb) {
+    let test = run::<uuid::Uuid>(test).await;
+    let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
+    testing::user_store(&store).await;
+    testing::oauth_account_store(&store).await;
+    testing::access_token_store(&store, &store).await;
+    testing::concurrent_creates(&store, 50).await;
+    strategies(&store).await;
+}
+
+async fn integer_suite(test: TestDb) {
+    let test = run::<i64>(test).await;
+    let store = IntegerStore::new(test.db.clone()).unwrap();
+    testing::user_store(&store).await;
+    testing::oauth_account_store(&store).await;
+    testing::access_token_store(&store, &store).await;
+    testing::concurrent_creates(&store, 50).await;
+    let first = store
+        .create(testing::new_user::<IntegerStore>(&testing::unique_email()))
+        .await
+        .unwrap();
+    let second = store
+        .create(testing::new_user::<IntegerStore>(&testing::unique_email()))
+        .await
+        .unwrap();
+    assert!(second.id > first.id, "the database assigns increasing keys");
+}
+
+async fn strategies(store: &SeaOrmStore) {
+    let user = store
+        .create(testing::new_user::<SeaOrmStore>(&testing::unique_email()))
+        .await
+        .unwrap();
+    testing::strategy(
+        &DatabaseStrategy::new(store.clone(), Some(3600)),
+        user.id,
+        true,
+    )
+    .await;
+    let jwt = JwtStrategy::new(
+        JwtCodec::hs256(&Secret::new("0123456789abcdef0123456789abcdef")).unwrap(),
+        Some(60),
+    );
+    testing::strategy(&jwt, user.id, false).await;
+}
+
+#[tokio::test]
+async fn sqlite_uuid_store() {
+    uuid_suite(databases::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_integer_store() {
+    integer_suite(databases::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_uuid_store() {
+    if let Some(test) = databases::server("TEST_POSTGRES_URL", "axum_users_seaorm_uuid").await {
+        uuid_suite(test).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_integer_store() {
+    if let Some(test) = databases::server("TEST_POSTGRES_URL", "axum_users_seaorm_int").await {
+        integer_suite(test).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_uuid_store() {
+    if let Some(test) = databases::server("TEST_MYSQL_URL", "axum_users_seaorm_uuid").await {
+        uuid_suite(test).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_integer_store() {
+    if let Some(test) = databases::server("TEST_MYSQL_URL", "axum_users_seaorm_int").await {
+        integer_suite(test).await;
+    }
+}
