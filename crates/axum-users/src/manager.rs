@@ -581,3 +581,93 @@ fn duplicate_means_exists(e: StoreError) -> ManagerError {
         other => ManagerError::Store(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::NoHooks;
+    use crate::memory::MemoryStore;
+    use crate::password::Argon2Params;
+
+    fn manager() -> UserManager<MemoryStore, NoHooks> {
+        let hasher = PasswordHasher::new(Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        UserManager::new(
+            MemoryStore::new(),
+            NoHooks,
+            hasher,
+            TokenSettings::new(Secret::new("k".repeat(32))),
+        )
+        .unwrap()
+    }
+
+    fn create(email: &str) -> UserCreate<crate::NoFields> {
+        UserCreate {
+            email: email.into(),
+            password: Secret::new("right-password"),
+            is_active: None,
+            is_superuser: None,
+            is_verified: None,
+            fields: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_login_attempt_costs_one_verification_whoever_it_names() {
+        let m = manager();
+        m.create(create("known@example.com"), true, None)
+            .await
+            .unwrap();
+        let oauth_only = m.store().create(NewUser {
+            id: Some(uuid::Uuid::new_v4()),
+            email: "oauth@example.com".into(),
+            hashed_password: PasswordHash::unusable(),
+            is_active: true,
+            is_superuser: false,
+            is_verified: false,
+            fields: Default::default(),
+        });
+        oauth_only.await.unwrap();
+        for (email, password, found) in [
+            ("known@example.com", "right-password", true),
+            ("known@example.com", "wrong", false),
+            ("ghost@example.com", "wrong", false),
+            ("oauth@example.com", "anything", false),
+        ] {
+            let before = m.passwords().verifications();
+            let user = m.authenticate(email, password).await.unwrap();
+            assert_eq!(user.is_some(), found, "{email}");
+            assert_eq!(
+                m.passwords().verifications() - before,
+                1,
+                "{email} costs exactly one verification"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn reset_tokens_are_bound_to_the_password_hash() {
+        let m = manager();
+        let user = m.create(create("r@example.com"), true, None).await.unwrap();
+        let token = m.reset_token(&user).unwrap();
+        let other = m.create(create("s@example.com"), true, None).await.unwrap();
+        assert_ne!(m.reset_token(&other).unwrap(), token);
+        m.reset_password(&token, "new-password", None)
+            .await
+            .unwrap();
+        assert!(matches!(
+            m.reset_password(&token, "again", None).await,
+            Err(ManagerError::InvalidResetPasswordToken)
+        ));
+        assert!(
+            m.authenticate("r@example.com", "new-password")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}

@@ -93,6 +93,7 @@ pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
     dummy: Arc<tokio::sync::OnceCell<PasswordHash>>,
+    verifications: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -127,12 +128,20 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             memory: Arc::new(Mutex::new(Vec::new())),
             dummy: Arc::new(tokio::sync::OnceCell::new()),
+            verifications: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 
     /// The configured parameters.
     pub fn params(&self) -> Argon2Params {
         self.params
+    }
+
+    /// How many verifications this hasher has run (for metrics, and to show that every login
+    /// attempt costs one, whoever it names).
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Hashes a password with Argon2id at the configured parameters.
@@ -155,6 +164,8 @@ impl PasswordHasher {
         password: &str,
         hash: &PasswordHash,
     ) -> Result<Verified, PasswordError> {
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let password = password.to_owned();
         let hash = hash.0.clone();
         let params = self.params;

@@ -577,3 +577,30 @@ fn weak_secrets_and_duplicate_backends_are_refused_at_build() {
         Err(axum_users::BuildError::DuplicateBackend(_))
     ));
 }
+
+#[tokio::test]
+async fn login_accepts_multipart_forms() {
+    let store: MemoryStore = MemoryStore::new();
+    let users = AxumUsers::builder(store, SECRET)
+        .argon2(FAST)
+        .build()
+        .unwrap();
+    let base = serve(users.router()).await;
+    call(
+        reqwest::Method::POST,
+        format!("{base}/auth/register"),
+        None,
+        Some(json!({"email": "max@example.com", "password": "maxpass"})),
+    )
+    .await;
+    let body = "--b0undary\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nmax@example.com\r\n--b0undary\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nmaxpass\r\n--b0undary--\r\n";
+    let r = reqwest::Client::new()
+        .post(format!("{base}/auth/jwt/login"))
+        .header("content-type", "multipart/form-data; boundary=b0undary")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["token_type"], "bearer");
+}
