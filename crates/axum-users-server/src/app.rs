@@ -7,8 +7,11 @@ use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use axum_users::{AxumUsers, CookieSettings, Secret, Transport};
-use axum_users_sqlx::SqliteStore;
+use axum_users::{
+    AuthBackend, AxumUsers, CookieSettings, DatabaseStrategy, Secret, StoreError, Transport,
+};
+use axum_users_redis::{RedisOptions, RedisStrategy};
+use axum_users_sqlx::{SqlStore, StoreOptions};
 use http::StatusCode;
 use serde_json::json;
 
@@ -17,8 +20,10 @@ use crate::hooks::ServerHooks;
 use crate::mailer::Mailer;
 use crate::openapi;
 
-/// The store the server runs on.
-pub(crate) type Store = SqliteStore;
+/// The store the server runs on (SQLite, PostgreSQL or MySQL, by the URL).
+pub(crate) type Store = SqlStore;
+/// The Redis token strategy, when configured.
+pub(crate) type Redis = RedisStrategy<uuid::Uuid>;
 /// The configured user management.
 pub(crate) type Users = AxumUsers<Store, ServerHooks>;
 
@@ -27,7 +32,10 @@ pub(crate) type Users = AxumUsers<Store, ServerHooks>;
 /// # Errors
 /// When the database cannot be opened or migrated.
 pub(crate) async fn open_store(config: &Config) -> Result<Store> {
-    let store = Store::connect(&config.database_url)
+    let options = StoreOptions::default()
+        .with_max_connections(config.database_max_connections)
+        .with_timeout(config.database_timeout);
+    let store = Store::connect_with(config.database_url.expose(), options)
         .await
         .with_context(|| {
             format!(
@@ -54,7 +62,8 @@ pub(crate) fn resolve_secret(config: &Config) -> Result<Secret> {
         return Ok(secret.clone());
     }
     let path = config.secret_file().context(
-        "set AXUM_USERS_SECRET: an in-memory database has no place to keep a generated secret",
+        "set AXUM_USERS_SECRET: it is required with an in-memory SQLite, PostgreSQL or MySQL \
+         database (every node of a deployment must share it)",
     )?;
     if path.exists() {
         let secret = std::fs::read_to_string(&path)
@@ -86,17 +95,53 @@ fn write_private(path: &Path, secret: &str) -> Result<()> {
     Ok(())
 }
 
-/// User management over `store` as configured.
+/// The Redis strategy, when configured. It connects lazily: the server starts while Redis is
+/// down, and `/ready` says so.
+///
+/// # Errors
+/// When the URL is malformed.
+pub(crate) fn redis(config: &Config) -> Result<Option<Redis>> {
+    let Some(redis) = &config.redis else {
+        return Ok(None);
+    };
+    let options = RedisOptions::default()
+        .with_key_prefix(redis.key_prefix.clone())
+        .with_lifetime(redis.token_lifetime)
+        .with_timeout(redis.timeout);
+    let strategy = Redis::connect(redis.url.expose(), options).with_context(|| {
+        format!(
+            "invalid Redis URL {} (check AXUM_USERS_REDIS_URL)",
+            redis.url
+        )
+    })?;
+    Ok(Some(strategy))
+}
+
+/// User management over `store` as configured: the `jwt` and `cookie` backends, then `db`
+/// (database tokens) and `redis` when enabled, all Bearer.
 ///
 /// # Errors
 /// When the configuration is refused by the library.
-pub(crate) fn users(config: &Config, store: Store, secret: Secret) -> Result<Users> {
+pub(crate) fn users(
+    config: &Config,
+    store: Store,
+    redis: Option<Redis>,
+    secret: Secret,
+) -> Result<Users> {
     let hooks = ServerHooks {
         mailer: Mailer::new(config.mailer.clone(), config.mail_from.clone()),
         frontend_url: config.frontend_url.clone(),
         password_min_length: config.password_min_length,
     };
-    AxumUsers::builder(store, secret)
+    let mut builder = AxumUsers::builder(store.clone(), secret);
+    if let Some(lifetime) = config.db_tokens {
+        let strategy = DatabaseStrategy::new(store, lifetime.map(|l| l.as_secs()));
+        builder = builder.backend(AuthBackend::new("db", bearer("db"), strategy));
+    }
+    if let Some(redis) = redis {
+        builder = builder.backend(AuthBackend::new("redis", bearer("redis"), redis));
+    }
+    builder
         .hooks(hooks)
         .argon2(config.argon2)
         .jwt_lifetime(Some(config.jwt_lifetime_seconds))
@@ -105,8 +150,21 @@ pub(crate) fn users(config: &Config, store: Store, secret: Secret) -> Result<Use
         .context("invalid user-management configuration")
 }
 
+fn bearer(backend: &str) -> Transport {
+    Transport::Bearer {
+        token_url: format!("auth/{backend}/login"),
+    }
+}
+
+/// What `/ready` checks.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub(crate) store: Store,
+    pub(crate) redis: Option<Redis>,
+}
+
 /// The whole HTTP application.
-pub(crate) fn router(users: &Users, store: Store) -> Router {
+pub(crate) fn router(users: &Users, services: Services) -> Router {
     let backends: Vec<(String, bool)> = users
         .backends()
         .iter()
@@ -116,7 +174,7 @@ pub(crate) fn router(users: &Users, store: Store) -> Router {
     Router::new()
         .merge(users.router())
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/ready", get(ready).with_state(store))
+        .route("/ready", get(ready).with_state(services))
         .route(
             "/openapi.json",
             get(move || async move { Json(document.clone()) }),
@@ -131,16 +189,34 @@ pub(crate) fn router(users: &Users, store: Store) -> Router {
         })
 }
 
-async fn ready(State(store): State<Store>) -> Response {
-    match store.ping().await {
-        Ok(()) => Json(json!({"status": "ok", "database": "ok"})).into_response(),
+/// 200 when the database (and Redis, when configured) answer; else 503, naming which does not.
+async fn ready(State(services): State<Services>) -> Response {
+    let redis = async {
+        match &services.redis {
+            Some(redis) => Some(redis.ping().await),
+            None => None,
+        }
+    };
+    let (database, redis) = tokio::join!(services.store.ping(), redis);
+    let mut body = json!({"status": "ok", "database": state("database", &database)});
+    let mut ok = database.is_ok();
+    if let Some(redis) = redis {
+        body["redis"] = state("redis", &redis).into();
+        ok &= redis.is_ok();
+    }
+    if ok {
+        return Json(body).into_response();
+    }
+    body["status"] = "unavailable".into();
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+}
+
+fn state(service: &str, result: &Result<(), StoreError>) -> &'static str {
+    match result {
+        Ok(()) => "ok",
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "database": "unavailable"})),
-            )
-                .into_response()
+            tracing::warn!(service, error = %e, "readiness check failed");
+            "unavailable"
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Configuration: defaults, then the optional TOML file, then `AXUM_USERS_*` variables. Every
 //! value is checked once at start-up; a bad one stops the server with a message naming its key.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum_users::{Argon2Params, Secret};
@@ -17,13 +19,83 @@ pub(crate) enum MailerConfig {
     File(PathBuf),
 }
 
+/// A service URL that may carry a password: `Debug` and `Display` show it with the password
+/// replaced, [`ServiceUrl::expose`] gives the real one.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ServiceUrl(String);
+
+impl ServiceUrl {
+    pub(crate) fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, for connecting.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ServiceUrl {
+    /// `scheme://user:[redacted]@host/...`: the password never reaches a log.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = &self.0;
+        let Some(start) = url.find("://").map(|i| i + 3) else {
+            return f.write_str(url);
+        };
+        let authority_end = url[start..]
+            .find(['/', '?', '#'])
+            .map_or(url.len(), |i| start + i);
+        match url[start..authority_end].rfind('@') {
+            Some(at) => {
+                let userinfo = &url[start..start + at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                let hidden = if userinfo.contains(':') {
+                    ":[redacted]"
+                } else {
+                    ""
+                };
+                write!(f, "{}{user}{hidden}{}", &url[..start], &url[start + at..])
+            }
+            None => f.write_str(url),
+        }
+    }
+}
+
+impl fmt::Debug for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// The Redis strategy's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RedisConfig {
+    /// `redis://...`.
+    pub(crate) url: ServiceUrl,
+    /// Lifetime of Redis tokens (TTL); `None`: until logout.
+    pub(crate) token_lifetime: Option<Duration>,
+    /// Prefix of the keys.
+    pub(crate) key_prefix: String,
+    /// Longest wait for Redis per call.
+    pub(crate) timeout: Duration,
+}
+
 /// The server's configuration, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     /// Address to listen on.
     pub(crate) bind: SocketAddr,
-    /// Database URL (`sqlite://...`).
-    pub(crate) database_url: String,
+    /// Database URL (`sqlite:`, `postgres:`, `mysql:`).
+    pub(crate) database_url: ServiceUrl,
+    /// Most connections to the database.
+    pub(crate) database_max_connections: u32,
+    /// Longest wait for the database per call.
+    pub(crate) database_timeout: Duration,
+    /// Lifetime of database tokens (the `/auth/db` backend), when it is enabled; `None` inside
+    /// `Some`: until logout.
+    pub(crate) db_tokens: Option<Option<Duration>>,
+    /// The `/auth/redis` backend, when configured.
+    pub(crate) redis: Option<RedisConfig>,
     /// Signing secret; `None` means: generate one and keep it beside the SQLite database.
     pub(crate) secret: Option<Secret>,
     /// Where mail goes.
@@ -54,6 +126,14 @@ struct FileConfig {
     cookie_secure: Option<bool>,
     jwt_lifetime_seconds: Option<u64>,
     password_min_length: Option<usize>,
+    database_max_connections: Option<u32>,
+    database_timeout_seconds: Option<f64>,
+    db_tokens: Option<bool>,
+    db_token_lifetime_seconds: Option<u64>,
+    redis_url: Option<String>,
+    redis_token_lifetime_seconds: Option<u64>,
+    redis_key_prefix: Option<String>,
+    redis_timeout_seconds: Option<f64>,
     argon2: Option<FileArgon2>,
 }
 
@@ -70,8 +150,17 @@ pub(crate) const ENV_HELP: &str = "\
 Environment (overrides the TOML file):
   AXUM_USERS_CONFIG                path of the TOML file (default: axum-users.toml if present)
   AXUM_USERS_BIND                  address to listen on (default 127.0.0.1:8000)
-  AXUM_USERS_DATABASE_URL          database URL (default sqlite://axum-users.db)
-  AXUM_USERS_SECRET                signing secret, >= 32 bytes (default: generated, kept beside the database)
+  AXUM_USERS_DATABASE_URL          sqlite:, postgres: or mysql: URL (default sqlite://axum-users.db)
+  AXUM_USERS_DATABASE_MAX_CONNECTIONS  database pool size (default 10)
+  AXUM_USERS_DATABASE_TIMEOUT_SECONDS  longest wait for the database, then 503 (default 5)
+  AXUM_USERS_DB_TOKENS             true: database tokens at /auth/db (default false)
+  AXUM_USERS_DB_TOKEN_LIFETIME_SECONDS  lifetime of database tokens, 0 = until logout (default 3600)
+  AXUM_USERS_REDIS_URL             redis:// URL: Redis tokens at /auth/redis (default: off)
+  AXUM_USERS_REDIS_TOKEN_LIFETIME_SECONDS  lifetime (TTL) of Redis tokens, 0 = until logout (default 3600)
+  AXUM_USERS_REDIS_KEY_PREFIX      prefix of the Redis keys (default axum_users_token:)
+  AXUM_USERS_REDIS_TIMEOUT_SECONDS longest wait for Redis, then 503 (default 2)
+  AXUM_USERS_SECRET                signing secret, >= 32 bytes (default with SQLite: generated, kept beside
+                                   the database; required with PostgreSQL/MySQL, the same on every node)
   AXUM_USERS_MAILER                log | file:<dir> (default log)
   AXUM_USERS_MAIL_FROM             sender address of mail
   AXUM_USERS_FRONTEND_URL          base URL of the reset and verify links
@@ -111,9 +200,10 @@ impl Config {
         let database_url = env("AXUM_USERS_DATABASE_URL")
             .or(from_file.database_url)
             .unwrap_or_else(|| "sqlite://axum-users.db".into());
-        if !database_url.starts_with("sqlite:") {
+        let database_url = ServiceUrl::new(database_url);
+        if axum_users_sqlx::Dialect::of_url(database_url.expose()).is_none() {
             bail!(
-                "invalid value for database_url (AXUM_USERS_DATABASE_URL): `{database_url}`; this build supports sqlite: URLs"
+                "invalid value for database_url (AXUM_USERS_DATABASE_URL): `{database_url}`; use a sqlite:, postgres: or mysql: URL"
             );
         }
         let secret = env("AXUM_USERS_SECRET")
@@ -140,9 +230,83 @@ impl Config {
                 "invalid value for frontend_url (AXUM_USERS_FRONTEND_URL): `{frontend_url}` must start with http:// or https://"
             );
         }
+        let redis = match env("AXUM_USERS_REDIS_URL").or(from_file.redis_url) {
+            Some(url) if !url.trim().is_empty() => {
+                let url = ServiceUrl::new(url.trim());
+                if !["redis://", "rediss://", "redis+unix://", "unix://"]
+                    .iter()
+                    .any(|scheme| url.expose().starts_with(scheme))
+                {
+                    bail!(
+                        "invalid value for redis_url (AXUM_USERS_REDIS_URL): `{url}`; use a redis:// URL"
+                    );
+                }
+                Some(RedisConfig {
+                    url,
+                    token_lifetime: lifetime(
+                        parse_env(
+                            env,
+                            "AXUM_USERS_REDIS_TOKEN_LIFETIME_SECONDS",
+                            "redis_token_lifetime_seconds",
+                        )?
+                        .or(from_file.redis_token_lifetime_seconds),
+                    ),
+                    key_prefix: env("AXUM_USERS_REDIS_KEY_PREFIX")
+                        .or(from_file.redis_key_prefix)
+                        .unwrap_or_else(|| "axum_users_token:".into()),
+                    timeout: seconds(
+                        parse_env(
+                            env,
+                            "AXUM_USERS_REDIS_TIMEOUT_SECONDS",
+                            "redis_timeout_seconds",
+                        )?
+                        .or(from_file.redis_timeout_seconds),
+                        2.0,
+                        "redis_timeout_seconds (AXUM_USERS_REDIS_TIMEOUT_SECONDS)",
+                    )?,
+                })
+            }
+            _ => None,
+        };
+        let db_tokens = parse_env(env, "AXUM_USERS_DB_TOKENS", "db_tokens")?
+            .or(from_file.db_tokens)
+            .unwrap_or(false);
+        let db_token_lifetime = lifetime(
+            parse_env(
+                env,
+                "AXUM_USERS_DB_TOKEN_LIFETIME_SECONDS",
+                "db_token_lifetime_seconds",
+            )?
+            .or(from_file.db_token_lifetime_seconds),
+        );
+        let database_max_connections: u32 = parse_env(
+            env,
+            "AXUM_USERS_DATABASE_MAX_CONNECTIONS",
+            "database_max_connections",
+        )?
+        .or(from_file.database_max_connections)
+        .unwrap_or(10);
+        if database_max_connections == 0 {
+            bail!(
+                "invalid value for database_max_connections (AXUM_USERS_DATABASE_MAX_CONNECTIONS): must be at least 1"
+            );
+        }
         let config = Config {
             bind,
             database_url,
+            database_max_connections,
+            database_timeout: seconds(
+                parse_env(
+                    env,
+                    "AXUM_USERS_DATABASE_TIMEOUT_SECONDS",
+                    "database_timeout_seconds",
+                )?
+                .or(from_file.database_timeout_seconds),
+                5.0,
+                "database_timeout_seconds (AXUM_USERS_DATABASE_TIMEOUT_SECONDS)",
+            )?,
+            db_tokens: db_tokens.then_some(db_token_lifetime),
+            redis,
             secret,
             mailer,
             mail_from: env("AXUM_USERS_MAIL_FROM")
@@ -192,7 +356,7 @@ impl Config {
 
     /// The file holding the generated secret: beside the SQLite database, `<name>.secret`.
     pub(crate) fn secret_file(&self) -> Option<PathBuf> {
-        let path = sqlite_path(&self.database_url)?;
+        let path = sqlite_path(self.database_url.expose())?;
         Some(path.with_extension("secret"))
     }
 }
@@ -204,6 +368,20 @@ pub(crate) fn sqlite_path(url: &str) -> Option<PathBuf> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+/// A token lifetime in seconds: 3600 when unset, 0 for "until logout".
+fn lifetime(seconds: Option<u64>) -> Option<Duration> {
+    Some(Duration::from_secs(seconds.unwrap_or(3600))).filter(|d| !d.is_zero())
+}
+
+/// A timeout in (fractional) seconds, between 1 ms and one hour.
+fn seconds(value: Option<f64>, default: f64, key: &str) -> Result<Duration> {
+    let value = value.unwrap_or(default);
+    if !(0.001..=3600.0).contains(&value) {
+        bail!("invalid value for {key}: `{value}` must be between 0.001 and 3600 seconds");
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig> {
@@ -257,7 +435,10 @@ mod tests {
     fn defaults_need_no_configuration() {
         let c = load(&[]).unwrap();
         assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
-        assert_eq!(c.database_url, "sqlite://axum-users.db");
+        assert_eq!(c.database_url.expose(), "sqlite://axum-users.db");
+        assert_eq!(c.database_timeout, Duration::from_secs(5));
+        assert_eq!(c.db_tokens, None);
+        assert_eq!(c.redis, None);
         assert_eq!(c.mailer, MailerConfig::Log);
         assert!(c.cookie_secure);
         assert_eq!(c.argon2, Argon2Params::default());
@@ -286,12 +467,59 @@ mod tests {
             ("AXUM_USERS_MAILER", "pigeon"),
             ("AXUM_USERS_SECRET", "short"),
             ("AXUM_USERS_JWT_LIFETIME_SECONDS", "-1"),
+            ("AXUM_USERS_DATABASE_URL", "oracle://db/users"),
+            ("AXUM_USERS_DATABASE_TIMEOUT_SECONDS", "0"),
+            ("AXUM_USERS_DATABASE_MAX_CONNECTIONS", "0"),
+            ("AXUM_USERS_DB_TOKENS", "yes please"),
+            ("AXUM_USERS_REDIS_URL", "http://cache"),
         ] {
             let err = load(&[(var, value)]).unwrap_err().to_string();
             assert!(
                 err.contains(var) || err.contains("AXUM_USERS_ARGON2"),
                 "{var}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn databases_and_token_backends_are_configured() {
+        let c = load(&[
+            (
+                "AXUM_USERS_DATABASE_URL",
+                "postgres://app:hunter2@db:5432/users",
+            ),
+            ("AXUM_USERS_DATABASE_TIMEOUT_SECONDS", "1.5"),
+            ("AXUM_USERS_DB_TOKENS", "true"),
+            ("AXUM_USERS_DB_TOKEN_LIFETIME_SECONDS", "0"),
+            ("AXUM_USERS_REDIS_URL", "redis://:s3cret@cache:6379/2"),
+            ("AXUM_USERS_REDIS_TOKEN_LIFETIME_SECONDS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(c.database_timeout, Duration::from_millis(1500));
+        assert_eq!(c.db_tokens, Some(None), "0: until logout");
+        let redis = c.redis.clone().unwrap();
+        assert_eq!(redis.token_lifetime, Some(Duration::from_secs(60)));
+        assert_eq!(redis.key_prefix, "axum_users_token:");
+        assert_eq!(
+            c.secret_file(),
+            None,
+            "no generated secret beside a server database"
+        );
+        let shown = format!("{c:?} {} {}", c.database_url, redis.url);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("postgres://app:[redacted]@db:5432/users"),
+            "{shown}"
+        );
+        assert_eq!(
+            c.database_url.expose(),
+            "postgres://app:hunter2@db:5432/users"
+        );
+        for scheme in ["postgresql://h/d", "mysql://root@h/d", "mariadb://root@h/d"] {
+            load(&[("AXUM_USERS_DATABASE_URL", scheme)]).unwrap();
         }
     }
 

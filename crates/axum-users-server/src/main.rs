@@ -96,8 +96,14 @@ async fn serve(config: Config) -> Result<()> {
     let started = std::time::Instant::now();
     let store = app::open_store(&config).await?;
     let secret = app::resolve_secret(&config)?;
-    let users = app::users(&config, store.clone(), secret)?;
-    let router = app::router(&users, store);
+    let redis = app::redis(&config)?;
+    if let Some(redis) = &redis
+        && let Err(e) = redis.ping().await
+    {
+        tracing::warn!(error = %e, "Redis is not reachable yet: /auth/redis answers 503 until it is");
+    }
+    let users = app::users(&config, store.clone(), redis.clone(), secret)?;
+    let router = app::router(&users, app::Services { store, redis });
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| {
@@ -165,7 +171,7 @@ async fn create_superuser(
     };
     let store = app::open_store(&config).await?;
     let secret = app::resolve_secret(&config)?;
-    let users = app::users(&config, store, secret)?;
+    let users = app::users(&config, store, None, secret)?;
     let create = UserCreate {
         email,
         password: Secret::new(password),

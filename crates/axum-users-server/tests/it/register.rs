@@ -123,29 +123,41 @@ async fn register_with(s: &Server, body: serde_json::Value) -> serde_json::Value
 }
 
 #[tokio::test]
-async fn concurrent_registrations_of_one_e_mail_make_exactly_one_user() {
-    let s = Server::start();
-    let c = client();
-    let url = s.url("/auth/register");
-    let attempts = (0..50).map(|i| {
-        let (c, url) = (c.clone(), url.clone());
-        let email = if i % 2 == 0 {
-            "race@example.com"
-        } else {
-            "RACE@example.com"
-        };
-        tokio::spawn(async move {
-            post_json(&c, url, json!({"email": email, "password": "racepass"})).await
-        })
-    });
-    let mut created = 0;
-    for attempt in attempts {
-        let (status, body) = attempt.await.unwrap();
-        match status {
-            StatusCode::CREATED => created += 1,
-            StatusCode::BAD_REQUEST => assert_eq!(body["detail"], "REGISTER_USER_ALREADY_EXISTS"),
-            other => panic!("unexpected {other}: {body}"),
+async fn concurrent_registrations_of_one_e_mail_make_exactly_one_user_on_every_database() {
+    for db in databases().await {
+        let s = start_env(&db.env());
+        let c = client();
+        let url = s.url("/auth/register");
+        let attempts: Vec<_> = (0..50)
+            .map(|i| {
+                let (c, url) = (c.clone(), url.clone());
+                let email = if i % 2 == 0 {
+                    "race@example.com"
+                } else {
+                    "RACE@example.com"
+                };
+                tokio::spawn(async move {
+                    post_json(&c, url, json!({"email": email, "password": "racepass"})).await
+                })
+            })
+            .collect();
+        let mut created = 0;
+        for attempt in attempts {
+            let (status, body) = attempt.await.unwrap();
+            match status {
+                StatusCode::CREATED => created += 1,
+                StatusCode::BAD_REQUEST => {
+                    assert_eq!(
+                        body["detail"], "REGISTER_USER_ALREADY_EXISTS",
+                        "{}",
+                        db.name
+                    )
+                }
+                other => panic!("{}: unexpected {other}: {body}", db.name),
+            }
         }
+        assert_eq!(created, 1, "{}: exactly one 201", db.name);
+        drop(s);
+        db.finish().await;
     }
-    assert_eq!(created, 1);
 }

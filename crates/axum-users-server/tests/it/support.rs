@@ -291,3 +291,95 @@ pub async fn superuser(s: &Server, email: &str) -> String {
 pub fn detail(body: &Value) -> &Value {
     &body["detail"]
 }
+
+/// The secret of servers on a shared database (no secret file there); nodes share it.
+pub const SECRET: &str = "e2e-tests-shared-secret-0123456789abcdef0123";
+
+/// A database the end-to-end tests run the server on: SQLite always; PostgreSQL and MariaDB
+/// (each test gets a fresh database) when TEST_POSTGRES_URL / TEST_MYSQL_URL are set.
+pub struct TestDb {
+    pub name: &'static str,
+    temp: Option<axum_users_sqlx::testing::TempDatabase>,
+}
+
+impl TestDb {
+    /// The server environment for this database (nothing for SQLite: the test folder's file).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match &self.temp {
+            Some(temp) => vec![
+                ("AXUM_USERS_DATABASE_URL", temp.url.clone()),
+                ("AXUM_USERS_SECRET", SECRET.to_owned()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// Drops the database; call after the servers on it are stopped.
+    pub async fn finish(self) {
+        if let Some(temp) = self.temp {
+            temp.drop_database().await.expect("drop the test database");
+        }
+    }
+}
+
+/// SQLite, then every server database whose URL is set.
+pub async fn databases() -> Vec<TestDb> {
+    let mut dbs = vec![TestDb {
+        name: "SQLite",
+        temp: None,
+    }];
+    for (var, name) in [
+        ("TEST_POSTGRES_URL", "PostgreSQL"),
+        ("TEST_MYSQL_URL", "MariaDB/MySQL"),
+    ] {
+        if let Some(server) = axum_users::testing::service_url(var, name) {
+            let temp = axum_users_sqlx::testing::TempDatabase::create(&server)
+                .await
+                .expect("create a test database");
+            dbs.push(TestDb {
+                name,
+                temp: Some(temp),
+            });
+        }
+    }
+    dbs
+}
+
+/// Starts a server with `env` (owned values) added to the test environment.
+pub fn start_env(env: &[(&str, String)]) -> Server {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start_with(&pairs)
+}
+
+/// Logs in through the backend `backend` and returns the Bearer token.
+pub async fn login_via(s: &Server, backend: &str, email: &str, password: &str) -> String {
+    let r = client()
+        .post(s.url(&format!("/auth/{backend}/login")))
+        .form(&[("username", email), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(r).await;
+    assert_eq!(status, StatusCode::OK, "login via {backend}: {body}");
+    assert_eq!(body["token_type"], "bearer");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Logs out through the backend `backend`; returns the status.
+pub async fn logout_via(s: &Server, backend: &str, token: &str) -> StatusCode {
+    client()
+        .post(s.url(&format!("/auth/{backend}/logout")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// A port nothing listens on right now, for a service the test starts itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
