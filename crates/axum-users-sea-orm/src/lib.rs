@@ -32,3 +32,8 @@ mod user_entity;
 pub use error::SetupError;
 pub use store::{IntegerStore, SeaOrmStore};
 pub use user_entity::{SeaOrmId, StoreEntity, UserEntity};
+
+/// The guide's code blocks, compiled as doctests so that it stays true.
+#[cfg(all(doctest, feature = "migration", feature = "sqlite"))]
+#[doc = include_str!("../../../docs/sea-orm.md")]
+struct GuideDoctests;

@@ -1,7 +1,7 @@
 //! The base schema as `sea-orm-migration` migrations (feature `migration`, on by default):
 //! the tables `user`, `oauth_account` and `access_token` on SQLite, PostgreSQL and MariaDB/MySQL.
 //!
-//! Run [`Migrator`] as it is, or list [`migrations`] first in your own migrator, before the
+//! Run [`Migrator`] (UUID keys) or [`IntegerMigrator`] as they are, or list [`migrations`] first in your own migrator, before the
 //! migrations that add your columns:
 //!
 //! ```no_run
@@ -70,13 +70,21 @@ pub fn migrations<Id: KeyColumn>() -> Vec<Box<dyn MigrationTrait>> {
     vec![Box::new(CreateBaseSchema::<Id>::default())]
 }
 
-/// Applies [`migrations`] with SeaORM's own bookkeeping table (`seaql_migrations`).
-/// `Migrator` (UUID keys) or `Migrator<i64>`.
-pub struct Migrator<Id = Uuid>(PhantomData<fn() -> Id>);
+/// Applies the base schema with UUID keys, recording it in SeaORM's `seaql_migrations` table.
+pub struct Migrator;
 
-impl<Id: KeyColumn> MigratorTrait for Migrator<Id> {
+impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        migrations::<Id>()
+        migrations::<Uuid>()
+    }
+}
+
+/// Applies the base schema with integer keys ([`crate::entity::integer`]).
+pub struct IntegerMigrator;
+
+impl MigratorTrait for IntegerMigrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        migrations::<i64>()
     }
 }
 

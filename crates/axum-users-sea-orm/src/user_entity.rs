@@ -33,24 +33,8 @@ impl<E> StoreEntity for E where
 /// `is_active`, `is_superuser` and `is_verified` by name; this trait says the key type and maps
 /// the remaining columns to the application's [`UserFields`].
 ///
-/// # Examples
-///
-/// An entity with a `display_name` column, carried by a `Profile` type of fields:
-///
-/// ```ignore
-/// impl axum_users_sea_orm::UserEntity for user::Entity {
-///     type Id = uuid::Uuid;
-///     type Fields = Profile;
-///
-///     fn fields(model: &user::Model) -> Profile {
-///         Profile { display_name: model.display_name.clone() }
-///     }
-///
-///     fn set_fields(active: &mut user::ActiveModel, fields: &Profile) {
-///         active.display_name = sea_orm::ActiveValue::Set(fields.display_name.clone());
-///     }
-/// }
-/// ```
+/// The guide, `docs/sea-orm.md` ("Your own user entity"), shows one with a `display_name`
+/// column.
 pub trait UserEntity: StoreEntity {
     /// The primary-key type; the `id` column holds it.
     type Id: SeaOrmId;

@@ -1,26 +1,22 @@
 //! The store conformance suite on the base entities, with UUID and integer keys.
 
 use axum_users::{DatabaseStrategy, JwtCodec, JwtStrategy, Secret, UserStore, testing};
-use axum_users_sea_orm::migration::{KeyColumn, Migrator, MigratorTrait};
+use axum_users_sea_orm::migration::{IntegerMigrator, Migrator, MigratorTrait};
 use axum_users_sea_orm::{IntegerStore, SeaOrmStore};
 
 use crate::databases::{self, TestDb};
 
-async fn run<Id: KeyColumn>(test: TestDb) -> TestDb
-where
-    Migrator<Id>: MigratorTrait,
-{
-    // `fresh` drops what an earlier run left and applies the migrations again.
-    Migrator::<Id>::fresh(&test.db).await.unwrap();
-    let status = Migrator::<Id>::get_pending_migrations(&test.db)
-        .await
-        .unwrap();
-    assert!(status.is_empty(), "migrations apply once");
+/// Drops what an earlier run left and applies the migrations again; they leave none pending.
+async fn run<M: MigratorTrait>(test: TestDb) -> TestDb {
+    M::fresh(&test.db).await.unwrap();
+    let pending = M::get_pending_migrations(&test.db).await.unwrap();
+    assert!(pending.is_empty(), "every migration is applied");
+    assert_eq!(M::get_applied_migrations(&test.db).await.unwrap().len(), 1);
     test
 }
 
 async fn uuid_suite(test: TestDb) {
-    let test = run::<uuid::Uuid>(test).await;
+    let test = run::<Migrator>(test).await;
     let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
     testing::user_store(&store).await;
     testing::oauth_account_store(&store).await;
@@ -30,7 +26,7 @@ async fn uuid_suite(test: TestDb) {
 }
 
 async fn integer_suite(test: TestDb) {
-    let test = run::<i64>(test).await;
+    let test = run::<IntegerMigrator>(test).await;
     let store = IntegerStore::new(test.db.clone()).unwrap();
     testing::user_store(&store).await;
     testing::oauth_account_store(&store).await;

@@ -4,4 +4,6 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod conformance;
+mod custom_entity;
 mod databases;
+mod example_app;

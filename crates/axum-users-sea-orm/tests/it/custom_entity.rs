@@ -1,0 +1,222 @@
+//! An application's own entities: a user entity named `member` with a `display_name` column,
+//! an OAuth account entity whose `user` relation points at it, a token entity, and a schema
+//! made from those entities. The conformance suite passes on them, and the extra column is the
+//! application's `UserFields` (the example application's `Profile`).
+
+use axum_users::{PasswordHash, UserStore, testing};
+use axum_users_sea_orm::{SeaOrmStore, SetupError, UserEntity};
+use sea_orm::{ConnectionTrait, EntityName, Schema};
+
+use crate::databases::{self, TestDb};
+use crate::example_app::app::Profile;
+
+mod member {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub email: String,
+        #[sea_orm(unique)]
+        pub email_key: String,
+        pub hashed_password: String,
+        pub is_active: bool,
+        pub is_superuser: bool,
+        pub is_verified: bool,
+        pub display_name: Option<String>,
+        #[sea_orm(has_many)]
+        pub oauth_accounts: HasMany<super::member_oauth_account::Entity>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+mod member_oauth_account {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member_oauth_account")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub user_id: Uuid,
+        pub oauth_name: String,
+        #[sea_orm(column_type = "Text")]
+        pub access_token: String,
+        pub expires_at: Option<i64>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub refresh_token: Option<String>,
+        #[sea_orm(indexed)]
+        pub account_id: String,
+        pub account_email: String,
+        #[sea_orm(
+            belongs_to,
+            relation_enum = "User",
+            from = "user_id",
+            to = "id",
+            on_delete = "Cascade"
+        )]
+        pub user: BelongsTo<super::member::Entity>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+mod member_token {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member_token")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token: String,
+        pub user_id: Uuid,
+        pub created_at: i64,
+        #[sea_orm(
+            belongs_to,
+            relation_enum = "User",
+            from = "user_id",
+            to = "id",
+            on_delete = "Cascade"
+        )]
+        pub user: BelongsTo<super::member::Entity>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// A user entity that lost a column the store needs.
+mod legacy_user {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "legacy_user")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub email: String,
+        pub hashed_password: String,
+        pub is_active: bool,
+        pub is_superuser: bool,
+        pub is_verified: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+
+    impl axum_users_sea_orm::UserEntity for Entity {
+        type Id = Uuid;
+        type Fields = axum_users::NoFields;
+
+        fn fields(_: &Model) -> axum_users::NoFields {
+            axum_users::NoFields {}
+        }
+
+        fn set_fields(_: &mut ActiveModel, _: &axum_users::NoFields) {}
+    }
+}
+
+impl UserEntity for member::Entity {
+    type Id = uuid::Uuid;
+    type Fields = Profile;
+
+    fn fields(model: &member::Model) -> Profile {
+        Profile {
+            display_name: model.display_name.clone(),
+        }
+    }
+
+    fn set_fields(active: &mut member::ActiveModel, fields: &Profile) {
+        active.display_name = sea_orm::ActiveValue::Set(fields.display_name.clone());
+    }
+}
+
+type MemberStore = SeaOrmStore<member::Entity, member_oauth_account::Entity, member_token::Entity>;
+
+/// Drops what an earlier run left, then creates the tables from the entities.
+async fn create_schema(test: &TestDb) {
+    let db = &test.db;
+    for table in [
+        member_token::Entity.table_name(),
+        member_oauth_account::Entity.table_name(),
+        member::Entity.table_name(),
+    ] {
+        db.execute_unprepared(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .unwrap();
+    }
+    let schema = Schema::new(db.get_database_backend());
+    db.execute(&schema.create_table_from_entity(member::Entity))
+        .await
+        .unwrap();
+    db.execute(&schema.create_table_from_entity(member_oauth_account::Entity))
+        .await
+        .unwrap();
+    db.execute(&schema.create_table_from_entity(member_token::Entity))
+        .await
+        .unwrap();
+    for index in schema.create_index_from_entity(member_oauth_account::Entity) {
+        db.execute(&index).await.unwrap();
+    }
+}
+
+async fn member_suite(test: TestDb) {
+    create_schema(&test).await;
+    let store = MemberStore::new(test.db.clone()).unwrap();
+    testing::user_store(&store).await;
+    testing::oauth_account_store(&store).await;
+    testing::access_token_store(&store, &store).await;
+    testing::concurrent_creates(&store, 20).await;
+
+    let mut new = testing::new_user::<MemberStore>(&testing::unique_email());
+    new.fields.display_name = Some("Ada".into());
+    let user = store.create(new).await.unwrap();
+    assert_eq!(user.fields.display_name.as_deref(), Some("Ada"));
+    let mut renamed = store.get(&user.id).await.unwrap().unwrap();
+    assert_eq!(renamed, user, "the extra column reads back as the fields");
+    renamed.fields.display_name = Some("Ada L.".into());
+    renamed.hashed_password = PasswordHash("$argon2id$other".into());
+    store.update(&renamed).await.unwrap();
+    assert_eq!(store.get(&user.id).await.unwrap(), Some(renamed));
+    assert!(store.delete(&user.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn sqlite_own_entities() {
+    member_suite(databases::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_own_entities() {
+    if let Some(test) = databases::server("TEST_POSTGRES_URL", "axum_users_seaorm_custom").await {
+        member_suite(test).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_own_entities() {
+    if let Some(test) = databases::server("TEST_MYSQL_URL", "axum_users_seaorm_custom").await {
+        member_suite(test).await;
+    }
+}
+
+#[tokio::test]
+async fn a_missing_column_is_named_at_start_up() {
+    let test = databases::sqlite().await;
+    let error = SeaOrmStore::<legacy_user::Entity>::new(test.db.clone()).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SetupError::MissingColumn { table, column: "email_key" } if table == "legacy_user"
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("email_key"));
+}
