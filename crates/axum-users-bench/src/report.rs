@@ -1,0 +1,207 @@
+//! The results of a run as Markdown: the machine, the table of scenarios, and the targets.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::stats::Summary;
+
+/// One line of the results table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// What was measured.
+    pub name: String,
+    /// Concurrent connections (0 for in-process measurements).
+    pub connections: usize,
+    /// Throughput and latency.
+    pub summary: Summary,
+    /// A ratio or remark.
+    pub note: String,
+}
+
+/// Everything one database's suite measured.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteReport {
+    /// `SQLite` or `PostgreSQL`.
+    pub database: String,
+    /// The table.
+    pub rows: Vec<Row>,
+    /// Resident memory (KiB): idle after a fresh start, after the login storm, after all the
+    /// load, idle after a restart on the existing database.
+    pub rss_fresh_idle_kib: u64,
+    /// After the login storm.
+    pub rss_after_login_kib: u64,
+    /// After every scenario; with the peak (`VmHWM`).
+    pub rss_after_load_kib: (u64, u64),
+    /// Idle after a restart on the existing database.
+    pub rss_restart_idle_kib: u64,
+    /// Spawn to first `200` of `GET /users/me`, on the existing database, each start.
+    pub starts: Vec<Duration>,
+    /// Spawn to first `200` on a new database (schema created).
+    pub fresh_start: Duration,
+    /// The targets: `(what, measured, goal, met)`.
+    pub targets: Vec<(String, String, String, bool)>,
+}
+
+/// The machine the run is on, read from `/proc`.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// `model name` of `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// `MemTotal` in GiB.
+    pub memory_gib: f64,
+}
+
+impl Machine {
+    /// Reads the machine's description (unknown fields stay empty).
+    pub fn read() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|l| l.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory_kib = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        Self {
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            memory_gib: memory_kib / 1024.0 / 1024.0,
+        }
+    }
+}
+
+/// The 1-, 5- and 15-minute load averages, as `/proc/loadavg` writes them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Renders one suite as Markdown.
+pub fn render(suite: &SuiteReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### {}\n", suite.database);
+    let _ = writeln!(
+        out,
+        "| scenario | conns | req/s | p50 ms | p99 ms | max ms | ok | errors | note |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for row in &suite.rows {
+        let s = row.summary;
+        let conns = if row.connections == 0 {
+            "–".to_owned()
+        } else {
+            row.connections.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {} | {} | {} |",
+            row.name,
+            conns,
+            s.per_second,
+            s.p50_ms,
+            s.p99_ms,
+            s.max_ms,
+            s.requests,
+            s.errors,
+            row.note
+        );
+    }
+    let mut starts = suite.starts.clone();
+    let median = crate::stats::median(&mut starts);
+    let max = starts.iter().max().copied().unwrap_or_default();
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Resident memory (VmRSS): {} idle after the first start, {} after the login storm, \
+         {} after all the load (peak {}), {} idle after a restart on the existing database.",
+        mib(suite.rss_fresh_idle_kib),
+        mib(suite.rss_after_login_kib),
+        mib(suite.rss_after_load_kib.0),
+        mib(suite.rss_after_load_kib.1),
+        mib(suite.rss_restart_idle_kib),
+    );
+    let _ = writeln!(
+        out,
+        "Start to first 200 (`GET /users/me`): {} on a new database (schema created); on the \
+         existing database, median {} and slowest {} of {} starts.",
+        ms(suite.fresh_start),
+        ms(median),
+        ms(max),
+        suite.starts.len()
+    );
+    let _ = writeln!(out, "\n| target | measured | goal | |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for (what, measured, goal, met) in &suite.targets {
+        let _ = writeln!(
+            out,
+            "| {what} | {measured} | {goal} | {} |",
+            if *met { "met" } else { "**missed**" }
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_rows_memory_and_targets() {
+        let summary = Summary {
+            requests: 10,
+            errors: 1,
+            per_second: 5.0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            max_ms: 3.0,
+        };
+        let suite = SuiteReport {
+            database: "SQLite".into(),
+            rows: vec![Row {
+                name: "GET /users/me".into(),
+                connections: 32,
+                summary,
+                note: "80% of the floor".into(),
+            }],
+            rss_fresh_idle_kib: 10 * 1024,
+            starts: vec![Duration::from_millis(20), Duration::from_millis(30)],
+            targets: vec![("login".into(), "95%".into(), ">= 90%".into(), true)],
+            ..SuiteReport::default()
+        };
+        let text = render(&suite);
+        assert!(
+            text.contains(
+                "| GET /users/me | 32 | 5.0 | 1.00 | 2.00 | 3.0 | 10 | 1 | 80% of the floor |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("10.0 MiB idle"), "{text}");
+        assert!(
+            text.contains("median 20.0 ms and slowest 30.0 ms of 2 starts"),
+            "{text}"
+        );
+        assert!(text.contains("| login | 95% | >= 90% | met |"), "{text}");
+    }
+
+    #[test]
+    fn reads_the_machine() {
+        let m = Machine::read();
+        assert!(m.cpus >= 1);
+        assert!(!load_average().is_empty());
+    }
+}
