@@ -5,4 +5,4 @@ set -euo pipefail
 . .ci/lib.sh
 ensure_postgres
 ensure_mariadb
-cargo test -p axum-users-sea-orm --all-targets
+cargo test -p axum-users-sea-orm --test it

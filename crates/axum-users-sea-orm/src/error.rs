@@ -57,3 +57,31 @@ pub(crate) fn bad_column(column: &str) -> StoreError {
         format!("column `{column}` does not hold a value of the expected type").into(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ConnAcquireErr, RuntimeErr};
+
+    #[test]
+    fn outages_are_unavailable_and_the_rest_backend_failures() {
+        let timeout = store_error(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout));
+        assert!(matches!(timeout, StoreError::Unavailable(_)), "{timeout:?}");
+        let refused = store_error(DbErr::Conn(RuntimeErr::Internal("refused".into())));
+        assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
+        let other = store_error(DbErr::Custom("boom".into()));
+        assert!(matches!(other, StoreError::Backend(_)), "{other:?}");
+    }
+
+    #[test]
+    fn missing_columns_name_table_and_column() {
+        let error = SetupError::MissingColumn {
+            table: "member".into(),
+            column: "email_key",
+        };
+        assert_eq!(
+            error.to_string(),
+            "the entity of table `member` has no column `email_key`, which the store needs"
+        );
+    }
+}

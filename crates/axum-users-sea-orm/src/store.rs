@@ -73,7 +73,8 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
     }
 
     /// Connects to `url` (e.g. `sqlite://app.db?mode=rwc`, `postgres://...`) with SeaORM's
-    /// defaults and statement logging off, then [`SeaOrmStore::new`].
+    /// defaults (on SQLite one connection, so `sqlite::memory:` works) and statement logging
+    /// off, then [`SeaOrmStore::new`]. Use [`SeaOrmStore::new`] for a pool of your own making.
     ///
     /// # Errors
     /// The driver's error, or a missing column.
@@ -109,7 +110,7 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
         })
     }
 
-    /// Every column of a user but the key, in an active model that starts as `start`.
+    /// Every column of a user but the key, written into `active`.
     fn user_columns(
         &self,
         mut active: U::ActiveModel,

@@ -98,3 +98,12 @@ async fn mariadb_integer_store() {
         integer_suite(test).await;
     }
 }
+
+#[tokio::test]
+async fn in_memory_sqlite_through_connect() {
+    let store: SeaOrmStore = SeaOrmStore::connect("sqlite::memory:").await.unwrap();
+    Migrator::up(store.connection(), None).await.unwrap();
+    testing::user_store(&store).await;
+    testing::oauth_account_store(&store).await;
+    testing::concurrent_creates(&store, 10).await;
+}
