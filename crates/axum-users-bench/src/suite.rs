@@ -232,7 +232,6 @@ pub async fn run(
     database: &str,
     url: &str,
     dir: &Path,
-    raw_rate: f64,
     hash_threads: usize,
 ) -> Result<SuiteReport> {
     let mut report = SuiteReport {
@@ -393,6 +392,22 @@ pub async fn run(
         s,
         format!("{:.0}% of the floor", ratio(s)),
     ));
+
+    eprintln!(
+        "[raw] Argon2id verifications on {hash_threads} threads, m={} KiB t={} p={}, {:.0} s (server idle)",
+        options.argon2_memory_kib,
+        options.argon2_iterations,
+        options.argon2_parallelism,
+        options.duration
+    );
+    let cost = options.cost();
+    let duration = Options::secs(options.duration);
+    let raw_rate = tokio::task::spawn_blocking(move || {
+        crate::argon::verifications_per_second(cost, hash_threads, duration)
+    })
+    .await
+    .context("the Argon2id measurement panicked")??;
+    eprintln!("[raw] {raw_rate:.1} verifications/s");
 
     let login_load = Load {
         duration: Duration::from_secs_f64(options.login_duration.max(0.0)),
