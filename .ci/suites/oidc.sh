@@ -8,3 +8,4 @@ npm ci --prefix tests/oidc --no-audit --no-fund
 export OIDC_HARNESS_REQUIRED=1
 cargo test -p axum-users-oauth --test it
 cargo test -p axum-users --test it
+cargo test -p axum-users-server --test it oauth

@@ -127,6 +127,7 @@ pub(crate) fn users(
     store: Store,
     redis: Option<Redis>,
     secret: Secret,
+    oauth: Vec<axum_users::OAuthClient>,
 ) -> Result<Users> {
     let hooks = ServerHooks {
         mailer: Mailer::new(config.mailer.clone(), config.mail_from.clone()),
@@ -140,6 +141,12 @@ pub(crate) fn users(
     }
     if let Some(redis) = redis {
         builder = builder.backend(AuthBackend::new("redis", bearer("redis"), redis));
+    }
+    if let Some(url) = &config.public_url {
+        builder = builder.public_url(url.clone());
+    }
+    for client in oauth {
+        builder = builder.oauth(client);
     }
     builder
         .hooks(hooks)
@@ -170,9 +177,11 @@ pub(crate) fn router(users: &Users, services: Services) -> Router {
         .iter()
         .map(|b| (b.name.clone(), matches!(b.transport, Transport::Cookie(_))))
         .collect();
-    let document = openapi::document(&backends);
+    let providers: Vec<String> = users.oauth_providers().map(str::to_owned).collect();
+    let document = openapi::document(&backends, &providers);
     Router::new()
         .merge(users.router())
+        .merge(users.oauth_router())
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready).with_state(services))
         .route(

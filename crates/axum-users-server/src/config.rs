@@ -112,6 +112,10 @@ pub(crate) struct Config {
     pub argon2: Argon2Params,
     /// Shortest password accepted.
     pub(crate) password_min_length: usize,
+    /// The public base URL of the API (OAuth callback URLs are made from it).
+    pub(crate) public_url: Option<String>,
+    /// OAuth providers by name (`[oauth.<name>]`).
+    pub(crate) oauth: std::collections::BTreeMap<String, crate::oauth::ProviderConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +138,9 @@ struct FileConfig {
     redis_token_lifetime_seconds: Option<u64>,
     redis_key_prefix: Option<String>,
     redis_timeout_seconds: Option<f64>,
+    public_url: Option<String>,
+    #[serde(default)]
+    oauth: std::collections::BTreeMap<String, crate::oauth::ProviderConfig>,
     argon2: Option<FileArgon2>,
 }
 
@@ -291,7 +298,20 @@ impl Config {
                 "invalid value for database_max_connections (AXUM_USERS_DATABASE_MAX_CONNECTIONS): must be at least 1"
             );
         }
+        let public_url = env("AXUM_USERS_PUBLIC_URL")
+            .or(from_file.public_url)
+            .map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!(
+                "invalid value for public_url (AXUM_USERS_PUBLIC_URL): `{url}` must start with http:// or https://"
+            );
+        }
+        crate::oauth::validate(&from_file.oauth, env)?;
         let config = Config {
+            public_url,
+            oauth: from_file.oauth,
             bind,
             database_url,
             database_max_connections,

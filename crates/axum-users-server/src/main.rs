@@ -4,6 +4,7 @@ mod app;
 mod config;
 mod hooks;
 mod mailer;
+mod oauth;
 mod openapi;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -102,7 +103,11 @@ async fn serve(config: Config) -> Result<()> {
     {
         tracing::warn!(error = %e, "Redis is not reachable yet: /auth/redis answers 503 until it is");
     }
-    let users = app::users(&config, store.clone(), redis.clone(), secret)?;
+    let oauth = oauth::clients(&config.oauth, &|key| std::env::var(key).ok()).await?;
+    for name in config.oauth.keys() {
+        tracing::info!(provider = %name, "OAuth sign-in at /auth/{name}/authorize");
+    }
+    let users = app::users(&config, store.clone(), redis.clone(), secret, oauth)?;
     let router = app::router(&users, app::Services { store, redis });
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -171,7 +176,7 @@ async fn create_superuser(
     };
     let store = app::open_store(&config).await?;
     let secret = app::resolve_secret(&config)?;
-    let users = app::users(&config, store, None, secret)?;
+    let users = app::users(&config, store, None, secret, Vec::new())?;
     let create = UserCreate {
         email,
         password: Secret::new(password),

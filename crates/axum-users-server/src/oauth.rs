@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use axum_users::oauth::{
-    Discord, Facebook, GitHub, GitLab, Google, LinkedIn, Microsoft, OAuthProvider, OpenIdConnectConfig,
+    Discord, Facebook, GitHub, GitLab, Google, LinkedIn, Microsoft, OAuthProvider,
+    OpenIdConnectConfig,
 };
 use axum_users::{OAuthClient, OAuthPolicy};
 use serde::Deserialize;
@@ -52,7 +53,16 @@ impl ProviderConfig {
 
 /// The environment variable that may carry a provider's client secret.
 pub(crate) fn secret_var(name: &str) -> String {
-    let upper: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    let upper: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     format!("AXUM_USERS_OAUTH_{upper}_CLIENT_SECRET")
 }
 
@@ -60,21 +70,42 @@ pub(crate) fn secret_var(name: &str) -> String {
 ///
 /// # Errors
 /// A message naming the provider and the key.
-pub(crate) fn validate(providers: &BTreeMap<String, ProviderConfig>, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+pub(crate) fn validate(
+    providers: &BTreeMap<String, ProviderConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
     for (name, p) in providers {
         let key = |k: &str| format!("oauth.{name}.{k}");
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            bail!("invalid provider name `oauth.{name}`: use letters, digits, - and _ (it becomes the path /auth/{name})");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!(
+                "invalid provider name `oauth.{name}`: use letters, digits, - and _ (it becomes the path /auth/{name})"
+            );
         }
         if p.client_id.trim().is_empty() {
-            bail!("invalid value for {}: it must not be empty", key("client_id"));
+            bail!(
+                "invalid value for {}: it must not be empty",
+                key("client_id")
+            );
         }
         if p.client_secret.is_none() && env(&secret_var(name)).is_none() {
-            bail!("missing {} (or the environment variable {})", key("client_secret"), secret_var(name));
+            bail!(
+                "missing {} (or the environment variable {})",
+                key("client_secret"),
+                secret_var(name)
+            );
         }
         match p.kind.as_str() {
             "oidc" => {
-                let issuer = p.issuer.as_deref().with_context(|| format!("missing {} (kind = \"oidc\" needs the issuer URL)", key("issuer")))?;
+                let issuer = p.issuer.as_deref().with_context(|| {
+                    format!(
+                        "missing {} (kind = \"oidc\" needs the issuer URL)",
+                        key("issuer")
+                    )
+                })?;
                 check_url(issuer, &key("issuer"))?;
             }
             "google" | "github" | "microsoft" | "discord" | "facebook" | "linkedin" | "gitlab" => {}
@@ -94,7 +125,8 @@ pub(crate) fn validate(providers: &BTreeMap<String, ProviderConfig>, env: &dyn F
 }
 
 fn check_url(value: &str, key: &str) -> Result<url::Url> {
-    let url = url::Url::parse(value).with_context(|| format!("invalid value for {key}: `{value}` is not a URL"))?;
+    let url = url::Url::parse(value)
+        .with_context(|| format!("invalid value for {key}: `{value}` is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
         bail!("invalid value for {key}: `{value}` must be an http or https URL");
     }
@@ -111,7 +143,9 @@ pub(crate) async fn clients(
 ) -> Result<Vec<OAuthClient>> {
     let mut clients = Vec::new();
     for (name, p) in providers {
-        let provider = build(name, p, env).await.with_context(|| format!("OAuth provider `oauth.{name}` ({})", p.describe()))?;
+        let provider = build(name, p, env)
+            .await
+            .with_context(|| format!("OAuth provider `oauth.{name}` ({})", p.describe()))?;
         let mut client = OAuthClient::new(provider).with_policy(OAuthPolicy {
             associate_by_email: p.associate_by_email,
             is_verified_by_default: p.is_verified_by_default,
@@ -127,8 +161,14 @@ pub(crate) async fn clients(
     Ok(clients)
 }
 
-async fn build(name: &str, p: &ProviderConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<dyn OAuthProvider>> {
-    let secret = env(&secret_var(name)).or_else(|| p.client_secret.clone()).unwrap_or_default();
+async fn build(
+    name: &str,
+    p: &ProviderConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn OAuthProvider>> {
+    let secret = env(&secret_var(name))
+        .or_else(|| p.client_secret.clone())
+        .unwrap_or_default();
     let id = p.client_id.clone();
     macro_rules! plain {
         ($kind:ident) => {{
@@ -150,7 +190,9 @@ async fn build(name: &str, p: &ProviderConfig, env: &dyn Fn(&str) -> Option<Stri
         "linkedin" => plain!(LinkedIn),
         "gitlab" => plain!(GitLab),
         "microsoft" => {
-            let mut provider = Microsoft::new(id, secret)?.with_tenant(p.tenant.as_deref().unwrap_or("common"))?.with_name(name);
+            let mut provider = Microsoft::new(id, secret)?
+                .with_tenant(p.tenant.as_deref().unwrap_or("common"))?
+                .with_name(name);
             if let Some(scopes) = &p.scopes {
                 provider = provider.with_default_scopes(scopes.clone());
             }
@@ -186,18 +228,41 @@ mod tests {
             "[oauth.corp]\nkind = \"oidc\"\nissuer = \"https://login.example.com\"\nclient_id = \"x\"\nclient_secret = \"s\"\n\
              [oauth.gh]\nkind = \"github\"\nclient_id = \"y\"\n",
         );
-        assert!(validate(&providers, &|_| None).unwrap_err().to_string().contains("AXUM_USERS_OAUTH_GH_CLIENT_SECRET"));
-        validate(&providers, &|k| (k == "AXUM_USERS_OAUTH_GH_CLIENT_SECRET").then(|| "s".into())).unwrap();
+        assert!(
+            validate(&providers, &|_| None)
+                .unwrap_err()
+                .to_string()
+                .contains("AXUM_USERS_OAUTH_GH_CLIENT_SECRET")
+        );
+        validate(&providers, &|k| {
+            (k == "AXUM_USERS_OAUTH_GH_CLIENT_SECRET").then(|| "s".into())
+        })
+        .unwrap();
     }
 
     #[test]
     fn bad_tables_name_the_provider_and_key() {
         for (text, needle) in [
-            ("[oauth.x]\nkind = \"myspace\"\nclient_id = \"a\"\nclient_secret = \"b\"\n", "oauth.x.kind"),
-            ("[oauth.x]\nkind = \"oidc\"\nclient_id = \"a\"\nclient_secret = \"b\"\n", "oauth.x.issuer"),
-            ("[oauth.x]\nkind = \"oidc\"\nissuer = \"ftp://a\"\nclient_id = \"a\"\nclient_secret = \"b\"\n", "oauth.x.issuer"),
-            ("[oauth.x]\nkind = \"github\"\nclient_id = \"\"\nclient_secret = \"b\"\n", "oauth.x.client_id"),
-            ("[oauth.\"a b\"]\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n", "oauth.a b"),
+            (
+                "[oauth.x]\nkind = \"myspace\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+                "oauth.x.kind",
+            ),
+            (
+                "[oauth.x]\nkind = \"oidc\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+                "oauth.x.issuer",
+            ),
+            (
+                "[oauth.x]\nkind = \"oidc\"\nissuer = \"ftp://a\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+                "oauth.x.issuer",
+            ),
+            (
+                "[oauth.x]\nkind = \"github\"\nclient_id = \"\"\nclient_secret = \"b\"\n",
+                "oauth.x.client_id",
+            ),
+            (
+                "[oauth.\"a b\"]\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n",
+                "oauth.a b",
+            ),
         ] {
             let err = validate(&parse(text), &|_| None).unwrap_err().to_string();
             assert!(err.contains(needle), "{needle}: {err}");
@@ -211,7 +276,12 @@ mod tests {
         struct File {
             oauth: BTreeMap<String, ProviderConfig>,
         }
-        assert!(toml::from_str::<File>("[oauth.x]\nkind = \"github\"\nclient_id = \"a\"\nclinet_secret = \"b\"\n").is_err());
+        assert!(
+            toml::from_str::<File>(
+                "[oauth.x]\nkind = \"github\"\nclient_id = \"a\"\nclinet_secret = \"b\"\n"
+            )
+            .is_err()
+        );
     }
 
     #[tokio::test]

@@ -40,8 +40,9 @@ fn null_response(description: &str) -> Value {
 }
 
 /// The document, with login and logout operations for each backend name.
-pub(crate) fn document(backends: &[(String, bool)]) -> Value {
+pub(crate) fn document(backends: &[(String, bool)], providers: &[String]) -> Value {
     let mut paths = serde_json::Map::new();
+    add_oauth(&mut paths, providers);
     for (name, is_cookie) in backends {
         let mut login_responses = json!({
             "400": error_response("Bad credentials or the user is inactive.", &["LOGIN_BAD_CREDENTIALS", "LOGIN_USER_NOT_VERIFIED"]),
@@ -182,6 +183,64 @@ pub(crate) fn document(backends: &[(String, bool)]) -> Value {
             },
         },
     })
+}
+
+/// The OAuth routes of each provider, and the linked-accounts routes.
+fn add_oauth(paths: &mut serde_json::Map<String, Value>, providers: &[String]) {
+    let callback_errors = &[
+        "OAUTH_INVALID_STATE",
+        "ACCESS_TOKEN_DECODE_ERROR",
+        "ACCESS_TOKEN_ALREADY_EXPIRED",
+        "OAUTH_CODE_EXCHANGE_FAILED",
+        "OAUTH_INVALID_ID_TOKEN",
+        "OAUTH_NOT_AVAILABLE_EMAIL",
+    ];
+    let scopes = json!([{"name": "scopes", "in": "query", "required": false, "schema": {"type": "array", "items": {"type": "string"}}}]);
+    let callback_params = json!([
+        {"name": "code", "in": "query", "schema": {"type": "string"}},
+        {"name": "state", "in": "query", "schema": {"type": "string"}},
+        {"name": "error", "in": "query", "schema": {"type": "string"}},
+    ]);
+    let authorize_response = json!({"description": "The provider's authorization URL; sets the CSRF cookie.",
+        "content": {"application/json": {"schema": {"type": "object", "properties": {"authorization_url": {"type": "string"}}}}}});
+    for name in providers {
+        let mut sign_in_errors: Vec<&str> = callback_errors.to_vec();
+        sign_in_errors.extend(["OAUTH_USER_ALREADY_EXISTS", "LOGIN_BAD_CREDENTIALS"]);
+        paths.insert(format!("/auth/{name}/authorize"), json!({"get": {
+            "tags": ["oauth"], "summary": format!("Sign in with {name}"), "operationId": format!("oauth_{name}_authorize"),
+            "parameters": scopes, "responses": {"200": authorize_response}}}));
+        paths.insert(format!("/auth/{name}/callback"), json!({"get": {
+            "tags": ["oauth"], "summary": format!("Callback of {name}: signs the user in"), "operationId": format!("oauth_{name}_callback"),
+            "parameters": callback_params,
+            "responses": {"200": schema_response("Signed in (Bearer backend).", "BearerResponse"),
+                          "204": {"description": "Signed in (cookie backend)."},
+                          "303": {"description": "Signed in; redirect to the front end."},
+                          "400": error_response("The flow was refused.", &sign_in_errors),
+                          "502": error_response("The provider cannot be reached.", &["OAUTH_PROVIDER_UNAVAILABLE"])}}}));
+        paths.insert(format!("/auth/associate/{name}/authorize"), json!({"get": {
+            "tags": ["oauth"], "summary": format!("Link a {name} account to the current user"), "operationId": format!("oauth_associate_{name}_authorize"),
+            "security": secured(), "parameters": scopes,
+            "responses": {"200": authorize_response, "401": error_response("Missing token or inactive user.", &[])}}}));
+        let mut link_errors: Vec<&str> = callback_errors.to_vec();
+        link_errors.push("OAUTH_ACCOUNT_ALREADY_LINKED");
+        paths.insert(format!("/auth/associate/{name}/callback"), json!({"get": {
+            "tags": ["oauth"], "summary": format!("Callback of {name}: links the account"), "operationId": format!("oauth_associate_{name}_callback"),
+            "security": secured(), "parameters": callback_params,
+            "responses": {"200": schema_response("The user.", "UserRead"), "400": error_response("The flow was refused.", &link_errors),
+                          "401": error_response("Missing token or inactive user.", &[])}}}));
+    }
+    paths.insert("/users/me/oauth-accounts".into(), json!({"get": {
+        "tags": ["users"], "summary": "The current user's linked accounts (no tokens)", "operationId": "users_oauth_accounts",
+        "security": secured(),
+        "responses": {"200": {"description": "The linked accounts.", "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "oauth_name": {"type": "string"}, "account_id": {"type": "string"},
+            "account_email": {"type": "string"}, "expires_at": {"type": ["integer", "null"]}}}}}}},
+            "401": error_response("Missing token or inactive user.", &[])}}}));
+    paths.insert("/users/me/oauth-accounts/{id}".into(), json!({"delete": {
+        "tags": ["users"], "summary": "Unlink an account", "operationId": "users_unlink_oauth_account", "security": secured(),
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "responses": {"204": {"description": "Unlinked."}, "400": error_response("It is the last way to sign in.", &["OAUTH_LAST_SIGN_IN_METHOD"]),
+                      "401": error_response("Missing token or inactive user.", &[]), "404": error_response("No such linked account.", &[])}}}));
 }
 
 /// A self-contained page listing the operations of `/openapi.json`: no CDN, works offline.

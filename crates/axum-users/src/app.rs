@@ -166,6 +166,14 @@ impl<S: crate::OAuthAccountStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H
     }
 }
 
+#[cfg(feature = "oauth")]
+impl<S: UserStore, H> AxumUsers<S, H> {
+    /// The names of the configured OAuth providers (the `{name}` of their routes).
+    pub fn oauth_providers(&self) -> impl Iterator<Item = &str> {
+        self.inner.oauth.clients.iter().map(|c| c.provider.name())
+    }
+}
+
 /// Configures [`AxumUsers`].
 pub struct AxumUsersBuilder<S: UserStore, H> {
     store: S,

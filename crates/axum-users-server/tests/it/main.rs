@@ -7,6 +7,9 @@ mod backends;
 mod faults;
 mod flow;
 mod nodes;
+mod oauth;
+#[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
+mod oidc_provider;
 mod register;
 mod server;
 mod services;

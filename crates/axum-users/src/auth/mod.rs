@@ -117,18 +117,31 @@ impl<S: UserStore> Authenticate<S::Id, S::Fields> for Authenticator<S> {
         headers: &'a HeaderMap,
     ) -> BoxFuture<'a, Result<Option<Authenticated<S::Id, S::Fields>>, ApiError>> {
         Box::pin(async move {
+            // A backend whose service is down does not hide the others: its error counts only
+            // when no backend accepts the request.
+            let mut outage = None;
             for backend in &self.backends {
                 let Some(token) = backend.transport.read(headers) else {
                     continue;
                 };
-                let Some(id) = backend.strategy.read_token(&token).await? else {
-                    continue;
+                let id = match backend.strategy.read_token(&token).await {
+                    Ok(Some(id)) => id,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        outage = Some(e);
+                        continue;
+                    }
                 };
-                if let Some(user) = self.store.get(&id).await? {
-                    return Ok(Some(Authenticated { user, token }));
+                match self.store.get(&id).await {
+                    Ok(Some(user)) => return Ok(Some(Authenticated { user, token })),
+                    Ok(None) => {}
+                    Err(e) => outage = Some(e),
                 }
             }
-            Ok(None)
+            match outage {
+                Some(e) => Err(e.into()),
+                None => Ok(None),
+            }
         })
     }
 }
