@@ -19,12 +19,20 @@ pub struct Cost {
     pub parallelism: u32,
 }
 
-/// Verifies one fixed password against its hash on `threads` threads for `duration`; returns
-/// verifications per second.
+/// The hashing limit as measured.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRate {
+    /// Verifications per second (wall clock).
+    pub per_second: f64,
+    /// CPU time per verification (`None` where `/proc` cannot be read).
+    pub cpu_per_verification: Option<Duration>,
+}
+
+/// Verifies one fixed password against its hash on `threads` threads for `duration`.
 ///
 /// # Errors
 /// When the parameters are out of Argon2's range.
-pub fn verifications_per_second(cost: Cost, threads: usize, duration: Duration) -> Result<f64> {
+pub fn verifications_per_second(cost: Cost, threads: usize, duration: Duration) -> Result<RawRate> {
     let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, Some(32))
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("invalid Argon2 parameters")?;
@@ -37,6 +45,7 @@ pub fn verifications_per_second(cost: Cost, threads: usize, duration: Duration) 
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(memory);
     let done = AtomicU64::new(0);
+    let cpu_start = crate::process::cpu_time(std::process::id());
     let started = Instant::now();
     let deadline = started + duration;
     std::thread::scope(|scope| {
@@ -61,7 +70,15 @@ pub fn verifications_per_second(cost: Cost, threads: usize, duration: Duration) 
             });
         }
     });
-    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    let done = done.load(Ordering::Relaxed);
+    let cpu_end = crate::process::cpu_time(std::process::id());
+    Ok(RawRate {
+        per_second: done as f64 / started.elapsed().as_secs_f64(),
+        cpu_per_verification: cpu_start
+            .zip(cpu_end)
+            .filter(|_| done > 0)
+            .map(|(start, end)| end.saturating_sub(start) / done as u32),
+    })
 }
 
 #[cfg(test)]
@@ -76,7 +93,7 @@ mod tests {
             parallelism: 1,
         };
         let rate = verifications_per_second(cost, 2, Duration::from_millis(100)).unwrap();
-        assert!(rate > 0.0);
+        assert!(rate.per_second > 0.0);
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Options {
             connections: connections.max(1),
             warmup: Self::secs(self.warmup),
             duration: Self::secs(self.duration),
+            cpu_pid: None,
         }
     }
 

@@ -282,6 +282,8 @@ pub struct Load {
     pub warmup: Duration,
     /// The measured time.
     pub duration: Duration,
+    /// The process under test, whose CPU time in the measured window is reported.
+    pub cpu_pid: Option<u32>,
 }
 
 /// What one scenario measured: a summary per step, and completed iterations per second.
@@ -291,6 +293,8 @@ pub struct Outcome {
     pub steps: Vec<(&'static str, Summary)>,
     /// Whole iterations completed per second (for multi-step scenarios).
     pub iterations_per_second: f64,
+    /// CPU time the process under test used in the measured window, divided by the iterations.
+    pub cpu_per_iteration: Option<Duration>,
 }
 
 /// Runs `scenario` against `addr` with `load`, printing progress under `label` on stderr.
@@ -312,6 +316,12 @@ pub async fn run(label: &str, addr: SocketAddr, scenario: Scenario, load: Load) 
         record_from,
         load.duration,
     ));
+    let cpu_start = load.cpu_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(record_from.into()).await;
+            crate::process::cpu_time(pid)
+        })
+    });
     let scenario = Arc::new(scenario);
     let mut tasks = Vec::with_capacity(load.connections);
     for (connection, mut conn) in conns.into_iter().enumerate() {
@@ -359,6 +369,15 @@ pub async fn run(label: &str, addr: SocketAddr, scenario: Scenario, load: Load) 
         }
     }
     let elapsed = Instant::now().saturating_duration_since(record_from);
+    let cpu_end = load.cpu_pid.and_then(crate::process::cpu_time);
+    let cpu_start = match cpu_start {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
+    let cpu_per_iteration = cpu_start
+        .zip(cpu_end)
+        .filter(|_| completed > 0)
+        .map(|(start, end)| end.saturating_sub(start) / completed as u32);
     progress.abort();
     if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[K");
@@ -374,6 +393,7 @@ pub async fn run(label: &str, addr: SocketAddr, scenario: Scenario, load: Load) 
     Ok(Outcome {
         steps,
         iterations_per_second,
+        cpu_per_iteration,
     })
 }
 
@@ -431,6 +451,7 @@ mod tests {
             connections: 2,
             warmup: Duration::from_millis(50),
             duration: Duration::from_millis(300),
+            cpu_pid: Some(std::process::id()),
         };
         let ok = run(
             "ok",
@@ -447,6 +468,7 @@ mod tests {
         assert!(s.requests > 10, "{s:?}");
         assert_eq!(s.errors, 0);
         assert!(s.p50_ms <= s.p99_ms);
+        assert!(ok.cpu_per_iteration.is_some());
 
         let failing = Scenario::Register {
             prefix: "x".into(),

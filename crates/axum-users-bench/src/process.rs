@@ -119,6 +119,19 @@ impl Drop for Listening {
     }
 }
 
+/// CPU time (user + system) that process `pid` has used so far, from `/proc/PID/stat`; `None`
+/// where `/proc` cannot be read. The CPU a scenario costs the process under test does not depend
+/// on what else the machine runs, so ratios of it hold on a busy machine too.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may itself hold spaces: state is the first.
+    let fields: Vec<&str> = stat.rsplit_once(") ")?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Linux reports these in USER_HZ, which is 100 on every architecture it exports to users.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
 /// The address of a `... listening on http://127.0.0.1:PORT` log line.
 pub fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split("listening on http://").nth(1)?;
@@ -145,6 +158,16 @@ mod tests {
             Some("127.0.0.1:9".parse().unwrap())
         );
         assert_eq!(listening_addr("nothing here"), None);
+    }
+
+    #[test]
+    fn reads_cpu_time_of_this_process() {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(0u64);
+        }
+        assert!(cpu_time(std::process::id()).is_some());
+        assert!(cpu_time(u32::MAX).is_none());
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct Row {
     pub connections: usize,
     /// Throughput and latency.
     pub summary: Summary,
+    /// CPU microseconds the process under test spent per request (per iteration for reset).
+    pub cpu_us: Option<f64>,
     /// A ratio or remark.
     pub note: String,
 }
@@ -97,9 +99,9 @@ pub fn render(suite: &SuiteReport) -> String {
     let _ = writeln!(out, "### {}\n", suite.database);
     let _ = writeln!(
         out,
-        "| scenario | conns | req/s | p50 ms | p99 ms | max ms | ok | errors | note |"
+        "| scenario | conns | req/s | p50 ms | p99 ms | max ms | ok | errors | CPU µs/req | note |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for row in &suite.rows {
         let s = row.summary;
         let conns = if row.connections == 0 {
@@ -109,7 +111,7 @@ pub fn render(suite: &SuiteReport) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {:.1} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} |",
             row.name,
             conns,
             s.per_second,
@@ -118,6 +120,7 @@ pub fn render(suite: &SuiteReport) -> String {
             s.max_ms,
             s.requests,
             s.errors,
+            row.cpu_us.map_or("–".into(), |us| format!("{us:.0}")),
             row.note
         );
     }
@@ -176,6 +179,7 @@ mod tests {
                 name: "GET /users/me".into(),
                 connections: 32,
                 summary,
+                cpu_us: Some(41.4),
                 note: "80% of the floor".into(),
             }],
             rss_fresh_idle_kib: 10 * 1024,
@@ -186,7 +190,7 @@ mod tests {
         let text = render(&suite);
         assert!(
             text.contains(
-                "| GET /users/me | 32 | 5.0 | 1.00 | 2.00 | 3.0 | 10 | 1 | 80% of the floor |"
+                "| GET /users/me | 32 | 5.0 | 1.00 | 2.00 | 3.0 | 10 | 1 | 41 | 80% of the floor |"
             ),
             "{text}"
         );
