@@ -43,6 +43,25 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
     }
 }
 
+/// Reads `{"email": ...}` and answers 202 at once, running `work` with the address after the
+/// answer: neither the status nor the timing tells whether the address has an account.
+pub(crate) fn accept_email<Fut>(
+    what: &'static str,
+    body: &[u8],
+    work: impl FnOnce(String) -> Fut,
+) -> Result<Response, ApiError>
+where
+    Fut: Future<Output = Result<(), ManagerError>> + Send + 'static,
+{
+    let value = crate::body::parse_json(body)?;
+    let mut f = crate::body::Fields::of(&value)?;
+    let email = f.email("email");
+    f.finish()?;
+    let email = email.ok_or_else(|| ApiError::internal(&"validated email missing"))?;
+    in_background(what, work(email));
+    Ok(null(StatusCode::ACCEPTED))
+}
+
 /// Runs work after the response, so that its duration (a lookup, a mail) reveals nothing.
 pub(crate) fn in_background(
     what: &'static str,

@@ -33,20 +33,12 @@ async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
-    let mut f = Fields::of(&value)?;
-    let email = f.email("email");
-    f.finish()?;
-    let Some(email) = email else {
-        return Err(ApiError::internal(&"validated email missing"));
-    };
-    super::in_background("forgot-password", async move {
+    super::accept_email("forgot-password", &body, |email| async move {
         inner
             .manager
             .forgot_password_by_email(&email, Some(&parts))
             .await
-    });
-    Ok(super::null(StatusCode::ACCEPTED))
+    })
 }
 
 async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(

@@ -32,20 +32,12 @@ async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
-    let mut f = Fields::of(&value)?;
-    let email = f.email("email");
-    f.finish()?;
-    let Some(email) = email else {
-        return Err(ApiError::internal(&"validated email missing"));
-    };
-    super::in_background("request-verify-token", async move {
+    super::accept_email("request-verify-token", &body, |email| async move {
         inner
             .manager
             .request_verify_by_email(&email, Some(&parts))
             .await
-    });
-    Ok(super::null(StatusCode::ACCEPTED))
+    })
 }
 
 async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
