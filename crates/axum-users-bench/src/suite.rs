@@ -597,6 +597,7 @@ pub async fn run(
     Ok(report)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn targets(
     options: &Options,
     report: &SuiteReport,
