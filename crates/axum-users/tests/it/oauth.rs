@@ -27,11 +27,8 @@ async fn world(policy: OAuthPolicy) -> Option<World> {
     world_with(policy, CLIENT_ID, None).await
 }
 
-async fn world_with(
-    policy: OAuthPolicy,
-    client_id: &str,
-    after_login: Option<&str>,
-) -> Option<World> {
+/// A port for the app and an identity provider that knows its callback URLs.
+async fn listener_and_idp() -> Option<(tokio::net::TcpListener, String, OidcTestProvider)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let callbacks = [
@@ -43,16 +40,26 @@ async fn world_with(
         ClientRegistration::new("another-client", CLIENT_SECRET, callbacks),
     ];
     let idp = OidcTestProvider::start(&registrations)?;
-    let provider = OpenIdConnectConfig::new(idp.issuer(), client_id, CLIENT_SECRET)
-        .with_name("oidc")
-        .discover()
-        .await
-        .unwrap();
-    let provider: Arc<dyn OAuthProvider> = Arc::new(provider);
-    let mut client = OAuthClient::new(provider).with_policy(policy);
-    if let Some(url) = after_login {
-        client = client.with_after_login_redirect(url).with_backend("cookie");
-    }
+    Some((listener, base, idp))
+}
+
+async fn discover(idp: &OidcTestProvider, client_id: &str) -> Arc<dyn OAuthProvider> {
+    Arc::new(
+        OpenIdConnectConfig::new(idp.issuer(), client_id, CLIENT_SECRET)
+            .with_name("oidc")
+            .discover()
+            .await
+            .unwrap(),
+    )
+}
+
+/// Serves the whole API with one OAuth client on `listener`.
+fn serve_app(
+    listener: tokio::net::TcpListener,
+    base: String,
+    client: OAuthClient,
+    idp: OidcTestProvider,
+) -> World {
     let store = MemoryStore::new();
     let users = AxumUsers::builder(store.clone(), SECRET)
         .cookie(CookieSettings::auth().with_secure(false))
@@ -67,11 +74,24 @@ async fn world_with(
         .unwrap();
     let app: Router = users.router().merge(users.oauth_router());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Some(World {
+    World {
         base,
         store,
         _idp: idp,
-    })
+    }
+}
+
+async fn world_with(
+    policy: OAuthPolicy,
+    client_id: &str,
+    after_login: Option<&str>,
+) -> Option<World> {
+    let (listener, base, idp) = listener_and_idp().await?;
+    let mut client = OAuthClient::new(discover(&idp, client_id).await).with_policy(policy);
+    if let Some(url) = after_login {
+        client = client.with_after_login_redirect(url).with_backend("cookie");
+    }
+    Some(serve_app(listener, base, client, idp))
 }
 
 fn browser() -> Client {
@@ -551,47 +571,24 @@ impl OAuthProvider for Twisted {
 }
 
 async fn twisted_world(swap_nonce: bool) -> Option<World> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let callbacks = [format!("{base}/auth/oidc/callback")];
-    let registrations = [
-        ClientRegistration::new(CLIENT_ID, CLIENT_SECRET, callbacks.clone()),
-        ClientRegistration::new("another-client", CLIENT_SECRET, callbacks),
-    ];
-    let idp = OidcTestProvider::start(&registrations)?;
-    let discover = |id: &str| {
-        OpenIdConnectConfig::new(idp.issuer(), id, CLIENT_SECRET)
-            .with_name("oidc")
-            .discover()
-    };
-    let ours: Arc<dyn OAuthProvider> = Arc::new(discover(CLIENT_ID).await.unwrap());
-    let theirs: Arc<dyn OAuthProvider> = Arc::new(discover("another-client").await.unwrap());
-    let provider = if swap_nonce {
-        Twisted {
-            sign_in_as: ours.clone(),
-            check_as: ours,
-            swap_nonce,
-        }
+    let (listener, base, idp) = listener_and_idp().await?;
+    let ours = discover(&idp, CLIENT_ID).await;
+    let sign_in_as = if swap_nonce {
+        ours.clone()
     } else {
-        Twisted {
-            sign_in_as: theirs,
-            check_as: ours,
-            swap_nonce,
-        }
+        discover(&idp, "another-client").await
     };
-    let store = MemoryStore::new();
-    let users = AxumUsers::builder(store.clone(), SECRET)
-        .public_url(base.clone())
-        .oauth(OAuthClient::new(Arc::new(provider)))
-        .build()
-        .unwrap();
-    let app: Router = users.router().merge(users.oauth_router());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Some(World {
+    let provider = Twisted {
+        sign_in_as,
+        check_as: ours,
+        swap_nonce,
+    };
+    Some(serve_app(
+        listener,
         base,
-        store,
-        _idp: idp,
-    })
+        OAuthClient::new(Arc::new(provider)),
+        idp,
+    ))
 }
 
 #[tokio::test]
