@@ -1,5 +1,6 @@
 //! `axum-users-server`: the whole axum-users API from a config file and the environment.
 
+mod admin;
 mod app;
 mod config;
 mod hooks;
@@ -42,6 +43,11 @@ enum Command {
         /// Password (prefer the prompt or AXUM_USERS_SUPERUSER_PASSWORD: arguments show in `ps`).
         #[arg(long, env = "AXUM_USERS_SUPERUSER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+    },
+    /// List, show, activate, promote, verify or delete users.
+    Users {
+        #[command(subcommand)]
+        command: admin::UsersCommand,
     },
 }
 
@@ -87,6 +93,7 @@ async fn run(cli: Cli) -> Result<()> {
             println!("database {} is up to date", config.database_url);
             Ok(())
         }
+        Command::Users { command } => admin::run(config, command).await,
         Command::CreateSuperuser { email, password } => {
             create_superuser(config, email, password).await
         }

@@ -102,6 +102,23 @@ impl<Id: SqlId, F: UserFields> SqlStore<Id, F> {
         self.db.execute("SELECT 1", &[]).await.map(|_| ())
     }
 
+    /// Users ordered by e-mail address, for administration: at most `limit`, after `offset`.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn list_users(
+        &self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<User<Id, F>>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY email_key LIMIT ? OFFSET ?");
+        let rows = self
+            .db
+            .fetch_all(&sql, &[Arg::Int(limit), Arg::Int(offset)])
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     async fn user_where(&self, sql: &str, key: Arg) -> Result<Option<User<Id, F>>, StoreError> {
         let row = self.db.fetch_optional(sql, &[key]).await?;
         row.map(|r| user_from_row(&r)).transpose()

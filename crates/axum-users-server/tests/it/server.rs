@@ -215,3 +215,69 @@ fn migrate_and_create_superuser_commands() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid e-mail"));
 }
+
+/// Runs the binary against a running server's database and returns (success, stdout, stderr).
+fn cli(s: &Server, args: &[&str]) -> (bool, String, String) {
+    let mut command = Command::new(BIN);
+    command.current_dir(s.dir.path()).env_clear();
+    for (k, v) in test_env(s.dir.path()) {
+        command.env(k, v);
+    }
+    let out = command.args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn users_commands_manage_accounts() {
+    let s = Server::start();
+    let alice = register(&s, "alice@example.com", "alicepass").await;
+    register(&s, "bob@example.com", "bobpass1").await;
+
+    let (ok, out, _) = cli(&s, &["users", "list"]);
+    assert!(ok);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        lines[0],
+        format!(
+            "{}  alice@example.com  active",
+            alice["id"].as_str().unwrap()
+        )
+    );
+    assert!(lines[1].contains("bob@example.com"));
+    assert_eq!(
+        cli(&s, &["users", "list", "--limit", "1", "--offset", "1"])
+            .1
+            .lines()
+            .count(),
+        1
+    );
+
+    let (ok, out, _) = cli(&s, &["users", "set-active", "ALICE@example.com", "false"]);
+    assert!(ok && out.contains("alice@example.com  -"), "{out}");
+    assert_eq!(
+        try_login(&s, "alice@example.com", "alicepass").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    cli(&s, &["users", "set-active", "alice@example.com", "true"]);
+    let (ok, out, _) = cli(&s, &["users", "set-superuser", "alice@example.com", "true"]);
+    assert!(ok && out.contains("active,superuser"), "{out}");
+    let (_, out, _) = cli(&s, &["users", "set-verified", "alice@example.com", "true"]);
+    assert!(out.contains("active,superuser,verified"), "{out}");
+    let token = login(&s, "alice@example.com", "alicepass").await;
+    assert_eq!(get_me(&s, &token).await.1["is_superuser"], true);
+
+    let (ok, out, _) = cli(&s, &["users", "delete", "bob@example.com"]);
+    assert!(ok && out.contains("deleted bob@example.com"));
+    let (ok, _, err) = cli(&s, &["users", "show", "bob@example.com"]);
+    assert!(
+        !ok && err.contains("no user has the e-mail address bob@example.com"),
+        "{err}"
+    );
+    let (ok, _, err) = cli(&s, &["users", "set-active", "alice@example.com", "maybe"]);
+    assert!(!ok && err.contains("invalid value"), "{err}");
+}

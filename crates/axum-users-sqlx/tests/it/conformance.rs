@@ -125,3 +125,28 @@ async fn jwt_strategy_passes_the_strategy_checks() {
     );
     testing::strategy(&jwt, uuid::Uuid::new_v4(), false).await;
 }
+
+#[tokio::test]
+async fn users_are_listed_by_e_mail_with_limit_and_offset() {
+    let store = SqlStore::<uuid::Uuid>::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    for email in ["c@example.com", "A@example.com", "b@example.com"] {
+        store
+            .create(axum_users::testing::new_user::<SqlStore>(email))
+            .await
+            .unwrap();
+    }
+    let emails =
+        |users: Vec<axum_users::User>| users.into_iter().map(|u| u.email).collect::<Vec<_>>();
+    assert_eq!(
+        emails(store.list_users(10, 0).await.unwrap()),
+        ["A@example.com", "b@example.com", "c@example.com"]
+    );
+    assert_eq!(
+        emails(store.list_users(1, 1).await.unwrap()),
+        ["b@example.com"]
+    );
+    assert!(store.list_users(10, 3).await.unwrap().is_empty());
+}
