@@ -44,11 +44,22 @@ enum Command {
         #[arg(long, env = "AXUM_USERS_SUPERUSER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// Check the configuration (file, environment, OAuth providers by discovery) and exit.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// List, show, activate, promote, verify or delete users.
     Users {
         #[command(subcommand)]
         command: admin::UsersCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load and validate the configuration, discover the OAuth providers, print a summary.
+    Check,
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,10 +105,46 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Users { command } => admin::run(config, command).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => check_config(config).await,
         Command::CreateSuperuser { email, password } => {
             create_superuser(config, email, password).await
         }
     }
+}
+
+/// Everything `serve` checks before it opens the database, without serving.
+async fn check_config(config: Config) -> Result<()> {
+    oauth::clients(&config.oauth, &|key| std::env::var(key).ok()).await?;
+    println!("configuration is valid");
+    println!("  bind: {}", config.bind);
+    println!("  database: {}", config.database_url);
+    println!(
+        "  secret: {}",
+        if config.secret.is_some() {
+            "set"
+        } else {
+            "generated beside the SQLite database"
+        }
+    );
+    println!(
+        "  backends: jwt, cookie{}{}",
+        if config.db_tokens.is_some() {
+            ", db"
+        } else {
+            ""
+        },
+        if config.redis.is_some() {
+            ", redis"
+        } else {
+            ""
+        }
+    );
+    for name in config.oauth.keys() {
+        println!("  oauth: {name} (discovered)");
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> Result<()> {

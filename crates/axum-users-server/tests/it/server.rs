@@ -281,3 +281,37 @@ async fn users_commands_manage_accounts() {
     let (ok, _, err) = cli(&s, &["users", "set-active", "alice@example.com", "maybe"]);
     assert!(!ok && err.contains("invalid value"), "{err}");
 }
+
+#[test]
+fn config_check_validates_without_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        let mut command = Command::new(BIN);
+        command.current_dir(dir.path()).env_clear();
+        for (k, v) in test_env(dir.path()) {
+            command.env(k, v);
+        }
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        command.args(["config", "check"]).output().unwrap()
+    };
+    let out = run(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("configuration is valid") && text.contains("backends: jwt, cookie"),
+        "{text}"
+    );
+    assert!(
+        !dir.path().join("users.db").exists(),
+        "check opens no database"
+    );
+    let out = run(&[("AXUM_USERS_DB_TOKENS", "perhaps")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AXUM_USERS_DB_TOKENS"));
+}
