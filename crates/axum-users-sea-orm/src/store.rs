@@ -115,7 +115,7 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
         &self,
         mut active: U::ActiveModel,
         email: &str,
-        hashed_password: &PasswordHash,
+        hashed_password: Option<&PasswordHash>,
         flags: [bool; 3],
         fields: &U::Fields,
     ) -> Result<U::ActiveModel, StoreError> {
@@ -123,11 +123,9 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
         let [is_active, is_superuser, is_verified] = flags;
         write(&mut active, c.email, email.into())?;
         write(&mut active, c.email_key, email_key(email).into())?;
-        write(
-            &mut active,
-            c.hashed_password,
-            hashed_password.0.as_str().into(),
-        )?;
+        if let Some(hash) = hashed_password {
+            write(&mut active, c.hashed_password, hash.0.as_str().into())?;
+        }
         write(&mut active, c.is_active, is_active.into())?;
         write(&mut active, c.is_superuser, is_superuser.into())?;
         write(&mut active, c.is_verified, is_verified.into())?;
@@ -197,7 +195,7 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> UserStore for SeaOrmStore<U,
         let mut active = self.user_columns(
             U::ActiveModel::new(),
             &user.email,
-            &user.hashed_password,
+            Some(&user.hashed_password),
             [user.is_active, user.is_superuser, user.is_verified],
             &user.fields,
         )?;
@@ -217,7 +215,7 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> UserStore for SeaOrmStore<U,
         let active = self.user_columns(
             <U::ActiveModel as ActiveModelTrait>::default(),
             &user.email,
-            &user.hashed_password,
+            None,
             [user.is_active, user.is_superuser, user.is_verified],
             &user.fields,
         )?;

@@ -211,12 +211,11 @@ impl<Id: SqlId, F: UserFields> UserStore for SqlStore<Id, F> {
     async fn update(&self, user: &User<Id, F>) -> Result<User<Id, F>, StoreError> {
         self.db
             .execute(
-                "UPDATE users SET email = ?, email_key = ?, hashed_password = ?, is_active = ?, \
+                "UPDATE users SET email = ?, email_key = ?, is_active = ?, \
                  is_superuser = ?, is_verified = ?, fields = ? WHERE id = ?",
                 &[
                     Arg::Text(user.email.clone()),
                     Arg::Text(email_key(&user.email)),
-                    Arg::Text(user.hashed_password.0.clone()),
                     Arg::Bool(user.is_active),
                     Arg::Bool(user.is_superuser),
                     Arg::Bool(user.is_verified),

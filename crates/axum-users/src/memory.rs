@@ -129,7 +129,11 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
                 return Err(StoreError::DuplicateEmail);
             }
             if let Some(stored) = t.users.get_mut(&user.id) {
-                *stored = user.clone();
+                let hashed_password = stored.hashed_password.clone();
+                *stored = User {
+                    hashed_password,
+                    ..user.clone()
+                };
             }
             Ok(user.clone())
         })

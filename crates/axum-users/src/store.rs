@@ -50,7 +50,9 @@ pub trait UserStore: Clone + Send + Sync + 'static {
         user: NewUser<Self::Id, Self::Fields>,
     ) -> impl Future<Output = Result<UserOf<Self>, StoreError>> + Send;
 
-    /// Writes every column of `user` (e-mail, flags, fields, password hash).
+    /// Writes the e-mail address, the flags and the fields of `user`, never its password hash:
+    /// that changes only through [`UserStore::replace_password`], so an update made from a
+    /// copy read before a password reset cannot bring the old password back.
     fn update(
         &self,
         user: &UserOf<Self>,
