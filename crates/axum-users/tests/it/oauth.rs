@@ -921,3 +921,98 @@ async fn access_denied_at_the_provider_comes_back_as_its_code() {
         (StatusCode::BAD_REQUEST, json!({"detail": "access_denied"}))
     );
 }
+
+/// A provider that answers authorization URLs but cannot be reached for the code exchange.
+struct Unreachable(Arc<dyn OAuthProvider>);
+
+impl OAuthProvider for Unreachable {
+    fn name(&self) -> &str {
+        "oidc"
+    }
+
+    fn authorization_url(
+        &self,
+        req: &axum_users::oauth::AuthorizationRequest,
+    ) -> Result<url::Url, axum_users::oauth::OAuthError> {
+        self.0.authorization_url(req)
+    }
+
+    fn exchange_code<'a>(
+        &'a self,
+        _code: &'a str,
+        _redirect_uri: &'a str,
+        _verifier: Option<&'a axum_users::oauth::PkceVerifier>,
+    ) -> axum_users::oauth::BoxFuture<
+        'a,
+        Result<axum_users::oauth::OAuthToken, axum_users::oauth::OAuthError>,
+    > {
+        Box::pin(async { Err(axum_users::oauth::OAuthError::Timeout) })
+    }
+
+    fn identity<'a>(
+        &'a self,
+        _token: &'a axum_users::oauth::OAuthToken,
+        _nonce: Option<&'a str>,
+    ) -> axum_users::oauth::BoxFuture<
+        'a,
+        Result<axum_users::oauth::ProviderIdentity, axum_users::oauth::OAuthError>,
+    > {
+        Box::pin(async { Err(axum_users::oauth::OAuthError::Timeout) })
+    }
+}
+
+#[tokio::test]
+async fn expired_or_foreign_states_and_unreachable_providers() {
+    let Some((listener, base, idp)) = listener_and_idp().await else {
+        return;
+    };
+    let provider = Unreachable(discover(&idp, CLIENT_ID).await);
+    let w = serve_app(listener, base, OAuthClient::new(Arc::new(provider)), idp);
+    let b = browser();
+    let r = b.get(w.url("/auth/oidc/authorize")).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let csrf = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let codec = axum_users::JwtCodec::hs256(&axum_users::Secret::new(SECRET)).unwrap();
+    let state = |aud: &str, exp: i64| {
+        codec
+            .encode(&json!({"csrftoken": csrf, "provider": "oidc", "flow": "sign-in", "aud": aud, "exp": exp}))
+            .unwrap()
+    };
+    let now = axum_users::now_unix();
+    let expired = state(axum_users::OAUTH_STATE_AUDIENCE, now - 10);
+    assert_eq!(
+        w.callback(&b, "/auth/oidc/callback", "c", &expired, None)
+            .await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "ACCESS_TOKEN_ALREADY_EXPIRED"})
+        )
+    );
+    // Signed with our key but for another purpose: the reference answered 500.
+    let foreign = state(axum_users::AUTH_AUDIENCE, now + 60);
+    assert_eq!(
+        w.callback(&b, "/auth/oidc/callback", "c", &foreign, None)
+            .await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "ACCESS_TOKEN_DECODE_ERROR"})
+        )
+    );
+    // A good state, but the provider cannot be reached.
+    let good = state(axum_users::OAUTH_STATE_AUDIENCE, now + 60);
+    assert_eq!(
+        w.callback(&b, "/auth/oidc/callback", "c", &good, None)
+            .await,
+        (
+            StatusCode::BAD_GATEWAY,
+            json!({"detail": "OAUTH_PROVIDER_UNAVAILABLE"})
+        )
+    );
+}
