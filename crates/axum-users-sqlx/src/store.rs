@@ -143,6 +143,11 @@ fn user_from_row<Id: SqlId, F: UserFields>(row: &Row) -> Result<User<Id, F>, Sto
     })
 }
 
+/// An optional secret (a refresh token) as a nullable text argument.
+fn optional_secret(secret: Option<&axum_users::Secret>) -> Arg {
+    Arg::OptText(secret.map(|t| t.expose().to_owned()))
+}
+
 fn fields_json<F: UserFields>(fields: &F) -> Result<String, StoreError> {
     serde_json::to_string(fields).map_err(|e| StoreError::Backend(Box::new(e)))
 }
@@ -322,12 +327,7 @@ impl<Id: SqlId, F: UserFields> OAuthAccountStore for SqlStore<Id, F> {
             Arg::Text(account.oauth_name.clone()),
             Arg::Text(account.access_token.expose().to_owned()),
             Arg::OptInt(account.expires_at),
-            Arg::OptText(
-                account
-                    .refresh_token
-                    .as_ref()
-                    .map(|t| t.expose().to_owned()),
-            ),
+            optional_secret(account.refresh_token.as_ref()),
             Arg::Text(account.account_id.clone()),
             Arg::Text(account.account_email.clone()),
         ]);
@@ -354,12 +354,7 @@ impl<Id: SqlId, F: UserFields> OAuthAccountStore for SqlStore<Id, F> {
                 &[
                     Arg::Text(account.access_token.expose().to_owned()),
                     Arg::OptInt(account.expires_at),
-                    Arg::OptText(
-                        account
-                            .refresh_token
-                            .as_ref()
-                            .map(|t| t.expose().to_owned()),
-                    ),
+                    optional_secret(account.refresh_token.as_ref()),
                     Arg::Text(account.account_email.clone()),
                     account.id.to_value().into(),
                 ],
