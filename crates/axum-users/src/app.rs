@@ -20,6 +20,7 @@ pub(crate) struct Inner<S: UserStore, H> {
     pub(crate) manager: UserManager<S, H>,
     pub(crate) auth: Arc<Authenticator<S>>,
     pub(crate) requires_verification: bool,
+    pub(crate) policy: SecurityPolicy,
     #[cfg(feature = "oauth")]
     pub(crate) oauth: OAuthSettings,
 }
@@ -85,6 +86,8 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             default_backends: true,
             tokens: None,
             requires_verification: false,
+            policy: SecurityPolicy::default(),
+            previous_secrets: Vec::new(),
             #[cfg(feature = "oauth")]
             oauth_clients: Vec::new(),
             #[cfg(feature = "oauth")]
@@ -97,6 +100,11 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
     /// The user manager, for programmatic use (create a superuser, issue tokens...).
     pub fn manager(&self) -> &UserManager<S, H> {
         &self.inner.manager
+    }
+
+    /// The client-visible security rules in force (strict compatibility, trusted origins).
+    pub fn policy(&self) -> &SecurityPolicy {
+        &self.inner.policy
     }
 
     /// The backends, in the order they are tried.
@@ -186,10 +194,26 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     default_backends: bool,
     tokens: Option<TokenSettings>,
     requires_verification: bool,
+    policy: SecurityPolicy,
+    previous_secrets: Vec<Secret>,
     #[cfg(feature = "oauth")]
     oauth_clients: Vec<crate::OAuthClient>,
     #[cfg(feature = "oauth")]
     public_url: Option<String>,
+}
+
+/// The client-visible rules where axum-users is stricter than FastAPI Users, and the origins a
+/// cookie-authenticated browser may send state-changing requests from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SecurityPolicy {
+    /// Restores the reference's client-visible behaviour (no current password on a self
+    /// e-mail or password change, no `Origin` check on cookie requests). The fixes clients
+    /// cannot see stay on.
+    pub strict_compat: bool,
+    /// Origins (`https://app.example.com`) besides the API's own from which a cookie-
+    /// authenticated request that changes state is accepted.
+    pub trusted_origins: Vec<String>,
 }
 
 /// Why [`AxumUsersBuilder::build`] refused the configuration.
@@ -226,6 +250,8 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             default_backends: self.default_backends,
             tokens: self.tokens,
             requires_verification: self.requires_verification,
+            policy: self.policy,
+            previous_secrets: self.previous_secrets,
             #[cfg(feature = "oauth")]
             oauth_clients: self.oauth_clients,
             #[cfg(feature = "oauth")]
@@ -284,6 +310,32 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
+    /// `true` restores FastAPI Users' client-visible behaviour where axum-users is stricter
+    /// (see docs/compatibility.md); default `false`.
+    pub fn strict_compat(mut self, strict: bool) -> Self {
+        self.policy.strict_compat = strict;
+        self
+    }
+
+    /// Origins besides the API's own that may send cookie-authenticated state-changing requests.
+    pub fn trusted_origins<O: Into<String>>(
+        mut self,
+        origins: impl IntoIterator<Item = O>,
+    ) -> Self {
+        self.policy.trusted_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Secrets used before the current one: tokens they signed are still accepted, so the
+    /// secret can be rotated without signing everyone out. New tokens use the current secret.
+    pub fn previous_secrets<K: Into<Secret>>(
+        mut self,
+        secrets: impl IntoIterator<Item = K>,
+    ) -> Self {
+        self.previous_secrets = secrets.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Login, logout and the users routes refuse unverified users.
     pub fn requires_verification(mut self, required: bool) -> Self {
         self.requires_verification = required;
@@ -298,7 +350,9 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         if self.secret.expose().len() < 32 {
             return Err(BuildError::WeakSecret);
         }
-        let codec = JwtCodec::hs256(&self.secret).map_err(|_| BuildError::WeakSecret)?;
+        let codec = JwtCodec::hs256(&self.secret)
+            .map_err(|_| BuildError::WeakSecret)?
+            .with_previous_secrets(&self.previous_secrets);
         Ok(JwtStrategy::new(codec, self.jwt_lifetime_seconds))
     }
 
@@ -367,6 +421,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
                 manager,
                 auth,
                 requires_verification: self.requires_verification,
+                policy: self.policy,
                 #[cfg(feature = "oauth")]
                 oauth,
             }),

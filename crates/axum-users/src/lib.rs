@@ -40,7 +40,7 @@ mod store;
 pub mod testing;
 mod tokens;
 
-pub use app::{AxumUsers, AxumUsersBuilder, BuildError};
+pub use app::{AxumUsers, AxumUsersBuilder, BuildError, SecurityPolicy};
 pub use auth::{
     AuthBackend, CookieSettings, DatabaseStrategy, JwtStrategy, Requirements, Strategy, Transport,
 };

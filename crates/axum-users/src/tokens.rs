@@ -35,6 +35,8 @@ pub struct JwtCodec {
     algorithm: Algorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// Keys of earlier secrets, still accepted for decoding during a rotation.
+    previous: Vec<DecodingKey>,
 }
 
 impl std::fmt::Debug for JwtCodec {
@@ -56,7 +58,17 @@ impl JwtCodec {
             algorithm: Algorithm::HS256,
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()).map_err(key_err)?,
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()).map_err(key_err)?,
+            previous: Vec::new(),
         })
+    }
+
+    /// Also accepts tokens signed with these earlier HS256 secrets (never signs with them).
+    pub fn with_previous_secrets(mut self, secrets: &[Secret]) -> Self {
+        self.previous = secrets
+            .iter()
+            .map(|s| DecodingKey::from_secret(s.expose().as_bytes()))
+            .collect();
+        self
     }
 
     /// RS256 or ES256 from a PEM private key (to sign) and PEM public key (to check).
@@ -88,6 +100,7 @@ impl JwtCodec {
             algorithm,
             encoding,
             decoding,
+            previous: Vec::new(),
         })
     }
 
@@ -115,12 +128,19 @@ impl JwtCodec {
         validation.set_required_spec_claims(&["aud"]);
         validation.leeway = 0;
         validation.validate_exp = true;
-        jsonwebtoken::decode::<C>(token, &self.decoding, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })
+        let mut result = jsonwebtoken::decode::<C>(token, &self.decoding, &validation);
+        for key in &self.previous {
+            match &result {
+                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::InvalidSignature) => {
+                    result = jsonwebtoken::decode::<C>(token, key, &validation);
+                }
+                _ => break,
+            }
+        }
+        result.map(|data| data.claims).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })
     }
 }
 
@@ -214,6 +234,28 @@ mod tests {
         assert_eq!(
             c.decode::<Sub>(&t, AUTH_AUDIENCE).unwrap_err(),
             TokenError::Invalid
+        );
+    }
+
+    #[test]
+    fn previous_secrets_still_decode_but_never_sign() {
+        let old = Secret::new("the-old-secret-the-old-secret-0000");
+        let by_old = JwtCodec::hs256(&old).unwrap();
+        let t = by_old
+            .encode(&json!({"sub": "1", "aud": AUTH_AUDIENCE}))
+            .unwrap();
+        assert_eq!(
+            codec().decode::<Sub>(&t, AUTH_AUDIENCE).unwrap_err(),
+            TokenError::Invalid
+        );
+        let rotated = codec().with_previous_secrets(&[old]);
+        assert_eq!(rotated.decode::<Sub>(&t, AUTH_AUDIENCE).unwrap().sub, "1");
+        let fresh = rotated
+            .encode(&json!({"sub": "2", "aud": AUTH_AUDIENCE}))
+            .unwrap();
+        assert_eq!(
+            codec().decode::<Sub>(&fresh, AUTH_AUDIENCE).unwrap().sub,
+            "2"
         );
     }
 
