@@ -63,10 +63,11 @@ impl JwtCodec {
     }
 
     /// Also accepts tokens signed with these earlier HS256 secrets (never signs with them).
+    /// An empty secret is skipped.
     pub fn with_previous_secrets(mut self, secrets: &[Secret]) -> Self {
         self.previous = secrets
             .iter()
-            .map(|s| DecodingKey::from_secret(s.expose().as_bytes()))
+            .filter_map(|s| DecodingKey::from_secret(s.expose().as_bytes()).ok())
             .collect();
         self
     }
