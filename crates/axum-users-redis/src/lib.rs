@@ -29,7 +29,9 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use axum_users::auth::BoxFuture;
-use axum_users::{StoreError, Strategy, UserId, hash_token, random_token};
+use axum_users::{
+    IssuedToken, StoreError, Strategy, StrategyError, UserId, hash_token, random_token,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError};
 
@@ -180,7 +182,10 @@ fn redis_error(e: RedisError) -> StoreError {
 }
 
 impl<Id: UserId> Strategy<Id> for RedisStrategy<Id> {
-    fn read_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Id>, StoreError>> {
+    fn read_token<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Id>, StrategyError>> {
         Box::pin(async move {
             if token.is_empty() {
                 return Ok(None);
@@ -193,7 +198,10 @@ impl<Id: UserId> Strategy<Id> for RedisStrategy<Id> {
         })
     }
 
-    fn write_token<'a>(&'a self, user_id: &'a Id) -> BoxFuture<'a, Result<String, StoreError>> {
+    fn write_token<'a>(
+        &'a self,
+        user_id: &'a Id,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
         Box::pin(async move {
             let token = random_token(32);
             let mut connection = self.connection.clone();
@@ -207,16 +215,17 @@ impl<Id: UserId> Strategy<Id> for RedisStrategy<Id> {
                 }
             })
             .await?;
-            Ok(token)
+            Ok(IssuedToken::new(token, self.options.lifetime))
         })
     }
 
-    fn destroy_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn destroy_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StrategyError>> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let key = self.key(token);
-            self.timed(async move { connection.del::<_, ()>(key).await })
-                .await
+            Ok(self
+                .timed(async move { connection.del::<_, ()>(key).await })
+                .await?)
         })
     }
 }

@@ -99,7 +99,7 @@ pub(crate) async fn run(config: Config, command: UsersCommand) -> Result<()> {
             let user = find(&users, &email).await?;
             let user = users
                 .manager()
-                .update(user, update, false, None)
+                .update(user, update, axum_users::Privilege::Superuser, None)
                 .await
                 .context("cannot update the user")?;
             println!("{}", line(&user));

@@ -136,7 +136,7 @@ pub(crate) fn users(
     };
     let mut builder = AxumUsers::builder(store.clone(), secret);
     if let Some(lifetime) = config.db_tokens {
-        let strategy = DatabaseStrategy::new(store, lifetime.map(|l| l.as_secs()));
+        let strategy = DatabaseStrategy::new(store, lifetime);
         builder = builder.backend(AuthBackend::new("db", bearer("db"), strategy));
     }
     if let Some(redis) = redis {
@@ -151,7 +151,7 @@ pub(crate) fn users(
     builder
         .hooks(hooks)
         .argon2(config.argon2)
-        .jwt_lifetime(Some(config.jwt_lifetime_seconds))
+        .jwt_lifetime(std::time::Duration::from_secs(config.jwt_lifetime_seconds))
         .cookie(CookieSettings::auth().with_secure(config.cookie_secure))
         .build()
         .context("invalid user-management configuration")
@@ -181,7 +181,6 @@ pub(crate) fn router(users: &Users, services: Services) -> Router {
     let document = openapi::document(&backends, &providers);
     Router::new()
         .merge(users.router())
-        .merge(users.oauth_router())
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready).with_state(services))
         .route(

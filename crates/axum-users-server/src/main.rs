@@ -12,7 +12,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use axum_users::{ManagerError, Secret, UserCreate, normalize_email};
+use axum_users::{ManagerError, Privilege, Secret, UserCreate, normalize_email};
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
@@ -231,15 +231,14 @@ async fn create_superuser(
     let store = app::open_store(&config).await?;
     let secret = app::resolve_secret(&config)?;
     let users = app::users(&config, store, None, secret, Vec::new())?;
-    let create = UserCreate {
-        email,
-        password: Secret::new(password),
-        is_active: Some(true),
-        is_superuser: Some(true),
-        is_verified: Some(true),
-        fields: Default::default(),
-    };
-    match users.manager().create(create, false, None).await {
+    let mut create = UserCreate::new(email, Secret::new(password));
+    create.is_superuser = Some(true);
+    create.is_verified = Some(true);
+    match users
+        .manager()
+        .create(create, Privilege::Superuser, None)
+        .await
+    {
         Ok(user) => {
             println!("created superuser {} ({})", user.email, user.id);
             Ok(())

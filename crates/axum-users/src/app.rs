@@ -1,45 +1,61 @@
 //! [`AxumUsers`]: the one value an application builds, handing out routers and the layer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::{Extension, Router};
 
 use crate::auth::{
-    AuthBackend, AuthExtension, Authenticator, CookieSettings, JwtStrategy, Transport,
+    AuthBackend, AuthExtension, Authenticator, CookieSettings, JwtStrategy, OriginPolicy, Transport,
 };
 use crate::hooks::{NoHooks, UserHooks};
-use crate::manager::{TokenSettings, UserManager};
+use crate::keys::KeyRing;
+#[cfg(feature = "oauth")]
+use crate::keys::Purpose;
+use crate::manager::{LoginRules, TokenSettings, UserManager};
 use crate::password::{Argon2Params, PasswordError, PasswordHasher};
 use crate::routes;
 use crate::secret::Secret;
 use crate::store::UserStore;
+#[cfg(feature = "oauth")]
 use crate::tokens::JwtCodec;
 
 /// Shared by every route.
 pub(crate) struct Inner<S: UserStore, H> {
     pub(crate) manager: UserManager<S, H>,
-    pub(crate) auth: Arc<Authenticator<S>>,
-    pub(crate) requires_verification: bool,
+    pub(crate) auth: Arc<Authenticator<S, H>>,
     pub(crate) policy: SecurityPolicy,
+    /// Bounds the mail work that runs after an always-202 answer.
+    pub(crate) background: Arc<tokio::sync::Semaphore>,
     #[cfg(feature = "oauth")]
     pub(crate) oauth: OAuthSettings,
 }
+
+/// How many forgot-password and request-verify jobs may run or wait at once; beyond it the
+/// request still answers 202 and the job is dropped with a warning.
+pub(crate) const BACKGROUND_JOBS: usize = 64;
 
 /// The OAuth clients and what their routes share.
 #[cfg(feature = "oauth")]
 pub(crate) struct OAuthSettings {
     pub(crate) clients: Vec<crate::OAuthClient>,
-    pub(crate) public_url: Option<String>,
+    pub(crate) public_url: String,
     pub(crate) csrf_cookie: CookieSettings,
     pub(crate) state_codec: JwtCodec,
-    pub(crate) state_key: Secret,
+    pub(crate) login_codes: crate::routes::oauth::LoginCodes,
 }
 
-impl<S: UserStore, H> Inner<S, H> {
+impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> Inner<S, H> {
     pub(crate) fn extension(&self) -> AuthExtension<S::Id, S::Fields> {
         AuthExtension(self.auth.clone())
     }
 
+    pub(crate) fn requires_verification(&self) -> bool {
+        self.manager.login_rules().requires_verification
+    }
+}
+
+impl<S: UserStore, H> Inner<S, H> {
     pub(crate) fn backend(&self, index: usize) -> &AuthBackend<S::Id> {
         &self.auth.backends[index]
     }
@@ -49,7 +65,7 @@ impl<S: UserStore, H> Inner<S, H> {
 ///
 /// # Examples
 /// ```no_run
-/// # async fn run(store: impl axum_users::UserStore<Id = uuid::Uuid, Fields = axum_users::NoFields>) {
+/// # async fn run(store: impl axum_users::RouterStore<Id = uuid::Uuid, Fields = axum_users::NoFields>) {
 /// use axum::{Router, routing::get};
 /// use axum_users::{ActiveUser, AxumUsers};
 ///
@@ -80,11 +96,11 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             secret: secret.into(),
             hooks: NoHooks,
             argon2: Argon2Params::default(),
-            jwt_lifetime_seconds: Some(3600),
+            jwt_lifetime: Duration::from_secs(3600),
             cookie: CookieSettings::auth(),
             backends: Vec::new(),
             default_backends: true,
-            tokens: None,
+            tokens: TokenSettings::default(),
             requires_verification: false,
             policy: SecurityPolicy::default(),
             previous_secrets: Vec::new(),
@@ -96,7 +112,20 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
     }
 }
 
-impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
+#[cfg(not(feature = "oauth"))]
+/// The store an [`AxumUsers`] with all its routes needs: a [`UserStore`] (with the `oauth`
+/// feature, an [`crate::OAuthAccountStore`] too, as every store of this project is).
+pub trait RouterStore: UserStore {}
+#[cfg(not(feature = "oauth"))]
+impl<S: UserStore> RouterStore for S {}
+#[cfg(feature = "oauth")]
+/// The store an [`AxumUsers`] with all its routes needs: a [`UserStore`] (with the `oauth`
+/// feature, an [`crate::OAuthAccountStore`] too, as every store of this project is).
+pub trait RouterStore: crate::OAuthAccountStore {}
+#[cfg(feature = "oauth")]
+impl<S: crate::OAuthAccountStore> RouterStore for S {}
+
+impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
     /// The user manager, for programmatic use (create a superuser, issue tokens...).
     pub fn manager(&self) -> &UserManager<S, H> {
         &self.inner.manager
@@ -119,7 +148,9 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
 
     /// Every route at FastAPI Users' documented paths: `/auth/{backend}/login|logout`,
     /// `/auth/register`, `/auth/forgot-password`, `/auth/reset-password`,
-    /// `/auth/request-verify-token`, `/auth/verify`, `/users/me`, `/users/{id}`.
+    /// `/auth/request-verify-token`, `/auth/verify`, `/users/me`, `/users/{id}`, and with the
+    /// `oauth` feature the routes of every configured provider and
+    /// `/users/me/oauth-accounts` (so no configured provider is left without routes).
     pub fn router(&self) -> Router {
         let mut auth = Router::new()
             .merge(self.register_router())
@@ -130,10 +161,12 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
                 auth = auth.nest(&format!("/{}", backend.name), router);
             }
         }
-        Router::new()
+        let router = Router::new()
             .nest("/auth", auth)
-            .nest("/users", self.users_router())
-            .layer(self.layer())
+            .nest("/users", self.users_router());
+        #[cfg(feature = "oauth")]
+        let router = router.merge(self.oauth_router());
+        router.layer(self.layer())
     }
 
     /// `POST /register`.
@@ -166,9 +199,9 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
 #[cfg(feature = "oauth")]
 impl<S: crate::OAuthAccountStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
     /// The OAuth routes of every configured provider at their full paths
-    /// (`/auth/{name}/authorize|callback`, `/auth/associate/{name}/authorize|callback`) and
-    /// `GET /users/me/oauth-accounts`, `DELETE /users/me/oauth-accounts/{id}`. Merge it next to
-    /// [`AxumUsers::router`].
+    /// (`/auth/{name}/authorize|callback|token`, `/auth/associate/{name}/authorize|callback`)
+    /// and `GET /users/me/oauth-accounts`, `DELETE /users/me/oauth-accounts/{id}`.
+    /// [`AxumUsers::router`] includes it; use it alone to mount pieces by hand.
     pub fn oauth_router(&self) -> Router {
         routes::oauth::router(self.inner.clone())
     }
@@ -188,11 +221,11 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     secret: Secret,
     hooks: H,
     argon2: Argon2Params,
-    jwt_lifetime_seconds: Option<u64>,
+    jwt_lifetime: Duration,
     cookie: CookieSettings,
     backends: Vec<AuthBackend<S::Id>>,
     default_backends: bool,
-    tokens: Option<TokenSettings>,
+    tokens: TokenSettings,
     requires_verification: bool,
     policy: SecurityPolicy,
     previous_secrets: Vec<Secret>,
@@ -231,6 +264,13 @@ pub enum BuildError {
     /// An OAuth provider logs in through a backend that does not exist.
     #[error("no authentication backend is named `{0}`")]
     UnknownBackend(String),
+    /// An OAuth provider is configured but the public URL is not: callback URLs must never
+    /// be built from request headers.
+    #[error("an OAuth provider is configured: set the public URL (`AxumUsersBuilder::public_url`)")]
+    PublicUrlRequired,
+    /// The public URL is not an absolute `http(s)://` URL.
+    #[error("the public URL must be an absolute http:// or https:// URL, got `{0}`")]
+    InvalidPublicUrl(String),
     /// The Argon2 parameters are out of range.
     #[error(transparent)]
     Password(#[from] PasswordError),
@@ -244,7 +284,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             secret: self.secret,
             hooks,
             argon2: self.argon2,
-            jwt_lifetime_seconds: self.jwt_lifetime_seconds,
+            jwt_lifetime: self.jwt_lifetime,
             cookie: self.cookie,
             backends: self.backends,
             default_backends: self.default_backends,
@@ -267,7 +307,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
     }
 
     /// The public base URL of the API, e.g. `https://api.example.com`: the OAuth callback URLs
-    /// are `{public_url}/auth/{name}/callback`. Without it they follow the request's `Host`.
+    /// are `{public_url}/auth/{name}/callback`. Required as soon as one provider is added.
     #[cfg(feature = "oauth")]
     pub fn public_url(mut self, url: impl Into<String>) -> Self {
         self.public_url = Some(url.into().trim_end_matches('/').to_owned());
@@ -280,9 +320,10 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
-    /// Lifetime of the default backends' JWTs (default 3600 s; `None`: no expiry).
-    pub fn jwt_lifetime(mut self, seconds: Option<u64>) -> Self {
-        self.jwt_lifetime_seconds = seconds;
+    /// Lifetime of the default backends' JWTs (default one hour). Every JWT expires: a
+    /// signed token cannot be revoked.
+    pub fn jwt_lifetime(mut self, lifetime: Duration) -> Self {
+        self.jwt_lifetime = lifetime;
         self
     }
 
@@ -304,9 +345,10 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
-    /// Keys and lifetimes of reset and verification tokens (default: the main secret, 1 hour).
+    /// Lifetimes of reset and verification tokens (default one hour each). Their keys are
+    /// sub-keys of the secret.
     pub fn token_settings(mut self, settings: TokenSettings) -> Self {
-        self.tokens = Some(settings);
+        self.tokens = settings;
         self
     }
 
@@ -347,13 +389,21 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
     /// # Errors
     /// [`BuildError::WeakSecret`] for a secret shorter than 32 bytes.
     pub fn jwt_strategy(&self) -> Result<JwtStrategy<S::Id>, BuildError> {
+        let codec = self
+            .keys()?
+            .auth_codec()
+            .map_err(|_| BuildError::WeakSecret)?;
+        Ok(JwtStrategy::new(codec, self.jwt_lifetime))
+    }
+
+    fn keys(&self) -> Result<KeyRing, BuildError> {
         if self.secret.expose().len() < 32 {
             return Err(BuildError::WeakSecret);
         }
-        let codec = JwtCodec::hs256(&self.secret)
-            .map_err(|_| BuildError::WeakSecret)?
-            .with_previous_secrets(&self.previous_secrets);
-        Ok(JwtStrategy::new(codec, self.jwt_lifetime_seconds))
+        Ok(KeyRing::new(
+            self.secret.clone(),
+            self.previous_secrets.clone(),
+        ))
     }
 
     /// Builds it.
@@ -365,6 +415,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         H: UserHooks<S::Id, S::Fields>,
     {
         let jwt = self.jwt_strategy()?;
+        let keys = self.keys()?;
         let mut backends = Vec::new();
         if self.default_backends {
             let bearer = Transport::Bearer {
@@ -384,11 +435,20 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             }
         }
         let passwords = PasswordHasher::new(self.argon2)?;
-        let tokens = self
-            .tokens
-            .unwrap_or_else(|| TokenSettings::new(self.secret.clone()));
-        let manager = UserManager::new(self.store.clone(), self.hooks, passwords, tokens)
-            .map_err(|_| BuildError::WeakSecret)?;
+        let rules = LoginRules {
+            requires_verification: self.requires_verification,
+            strict_compat: self.policy.strict_compat,
+            ..LoginRules::default()
+        };
+        let manager = UserManager::with_keys(
+            self.store.clone(),
+            self.hooks,
+            passwords,
+            keys.clone(),
+            self.tokens,
+        )
+        .map_err(|_| BuildError::WeakSecret)?
+        .with_login_rules(rules);
         #[cfg(feature = "oauth")]
         let oauth = {
             for (i, c) in self.oauth_clients.iter().enumerate() {
@@ -403,24 +463,39 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
                     return Err(BuildError::UnknownBackend(c.backend.clone()));
                 }
             }
+            let public_url = match self.public_url {
+                Some(url) => url,
+                None if self.oauth_clients.is_empty() => String::new(),
+                None => return Err(BuildError::PublicUrlRequired),
+            };
+            let absolute = public_url.starts_with("https://") || public_url.starts_with("http://");
+            if !public_url.is_empty() && !absolute {
+                return Err(BuildError::InvalidPublicUrl(public_url));
+            }
             OAuthSettings {
                 clients: self.oauth_clients,
-                public_url: self.public_url,
+                public_url,
                 csrf_cookie: CookieSettings::named("fastapiusersoauthcsrf")
                     .with_secure(self.cookie.secure),
-                state_codec: JwtCodec::hs256(&self.secret).map_err(|_| BuildError::WeakSecret)?,
-                state_key: self.secret.clone(),
+                state_codec: keys
+                    .codec(Purpose::OAuthState)
+                    .map_err(|_| BuildError::WeakSecret)?,
+                login_codes: crate::routes::oauth::LoginCodes::default(),
             }
         };
         let auth = Arc::new(Authenticator {
             backends,
-            store: self.store,
+            manager: manager.clone(),
+            origins: OriginPolicy {
+                disabled: self.policy.strict_compat,
+                trusted: self.policy.trusted_origins.clone(),
+            },
         });
         Ok(AxumUsers {
             inner: Arc::new(Inner {
                 manager,
                 auth,
-                requires_verification: self.requires_verification,
+                background: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_JOBS)),
                 policy: self.policy,
                 #[cfg(feature = "oauth")]
                 oauth,

@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::error_code::ErrorCode;
 use crate::store::StoreError;
 
 /// One entry of a 422 body.
@@ -56,43 +57,47 @@ pub struct ApiError {
     pub status: StatusCode,
     /// The `detail` value.
     pub detail: Value,
+    /// Seconds for a `Retry-After` header (overload, throttling).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
-    /// `{"detail": detail}` with a status.
+    /// `{"detail": detail}` with a status, for details that are not one of our codes (a
+    /// provider's own error).
     pub fn new(status: StatusCode, detail: impl Into<Value>) -> Self {
         Self {
             status,
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
-    /// 400 with one of FastAPI Users' error codes.
-    pub fn bad_request(code: &str) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code)
+    /// `{"detail": "CODE"}` with the code's status.
+    pub fn code(code: ErrorCode) -> Self {
+        Self::new(code.status(), code.as_str())
     }
 
-    /// 400 `{"detail": {"code": code, "reason": reason}}` for refused passwords.
-    pub fn invalid_password(code: &str, reason: Value) -> Self {
+    /// `{"detail": {"code": code, "reason": reason}}` for refused passwords.
+    pub fn invalid_password(code: ErrorCode, reason: Value) -> Self {
         Self::new(
-            StatusCode::BAD_REQUEST,
-            json!({"code": code, "reason": reason}),
+            code.status(),
+            json!({"code": code.as_str(), "reason": reason}),
         )
     }
 
     /// 401 `Unauthorized` (no `WWW-Authenticate`, as the reference).
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized")
+        Self::code(ErrorCode::Unauthorized)
     }
 
     /// 403 `Forbidden`.
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "Forbidden")
+        Self::code(ErrorCode::Forbidden)
     }
 
     /// 404 `Not Found`.
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "Not Found")
+        Self::code(ErrorCode::NotFound)
     }
 
     /// 422 with a list of issues.
@@ -100,15 +105,34 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, json!(issues))
     }
 
-    /// 503: a backing service is down; the client may retry.
+    /// 503: a backing service is down or the server is overloaded; the client may retry.
     pub fn unavailable() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE")
+        Self::code(ErrorCode::ServiceUnavailable).with_retry_after(1)
+    }
+
+    /// Adds a `Retry-After` of `seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// 500 for failures that are the server's, never the client's; the cause is logged.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR")
+        Self::code(ErrorCode::InternalServerError)
+    }
+
+    /// The code of this answer, when its detail is one of ours.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        let detail = match &self.detail {
+            Value::String(s) => s.as_str(),
+            Value::Object(map) => map.get("code").and_then(Value::as_str)?,
+            _ => return None,
+        };
+        ErrorCode::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == detail)
     }
 }
 
@@ -126,6 +150,13 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({"detail": self.detail}))).into_response()
+        let mut response =
+            (self.status, axum::Json(json!({"detail": self.detail}))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        response
     }
 }

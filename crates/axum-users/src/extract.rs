@@ -23,7 +23,7 @@ async fn current<Id: UserId, F: UserFields>(
     requirements: Requirements,
 ) -> Result<User<Id, F>, ApiError> {
     Ok(extension::<Id, F>(parts)?
-        .require(&parts.headers, requirements)
+        .require(parts, requirements)
         .await?
         .user)
 }
@@ -75,8 +75,6 @@ impl<S: Send + Sync, Id: UserId, F: UserFields> FromRequestParts<S> for MaybeUse
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let auth = extension::<Id, F>(parts)?;
-        Ok(MaybeUser(
-            auth.0.authenticate(&parts.headers).await?.map(|a| a.user),
-        ))
+        Ok(MaybeUser(auth.0.authenticate(parts).await?.map(|a| a.user)))
     }
 }

@@ -153,6 +153,35 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
         async {}
     }
 
+    /// Before the credentials of a sign-in are checked, for every way in: the throttle seam.
+    /// A refusal answers 429 with `Retry-After` and costs no hash.
+    fn before_login(
+        &self,
+        attempt: &LoginAttempt<'_>,
+    ) -> impl Future<Output = Result<(), LoginRefused>> + Send {
+        let _ = attempt;
+        async { Ok(()) }
+    }
+
+    /// After the credentials and the rules passed: does this sign-in need a second factor?
+    fn second_factor(
+        &self,
+        user: &User<Id, F>,
+        method: &SignInMethod,
+    ) -> impl Future<Output = SecondFactor> + Send {
+        let _ = (user, method);
+        async { SecondFactor::NotRequired }
+    }
+
+    /// A security event (sign-in succeeded or failed), for an audit log or alerts.
+    fn on_security_event(
+        &self,
+        event: SecurityEvent<'_, Id, F>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = event;
+        async {}
+    }
+
     /// After a user was deleted.
     fn on_after_delete(
         &self,
@@ -162,6 +191,78 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
         let _ = (user, request);
         async {}
     }
+}
+
+/// A sign-in attempt, as the throttle seam and security events see it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct LoginAttempt<'a> {
+    /// How the client tries to sign in.
+    pub method: &'a SignInMethod,
+    /// The account key the attempt names: the normalised e-mail of a password attempt, the
+    /// `provider:account id` of an OAuth one.
+    pub account: &'a str,
+    /// The request, `None` for programmatic calls.
+    pub request: Option<&'a Parts>,
+}
+
+/// How a user signs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignInMethod {
+    /// E-mail and password.
+    Password,
+    /// A provider, by name.
+    OAuth(String),
+}
+
+impl std::fmt::Display for SignInMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignInMethod::Password => f.write_str("password"),
+            SignInMethod::OAuth(name) => write!(f, "oauth:{name}"),
+        }
+    }
+}
+
+/// A refusal by [`UserHooks::before_login`]: the attempt is not even checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRefused {
+    /// When the client may try again.
+    pub retry_after: std::time::Duration,
+}
+
+/// Whether a sign-in whose credentials are right needs a second factor first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SecondFactor {
+    /// No: issue the token.
+    #[default]
+    NotRequired,
+    /// Yes: issue nothing yet.
+    Required,
+}
+
+/// Something that matters to the account's security, for an audit trail or alerts.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SecurityEvent<'a, Id, F> {
+    /// A sign-in succeeded and a token was issued.
+    LoginSucceeded {
+        /// Who.
+        user: &'a User<Id, F>,
+        /// How.
+        method: &'a SignInMethod,
+    },
+    /// A sign-in was refused (bad credentials, inactive, unverified, throttled).
+    LoginFailed {
+        /// The account key the attempt named.
+        account: &'a str,
+        /// How.
+        method: &'a SignInMethod,
+        /// Why, as an error code string.
+        reason: &'static str,
+    },
 }
 
 /// Hooks that do nothing and accept every password.

@@ -9,7 +9,7 @@
 //! add [`AxumUsers::layer`], and read the current user with [`ActiveUser`] and friends.
 //!
 //! ```no_run
-//! # async fn run(store: impl axum_users::UserStore<Id = uuid::Uuid, Fields = axum_users::NoFields>) {
+//! # async fn run(store: impl axum_users::RouterStore<Id = uuid::Uuid, Fields = axum_users::NoFields>) {
 //! use axum::{Router, routing::get};
 //! use axum_users::{ActiveUser, AxumUsers};
 //!
@@ -26,8 +26,11 @@ pub mod auth;
 mod body;
 mod email;
 mod error;
+mod error_code;
 mod extract;
 mod hooks;
+mod keys;
+mod login;
 mod manager;
 mod memory;
 mod model;
@@ -40,18 +43,26 @@ mod store;
 pub mod testing;
 mod tokens;
 
-pub use app::{AxumUsers, AxumUsersBuilder, BuildError, SecurityPolicy};
+pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore, SecurityPolicy};
 pub use auth::{
-    AuthBackend, CookieSettings, DatabaseStrategy, JwtStrategy, Requirements, Strategy, Transport,
+    AuthBackend, CookieSettings, DatabaseStrategy, IssuedToken, JwtStrategy, Requirements,
+    Strategy, StrategyError, Transport,
 };
 /// The OAuth2 / OpenID Connect provider clients.
 #[cfg(feature = "oauth")]
 pub use axum_users_oauth as oauth;
 pub use email::{InvalidEmail, email_key, normalize_email};
 pub use error::{ApiError, ValidationIssue};
+pub use error_code::ErrorCode;
 pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, VerifiedUser};
-pub use hooks::{InvalidPassword, NoHooks, PasswordOwner, UserHooks};
-pub use manager::{ManagerError, TokenSettings, UserCreate, UserManager, UserOf, UserUpdate};
+pub use hooks::{
+    InvalidPassword, LoginAttempt, LoginRefused, NoHooks, PasswordOwner, SecondFactor,
+    SecurityEvent, SignInMethod, UserHooks,
+};
+pub use login::LoginOutcome;
+pub use manager::{
+    LoginRules, ManagerError, Privilege, TokenSettings, UserCreate, UserManager, UserOf, UserUpdate,
+};
 pub use memory::MemoryStore;
 pub use model::{
     NewUser, NoFields, OAuthAccount, PasswordHash, PublicUser, User, UserFields, UserId,
@@ -65,6 +76,6 @@ pub use store::{
     AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, UserStore,
 };
 pub use tokens::{
-    AUTH_AUDIENCE, JwtCodec, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError, VERIFY_AUDIENCE,
-    now_unix,
+    AUTH_AUDIENCE, JwtCodec, LOGIN_CODE_AUDIENCE, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError,
+    VERIFY_AUDIENCE, now_unix,
 };

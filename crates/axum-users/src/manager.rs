@@ -1,13 +1,14 @@
 //! The user manager: every business rule of the user lifecycle, independent of HTTP.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
+
+use crate::auth::StrategyError;
+use crate::keys::{KeyRing, Purpose};
 
 use crate::hooks::{InvalidPassword, PasswordOwner, UserHooks};
 use crate::model::{NewUser, PasswordHash, UserFields, UserId};
@@ -59,23 +60,87 @@ pub enum ManagerError {
     /// Unlinking would leave the user no way to sign in.
     #[error("the last way to sign in cannot be removed")]
     LastSignInMethod,
+    /// Sign-in refused: unknown e-mail, wrong password, or an inactive user.
+    #[error("bad credentials")]
+    BadCredentials,
+    /// Sign-in refused: verification is required and the user is not verified.
+    #[error("the user is not verified")]
+    UserNotVerified,
+    /// The throttle seam refused the attempt before any check; retry after this long.
+    #[error("too many attempts")]
+    LoginRefused(Duration),
+    /// A self-service change of e-mail or password came without the current password.
+    #[error("the current password is required")]
+    CurrentPasswordRequired,
+    /// A self-service change of e-mail or password came with a wrong current password.
+    #[error("the current password is wrong")]
+    BadCurrentPassword,
+    /// The provider did not verify the e-mail address, or is not trusted to.
+    #[error("the provider has not verified the e-mail address")]
+    OAuthEmailNotVerified,
+    /// The provider's e-mail address fails the rules of registration.
+    #[error("the provider's e-mail address is invalid")]
+    OAuthInvalidEmail,
+    /// A one-time login code is invalid, expired or used.
+    #[error("invalid login code")]
+    InvalidLoginCode,
+    /// The backend's strategy failed to issue or revoke a token.
+    #[error(transparent)]
+    Strategy(#[from] StrategyError),
+}
+
+/// Who is asking for a change: the user on themselves, or a superuser (or the application).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Privilege {
+    /// A user on their own account (register, `PATCH /users/me`): the flags and the
+    /// application's privileged fields are ignored, and changing e-mail or password needs the
+    /// current password.
+    SelfService,
+    /// A superuser or the application: every field may be set.
+    Superuser,
+}
+
+/// The rules a sign-in must pass after its credentials.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginRules {
+    /// Unverified users may not sign in (nor use the users routes).
+    pub requires_verification: bool,
+    /// FastAPI Users' client-visible behaviour: no current password on self-service changes.
+    pub strict_compat: bool,
 }
 
 /// The input of [`UserManager::create`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct UserCreate<F> {
     /// Normalised e-mail address (see [`crate::normalize_email`]).
     pub email: String,
     /// The plaintext password.
     pub password: Secret,
-    /// Ignored in safe mode; default true.
+    /// Ignored for self-service; default true.
     pub is_active: Option<bool>,
-    /// Ignored in safe mode; default false.
+    /// Ignored for self-service; default false.
     pub is_superuser: Option<bool>,
-    /// Ignored in safe mode; default false.
+    /// Ignored for self-service; default false.
     pub is_verified: Option<bool>,
     /// Custom fields.
     pub fields: F,
+}
+
+impl<F: Default> UserCreate<F> {
+    /// An active, unverified, ordinary user with default fields.
+    pub fn new(email: impl Into<String>, password: impl Into<Secret>) -> Self {
+        Self {
+            email: email.into(),
+            password: password.into(),
+            is_active: None,
+            is_superuser: None,
+            is_verified: None,
+            fields: F::default(),
+        }
+    }
 }
 
 /// The input of [`UserManager::update`]: only the fields present change.
@@ -83,13 +148,15 @@ pub struct UserCreate<F> {
 pub struct UserUpdate<F: UserFields> {
     /// A new plaintext password.
     pub password: Option<Secret>,
+    /// The current password, which a self-service change of e-mail or password must give.
+    pub current_password: Option<Secret>,
     /// A new normalised e-mail address; changing it clears `is_verified`.
     pub email: Option<String>,
-    /// Ignored in safe mode.
+    /// Ignored for self-service.
     pub is_active: Option<bool>,
-    /// Ignored in safe mode.
+    /// Ignored for self-service.
     pub is_superuser: Option<bool>,
-    /// Ignored in safe mode.
+    /// Ignored for self-service.
     pub is_verified: Option<bool>,
     /// Changes to custom fields.
     pub fields: F::Update,
@@ -97,27 +164,31 @@ pub struct UserUpdate<F: UserFields> {
     pub raw: Value,
 }
 
-/// Lifetimes and keys of the reset and verification tokens.
-#[derive(Debug, Clone)]
+/// Lifetimes of the reset and verification tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenSettings {
-    /// Key of reset-password tokens (HS256), also keying the password fingerprint.
-    pub reset_secret: Secret,
-    /// Reset token lifetime, seconds (default 3600).
-    pub reset_lifetime_seconds: u64,
-    /// Key of verification tokens (HS256).
-    pub verify_secret: Secret,
-    /// Verification token lifetime, seconds (default 3600).
-    pub verify_lifetime_seconds: u64,
+    /// Reset token lifetime (default one hour).
+    pub reset_lifetime: Duration,
+    /// Verification token lifetime (default one hour).
+    pub verify_lifetime: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            reset_lifetime: Duration::from_secs(3600),
+            verify_lifetime: Duration::from_secs(3600),
+        }
+    }
 }
 
 impl TokenSettings {
-    /// One secret for both purposes (the audiences keep the tokens apart), one-hour lifetimes.
-    pub fn new(secret: Secret) -> Self {
+    /// Both lifetimes.
+    pub fn new(reset_lifetime: Duration, verify_lifetime: Duration) -> Self {
         Self {
-            reset_secret: secret.clone(),
-            reset_lifetime_seconds: 3600,
-            verify_secret: secret,
-            verify_lifetime_seconds: 3600,
+            reset_lifetime,
+            verify_lifetime,
         }
     }
 }
@@ -128,6 +199,8 @@ struct ResetClaims {
     password_fgpt: String,
     aud: String,
     exp: i64,
+    #[serde(default)]
+    iat: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -136,6 +209,8 @@ struct VerifyClaims {
     email: String,
     aud: String,
     exp: i64,
+    #[serde(default)]
+    iat: i64,
 }
 
 /// Holds the store, the hooks and the hasher, and applies the rules.
@@ -144,6 +219,8 @@ pub struct UserManager<S, H> {
     hooks: Arc<H>,
     passwords: PasswordHasher,
     settings: TokenSettings,
+    rules: LoginRules,
+    keys: KeyRing,
     reset_codec: JwtCodec,
     verify_codec: JwtCodec,
 }
@@ -154,10 +231,19 @@ impl<S: Clone, H> Clone for UserManager<S, H> {
             store: self.store.clone(),
             hooks: self.hooks.clone(),
             passwords: self.passwords.clone(),
-            settings: self.settings.clone(),
+            settings: self.settings,
+            rules: self.rules,
+            keys: self.keys.clone(),
             reset_codec: self.reset_codec.clone(),
             verify_codec: self.verify_codec.clone(),
         }
+    }
+}
+
+impl<S, H> UserManager<S, H> {
+    /// The server's keys and their sub-keys.
+    pub(crate) fn key_ring(&self) -> &KeyRing {
+        &self.keys
     }
 }
 
@@ -166,7 +252,7 @@ where
     S: UserStore,
     H: UserHooks<S::Id, S::Fields>,
 {
-    /// A manager over `store` with `hooks`.
+    /// A manager over `store` with `hooks`, keying its tokens with sub-keys of `secret`.
     ///
     /// # Errors
     /// [`TokenError::Key`] for an empty secret.
@@ -174,16 +260,55 @@ where
         store: S,
         hooks: H,
         passwords: PasswordHasher,
+        secret: Secret,
+        settings: TokenSettings,
+    ) -> Result<Self, TokenError> {
+        Self::with_keys(
+            store,
+            hooks,
+            passwords,
+            KeyRing::new(secret, Vec::new()),
+            settings,
+        )
+    }
+
+    pub(crate) fn with_keys(
+        store: S,
+        hooks: H,
+        passwords: PasswordHasher,
+        keys: KeyRing,
         settings: TokenSettings,
     ) -> Result<Self, TokenError> {
         Ok(Self {
-            reset_codec: JwtCodec::hs256(&settings.reset_secret)?,
-            verify_codec: JwtCodec::hs256(&settings.verify_secret)?,
+            reset_codec: keys.codec(Purpose::Reset)?,
+            verify_codec: keys.codec(Purpose::Verify)?,
+            keys,
             store,
             hooks: Arc::new(hooks),
             passwords,
             settings,
+            rules: LoginRules::default(),
         })
+    }
+
+    /// The same manager with other sign-in rules.
+    pub fn with_login_rules(mut self, rules: LoginRules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The rules a sign-in must pass.
+    pub fn login_rules(&self) -> LoginRules {
+        self.rules
+    }
+
+    /// The user a token names, for the authenticator: the token's strategy vouched for the
+    /// id; the flags are checked by the route's requirements.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn user_of_token(&self, id: &S::Id) -> Result<Option<UserOf<S>>, ManagerError> {
+        Ok(self.store.get(id).await?)
     }
 
     /// The store.
@@ -220,7 +345,8 @@ where
             .ok_or(ManagerError::UserNotExists)
     }
 
-    /// Creates a user. In safe mode (registration) the flags are ignored.
+    /// Creates a user. Self-service (registration) ignores the flags and resets the
+    /// application's privileged fields.
     ///
     /// The password is validated first, then the e-mail checked; the database's unique
     /// constraint decides races.
@@ -229,10 +355,14 @@ where
     /// [`ManagerError::InvalidPassword`], [`ManagerError::UserAlreadyExists`], or a failure.
     pub async fn create(
         &self,
-        create: UserCreate<S::Fields>,
-        safe: bool,
+        mut create: UserCreate<S::Fields>,
+        privilege: Privilege,
         request: Option<&Parts>,
     ) -> Result<UserOf<S>, ManagerError> {
+        let safe = privilege == Privilege::SelfService;
+        if safe {
+            create.fields.reset_privileged();
+        }
         let owner = PasswordOwner::New {
             email: &create.email,
             fields: &create.fields,
@@ -355,7 +485,8 @@ where
             sub: user.id.to_string(),
             password_fgpt: self.password_fingerprint(&user.hashed_password),
             aud: RESET_AUDIENCE.into(),
-            exp: now_unix() + self.settings.reset_lifetime_seconds as i64,
+            exp: now_unix() + self.settings.reset_lifetime.as_secs() as i64,
+            iat: now_unix(),
         };
         Ok(self.reset_codec.encode(&claims)?)
     }
@@ -454,7 +585,8 @@ where
             sub: user.id.to_string(),
             email: user.email.clone(),
             aud: VERIFY_AUDIENCE.into(),
-            exp: now_unix() + self.settings.verify_lifetime_seconds as i64,
+            exp: now_unix() + self.settings.verify_lifetime.as_secs() as i64,
+            iat: now_unix(),
         };
         Ok(self.verify_codec.encode(&claims)?)
     }
@@ -491,18 +623,31 @@ where
         Ok(user)
     }
 
-    /// Applies a PATCH. Safe mode (a user on themselves) ignores the flags. Changing the e-mail
-    /// clears `is_verified` unless the same update sets it.
+    /// Applies a PATCH. Self-service (a user on themselves) ignores the flags and the
+    /// application's privileged fields, and a change of e-mail or password needs the current
+    /// password (unless `strict_compat`). Changing the e-mail clears `is_verified` unless the
+    /// same update sets it.
     ///
     /// # Errors
+    /// [`ManagerError::CurrentPasswordRequired`], [`ManagerError::BadCurrentPassword`],
     /// [`ManagerError::UserAlreadyExists`], [`ManagerError::InvalidPassword`], or a failure.
     pub async fn update(
         &self,
         mut user: UserOf<S>,
-        update: UserUpdate<S::Fields>,
-        safe: bool,
+        mut update: UserUpdate<S::Fields>,
+        privilege: Privilege,
         request: Option<&Parts>,
     ) -> Result<UserOf<S>, ManagerError> {
+        let safe = privilege == Privilege::SelfService;
+        if safe {
+            S::Fields::drop_privileged(&mut update.fields);
+            let changes_credentials = update.password.is_some()
+                || update.email.as_ref().is_some_and(|e| *e != user.email);
+            if changes_credentials && !self.rules.strict_compat {
+                self.check_current_password(&user, update.current_password.as_ref())
+                    .await?;
+            }
+        }
         if let Some(password) = &update.password {
             self.hooks
                 .validate_password(password.expose(), PasswordOwner::Existing(&user))
@@ -540,6 +685,7 @@ where
         if let Value::Object(map) = &mut raw {
             map.remove("id");
             map.remove("oauth_accounts");
+            map.remove("current_password");
             if safe {
                 for flag in ["is_active", "is_superuser", "is_verified"] {
                     map.remove(flag);
@@ -548,6 +694,31 @@ where
         }
         self.hooks.on_after_update(&user, &raw, request).await;
         Ok(user)
+    }
+
+    /// The proof a self-service change of credentials needs: the current password, checked at
+    /// the cost of one hash whatever the outcome. A user without a password (signed up
+    /// through a provider) sets one through forgot/reset password instead.
+    async fn check_current_password(
+        &self,
+        user: &UserOf<S>,
+        current: Option<&Secret>,
+    ) -> Result<(), ManagerError> {
+        let Some(current) = current else {
+            return Err(ManagerError::CurrentPasswordRequired);
+        };
+        if !user.hashed_password.is_usable() {
+            self.passwords.verify_dummy(current.expose()).await?;
+            return Err(ManagerError::BadCurrentPassword);
+        }
+        match self
+            .passwords
+            .verify(current.expose(), &user.hashed_password)
+            .await?
+        {
+            Verified::No => Err(ManagerError::BadCurrentPassword),
+            Verified::Yes | Verified::YesRehash(_) => Ok(()),
+        }
     }
 
     /// Replaces the password hash through the store's compare-and-swap. If another change won
@@ -593,12 +764,8 @@ where
     /// HMAC of the stored hash: changes whenever the password hash does, reveals nothing of it,
     /// and costs microseconds rather than an Argon2 run (see docs/compatibility.md).
     fn password_fingerprint(&self, hash: &PasswordHash) -> String {
-        #[allow(clippy::expect_used)]
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(self.settings.reset_secret.expose().as_bytes())
-                .expect("HMAC accepts keys of any length");
-        mac.update(hash.0.as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        self.keys
+            .mac(Purpose::PasswordFingerprint, &[hash.0.as_bytes()])
     }
 }
 
@@ -627,26 +794,20 @@ mod tests {
             MemoryStore::new(),
             NoHooks,
             hasher,
-            TokenSettings::new(Secret::new("k".repeat(32))),
+            Secret::new("k".repeat(32)),
+            TokenSettings::default(),
         )
         .unwrap()
     }
 
     fn create(email: &str) -> UserCreate<crate::NoFields> {
-        UserCreate {
-            email: email.into(),
-            password: Secret::new("right-password"),
-            is_active: None,
-            is_superuser: None,
-            is_verified: None,
-            fields: Default::default(),
-        }
+        UserCreate::new(email, "right-password")
     }
 
     #[tokio::test]
     async fn every_login_attempt_costs_one_verification_whoever_it_names() {
         let m = manager();
-        m.create(create("known@example.com"), true, None)
+        m.create(create("known@example.com"), Privilege::SelfService, None)
             .await
             .unwrap();
         let oauth_only = m.store().create(NewUser {
@@ -679,7 +840,10 @@ mod tests {
     #[tokio::test]
     async fn an_update_from_a_stale_copy_never_brings_an_old_password_back() {
         let m = manager();
-        let user = m.create(create("t@example.com"), true, None).await.unwrap();
+        let user = m
+            .create(create("t@example.com"), Privilege::SelfService, None)
+            .await
+            .unwrap();
         let stale = m.get(&user.id).await.unwrap();
         let token = m.reset_token(&user).unwrap();
         m.reset_password(&token, "after-reset", None).await.unwrap();
@@ -688,7 +852,9 @@ mod tests {
             email: Some("t2@example.com".into()),
             ..Default::default()
         };
-        m.update(stale.clone(), update, true, None).await.unwrap();
+        m.update(stale.clone(), update, Privilege::Superuser, None)
+            .await
+            .unwrap();
         assert!(
             m.authenticate("t2@example.com", "right-password")
                 .await
@@ -714,7 +880,9 @@ mod tests {
             password: Some(Secret::new("patched")),
             ..Default::default()
         };
-        m.update(stale, update, true, None).await.unwrap();
+        m.update(stale, update, Privilege::Superuser, None)
+            .await
+            .unwrap();
         assert!(
             m.authenticate("t@example.com", "patched")
                 .await
@@ -726,9 +894,15 @@ mod tests {
     #[tokio::test]
     async fn reset_tokens_are_bound_to_the_password_hash() {
         let m = manager();
-        let user = m.create(create("r@example.com"), true, None).await.unwrap();
+        let user = m
+            .create(create("r@example.com"), Privilege::SelfService, None)
+            .await
+            .unwrap();
         let token = m.reset_token(&user).unwrap();
-        let other = m.create(create("s@example.com"), true, None).await.unwrap();
+        let other = m
+            .create(create("s@example.com"), Privilege::SelfService, None)
+            .await
+            .unwrap();
         assert_ne!(m.reset_token(&other).unwrap(), token);
         m.reset_password(&token, "new-password", None)
             .await

@@ -51,6 +51,15 @@ pub trait UserFields:
 
     /// Applies a PATCH to the fields.
     fn apply(&mut self, update: Self::Update);
+
+    /// Removes from a self-service update (`PATCH /users/me`) what only a superuser may change
+    /// (a plan, a quota, a role). The default: every field is the user's to change.
+    fn drop_privileged(update: &mut Self::Update) {
+        let _ = update;
+    }
+
+    /// Resets on a self-registration what only a superuser may set. The default: nothing.
+    fn reset_privileged(&mut self) {}
 }
 
 /// No custom fields: the plain FastAPI Users model.

@@ -3,7 +3,10 @@
 use http::request::Parts;
 use serde_json::json;
 
-use crate::hooks::UserHooks;
+use crate::auth::AuthBackend;
+use crate::hooks::{SignInMethod, UserHooks};
+use crate::keys::{KeyRing, Purpose};
+use crate::login::{LoginOutcome, LoginResponse};
 use crate::manager::{ManagerError, UserManager, UserOf};
 use crate::model::{NewUser, OAuthAccount, PasswordHash, UserId};
 use crate::secret::Secret;
@@ -22,36 +25,55 @@ pub struct OAuthSignIn {
     pub refresh_token: Option<Secret>,
     /// The account id at the provider.
     pub account_id: String,
-    /// The e-mail the provider reported.
+    /// The e-mail the provider reported, as it reported it; the manager validates and
+    /// normalises it with the rules of registration.
     pub account_email: String,
-    /// Whether the provider says it verified that e-mail.
+    /// Whether the provider verified that e-mail *and* is trusted to (see docs/oauth.md).
     pub email_verified: bool,
 }
 
 impl OAuthSignIn {
-    fn new_account(&self) -> NewOAuthAccount {
+    /// The link to store: provider tokens encrypted with their own sub-key.
+    fn new_account(&self, keys: &KeyRing, email: &str) -> NewOAuthAccount {
         NewOAuthAccount {
             oauth_name: self.oauth_name.clone(),
-            access_token: self.access_token.clone(),
+            access_token: seal(keys, &self.access_token),
             expires_at: self.expires_at,
-            refresh_token: self.refresh_token.clone(),
+            refresh_token: self.refresh_token.as_ref().map(|t| seal(keys, t)),
             account_id: self.account_id.clone(),
-            account_email: self.account_email.clone(),
+            account_email: email.to_owned(),
         }
     }
 
-    fn refresh(&self, account: &mut OAuthAccount<impl UserId>) {
-        account.access_token = self.access_token.clone();
+    fn refresh(&self, keys: &KeyRing, account: &mut OAuthAccount<impl UserId>, email: &str) {
+        account.access_token = seal(keys, &self.access_token);
         account.expires_at = self.expires_at;
-        account.refresh_token = self.refresh_token.clone();
-        account.account_email = self.account_email.clone();
+        account.refresh_token = self.refresh_token.as_ref().map(|t| seal(keys, t));
+        account.account_email = email.to_owned();
     }
+
+    fn account_key(&self) -> String {
+        format!("{}:{}", self.oauth_name, self.account_id)
+    }
+}
+
+fn seal(keys: &KeyRing, token: &Secret) -> Secret {
+    Secret::new(keys.encrypt(Purpose::ProviderTokens, token.expose()))
+}
+
+fn open_sealed(keys: &KeyRing, token: &Secret) -> Secret {
+    Secret::new(
+        keys.decrypt(Purpose::ProviderTokens, token.expose())
+            .unwrap_or_default(),
+    )
 }
 
 /// How a sign-in treats an e-mail address that already has an account.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OAuthPolicy {
-    /// Link to the existing user with that e-mail, when the provider verified the address.
+    /// Link to the existing user with that e-mail, when the provider verified the address
+    /// and the local account's address is verified too (otherwise whoever registered the
+    /// address first, with a password, would get the provider account).
     pub associate_by_email: bool,
     /// New users start verified, when the provider verified the address.
     pub is_verified_by_default: bool,
@@ -63,34 +85,41 @@ where
     H: UserHooks<S::Id, S::Fields>,
 {
     /// Resolves the user of an OAuth sign-in: the linked user (whose tokens are refreshed), else
-    /// the user with the same verified e-mail when the policy allows, else a new user.
+    /// the user with the same e-mail when the policy allows and both sides verified it, else a
+    /// new user. Nothing is created or linked on an address the provider has not verified.
     ///
     /// # Errors
-    /// [`ManagerError::UserAlreadyExists`] when the e-mail belongs to another user and may not
-    /// be linked, or a store failure.
+    /// [`ManagerError::OAuthInvalidEmail`], [`ManagerError::OAuthEmailNotVerified`],
+    /// [`ManagerError::UserAlreadyExists`] when the e-mail belongs to a user it may not be
+    /// linked to, or a store failure.
     pub async fn oauth_callback(
         &self,
         sign_in: &OAuthSignIn,
         policy: OAuthPolicy,
         request: Option<&Parts>,
     ) -> Result<UserOf<S>, ManagerError> {
-        if let Some(user) = self.refresh_linked(sign_in).await? {
+        let email = crate::email::normalize_email(&sign_in.account_email)
+            .map_err(|_| ManagerError::OAuthInvalidEmail)?;
+        if let Some(user) = self.refresh_linked(sign_in, &email).await? {
             return Ok(user);
         }
-        if let Some(user) = self.store().get_by_email(&sign_in.account_email).await? {
-            if !(policy.associate_by_email && sign_in.email_verified) {
+        if !sign_in.email_verified {
+            return Err(ManagerError::OAuthEmailNotVerified);
+        }
+        if let Some(user) = self.store().get_by_email(&email).await? {
+            if !(policy.associate_by_email && user.is_verified) {
                 return Err(ManagerError::UserAlreadyExists);
             }
-            self.link(&user, sign_in).await?;
+            self.link(&user, sign_in, &email).await?;
             return Ok(user);
         }
         let new = NewUser {
             id: S::Id::generate(),
-            email: sign_in.account_email.clone(),
+            email: email.clone(),
             hashed_password: PasswordHash::unusable(),
             is_active: true,
             is_superuser: false,
-            is_verified: policy.is_verified_by_default && sign_in.email_verified,
+            is_verified: policy.is_verified_by_default,
             fields: Default::default(),
         };
         let user = match self.store().create(new).await {
@@ -98,14 +127,63 @@ where
             // Another first sign-in of the same person won the race: use what it made.
             Err(StoreError::DuplicateEmail) => {
                 return self
-                    .refresh_linked(sign_in)
+                    .refresh_linked(sign_in, &email)
                     .await?
                     .ok_or(ManagerError::UserAlreadyExists);
             }
             Err(e) => return Err(e.into()),
         };
-        self.link(&user, sign_in).await?;
+        self.link(&user, sign_in, &email).await?;
         self.hooks().on_after_register(&user, request).await;
+        Ok(user)
+    }
+
+    /// Signs in through a provider: the same steps as a password sign-in (throttle seam,
+    /// rules, second factor seam, token, `on_after_login`, event), with the provider's word
+    /// instead of a password.
+    ///
+    /// # Errors
+    /// Those of [`UserManager::oauth_callback`] and of the sign-in rules.
+    pub async fn login_with_oauth(
+        &self,
+        sign_in: &OAuthSignIn,
+        policy: OAuthPolicy,
+        backend: &AuthBackend<S::Id>,
+        request: Option<&Parts>,
+        redirect: Option<&str>,
+    ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
+        let method = SignInMethod::OAuth(sign_in.oauth_name.clone());
+        let account = sign_in.account_key();
+        self.throttle(&method, &account, request).await?;
+        let user = self.oauth_callback(sign_in, policy, request).await?;
+        let answer = match redirect {
+            Some(url) => LoginResponse::Redirect(url),
+            None => LoginResponse::Transport,
+        };
+        self.finish_login(user, &method, &account, backend, request, answer)
+            .await
+    }
+
+    /// Resolves a provider sign-in without issuing a token, for a redirect that hands the
+    /// front end a one-time login code instead: the rules are checked again when the code is
+    /// redeemed.
+    ///
+    /// # Errors
+    /// Those of [`UserManager::oauth_callback`], and [`ManagerError::BadCredentials`] for an
+    /// inactive user.
+    pub async fn oauth_resolve(
+        &self,
+        sign_in: &OAuthSignIn,
+        policy: OAuthPolicy,
+        request: Option<&Parts>,
+    ) -> Result<UserOf<S>, ManagerError> {
+        let method = SignInMethod::OAuth(sign_in.oauth_name.clone());
+        self.throttle(&method, &sign_in.account_key(), request)
+            .await?;
+        let user = self.oauth_callback(sign_in, policy, request).await?;
+        if !user.is_active {
+            return Err(ManagerError::BadCredentials);
+        }
         Ok(user)
     }
 
@@ -129,9 +207,9 @@ where
                 return Err(ManagerError::OAuthAccountAlreadyLinked);
             }
             Some(_) => {
-                self.refresh_linked(sign_in).await?;
+                self.refresh_linked(sign_in, &sign_in.account_email).await?;
             }
-            None => self.link(user, sign_in).await?,
+            None => self.link(user, sign_in, &sign_in.account_email).await?,
         }
         self.hooks()
             .on_after_update(user, &json!({}), request)
@@ -139,7 +217,7 @@ where
         Ok(())
     }
 
-    /// The accounts linked to a user.
+    /// The accounts linked to a user, with their provider tokens decrypted.
     ///
     /// # Errors
     /// A store failure.
@@ -147,7 +225,15 @@ where
         &self,
         user: &UserOf<S>,
     ) -> Result<Vec<OAuthAccount<S::Id>>, ManagerError> {
-        Ok(self.store().list_oauth_accounts(&user.id).await?)
+        let mut accounts = self.store().list_oauth_accounts(&user.id).await?;
+        for account in &mut accounts {
+            account.access_token = open_sealed(self.key_ring(), &account.access_token);
+            account.refresh_token = account
+                .refresh_token
+                .as_ref()
+                .map(|t| open_sealed(self.key_ring(), t));
+        }
+        Ok(accounts)
     }
 
     /// Unlinks one account, unless it is the user's last way to sign in (no password and no
@@ -181,6 +267,7 @@ where
     async fn refresh_linked(
         &self,
         sign_in: &OAuthSignIn,
+        email: &str,
     ) -> Result<Option<UserOf<S>>, ManagerError> {
         let Some(user) = self
             .store()
@@ -192,16 +279,21 @@ where
         for mut account in self.store().list_oauth_accounts(&user.id).await? {
             if account.oauth_name == sign_in.oauth_name && account.account_id == sign_in.account_id
             {
-                sign_in.refresh(&mut account);
+                sign_in.refresh(self.key_ring(), &mut account, email);
                 self.store().update_oauth_account(&account).await?;
             }
         }
         Ok(Some(user))
     }
 
-    async fn link(&self, user: &UserOf<S>, sign_in: &OAuthSignIn) -> Result<(), ManagerError> {
+    async fn link(
+        &self,
+        user: &UserOf<S>,
+        sign_in: &OAuthSignIn,
+        email: &str,
+    ) -> Result<(), ManagerError> {
         self.store()
-            .add_oauth_account(&user.id, sign_in.new_account())
+            .add_oauth_account(&user.id, sign_in.new_account(self.key_ring(), email))
             .await?;
         Ok(())
     }

@@ -14,6 +14,8 @@ pub const RESET_AUDIENCE: &str = "fastapi-users:reset";
 pub const VERIFY_AUDIENCE: &str = "fastapi-users:verify";
 /// Audience of OAuth `state` tokens.
 pub const OAUTH_STATE_AUDIENCE: &str = "fastapi-users:oauth-state";
+/// Audience of the one-time login codes of an OAuth redirect.
+pub const LOGIN_CODE_AUDIENCE: &str = "axum-users:login-code";
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,8 +116,8 @@ impl JwtCodec {
             .map_err(|e| TokenError::Key(e.to_string()))
     }
 
-    /// Checks signature, algorithm, audience (string or array) and `exp` when present (no
-    /// leeway), and decodes the claims.
+    /// Checks signature, algorithm, audience (string or array), `exp` (required) and `nbf`
+    /// (when present), with no leeway, and decodes the claims.
     ///
     /// # Errors
     /// [`TokenError::Expired`] or [`TokenError::Invalid`].
@@ -126,9 +128,10 @@ impl JwtCodec {
     ) -> Result<C, TokenError> {
         let mut validation = Validation::new(self.algorithm);
         validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["aud"]);
+        validation.set_required_spec_claims(&["aud", "exp"]);
         validation.leeway = 0;
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         let mut result = jsonwebtoken::decode::<C>(token, &self.decoding, &validation);
         for key in &self.previous {
             match &result {
@@ -188,13 +191,15 @@ mod tests {
     fn wrong_or_missing_audience_is_refused() {
         let c = codec();
         let t = c
-            .encode(&json!({"sub": "1", "aud": RESET_AUDIENCE}))
+            .encode(&json!({"sub": "1", "aud": RESET_AUDIENCE, "exp": now_unix() + 60}))
             .unwrap();
         assert_eq!(
             c.decode::<Sub>(&t, AUTH_AUDIENCE).unwrap_err(),
             TokenError::Invalid
         );
-        let t = c.encode(&json!({"sub": "1"})).unwrap();
+        let t = c
+            .encode(&json!({"sub": "1", "exp": now_unix() + 60}))
+            .unwrap();
         assert_eq!(
             c.decode::<Sub>(&t, AUTH_AUDIENCE).unwrap_err(),
             TokenError::Invalid
@@ -202,18 +207,29 @@ mod tests {
     }
 
     #[test]
-    fn exp_is_optional_but_enforced_without_leeway() {
+    fn exp_is_required_and_enforced_without_leeway_and_nbf_is_checked() {
         let c = codec();
         let t = c
             .encode(&json!({"sub": "1", "aud": AUTH_AUDIENCE}))
             .unwrap();
-        assert!(c.decode::<Sub>(&t, AUTH_AUDIENCE).is_ok());
+        assert_eq!(
+            c.decode::<Sub>(&t, AUTH_AUDIENCE).unwrap_err(),
+            TokenError::Invalid
+        );
         let t = c
             .encode(&json!({"sub": "1", "aud": AUTH_AUDIENCE, "exp": now_unix() - 2}))
             .unwrap();
         assert_eq!(
             c.decode::<Sub>(&t, AUTH_AUDIENCE).unwrap_err(),
             TokenError::Expired
+        );
+        let later = now_unix() + 600;
+        let t = c
+            .encode(&json!({"sub": "1", "aud": AUTH_AUDIENCE, "exp": later + 60, "nbf": later}))
+            .unwrap();
+        assert_eq!(
+            c.decode::<Sub>(&t, AUTH_AUDIENCE).unwrap_err(),
+            TokenError::Invalid
         );
     }
 
@@ -222,7 +238,10 @@ mod tests {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let header = b64.encode(r#"{"alg":"none","typ":"JWT"}"#);
-        let body = b64.encode(format!(r#"{{"sub":"1","aud":"{AUTH_AUDIENCE}"}}"#));
+        let body = b64.encode(format!(
+            r#"{{"sub":"1","aud":"{AUTH_AUDIENCE}","exp":{}}}"#,
+            now_unix() + 60
+        ));
         let c = codec();
         assert!(
             c.decode::<Sub>(&format!("{header}.{body}."), AUTH_AUDIENCE)
@@ -230,7 +249,7 @@ mod tests {
         );
         let other = JwtCodec::hs256(&Secret::new("another-secret-another-secret-0000")).unwrap();
         let t = other
-            .encode(&json!({"sub": "1", "aud": AUTH_AUDIENCE}))
+            .encode(&json!({"sub": "1", "aud": AUTH_AUDIENCE, "exp": now_unix() + 60}))
             .unwrap();
         assert_eq!(
             c.decode::<Sub>(&t, AUTH_AUDIENCE).unwrap_err(),
@@ -242,8 +261,9 @@ mod tests {
     fn previous_secrets_still_decode_but_never_sign() {
         let old = Secret::new("the-old-secret-the-old-secret-0000");
         let by_old = JwtCodec::hs256(&old).unwrap();
+        let exp = now_unix() + 60;
         let t = by_old
-            .encode(&json!({"sub": "1", "aud": AUTH_AUDIENCE}))
+            .encode(&json!({"sub": "1", "aud": AUTH_AUDIENCE, "exp": exp}))
             .unwrap();
         assert_eq!(
             codec().decode::<Sub>(&t, AUTH_AUDIENCE).unwrap_err(),
@@ -252,7 +272,7 @@ mod tests {
         let rotated = codec().with_previous_secrets(&[old]);
         assert_eq!(rotated.decode::<Sub>(&t, AUTH_AUDIENCE).unwrap().sub, "1");
         let fresh = rotated
-            .encode(&json!({"sub": "2", "aud": AUTH_AUDIENCE}))
+            .encode(&json!({"sub": "2", "aud": AUTH_AUDIENCE, "exp": exp}))
             .unwrap();
         assert_eq!(
             codec().decode::<Sub>(&fresh, AUTH_AUDIENCE).unwrap().sub,
@@ -263,7 +283,9 @@ mod tests {
     #[test]
     fn numeric_sub_is_refused() {
         let c = codec();
-        let t = c.encode(&json!({"sub": 1, "aud": AUTH_AUDIENCE})).unwrap();
+        let t = c
+            .encode(&json!({"sub": 1, "aud": AUTH_AUDIENCE, "exp": now_unix() + 60}))
+            .unwrap();
         assert!(c.decode::<Sub>(&t, AUTH_AUDIENCE).is_err());
     }
 }

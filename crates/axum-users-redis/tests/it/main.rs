@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum_users::{StoreError, Strategy, hash_token, testing};
+use axum_users::{Strategy, StrategyError, hash_token, testing};
 use axum_users_redis::{RedisOptions, RedisStrategy};
 use redis::AsyncCommands;
 use uuid::Uuid;
@@ -34,7 +34,13 @@ async fn keys_are_prefixed_hashes_with_the_lifetime_as_ttl() {
     let prefix = options.key_prefix.clone();
     let strategy = RedisStrategy::<Uuid>::connect(&url, options).unwrap();
     let user = Uuid::new_v4();
-    let token = strategy.write_token(&user).await.unwrap();
+    let token = strategy
+        .write_token(&user)
+        .await
+        .unwrap()
+        .access_token
+        .expose()
+        .to_owned();
 
     let mut raw = redis::Client::open(url.as_str())
         .unwrap()
@@ -59,7 +65,13 @@ async fn keys_are_prefixed_hashes_with_the_lifetime_as_ttl() {
 
     let forever =
         RedisStrategy::<Uuid>::connect(&url, self::options().with_lifetime(None)).unwrap();
-    let token = forever.write_token(&user).await.unwrap();
+    let token = forever
+        .write_token(&user)
+        .await
+        .unwrap()
+        .access_token
+        .expose()
+        .to_owned();
     let key = format!("{}{}", forever.options().key_prefix, hash_token(&token));
     let ttl: i64 = raw.ttl(&key).await.unwrap();
     assert_eq!(ttl, -1, "no lifetime: no expiry");
@@ -74,7 +86,13 @@ async fn an_expired_token_is_refused() {
     let strategy =
         RedisStrategy::<Uuid>::connect(&url, options().with_lifetime(Some(Duration::from_secs(1))))
             .unwrap();
-    let token = strategy.write_token(&Uuid::new_v4()).await.unwrap();
+    let token = strategy
+        .write_token(&Uuid::new_v4())
+        .await
+        .unwrap()
+        .access_token
+        .expose()
+        .to_owned();
     assert!(strategy.read_token(&token).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(strategy.read_token(&token).await.unwrap(), None);
@@ -91,17 +109,20 @@ async fn no_redis_is_unavailable_within_the_timeout() {
     for _ in 0..3 {
         let started = Instant::now();
         let read = strategy.read_token("some-token").await;
-        assert!(matches!(read, Err(StoreError::Unavailable(_))), "{read:?}");
+        assert!(
+            matches!(read, Err(StrategyError::Unavailable(_))),
+            "{read:?}"
+        );
         let write = strategy.write_token(&Uuid::new_v4()).await;
         assert!(
-            matches!(write, Err(StoreError::Unavailable(_))),
+            matches!(write, Err(StrategyError::Unavailable(_))),
             "{write:?}"
         );
         assert!(started.elapsed() < Duration::from_secs(2), "no hang");
     }
     assert!(matches!(
         strategy.ping().await,
-        Err(StoreError::Unavailable(_))
+        Err(axum_users::StoreError::Unavailable(_))
     ));
     assert!(format!("{strategy:?}").contains("RedisStrategy"));
 }

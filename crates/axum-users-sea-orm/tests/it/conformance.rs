@@ -1,5 +1,7 @@
 //! The store conformance suite on the base entities, with UUID and integer keys.
 
+use std::time::Duration;
+
 use axum_users::{DatabaseStrategy, JwtCodec, JwtStrategy, Secret, UserStore, testing};
 use axum_users_sea_orm::migration::{IntegerMigrator, Migrator, MigratorTrait};
 use axum_users_sea_orm::{IntegerStore, SeaOrmStore};
@@ -49,14 +51,14 @@ async fn strategies(store: &SeaOrmStore) {
         .await
         .unwrap();
     testing::strategy(
-        &DatabaseStrategy::new(store.clone(), Some(3600)),
+        &DatabaseStrategy::new(store.clone(), Some(Duration::from_secs(3600))),
         user.id,
         true,
     )
     .await;
     let jwt = JwtStrategy::new(
         JwtCodec::hs256(&Secret::new("0123456789abcdef0123456789abcdef")).unwrap(),
-        Some(60),
+        Duration::from_secs(60),
     );
     testing::strategy(&jwt, user.id, false).await;
 }

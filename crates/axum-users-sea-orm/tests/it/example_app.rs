@@ -3,7 +3,8 @@
 //! delete the user as a superuser, which removes the OAuth account rows.
 
 use axum_users::{
-    Argon2Params, NewOAuthAccount, OAuthAccountStore, Secret, UserCreate, UserStore, now_unix,
+    Argon2Params, NewOAuthAccount, OAuthAccountStore, Privilege, Secret, UserCreate, UserStore,
+    now_unix,
 };
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -142,15 +143,13 @@ async fn the_example_serves_the_api_with_display_name_and_oauth_accounts() {
     users
         .manager()
         .create(
-            UserCreate {
-                email: "root@example.com".into(),
-                password: Secret::new("superpass"),
-                is_active: Some(true),
-                is_superuser: Some(true),
-                is_verified: Some(true),
-                fields: app::Profile::default(),
+            {
+                let mut create = UserCreate::new("root@example.com", Secret::new("superpass"));
+                create.is_superuser = Some(true);
+                create.is_verified = Some(true);
+                create
             },
-            false,
+            Privilege::Superuser,
             None,
         )
         .await

@@ -57,8 +57,23 @@ async fn an_oidc_provider_from_the_config_file_signs_users_in() {
             .any(|l| l.contains("/auth/corp/authorize"))
     );
 
-    // A password user whose address the provider verifies gets linked.
+    // A password user who verified their address, which the provider verifies too, gets
+    // linked (an unverified local account never is: see the library's OAuth tests).
     register(&s, "nina@example.com", "ninapass").await;
+    post_json(
+        &client(),
+        s.url("/auth/request-verify-token"),
+        json!({"email": "nina@example.com"}),
+    )
+    .await;
+    let verify_token = s.wait_token("nina@example.com", 1).await;
+    let (status, _) = post_json(
+        &client(),
+        s.url("/auth/verify"),
+        json!({"token": verify_token}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
     let browser = client();
     let (status, body) = read(
         browser

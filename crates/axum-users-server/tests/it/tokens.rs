@@ -81,9 +81,14 @@ async fn reset_tokens_are_single_use_and_die_with_any_password_change() {
     let third = s.wait_token("dave@example.com", 3).await;
     let auth = login(&s, "dave@example.com", "newpass1").await;
     assert_eq!(
-        patch(&s, "/users/me", &auth, json!({"password": "patched1"}))
-            .await
-            .0,
+        patch(
+            &s,
+            "/users/me",
+            &auth,
+            json!({"password": "patched1", "current_password": "newpass1"})
+        )
+        .await
+        .0,
         StatusCode::OK
     );
     assert_eq!(reset(&s, &third, "newpass4").await, bad_reset());
@@ -162,7 +167,7 @@ async fn verify_tokens_die_with_an_e_mail_change_and_work_for_inactive_users() {
         &s,
         "/users/me",
         &token,
-        json!({"email": "frank2@example.com"}),
+        json!({"email": "frank2@example.com", "current_password": "frankpass"}),
     )
     .await;
     assert_eq!(verify(&s, &old).await, bad_verify());

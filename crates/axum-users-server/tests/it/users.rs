@@ -13,7 +13,13 @@ async fn patch_me_rules() {
     let token = login(&s, "alice@example.com", "alicepass1").await;
     let taken = json!({"detail": "UPDATE_USER_EMAIL_ALREADY_EXISTS"});
     assert_eq!(
-        patch(&s, "/users/me", &token, json!({"email": "bob@example.com"})).await,
+        patch(
+            &s,
+            "/users/me",
+            &token,
+            json!({"email": "bob@example.com", "current_password": "alicepass1"})
+        )
+        .await,
         (StatusCode::BAD_REQUEST, taken.clone())
     );
     assert_eq!(
@@ -21,12 +27,18 @@ async fn patch_me_rules() {
             &s,
             "/users/me",
             &token,
-            json!({"email": "ALICE@example.com"})
+            json!({"email": "ALICE@example.com", "current_password": "alicepass1"})
         )
         .await,
         (StatusCode::BAD_REQUEST, taken)
     );
-    let (status, body) = patch(&s, "/users/me", &token, json!({"password": "ab"})).await;
+    let (status, body) = patch(
+        &s,
+        "/users/me",
+        &token,
+        json!({"password": "ab", "current_password": "alicepass1"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body,
@@ -76,7 +88,7 @@ async fn patch_me_rules() {
         &s,
         "/users/me",
         &token,
-        json!({"email": "alice2@example.com", "password": "newpass"}),
+        json!({"email": "alice2@example.com", "password": "newpass", "current_password": "alicepass1"}),
     )
     .await;
     assert_eq!(

@@ -1,6 +1,8 @@
 //! The store conformance suite on SQLite always, and on PostgreSQL and MariaDB/MySQL when
 //! TEST_POSTGRES_URL / TEST_MYSQL_URL name a server (each test gets a database of its own).
 
+use std::time::Duration;
+
 use axum_users::{DatabaseStrategy, JwtCodec, JwtStrategy, Secret, UserStore, testing};
 use axum_users_sqlx::testing::TempDatabase;
 use axum_users_sqlx::{SqlId, SqlStore, SqliteStore, StoreOptions};
@@ -26,7 +28,7 @@ async fn suite<Id: SqlId>(store: &SqlStore<Id>) {
         .await
         .unwrap();
     testing::strategy(
-        &DatabaseStrategy::new(store.clone(), Some(3600)),
+        &DatabaseStrategy::new(store.clone(), Some(Duration::from_secs(3600))),
         user.id.clone(),
         true,
     )
@@ -121,7 +123,7 @@ async fn an_unreachable_server_is_unavailable_within_the_timeout() {
 async fn jwt_strategy_passes_the_strategy_checks() {
     let jwt = JwtStrategy::new(
         JwtCodec::hs256(&Secret::new("0123456789abcdef0123456789abcdef")).unwrap(),
-        Some(60),
+        Duration::from_secs(60),
     );
     testing::strategy(&jwt, uuid::Uuid::new_v4(), false).await;
 }

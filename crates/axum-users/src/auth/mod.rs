@@ -5,14 +5,33 @@ mod transport;
 
 use std::sync::Arc;
 
-use http::HeaderMap;
+use http::request::Parts;
 
-pub use strategy::{BoxFuture, DatabaseStrategy, JwtStrategy, Strategy};
+pub use strategy::{
+    BoxFuture, DatabaseStrategy, IssuedToken, JwtStrategy, Strategy, StrategyError,
+};
+pub(crate) use transport::no_store;
 pub use transport::{CookieSettings, SameSite, Transport, read_cookie};
 
 use crate::error::ApiError;
+use crate::error_code::ErrorCode;
+use crate::hooks::UserHooks;
+use crate::manager::UserManager;
 use crate::model::{User, UserFields, UserId};
+use crate::secret::Secret;
 use crate::store::UserStore;
+
+impl From<StrategyError> for ApiError {
+    fn from(e: StrategyError) -> Self {
+        match e {
+            StrategyError::Unavailable(cause) => {
+                tracing::warn!(%cause, "token store unavailable");
+                ApiError::unavailable()
+            }
+            other => ApiError::internal(&other),
+        }
+    }
+}
 
 /// A named way to authenticate: a transport carrying a strategy's tokens.
 pub struct AuthBackend<Id> {
@@ -91,7 +110,9 @@ pub struct Authenticated<Id, F> {
     /// The user, read fresh from the store.
     pub user: User<Id, F>,
     /// The token presented.
-    pub token: String,
+    pub token: Secret,
+    /// The name of the backend that accepted it.
+    pub backend: String,
 }
 
 /// Finds the current user of a request; type-erased over the store, so that extractors only
@@ -99,50 +120,117 @@ pub struct Authenticated<Id, F> {
 pub trait Authenticate<Id, F>: Send + Sync + 'static {
     /// The first backend, in order, whose transport carries a token its strategy accepts and
     /// whose user exists.
+    ///
+    /// # Errors
+    /// 503 when a token store is down and no other backend accepted the request; 403
+    /// `CSRF_ORIGIN_MISMATCH` for a cookie-authenticated state-changing request from another site.
     fn authenticate<'a>(
         &'a self,
-        headers: &'a HeaderMap,
+        request: &'a Parts,
     ) -> BoxFuture<'a, Result<Option<Authenticated<Id, F>>, ApiError>>;
 }
 
-/// The backends over a store.
-pub(crate) struct Authenticator<S: UserStore> {
+/// The backends, resolving users through the manager.
+pub(crate) struct Authenticator<S: UserStore, H> {
     pub(crate) backends: Vec<AuthBackend<S::Id>>,
-    pub(crate) store: S,
+    pub(crate) manager: UserManager<S, H>,
+    pub(crate) origins: OriginPolicy,
 }
 
-impl<S: UserStore> Authenticate<S::Id, S::Fields> for Authenticator<S> {
+impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> Authenticate<S::Id, S::Fields>
+    for Authenticator<S, H>
+{
     fn authenticate<'a>(
         &'a self,
-        headers: &'a HeaderMap,
+        request: &'a Parts,
     ) -> BoxFuture<'a, Result<Option<Authenticated<S::Id, S::Fields>>, ApiError>> {
         Box::pin(async move {
             // A backend whose service is down does not hide the others: its error counts only
             // when no backend accepts the request.
             let mut outage = None;
             for backend in &self.backends {
-                let Some(token) = backend.transport.read(headers) else {
+                let Some(token) = backend.transport.read(&request.headers) else {
                     continue;
                 };
                 let id = match backend.strategy.read_token(&token).await {
                     Ok(Some(id)) => id,
                     Ok(None) => continue,
                     Err(e) => {
-                        outage = Some(e);
+                        outage = Some(ApiError::from(e));
                         continue;
                     }
                 };
-                match self.store.get(&id).await {
-                    Ok(Some(user)) => return Ok(Some(Authenticated { user, token })),
+                match self.manager.user_of_token(&id).await {
+                    Ok(Some(user)) => {
+                        if backend.transport.is_cookie() {
+                            self.origins.check(request)?;
+                        }
+                        return Ok(Some(Authenticated {
+                            user,
+                            token: Secret::new(token),
+                            backend: backend.name.clone(),
+                        }));
+                    }
                     Ok(None) => {}
-                    Err(e) => outage = Some(e),
+                    Err(e) => outage = Some(crate::routes::server_error(e)),
                 }
             }
             match outage {
-                Some(e) => Err(e.into()),
+                Some(e) => Err(e),
                 None => Ok(None),
             }
         })
+    }
+}
+
+/// Which sites may send cookie-authenticated requests that change state: the API's own
+/// origin (the request's `Host`), the trusted origins, and clients that send no `Origin` at
+/// all (not browsers). `strict_compat` turns the check off, as in the reference.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OriginPolicy {
+    pub(crate) disabled: bool,
+    pub(crate) trusted: Vec<String>,
+}
+
+impl OriginPolicy {
+    /// # Errors
+    /// 403 `CSRF_ORIGIN_MISMATCH`.
+    pub(crate) fn check(&self, request: &Parts) -> Result<(), ApiError> {
+        let safe = matches!(
+            request.method,
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        );
+        if self.disabled || safe {
+            return Ok(());
+        }
+        let header = |name: http::HeaderName| {
+            request
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let origin = header(http::header::ORIGIN).filter(|o| *o != "null");
+        if let Some(origin) = origin {
+            let origin = origin.trim_end_matches('/');
+            if self
+                .trusted
+                .iter()
+                .any(|t| t.trim_end_matches('/') == origin)
+            {
+                return Ok(());
+            }
+            let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+            let host = header(http::header::HOST).unwrap_or_default();
+            if !authority.is_empty() && authority.eq_ignore_ascii_case(host) {
+                return Ok(());
+            }
+            return Err(ApiError::code(ErrorCode::CsrfOriginMismatch));
+        }
+        match header(http::HeaderName::from_static("sec-fetch-site")) {
+            Some("cross-site") => Err(ApiError::code(ErrorCode::CsrfOriginMismatch)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -163,11 +251,89 @@ impl<Id: UserId, F: UserFields> AuthExtension<Id, F> {
     /// 401/403, or 503 when a store is down.
     pub async fn require(
         &self,
-        headers: &HeaderMap,
+        request: &Parts,
         requirements: Requirements,
     ) -> Result<Authenticated<Id, F>, ApiError> {
-        let found = self.0.authenticate(headers).await?;
+        let found = self.0.authenticate(request).await?;
         requirements.check(found.as_ref().map(|a| &a.user))?;
         found.ok_or_else(ApiError::unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut builder = http::Request::builder().method(method).uri("/users/me");
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn cookie_requests_from_other_sites_are_refused_unless_trusted() {
+        let policy = OriginPolicy {
+            disabled: false,
+            trusted: vec!["https://app.example.com".into()],
+        };
+        let host = ("host", "api.example.com");
+        let refused = |r: Parts| {
+            policy.check(&r).unwrap_err().error_code() == Some(ErrorCode::CsrfOriginMismatch)
+        };
+        assert!(refused(request(
+            "PATCH",
+            &[host, ("origin", "https://evil.example")]
+        )));
+        assert!(refused(request(
+            "DELETE",
+            &[host, ("sec-fetch-site", "cross-site")]
+        )));
+        assert!(
+            policy
+                .check(&request(
+                    "PATCH",
+                    &[host, ("origin", "https://api.example.com")]
+                ))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&request(
+                    "PATCH",
+                    &[host, ("origin", "https://app.example.com")]
+                ))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .check(&request(
+                    "PATCH",
+                    &[host, ("sec-fetch-site", "same-origin")]
+                ))
+                .is_ok()
+        );
+        assert!(
+            policy.check(&request("PATCH", &[host])).is_ok(),
+            "no browser, no CSRF"
+        );
+        assert!(
+            policy
+                .check(&request("GET", &[host, ("origin", "https://evil.example")]))
+                .is_ok()
+        );
+        let compat = OriginPolicy {
+            disabled: true,
+            trusted: vec![],
+        };
+        assert!(
+            compat
+                .check(&request(
+                    "PATCH",
+                    &[host, ("origin", "https://evil.example")]
+                ))
+                .is_ok()
+        );
     }
 }

@@ -3,53 +3,110 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::UserId;
-use crate::secret::{hash_token, random_token};
-use crate::store::{AccessTokenStore, StoreError};
-use crate::tokens::{AUTH_AUDIENCE, JwtCodec, now_unix};
+use crate::secret::{Secret, hash_token, random_token};
+use crate::store::{AccessTokenStore, BoxError, StoreError};
+use crate::tokens::{AUTH_AUDIENCE, JwtCodec, TokenError, now_unix};
 
 /// A boxed `Send` future: the shim that lets strategies live in a list of trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A token a strategy issued at sign-in, for the transport to render.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IssuedToken {
+    /// The access token; redacted in `Debug`.
+    pub access_token: Secret,
+    /// How long the access token lives, when it expires by itself.
+    pub lifetime: Option<Duration>,
+    /// A refresh token, for strategies that issue one.
+    pub refresh_token: Option<Secret>,
+    /// The session the token belongs to, for strategies that keep sessions.
+    pub session_id: Option<String>,
+}
+
+impl IssuedToken {
+    /// An access token without refresh token or session.
+    pub fn new(access_token: impl Into<Secret>, lifetime: Option<Duration>) -> Self {
+        Self {
+            access_token: access_token.into(),
+            lifetime,
+            refresh_token: None,
+            session_id: None,
+        }
+    }
+}
+
+/// Why a strategy could not read, write or revoke a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StrategyError {
+    /// The service that keeps the tokens (a database, Redis) is down; worth retrying later.
+    #[error("the token store is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The token could not be signed.
+    #[error("the token could not be signed: {0}")]
+    Signing(#[from] TokenError),
+    /// Any other failure of the token store.
+    #[error("the token store failed: {0}")]
+    Backend(#[source] BoxError),
+}
+
+impl From<StoreError> for StrategyError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => StrategyError::Unavailable(cause),
+            other => StrategyError::Backend(Box::new(other)),
+        }
+    }
+}
 
 /// Turns users into tokens and back. Implemented by the JWT and database strategies here and by
 /// the Redis strategy in `axum-users-redis`.
 pub trait Strategy<Id>: Send + Sync + 'static {
     /// The user id a token stands for, or `None` for an unknown, expired or malformed token.
-    fn read_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Id>, StoreError>>;
+    fn read_token<'a>(&'a self, token: &'a str)
+    -> BoxFuture<'a, Result<Option<Id>, StrategyError>>;
 
     /// A new token for a user.
-    fn write_token<'a>(&'a self, user_id: &'a Id) -> BoxFuture<'a, Result<String, StoreError>>;
+    fn write_token<'a>(
+        &'a self,
+        user_id: &'a Id,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>>;
 
     /// Revokes a token; a no-op for stateless tokens.
-    fn destroy_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn destroy_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StrategyError>>;
 }
 
 #[derive(Serialize, Deserialize)]
 struct AuthClaims {
     sub: String,
     aud: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    exp: Option<i64>,
+    exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
 }
 
 /// Stateless signed tokens. Logout cannot revoke them: they live until they expire.
 #[derive(Debug, Clone)]
 pub struct JwtStrategy<Id> {
     codec: JwtCodec,
-    lifetime_seconds: Option<u64>,
+    lifetime: Duration,
     audience: String,
     _id: PhantomData<fn() -> Id>,
 }
 
 impl<Id> JwtStrategy<Id> {
-    /// Tokens signed by `codec`, valid for `lifetime_seconds` (`None` or 0: no `exp`).
-    pub fn new(codec: JwtCodec, lifetime_seconds: Option<u64>) -> Self {
+    /// Tokens signed by `codec`, valid for `lifetime` (every token expires: a JWT cannot be
+    /// revoked, so one without `exp` would be valid forever).
+    pub fn new(codec: JwtCodec, lifetime: Duration) -> Self {
         Self {
             codec,
-            lifetime_seconds: lifetime_seconds.filter(|s| *s > 0),
+            lifetime,
             audience: AUTH_AUDIENCE.into(),
             _id: PhantomData,
         }
@@ -63,7 +120,10 @@ impl<Id> JwtStrategy<Id> {
 }
 
 impl<Id: UserId> Strategy<Id> for JwtStrategy<Id> {
-    fn read_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<Id>, StoreError>> {
+    fn read_token<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Id>, StrategyError>> {
         let id = self
             .codec
             .decode::<AuthClaims>(token, &self.audience)
@@ -72,20 +132,26 @@ impl<Id: UserId> Strategy<Id> for JwtStrategy<Id> {
         Box::pin(async move { Ok(id) })
     }
 
-    fn write_token<'a>(&'a self, user_id: &'a Id) -> BoxFuture<'a, Result<String, StoreError>> {
+    fn write_token<'a>(
+        &'a self,
+        user_id: &'a Id,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
+        let now = now_unix();
         let claims = AuthClaims {
             sub: user_id.to_string(),
             aud: vec![self.audience.clone()],
-            exp: self.lifetime_seconds.map(|s| now_unix() + s as i64),
+            exp: now + self.lifetime.as_secs() as i64,
+            iat: Some(now),
         };
         let token = self
             .codec
             .encode(&claims)
-            .map_err(|e| StoreError::Backend(Box::new(e)));
+            .map(|t| IssuedToken::new(t, Some(self.lifetime)))
+            .map_err(StrategyError::from);
         Box::pin(async move { token })
     }
 
-    fn destroy_token<'a>(&'a self, _token: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn destroy_token<'a>(&'a self, _token: &'a str) -> BoxFuture<'a, Result<(), StrategyError>> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -94,15 +160,15 @@ impl<Id: UserId> Strategy<Id> for JwtStrategy<Id> {
 #[derive(Debug, Clone)]
 pub struct DatabaseStrategy<T> {
     store: T,
-    lifetime_seconds: Option<u64>,
+    lifetime: Option<Duration>,
 }
 
 impl<T> DatabaseStrategy<T> {
-    /// Tokens in `store`, valid for `lifetime_seconds` after creation (`None`: until logout).
-    pub fn new(store: T, lifetime_seconds: Option<u64>) -> Self {
+    /// Tokens in `store`, valid for `lifetime` after creation (`None`: until logout).
+    pub fn new(store: T, lifetime: Option<Duration>) -> Self {
         Self {
             store,
-            lifetime_seconds: lifetime_seconds.filter(|s| *s > 0),
+            lifetime: lifetime.filter(|d| !d.is_zero()),
         }
     }
 }
@@ -111,28 +177,34 @@ impl<T: AccessTokenStore> Strategy<T::Id> for DatabaseStrategy<T> {
     fn read_token<'a>(
         &'a self,
         token: &'a str,
-    ) -> BoxFuture<'a, Result<Option<T::Id>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<T::Id>, StrategyError>> {
         Box::pin(async move {
             if token.is_empty() {
                 return Ok(None);
             }
-            let not_before = self.lifetime_seconds.map(|s| now_unix() - s as i64);
-            self.store.find_token(&hash_token(token), not_before).await
+            let not_before = self.lifetime.map(|d| now_unix() - d.as_secs() as i64);
+            Ok(self
+                .store
+                .find_token(&hash_token(token), not_before)
+                .await?)
         })
     }
 
-    fn write_token<'a>(&'a self, user_id: &'a T::Id) -> BoxFuture<'a, Result<String, StoreError>> {
+    fn write_token<'a>(
+        &'a self,
+        user_id: &'a T::Id,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
         Box::pin(async move {
             let token = random_token(32);
             self.store
                 .create_token(&hash_token(&token), user_id, now_unix())
                 .await?;
-            Ok(token)
+            Ok(IssuedToken::new(token, self.lifetime))
         })
     }
 
-    fn destroy_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move { self.store.delete_token(&hash_token(token)).await })
+    fn destroy_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StrategyError>> {
+        Box::pin(async move { Ok(self.store.delete_token(&hash_token(token)).await?) })
     }
 }
 
@@ -146,23 +218,20 @@ mod tests {
     #[tokio::test]
     async fn jwt_round_trip_with_array_audience() {
         let codec = JwtCodec::hs256(&Secret::new("0123456789abcdef0123456789abcdef")).unwrap();
-        let s: JwtStrategy<Uuid> = JwtStrategy::new(codec.clone(), Some(3600));
+        let s: JwtStrategy<Uuid> = JwtStrategy::new(codec.clone(), Duration::from_secs(3600));
         let id = Uuid::new_v4();
-        let token = s.write_token(&id).await.unwrap();
+        let issued = s.write_token(&id).await.unwrap();
+        assert_eq!(issued.lifetime, Some(Duration::from_secs(3600)));
+        let token = issued.access_token.expose().to_owned();
         assert_eq!(s.read_token(&token).await.unwrap(), Some(id));
         let claims: serde_json::Value = codec.decode(&token, AUTH_AUDIENCE).unwrap();
         assert_eq!(claims["aud"], serde_json::json!(["fastapi-users:auth"]));
         assert!(claims["exp"].is_i64());
+        assert!(claims["iat"].is_i64());
+        assert!(
+            !format!("{issued:?}").contains(&token),
+            "the token is redacted"
+        );
         assert_eq!(s.read_token("garbage").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn zero_lifetime_writes_no_exp() {
-        let codec = JwtCodec::hs256(&Secret::new("0123456789abcdef0123456789abcdef")).unwrap();
-        let s: JwtStrategy<i64> = JwtStrategy::new(codec.clone(), Some(0));
-        let token = s.write_token(&7).await.unwrap();
-        let claims: serde_json::Value = codec.decode(&token, AUTH_AUDIENCE).unwrap();
-        assert!(claims.get("exp").is_none());
-        assert_eq!(s.read_token(&token).await.unwrap(), Some(7));
     }
 }

@@ -5,6 +5,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde_json::json;
 
+use super::strategy::IssuedToken;
+
 /// The `SameSite` attribute of a cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {
@@ -149,14 +151,22 @@ impl Transport {
         }
     }
 
-    /// The response of a successful login.
-    pub fn login_response(&self, token: &str) -> Response {
-        match self {
+    /// The response of a successful login; never cached (`Cache-Control: no-store`).
+    pub fn login_response(&self, token: &IssuedToken) -> Response {
+        let access = token.access_token.expose();
+        let mut response = match self {
             Transport::Bearer { .. } => {
-                axum::Json(json!({"access_token": token, "token_type": "bearer"})).into_response()
+                axum::Json(json!({"access_token": access, "token_type": "bearer"})).into_response()
             }
-            Transport::Cookie(cookie) => with_cookie(cookie.set_cookie(token, cookie.max_age)),
-        }
+            Transport::Cookie(cookie) => with_cookie(cookie.set_cookie(access, cookie.max_age)),
+        };
+        no_store(&mut response);
+        response
+    }
+
+    /// Whether tokens travel in a cookie, which browsers attach to cross-site requests too.
+    pub fn is_cookie(&self) -> bool {
+        matches!(self, Transport::Cookie(_))
     }
 
     /// The response of a logout: 204, clearing the cookie with the same attributes.
@@ -166,6 +176,13 @@ impl Transport {
             Transport::Cookie(cookie) => with_cookie(cookie.set_cookie("", Some(0))),
         }
     }
+}
+
+/// Marks a response that carries a credential as never to be stored by caches.
+pub(crate) fn no_store(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
 fn with_cookie(set_cookie: String) -> Response {
@@ -205,6 +222,21 @@ mod tests {
         );
         let insecure = CookieSettings::auth().with_secure(false);
         assert!(!insecure.set_cookie("t", None).contains("Secure"));
+    }
+
+    #[test]
+    fn login_responses_are_never_cached() {
+        let token = IssuedToken::new("tok", None);
+        for t in [
+            Transport::Bearer {
+                token_url: "auth/jwt/login".into(),
+            },
+            Transport::Cookie(CookieSettings::auth()),
+        ] {
+            let r = t.login_response(&token);
+            assert_eq!(r.headers()[header::CACHE_CONTROL], "no-store");
+            assert_eq!(r.headers()[header::PRAGMA], "no-cache");
+        }
     }
 
     #[test]

@@ -47,25 +47,12 @@ async fn login<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 ) -> Result<Response, ApiError> {
     let form = LoginForm::parse(&parse_form(&parts.headers, &body))?;
     let inner = &state.inner;
-    let user = inner
-        .manager
-        .authenticate(&form.username, &form.password)
-        .await
-        .map_err(super::server_error)?
-        .filter(|u| u.is_active)
-        .ok_or_else(|| ApiError::bad_request("LOGIN_BAD_CREDENTIALS"))?;
-    if inner.requires_verification && !user.is_verified {
-        return Err(ApiError::bad_request("LOGIN_USER_NOT_VERIFIED"));
-    }
     let backend = inner.backend(state.index);
-    let token = backend.strategy.write_token(&user.id).await?;
-    let mut response = backend.transport.login_response(&token);
-    inner
+    let outcome = inner
         .manager
-        .hooks()
-        .on_after_login(&user, Some(&parts), &mut response)
+        .login_with_password(&form.username, &form.password, backend, Some(&parts))
         .await;
-    Ok(response)
+    super::login_answer(outcome, super::server_error)
 }
 
 async fn logout<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
@@ -75,14 +62,13 @@ async fn logout<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     let inner = &state.inner;
     let requirements = Requirements {
         active: true,
-        verified: inner.requires_verification,
+        verified: inner.requires_verification(),
         superuser: false,
     };
-    let authenticated = inner
-        .extension()
-        .require(&parts.headers, requirements)
-        .await?;
-    let backend = inner.backend(state.index);
-    backend.strategy.destroy_token(&authenticated.token).await?;
-    Ok(backend.transport.logout_response())
+    let authenticated = inner.extension().require(&parts, requirements).await?;
+    inner
+        .manager
+        .logout(inner.backend(state.index), &authenticated.token)
+        .await
+        .map_err(super::server_error)
 }

@@ -9,11 +9,16 @@ pub(crate) mod reset;
 pub(crate) mod users;
 pub(crate) mod verify;
 
+use std::sync::Arc;
+
 use axum::response::{IntoResponse, Response};
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::error_code::ErrorCode;
+use crate::login::LoginOutcome;
 use crate::manager::ManagerError;
 use crate::model::{User, UserFields, UserId};
 
@@ -35,11 +40,57 @@ pub(crate) fn null(status: StatusCode) -> Response {
     json(status, Value::Null)
 }
 
-/// Errors every route maps the same way: storage and internal failures.
+/// The answer to every manager error whose code does not depend on the route; routes map
+/// the few that do (an existing e-mail, a refused password) before calling this.
 pub(crate) fn server_error(e: ManagerError) -> ApiError {
-    match e {
-        ManagerError::Store(e) => e.into(),
-        other => ApiError::internal(&other),
+    let code = match e {
+        ManagerError::Store(e) => return e.into(),
+        ManagerError::Strategy(e) => return e.into(),
+        ManagerError::LoginRefused(wait) => {
+            return ApiError::code(ErrorCode::TooManyRequests)
+                .with_retry_after(wait.as_secs().max(1));
+        }
+        ManagerError::BadCredentials => ErrorCode::LoginBadCredentials,
+        ManagerError::UserNotVerified => ErrorCode::LoginUserNotVerified,
+        ManagerError::CurrentPasswordRequired => ErrorCode::UpdateUserCurrentPasswordRequired,
+        ManagerError::BadCurrentPassword => ErrorCode::UpdateUserBadCurrentPassword,
+        ManagerError::OAuthEmailNotVerified => ErrorCode::OAuthEmailNotVerified,
+        ManagerError::OAuthInvalidEmail => ErrorCode::OAuthInvalidEmail,
+        ManagerError::OAuthAccountAlreadyLinked => ErrorCode::OAuthAccountAlreadyLinked,
+        ManagerError::LastSignInMethod => ErrorCode::OAuthLastSignInMethod,
+        ManagerError::InvalidLoginCode => ErrorCode::OAuthInvalidLoginCode,
+        ManagerError::OAuthAccountNotFound | ManagerError::UserNotExists => ErrorCode::NotFound,
+        other => return ApiError::internal(&other),
+    };
+    ApiError::code(code)
+}
+
+/// The answer to a sign-in: the response that carries the token, or the code that asks for
+/// a second factor.
+pub(crate) fn login_answer<U>(
+    outcome: Result<LoginOutcome<U>, ManagerError>,
+    refused: fn(ManagerError) -> ApiError,
+) -> Result<Response, ApiError> {
+    match outcome.map_err(refused)? {
+        LoginOutcome::SignedIn { response, .. } => Ok(*response),
+        LoginOutcome::SecondFactorRequired { .. } => {
+            Err(ApiError::code(ErrorCode::LoginSecondFactorRequired))
+        }
+    }
+}
+
+/// Turns a response into a 303 to `url`, keeping its headers (a cookie rides along).
+pub(crate) fn redirect(response: &mut Response, url: &str) {
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    *response.body_mut() = axum::body::Body::empty();
+    response.headers_mut().remove(http::header::CONTENT_TYPE);
+    match HeaderValue::from_str(url) {
+        Ok(location) => {
+            response
+                .headers_mut()
+                .insert(http::header::LOCATION, location);
+        }
+        Err(_) => tracing::error!("the redirect URL is not a valid header value"),
     }
 }
 
@@ -47,6 +98,7 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
 /// answer: neither the status nor the timing tells whether the address has an account.
 pub(crate) fn accept_email<Fut>(
     what: &'static str,
+    background: &Arc<Semaphore>,
     body: &[u8],
     work: impl FnOnce(String) -> Fut,
 ) -> Result<Response, ApiError>
@@ -58,18 +110,26 @@ where
     let email = f.email("email");
     f.finish()?;
     let email = email.ok_or_else(|| ApiError::internal(&"validated email missing"))?;
-    in_background(what, work(email));
+    in_background(what, background, work(email));
     Ok(null(StatusCode::ACCEPTED))
 }
 
-/// Runs work after the response, so that its duration (a lookup, a mail) reveals nothing.
+/// Runs work after the response, so that its duration (a lookup, a mail) reveals nothing. At
+/// most [`crate::app::BACKGROUND_JOBS`] run at once: beyond that the job is dropped with a
+/// warning rather than queued without end (the client got its 202 either way).
 pub(crate) fn in_background(
     what: &'static str,
+    background: &Arc<Semaphore>,
     work: impl Future<Output = Result<(), ManagerError>> + Send + 'static,
 ) {
+    let Ok(permit) = background.clone().try_acquire_owned() else {
+        tracing::warn!("{what}: too many jobs in flight, this one is dropped");
+        return;
+    };
     tokio::spawn(async move {
         if let Err(e) = work.await {
             tracing::error!(error = %e, "{what} failed");
         }
+        drop(permit);
     });
 }

@@ -13,8 +13,9 @@ use http::request::Parts;
 use crate::app::Inner;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
+use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
-use crate::manager::{ManagerError, UserCreate};
+use crate::manager::{ManagerError, Privilege, UserCreate};
 use crate::secret::Secret;
 use crate::store::UserStore;
 
@@ -43,21 +44,22 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     let (Some(email), Some(password)) = (email, password) else {
         return Err(ApiError::internal(&"validated fields missing"));
     };
-    let create = UserCreate {
-        email,
-        password: Secret::new(password),
-        is_active,
-        is_superuser,
-        is_verified,
-        fields,
-    };
-    match inner.manager.create(create, true, Some(&parts)).await {
+    let mut create = UserCreate::new(email, Secret::new(password));
+    create.is_active = is_active;
+    create.is_superuser = is_superuser;
+    create.is_verified = is_verified;
+    create.fields = fields;
+    match inner
+        .manager
+        .create(create, Privilege::SelfService, Some(&parts))
+        .await
+    {
         Ok(user) => Ok(super::user_response(StatusCode::CREATED, &user)),
         Err(ManagerError::UserAlreadyExists) => {
-            Err(ApiError::bad_request("REGISTER_USER_ALREADY_EXISTS"))
+            Err(ApiError::code(ErrorCode::RegisterUserAlreadyExists))
         }
         Err(ManagerError::InvalidPassword(p)) => Err(ApiError::invalid_password(
-            "REGISTER_INVALID_PASSWORD",
+            ErrorCode::RegisterInvalidPassword,
             p.reason,
         )),
         Err(e) => Err(super::server_error(e)),

@@ -13,6 +13,7 @@ use http::request::Parts;
 use crate::app::Inner;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
+use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
 use crate::manager::ManagerError;
 use crate::store::UserStore;
@@ -33,7 +34,8 @@ async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    super::accept_email("forgot-password", &body, |email| async move {
+    let background = inner.background.clone();
+    super::accept_email("forgot-password", &background, &body, |email| async move {
         inner
             .manager
             .forgot_password_by_email(&email, Some(&parts))
@@ -64,9 +66,9 @@ async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
             ManagerError::InvalidResetPasswordToken
             | ManagerError::UserNotExists
             | ManagerError::UserInactive,
-        ) => Err(ApiError::bad_request("RESET_PASSWORD_BAD_TOKEN")),
+        ) => Err(ApiError::code(ErrorCode::ResetPasswordBadToken)),
         Err(ManagerError::InvalidPassword(p)) => Err(ApiError::invalid_password(
-            "RESET_PASSWORD_INVALID_PASSWORD",
+            ErrorCode::ResetPasswordInvalidPassword,
             p.reason,
         )),
         Err(e) => Err(super::server_error(e)),

@@ -15,8 +15,9 @@ use crate::app::Inner;
 use crate::auth::Requirements;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
+use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
-use crate::manager::{ManagerError, UserOf, UserUpdate};
+use crate::manager::{ManagerError, Privilege, UserOf, UserUpdate};
 use crate::model::UserId;
 use crate::secret::Secret;
 use crate::store::UserStore;
@@ -41,31 +42,27 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         .with_state(inner)
 }
 
-fn active<S: UserStore, H>(inner: &Inner<S, H>) -> Requirements {
+fn active<S: UserStore, H: UserHooks<S::Id, S::Fields>>(inner: &Inner<S, H>) -> Requirements {
     Requirements {
         active: true,
-        verified: inner.requires_verification,
+        verified: inner.requires_verification(),
         superuser: false,
     }
 }
 
-fn superuser<S: UserStore, H>(inner: &Inner<S, H>) -> Requirements {
+fn superuser<S: UserStore, H: UserHooks<S::Id, S::Fields>>(inner: &Inner<S, H>) -> Requirements {
     Requirements {
         superuser: true,
         ..active(inner)
     }
 }
 
-async fn current<S: UserStore, H>(
+async fn current<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &Inner<S, H>,
     parts: &Parts,
     requirements: Requirements,
 ) -> Result<UserOf<S>, ApiError> {
-    Ok(inner
-        .extension()
-        .require(&parts.headers, requirements)
-        .await?
-        .user)
+    Ok(inner.extension().require(parts, requirements).await?.user)
 }
 
 async fn user_or_404<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
@@ -88,6 +85,7 @@ fn parse_update<S: UserStore>(value: Value) -> Result<UserUpdate<S::Fields>, Api
     let mut f = Fields::of(&value)?;
     let update = UserUpdate {
         password: f.optional_string("password", true).map(Secret::new),
+        current_password: f.optional_string("current_password", true).map(Secret::new),
         email: f.optional_email("email"),
         is_active: f.optional_bool("is_active", false),
         is_superuser: f.optional_bool("is_superuser", false),
@@ -106,16 +104,20 @@ async fn apply_update<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &Inner<S, H>,
     user: UserOf<S>,
     update: UserUpdate<S::Fields>,
-    safe: bool,
+    privilege: Privilege,
     parts: &Parts,
 ) -> Result<Response, ApiError> {
-    match inner.manager.update(user, update, safe, Some(parts)).await {
+    match inner
+        .manager
+        .update(user, update, privilege, Some(parts))
+        .await
+    {
         Ok(user) => Ok(super::user_response(StatusCode::OK, &user)),
         Err(ManagerError::UserAlreadyExists) => {
-            Err(ApiError::bad_request("UPDATE_USER_EMAIL_ALREADY_EXISTS"))
+            Err(ApiError::code(ErrorCode::UpdateUserEmailAlreadyExists))
         }
         Err(ManagerError::InvalidPassword(p)) => Err(ApiError::invalid_password(
-            "UPDATE_USER_INVALID_PASSWORD",
+            ErrorCode::UpdateUserInvalidPassword,
             p.reason,
         )),
         Err(e) => Err(super::server_error(e)),
@@ -139,7 +141,7 @@ async fn patch_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     let value = parse_json(&body)?;
     let user = current(&inner, &parts, active(&inner)).await?;
     let update = parse_update::<S>(value)?;
-    apply_update(&inner, user, update, true, &parts).await
+    apply_update(&inner, user, update, Privilege::SelfService, &parts).await
 }
 
 async fn get_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
@@ -162,7 +164,7 @@ async fn patch_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     current(&inner, &parts, superuser(&inner)).await?;
     let user = user_or_404(&inner, &id).await?;
     let update = parse_update::<S>(value)?;
-    apply_update(&inner, user, update, false, &parts).await
+    apply_update(&inner, user, update, Privilege::Superuser, &parts).await
 }
 
 async fn delete_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(

@@ -13,6 +13,7 @@ use http::request::Parts;
 use crate::app::Inner;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
+use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
 use crate::manager::ManagerError;
 use crate::store::UserStore;
@@ -32,12 +33,18 @@ async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    super::accept_email("request-verify-token", &body, |email| async move {
-        inner
-            .manager
-            .request_verify_by_email(&email, Some(&parts))
-            .await
-    })
+    let background = inner.background.clone();
+    super::accept_email(
+        "request-verify-token",
+        &background,
+        &body,
+        |email| async move {
+            inner
+                .manager
+                .request_verify_by_email(&email, Some(&parts))
+                .await
+        },
+    )
 }
 
 async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
@@ -55,10 +62,10 @@ async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     match inner.manager.verify(&token, Some(&parts)).await {
         Ok(user) => Ok(super::user_response(StatusCode::OK, &user)),
         Err(ManagerError::InvalidVerifyToken | ManagerError::UserNotExists) => {
-            Err(ApiError::bad_request("VERIFY_USER_BAD_TOKEN"))
+            Err(ApiError::code(ErrorCode::VerifyUserBadToken))
         }
         Err(ManagerError::UserAlreadyVerified) => {
-            Err(ApiError::bad_request("VERIFY_USER_ALREADY_VERIFIED"))
+            Err(ApiError::code(ErrorCode::VerifyUserAlreadyVerified))
         }
         Err(e) => Err(super::server_error(e)),
     }

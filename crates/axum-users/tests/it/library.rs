@@ -14,21 +14,21 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
-const FAST: Argon2Params = Argon2Params {
+pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+pub(crate) const FAST: Argon2Params = Argon2Params {
     memory_kib: 64,
     iterations: 1,
     parallelism: 1,
 };
 
-async fn serve(app: Router) -> String {
+pub(crate) async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     base
 }
 
-async fn call(
+pub(crate) async fn call(
     method: reqwest::Method,
     url: String,
     token: Option<&str>,
@@ -50,7 +50,7 @@ async fn call(
     )
 }
 
-async fn login(base: &str, email: &str, password: &str) -> String {
+pub(crate) async fn login(base: &str, email: &str, password: &str) -> String {
     let r = reqwest::Client::new()
         .post(format!("{base}/auth/jwt/login"))
         .form(&[("username", email), ("password", password)])

@@ -7,3 +7,4 @@ mod library;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
 mod oidc_provider;
+mod security;

@@ -72,7 +72,7 @@ fn serve_app(
         .oauth(client)
         .build()
         .unwrap();
-    let app: Router = users.router().merge(users.oauth_router());
+    let app: Router = users.router();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     World {
         base,
@@ -302,6 +302,7 @@ async fn linking_by_e_mail_needs_the_policy_and_a_verified_address() {
     else {
         return;
     };
+    // An attacker registers the victim's address with a password of their own...
     let password_token = w.register("dana@example.com", "danapass").await;
     let (status, body) = w
         .sign_in(&TestAccount::new(
@@ -314,10 +315,40 @@ async fn linking_by_e_mail_needs_the_policy_and_a_verified_address() {
         (status, body),
         (
             StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_EMAIL_NOT_VERIFIED"})
+        ),
+        "an address the provider did not verify is never linked nor used"
+    );
+    // ...and the victim signs in with a provider that verified it: the unverified local
+    // account is not linked (that was the pre-registration takeover), nothing is touched.
+    let (status, body) = w
+        .sign_in(&TestAccount::new("dana", Some("DANA@example.com"), true))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
             json!({"detail": "OAUTH_USER_ALREADY_EXISTS"})
         ),
-        "an unverified address is never linked"
+        "a local account whose address is not verified is never linked"
     );
+    let dana = w
+        .store
+        .get_by_email("dana@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        w.store
+            .list_oauth_accounts(&dana.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Once the local owner proved the address, linking by e-mail is safe.
+    let mut verified = dana.clone();
+    verified.is_verified = true;
+    w.store.update(&verified).await.unwrap();
     let (status, body) = w
         .sign_in(&TestAccount::new("dana", Some("DANA@example.com"), true))
         .await;
@@ -961,6 +992,16 @@ impl OAuthProvider for Unreachable {
     }
 }
 
+/// A purpose's sub-key of the secret: HKDF-SHA256, salt `axum-users`, info
+/// `axum-users/<purpose>/v1`, base64url.
+fn sub_key(purpose: &str) -> String {
+    let mut out = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(Some(b"axum-users"), SECRET.as_bytes())
+        .expand(format!("axum-users/{purpose}/v1").as_bytes(), &mut out)
+        .unwrap();
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, out)
+}
+
 #[tokio::test]
 async fn expired_or_foreign_states_and_unreachable_providers() {
     let Some((listener, base, idp)) = listener_and_idp().await else {
@@ -979,10 +1020,28 @@ async fn expired_or_foreign_states_and_unreachable_providers() {
         .unwrap()
         .1
         .to_owned();
-    let codec = axum_users::JwtCodec::hs256(&axum_users::Secret::new(SECRET)).unwrap();
+    // The state is signed with the OAuth-state sub-key of the secret and carries a keyed hash
+    // of the cookie's secret: derived here as docs/security.md describes.
+    let codec =
+        axum_users::JwtCodec::hs256(&axum_users::Secret::new(sub_key("oauth-state"))).unwrap();
+    let csrf_hash = {
+        use hmac::Mac;
+        let key = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            sub_key("oauth-csrf"),
+        )
+        .unwrap();
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+        mac.update(&(csrf.len() as u64).to_be_bytes());
+        mac.update(csrf.as_bytes());
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            mac.finalize().into_bytes(),
+        )
+    };
     let state = |aud: &str, exp: i64| {
         codec
-            .encode(&json!({"csrftoken": csrf, "provider": "oidc", "flow": "sign-in", "aud": aud, "exp": exp}))
+            .encode(&json!({"csrf_hash": csrf_hash, "provider": "oidc", "flow": "sign-in", "aud": aud, "exp": exp}))
             .unwrap()
     };
     let now = axum_users::now_unix();

@@ -1,0 +1,164 @@
+//! Every error code the API answers with, in one table: the code string, its HTTP status and
+//! what it means. Routes, the OpenAPI document and `docs/compatibility.md` all read it.
+
+use http::StatusCode;
+
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $name:ident = $code:literal, $status:ident, $description:literal;)*) => {
+        /// An error code of the API: the `detail` of an error answer.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the table's order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)*];
+
+            /// The code as clients see it, e.g. `LOGIN_BAD_CREDENTIALS`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$name => $code,)* }
+            }
+
+            /// The HTTP status it is answered with.
+            pub fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$name => StatusCode::$status,)* }
+            }
+
+            /// What it means, for documentation.
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$name => $description,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// Registration: the e-mail address is taken.
+    RegisterUserAlreadyExists = "REGISTER_USER_ALREADY_EXISTS", BAD_REQUEST,
+        "A user with this e-mail address already exists.";
+    /// Registration: the password hook refused the password.
+    RegisterInvalidPassword = "REGISTER_INVALID_PASSWORD", BAD_REQUEST,
+        "The password was refused; `reason` says why.";
+    /// Login: unknown e-mail, wrong password, or inactive user (indistinguishable on purpose).
+    LoginBadCredentials = "LOGIN_BAD_CREDENTIALS", BAD_REQUEST,
+        "Bad credentials, or the user is inactive.";
+    /// Login: verification is required and the user is not verified.
+    LoginUserNotVerified = "LOGIN_USER_NOT_VERIFIED", BAD_REQUEST,
+        "The user is not verified and the server requires verification.";
+    /// Login: the password was right but a second factor is needed.
+    LoginSecondFactorRequired = "LOGIN_SECOND_FACTOR_REQUIRED", BAD_REQUEST,
+        "The credentials are right; a second factor is required to finish signing in.";
+    /// Reset: the token is invalid, expired or used.
+    ResetPasswordBadToken = "RESET_PASSWORD_BAD_TOKEN", BAD_REQUEST,
+        "The reset token is invalid, expired or already used.";
+    /// Reset: the password hook refused the password.
+    ResetPasswordInvalidPassword = "RESET_PASSWORD_INVALID_PASSWORD", BAD_REQUEST,
+        "The new password was refused; `reason` says why.";
+    /// Verify: the token is invalid or expired.
+    VerifyUserBadToken = "VERIFY_USER_BAD_TOKEN", BAD_REQUEST,
+        "The verification token is invalid, expired, or for an address the user no longer has.";
+    /// Verify: the user is verified already.
+    VerifyUserAlreadyVerified = "VERIFY_USER_ALREADY_VERIFIED", BAD_REQUEST,
+        "The user is already verified.";
+    /// Update: the new e-mail address is taken.
+    UpdateUserEmailAlreadyExists = "UPDATE_USER_EMAIL_ALREADY_EXISTS", BAD_REQUEST,
+        "Another user has this e-mail address.";
+    /// Update: the password hook refused the new password.
+    UpdateUserInvalidPassword = "UPDATE_USER_INVALID_PASSWORD", BAD_REQUEST,
+        "The new password was refused; `reason` says why.";
+    /// Self-update of e-mail or password without `current_password`.
+    UpdateUserCurrentPasswordRequired = "UPDATE_USER_CURRENT_PASSWORD_REQUIRED", BAD_REQUEST,
+        "Changing your e-mail or password needs `current_password`.";
+    /// Self-update with a wrong `current_password`.
+    UpdateUserBadCurrentPassword = "UPDATE_USER_BAD_CURRENT_PASSWORD", BAD_REQUEST,
+        "`current_password` is wrong.";
+    /// OAuth: the provider gave no e-mail address.
+    OAuthNotAvailableEmail = "OAUTH_NOT_AVAILABLE_EMAIL", BAD_REQUEST,
+        "The provider did not give an e-mail address.";
+    /// OAuth: the e-mail belongs to a local account that may not be linked.
+    OAuthUserAlreadyExists = "OAUTH_USER_ALREADY_EXISTS", BAD_REQUEST,
+        "A user with this e-mail exists and the provider account may not be linked to it.";
+    /// OAuth: the provider did not verify the e-mail, or is not trusted to.
+    OAuthEmailNotVerified = "OAUTH_EMAIL_NOT_VERIFIED", BAD_REQUEST,
+        "The provider has not verified this e-mail address (or is not trusted to).";
+    /// OAuth: the provider's e-mail fails the rules of registration.
+    OAuthInvalidEmail = "OAUTH_INVALID_EMAIL", BAD_REQUEST,
+        "The provider's e-mail address is not a valid address.";
+    /// OAuth: state, CSRF cookie or provider binding do not match.
+    OAuthInvalidState = "OAUTH_INVALID_STATE", BAD_REQUEST,
+        "The state does not belong to this browser, provider or flow.";
+    /// OAuth: the provider's id_token failed a check.
+    OAuthInvalidIdToken = "OAUTH_INVALID_ID_TOKEN", BAD_REQUEST,
+        "The provider's id_token failed validation.";
+    /// OAuth: the provider refused the authorization code.
+    OAuthCodeExchangeFailed = "OAUTH_CODE_EXCHANGE_FAILED", BAD_REQUEST,
+        "The provider refused the authorization code.";
+    /// OAuth: the provider account is linked to another user.
+    OAuthAccountAlreadyLinked = "OAUTH_ACCOUNT_ALREADY_LINKED", BAD_REQUEST,
+        "The provider account is linked to another user.";
+    /// OAuth: unlinking would leave no way to sign in.
+    OAuthLastSignInMethod = "OAUTH_LAST_SIGN_IN_METHOD", BAD_REQUEST,
+        "This is the user's last way to sign in; set a password first.";
+    /// OAuth: the one-time login code is invalid, expired or used.
+    OAuthInvalidLoginCode = "OAUTH_INVALID_LOGIN_CODE", BAD_REQUEST,
+        "The one-time login code is invalid, expired or already used.";
+    /// OAuth: the provider cannot be reached or answered nonsense.
+    OAuthProviderUnavailable = "OAUTH_PROVIDER_UNAVAILABLE", BAD_GATEWAY,
+        "The provider could not be reached or gave an unusable answer.";
+    /// OAuth state: malformed or signed for something else.
+    AccessTokenDecodeError = "ACCESS_TOKEN_DECODE_ERROR", BAD_REQUEST,
+        "The state token is malformed or not ours.";
+    /// OAuth state: expired.
+    AccessTokenAlreadyExpired = "ACCESS_TOKEN_ALREADY_EXPIRED", BAD_REQUEST,
+        "The state token has expired.";
+    /// A cookie-authenticated request that changes state came from another site.
+    CsrfOriginMismatch = "CSRF_ORIGIN_MISMATCH", FORBIDDEN,
+        "A cookie-authenticated request that changes state came from an untrusted origin.";
+    /// A request the route cannot read.
+    BadRequest = "Bad Request", BAD_REQUEST,
+        "The request is malformed.";
+    /// No valid credentials, or an inactive user where an active one is needed.
+    Unauthorized = "Unauthorized", UNAUTHORIZED,
+        "No valid token, or the user is inactive.";
+    /// Authenticated but not allowed (not verified, not a superuser).
+    Forbidden = "Forbidden", FORBIDDEN,
+        "The user lacks the verification or superuser flag the route requires.";
+    /// No such resource.
+    NotFound = "Not Found", NOT_FOUND,
+        "No such user or linked account.";
+    /// The request body is too large.
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE,
+        "The request body is larger than the route accepts.";
+    /// A sign-in attempt refused before it was checked (throttling); retry after `Retry-After`.
+    TooManyRequests = "TOO_MANY_REQUESTS", TOO_MANY_REQUESTS,
+        "Too many attempts; retry after `Retry-After` seconds.";
+    /// A backing service is down or the server is overloaded; retry after `Retry-After`.
+    ServiceUnavailable = "SERVICE_UNAVAILABLE", SERVICE_UNAVAILABLE,
+        "A backing service is down or the server is overloaded; retry later.";
+    /// A failure that is the server's, never the client's.
+    InternalServerError = "INTERNAL_SERVER_ERROR", INTERNAL_SERVER_ERROR,
+        "An internal failure; the cause is in the server log.";
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_statuses_are_errors() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.as_str()), "{code} twice");
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+            assert!(!code.description().is_empty());
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Signing in, owned by the manager: every way in (password, OAuth, a one-time login code)
+//! runs the same steps in the same order, so that a rule added here holds for all of them:
+//!
+//! throttle seam ([`UserHooks::before_login`]) → credentials → rules (active, verified) →
+//! second factor seam → token from the backend's strategy → `on_after_login` → security event.
+
+use axum::response::Response;
+use http::request::Parts;
+
+use crate::auth::{AuthBackend, IssuedToken};
+use crate::error_code::ErrorCode;
+use crate::hooks::{LoginAttempt, SecondFactor, SecurityEvent, SignInMethod, UserHooks};
+use crate::manager::{ManagerError, UserManager, UserOf};
+use crate::store::UserStore;
+
+/// How a successful sign-in is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoginResponse<'a> {
+    /// The backend's transport renders the token (JSON body or cookie).
+    Transport,
+    /// A cookie backend's cookie rides on a 303 to this front-end URL.
+    Redirect(&'a str),
+}
+
+/// The result of [`UserManager::login_with_password`] and the other ways in.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LoginOutcome<U> {
+    /// Signed in: the token and the response that carries it.
+    SignedIn {
+        /// Who signed in.
+        user: U,
+        /// What the strategy issued.
+        token: IssuedToken,
+        /// The transport's response, after `on_after_login` had its say.
+        response: Box<Response>,
+    },
+    /// The credentials are right, but a second factor must be given first; nothing issued.
+    SecondFactorRequired {
+        /// Who is signing in.
+        user: U,
+    },
+}
+
+impl<S, H> UserManager<S, H>
+where
+    S: UserStore,
+    H: UserHooks<S::Id, S::Fields>,
+{
+    /// Signs in with e-mail and password through `backend`.
+    ///
+    /// An unknown e-mail costs one hash, as a wrong password does, and both answer
+    /// [`ManagerError::BadCredentials`], as an inactive user does.
+    ///
+    /// # Errors
+    /// [`ManagerError::BadCredentials`], [`ManagerError::UserNotVerified`],
+    /// [`ManagerError::LoginRefused`], or a failure.
+    pub async fn login_with_password(
+        &self,
+        email: &str,
+        password: &str,
+        backend: &AuthBackend<S::Id>,
+        request: Option<&Parts>,
+    ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
+        let method = SignInMethod::Password;
+        let account = crate::email::email_key(email);
+        self.throttle(&method, &account, request).await?;
+        let user = match self.authenticate(email, password).await? {
+            Some(user) => user,
+            None => {
+                return Err(self
+                    .refuse(&method, &account, ManagerError::BadCredentials)
+                    .await);
+            }
+        };
+        self.finish_login(
+            user,
+            &method,
+            &account,
+            backend,
+            request,
+            LoginResponse::Transport,
+        )
+        .await
+    }
+
+    /// Signs out: revokes the token through the backend's strategy (a no-op for JWTs) and
+    /// answers with the transport's logout response.
+    ///
+    /// # Errors
+    /// A strategy failure.
+    pub async fn logout(
+        &self,
+        backend: &AuthBackend<S::Id>,
+        token: &crate::Secret,
+    ) -> Result<Response, ManagerError> {
+        backend.strategy.destroy_token(token.expose()).await?;
+        Ok(backend.transport.logout_response())
+    }
+
+    /// Signs in the user a one-time login code names (the code already proved who it is):
+    /// the same steps as every way in, from the throttle seam on.
+    pub(crate) async fn login_with_code(
+        &self,
+        user_id: &S::Id,
+        method: &SignInMethod,
+        account: &str,
+        backend: &AuthBackend<S::Id>,
+        request: Option<&Parts>,
+    ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
+        self.throttle(method, account, request).await?;
+        let Some(user) = self.store().get(user_id).await? else {
+            return Err(ManagerError::InvalidLoginCode);
+        };
+        self.finish_login(
+            user,
+            method,
+            account,
+            backend,
+            request,
+            LoginResponse::Transport,
+        )
+        .await
+    }
+
+    /// The seam before any credential is checked.
+    pub(crate) async fn throttle(
+        &self,
+        method: &SignInMethod,
+        account: &str,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        let attempt = LoginAttempt {
+            method,
+            account,
+            request,
+        };
+        if let Err(refused) = self.hooks().before_login(&attempt).await {
+            let error = ManagerError::LoginRefused(refused.retry_after);
+            return Err(self.refuse(method, account, error).await);
+        }
+        Ok(())
+    }
+
+    /// Fires the failure event and hands the error back.
+    async fn refuse(
+        &self,
+        method: &SignInMethod,
+        account: &str,
+        error: ManagerError,
+    ) -> ManagerError {
+        let reason = match &error {
+            ManagerError::BadCredentials => ErrorCode::LoginBadCredentials.as_str(),
+            ManagerError::UserNotVerified => ErrorCode::LoginUserNotVerified.as_str(),
+            ManagerError::LoginRefused(_) => ErrorCode::TooManyRequests.as_str(),
+            _ => ErrorCode::LoginBadCredentials.as_str(),
+        };
+        self.hooks()
+            .on_security_event(SecurityEvent::LoginFailed {
+                account,
+                method,
+                reason,
+            })
+            .await;
+        error
+    }
+
+    /// The steps after the credentials, shared by every way in: the rules, the second factor
+    /// seam, the token, `on_after_login` and the success event.
+    pub(crate) async fn finish_login(
+        &self,
+        user: UserOf<S>,
+        method: &SignInMethod,
+        account: &str,
+        backend: &AuthBackend<S::Id>,
+        request: Option<&Parts>,
+        answer: LoginResponse<'_>,
+    ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
+        if !user.is_active {
+            return Err(self
+                .refuse(method, account, ManagerError::BadCredentials)
+                .await);
+        }
+        if self.login_rules().requires_verification && !user.is_verified {
+            return Err(self
+                .refuse(method, account, ManagerError::UserNotVerified)
+                .await);
+        }
+        if self.hooks().second_factor(&user, method).await == SecondFactor::Required {
+            return Ok(LoginOutcome::SecondFactorRequired { user });
+        }
+        let token = backend.strategy.write_token(&user.id).await?;
+        let mut response = backend.transport.login_response(&token);
+        if let LoginResponse::Redirect(url) = answer {
+            crate::routes::redirect(&mut response, url);
+        }
+        self.hooks()
+            .on_after_login(&user, request, &mut response)
+            .await;
+        self.hooks()
+            .on_security_event(SecurityEvent::LoginSucceeded {
+                user: &user,
+                method,
+            })
+            .await;
+        Ok(LoginOutcome::SignedIn {
+            user,
+            token,
+            response: Box::new(response),
+        })
+    }
+}

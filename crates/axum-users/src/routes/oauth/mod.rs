@@ -1,0 +1,489 @@
+//! OAuth sign-in (`/auth/{name}/authorize|callback|token`), linking
+//! (`/auth/associate/{name}/...`) and the linked accounts of the current user
+//! (`/users/me/oauth-accounts`). The handlers parse and render; the manager decides.
+//!
+//! Unlike the reference, the callback checks the state, the CSRF cookie and the provider
+//! binding *before* it spends the code (see [`state`]), binds a PKCE verifier and an OIDC nonce
+//! to the browser, and never puts a token in a URL (see [`codes`]).
+
+mod client;
+mod codes;
+mod state;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum_users_oauth::{AuthorizationRequest, OAuthError, PkcePair, PkceVerifier};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+pub use client::OAuthClient;
+pub(crate) use codes::LoginCodes;
+use state::{Flow, STATE_LIFETIME, StateClaims, StateCodec};
+
+use crate::app::Inner;
+use crate::auth::{Requirements, no_store};
+use crate::error::ApiError;
+use crate::error_code::ErrorCode;
+use crate::hooks::{SignInMethod, UserHooks};
+use crate::keys::Purpose;
+use crate::manager::{ManagerError, UserOf};
+use crate::model::UserId;
+use crate::oauth_manager::OAuthSignIn;
+use crate::secret::Secret;
+use crate::store::OAuthAccountStore;
+
+struct ClientState<S: OAuthAccountStore, H> {
+    inner: Arc<Inner<S, H>>,
+    index: usize,
+}
+
+impl<S: OAuthAccountStore, H> Clone for ClientState<S, H> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            index: self.index,
+        }
+    }
+}
+
+impl<S: OAuthAccountStore, H> ClientState<S, H> {
+    fn client(&self) -> &OAuthClient {
+        &self.inner.oauth.clients[self.index]
+    }
+
+    fn states(&self) -> StateCodec<'_> {
+        StateCodec {
+            codec: &self.inner.oauth.state_codec,
+            keys: self.inner.manager.key_ring(),
+        }
+    }
+
+    /// The backend this provider signs in through (checked to exist at build).
+    fn backend(&self) -> Result<&crate::auth::AuthBackend<S::Id>, ApiError> {
+        let name = &self.client().backend;
+        self.inner
+            .auth
+            .backends
+            .iter()
+            .find(|b| &b.name == name)
+            .ok_or_else(|| ApiError::internal(&format!("no backend named {name}")))
+    }
+
+    /// The callback URL: configured, or under the public URL; never from request headers.
+    fn redirect_uri(&self, flow: Flow) -> String {
+        let client = self.client();
+        let configured = match flow {
+            Flow::SignIn => &client.redirect_url,
+            Flow::Associate => &client.associate_redirect_url,
+        };
+        if let Some(url) = configured {
+            return url.clone();
+        }
+        let base = &self.inner.oauth.public_url;
+        match flow {
+            Flow::SignIn => format!("{base}/auth/{}/callback", client.name()),
+            Flow::Associate => format!("{base}/auth/associate/{}/callback", client.name()),
+        }
+    }
+}
+
+/// Every OAuth route of every configured provider, plus the linked-accounts routes.
+pub(crate) fn router<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: Arc<Inner<S, H>>,
+) -> Router {
+    let mut router = Router::new();
+    for index in 0..inner.oauth.clients.len() {
+        let name = inner.oauth.clients[index].name().to_owned();
+        let state = ClientState {
+            inner: inner.clone(),
+            index,
+        };
+        router = router.merge(
+            Router::new()
+                .route(&format!("/auth/{name}/authorize"), get(authorize::<S, H>))
+                .route(&format!("/auth/{name}/callback"), get(callback::<S, H>))
+                .route(&format!("/auth/{name}/token"), post(redeem_code::<S, H>))
+                .route(
+                    &format!("/auth/associate/{name}/authorize"),
+                    get(associate_authorize::<S, H>),
+                )
+                .route(
+                    &format!("/auth/associate/{name}/callback"),
+                    get(associate_callback::<S, H>),
+                )
+                .with_state(state),
+        );
+    }
+    router
+        .merge(
+            Router::new()
+                .route("/users/me/oauth-accounts", get(list_accounts::<S, H>))
+                .route(
+                    "/users/me/oauth-accounts/{id}",
+                    delete(unlink_account::<S, H>),
+                )
+                .with_state(inner.clone()),
+        )
+        .layer(axum::Extension(inner.extension()))
+}
+
+fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
+    query
+        .and_then(|q| serde_urlencoded::from_str(&q).ok())
+        .unwrap_or_default()
+}
+
+fn query_value(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+fn pkce(states: &StateCodec<'_>, cookie_secret: &str) -> PkcePair {
+    PkcePair::from_verifier(PkceVerifier::new(states.derive("pkce", cookie_secret)))
+}
+
+async fn authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    State(state): State<ClientState<S, H>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    start(&state, query, Flow::SignIn, None)
+}
+
+async fn associate_authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    State(state): State<ClientState<S, H>>,
+    RawQuery(query): RawQuery,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let user = current_user(&state.inner, &parts).await?;
+    start(&state, query, Flow::Associate, Some(user.id.to_string()))
+}
+
+/// Answers `{"authorization_url": ...}` and sets the CSRF cookie.
+fn start<S: OAuthAccountStore, H>(
+    state: &ClientState<S, H>,
+    query: Option<String>,
+    flow: Flow,
+    sub: Option<String>,
+) -> Result<Response, ApiError> {
+    let client = state.client();
+    let scopes: Vec<String> = query_pairs(query)
+        .into_iter()
+        .filter(|(k, _)| k == "scopes")
+        .map(|(_, v)| v)
+        .collect();
+    let states = state.states();
+    let new = states
+        .issue(client.name(), flow, sub)
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut request = AuthorizationRequest::new(state.redirect_uri(flow), new.state)
+        .with_pkce(&pkce(&states, &new.cookie_secret))
+        .with_nonce(states.derive("nonce", &new.cookie_secret));
+    if !scopes.is_empty() {
+        request = request.with_scopes(scopes);
+    }
+    let url = client
+        .provider
+        .authorization_url(&request)
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut response = axum::Json(json!({"authorization_url": url.as_str()})).into_response();
+    set_cookie(
+        &mut response,
+        state
+            .inner
+            .oauth
+            .csrf_cookie
+            .set_cookie(&new.cookie_secret, Some(STATE_LIFETIME as u64)),
+    );
+    Ok(response)
+}
+
+fn set_cookie(response: &mut Response, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+fn clear_csrf_cookie<S: OAuthAccountStore, H>(state: &ClientState<S, H>, response: &mut Response) {
+    set_cookie(
+        response,
+        state.inner.oauth.csrf_cookie.set_cookie("", Some(0)),
+    );
+}
+
+async fn current_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+    parts: &Parts,
+) -> Result<UserOf<S>, ApiError> {
+    let requirements = Requirements {
+        active: true,
+        verified: inner.requires_verification(),
+        superuser: false,
+    };
+    Ok(inner.extension().require(parts, requirements).await?.user)
+}
+
+/// The provider's `error` as the detail, reduced to the characters an OAuth error code has.
+fn provider_error(error: &str) -> ApiError {
+    let clean: String = error
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "_-. ".contains(*c))
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        return ApiError::code(ErrorCode::BadRequest);
+    }
+    ApiError::new(StatusCode::BAD_REQUEST, clean)
+}
+
+fn oauth_error(e: OAuthError) -> ApiError {
+    match e {
+        OAuthError::TokenRejected { error, .. } => {
+            tracing::info!(%error, "the provider refused the authorization code");
+            ApiError::code(ErrorCode::OAuthCodeExchangeFailed)
+        }
+        OAuthError::IdTokenInvalid(reason) => {
+            tracing::warn!(?reason, "the provider's id_token was refused");
+            ApiError::code(ErrorCode::OAuthInvalidIdToken)
+        }
+        OAuthError::InvalidConfig(_) | OAuthError::NotSupported(_) => ApiError::internal(&e),
+        other => {
+            tracing::warn!(error = %other, "the provider failed");
+            ApiError::code(ErrorCode::OAuthProviderUnavailable)
+        }
+    }
+}
+
+/// What a callback carries once its checks passed: the code to spend, the state's claims and
+/// the browser's cookie secret.
+struct CheckedCallback {
+    code: String,
+    claims: StateClaims,
+    cookie_secret: String,
+}
+
+/// The checks of a callback that come before the code is spent: provider error, code, state,
+/// provider and flow binding, CSRF cookie.
+fn check_callback<S: OAuthAccountStore, H>(
+    state: &ClientState<S, H>,
+    parts: &Parts,
+    query: Option<String>,
+    flow: Flow,
+) -> Result<CheckedCallback, ApiError> {
+    let pairs = query_pairs(query);
+    if let Some(error) = query_value(&pairs, "error") {
+        return Err(provider_error(&error));
+    }
+    let code = query_value(&pairs, "code")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::code(ErrorCode::BadRequest))?;
+    let raw_state = query_value(&pairs, "state").unwrap_or_default();
+    let cookie_secret = state.inner.oauth.csrf_cookie.read(&parts.headers);
+    let claims = state.states().check(
+        &raw_state,
+        cookie_secret.as_deref(),
+        state.client().name(),
+        flow,
+    )?;
+    Ok(CheckedCallback {
+        code,
+        claims,
+        cookie_secret: cookie_secret.unwrap_or_default(),
+    })
+}
+
+/// Spends the code and asks the provider who signed in.
+async fn exchange<S: OAuthAccountStore, H>(
+    state: &ClientState<S, H>,
+    checked: &CheckedCallback,
+    flow: Flow,
+) -> Result<OAuthSignIn, ApiError> {
+    let client = state.client();
+    let states = state.states();
+    let verifier = pkce(&states, &checked.cookie_secret).verifier;
+    let token = client
+        .provider
+        .exchange_code(&checked.code, &state.redirect_uri(flow), Some(&verifier))
+        .await
+        .map_err(oauth_error)?;
+    let nonce = states.derive("nonce", &checked.cookie_secret);
+    let identity = client
+        .provider
+        .identity(&token, Some(&nonce))
+        .await
+        .map_err(oauth_error)?;
+    let email = identity
+        .email
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| ApiError::code(ErrorCode::OAuthNotAvailableEmail))?;
+    Ok(OAuthSignIn {
+        oauth_name: client.name().to_owned(),
+        access_token: Secret::new(token.access_token.secret()),
+        expires_at: token.expires_at,
+        refresh_token: token
+            .refresh_token
+            .as_ref()
+            .map(|t| Secret::new(t.secret())),
+        account_id: identity.account_id,
+        account_email: email,
+        email_verified: identity.email_verified,
+    })
+}
+
+/// The manager's errors of a provider sign-in or link, as answers.
+fn sign_in_error(e: ManagerError) -> ApiError {
+    match e {
+        ManagerError::UserAlreadyExists => ApiError::code(ErrorCode::OAuthUserAlreadyExists),
+        other => super::server_error(other),
+    }
+}
+
+async fn callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    State(state): State<ClientState<S, H>>,
+    RawQuery(query): RawQuery,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let checked = check_callback(&state, &parts, query, Flow::SignIn)?;
+    let sign_in = exchange(&state, &checked, Flow::SignIn).await?;
+    let inner = &state.inner;
+    let client = state.client();
+    let backend = state.backend()?;
+    let mut response = match &client.after_login_redirect {
+        // A Bearer token never goes into a URL: the front end gets a one-time code.
+        Some(url) if !backend.transport.is_cookie() => {
+            let user = inner
+                .manager
+                .oauth_resolve(&sign_in, client.policy, Some(&parts))
+                .await
+                .map_err(sign_in_error)?;
+            let codec = inner
+                .manager
+                .key_ring()
+                .codec(Purpose::LoginCode)
+                .map_err(|e| ApiError::internal(&e))?;
+            let code = LoginCodes::issue(&codec, &user.id.to_string(), client.name())
+                .map_err(|e| ApiError::internal(&e))?;
+            let separator = if url.contains('?') { '&' } else { '?' };
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            super::redirect(&mut response, &format!("{url}{separator}code={code}"));
+            no_store(&mut response);
+            response
+        }
+        redirect => {
+            let outcome = inner
+                .manager
+                .login_with_oauth(
+                    &sign_in,
+                    client.policy,
+                    backend,
+                    Some(&parts),
+                    redirect.as_deref(),
+                )
+                .await;
+            super::login_answer(outcome, sign_in_error)?
+        }
+    };
+    clear_csrf_cookie(&state, &mut response);
+    Ok(response)
+}
+
+/// `POST /auth/{name}/token {"code": ...}`: the one-time code of a redirect, for the
+/// backend's normal login response.
+async fn redeem_code<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    State(state): State<ClientState<S, H>>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let value = crate::body::parse_json(&body)?;
+    let mut f = crate::body::Fields::of(&value)?;
+    let code = f.string("code");
+    f.finish()?;
+    let code = code.unwrap_or_default();
+    let inner = &state.inner;
+    let client = state.client();
+    let codec = inner
+        .manager
+        .key_ring()
+        .codec(Purpose::LoginCode)
+        .map_err(|e| ApiError::internal(&e))?;
+    let user_id = inner
+        .oauth
+        .login_codes
+        .redeem(&codec, &code, client.name())
+        .and_then(|id| S::Id::parse(&id))
+        .ok_or_else(|| ApiError::code(ErrorCode::OAuthInvalidLoginCode))?;
+    let backend = state.backend()?;
+    let method = SignInMethod::OAuth(client.name().to_owned());
+    let account = format!("{}:{user_id}", client.name());
+    let outcome = inner
+        .manager
+        .login_with_code(&user_id, &method, &account, backend, Some(&parts))
+        .await;
+    super::login_answer(outcome, super::server_error)
+}
+
+async fn associate_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    State(state): State<ClientState<S, H>>,
+    RawQuery(query): RawQuery,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let user = current_user(&state.inner, &parts).await?;
+    let checked = check_callback(&state, &parts, query, Flow::Associate)?;
+    if checked.claims.sub.as_deref() != Some(user.id.to_string().as_str()) {
+        return Err(ApiError::code(ErrorCode::BadRequest));
+    }
+    let sign_in = exchange(&state, &checked, Flow::Associate).await?;
+    state
+        .inner
+        .manager
+        .oauth_associate(&user, &sign_in, Some(&parts))
+        .await
+        .map_err(sign_in_error)?;
+    let mut response = super::user_response(StatusCode::OK, &user);
+    clear_csrf_cookie(&state, &mut response);
+    Ok(response)
+}
+
+async fn list_accounts<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let user = current_user(&inner, &parts).await?;
+    let accounts = inner
+        .manager
+        .oauth_accounts(&user)
+        .await
+        .map_err(super::server_error)?;
+    let listed: Vec<_> = accounts
+        .iter()
+        .map(|a| {
+            json!({"id": a.id, "oauth_name": a.oauth_name, "account_id": a.account_id,
+                   "account_email": a.account_email, "expires_at": a.expires_at})
+        })
+        .collect();
+    Ok(super::json(StatusCode::OK, listed))
+}
+
+async fn unlink_account<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let user = current_user(&inner, &parts).await?;
+    let Some(account_id) = S::Id::parse(&id) else {
+        return Err(ApiError::not_found());
+    };
+    inner
+        .manager
+        .oauth_unlink(&user, &account_id)
+        .await
+        .map_err(super::server_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
