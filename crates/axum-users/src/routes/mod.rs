@@ -133,3 +133,39 @@ pub(crate) fn in_background(
         drop(permit);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn background_work_beyond_the_bound_is_dropped_not_queued() {
+        let bound = Arc::new(Semaphore::new(2));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (release, wait) = tokio::sync::watch::channel(false);
+        for _ in 0..5 {
+            let (ran, mut wait) = (ran.clone(), wait.clone());
+            in_background("test", &bound, async move {
+                let _ = wait.wait_for(|go| *go).await;
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            });
+        }
+        assert_eq!(bound.available_permits(), 0, "two jobs hold the bound");
+        release.send(true).unwrap();
+        for _ in 0..100 {
+            if bound.available_permits() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            2,
+            "the three beyond the bound never ran"
+        );
+        assert_eq!(bound.available_permits(), 2, "permits come back");
+    }
+}

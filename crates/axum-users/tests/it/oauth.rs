@@ -1222,7 +1222,12 @@ async fn a_bearer_redirect_carries_a_one_time_code_and_never_a_token() {
     };
     let (status, body) = read(redeem().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(w.me(token(&body)).await["email"], "jay@example.com");
+    let me = w.me(token(&body)).await;
+    assert_eq!(me["email"], "jay@example.com");
+    // Provider tokens are encrypted at rest.
+    let id = uuid::Uuid::parse_str(me["id"].as_str().unwrap()).unwrap();
+    let stored = w.store.list_oauth_accounts(&id).await.unwrap();
+    assert!(stored[0].access_token.expose().starts_with("v1."), "sealed");
     let (status, body) = read(redeem().await.unwrap()).await;
     assert_eq!(
         (status, body),
