@@ -1,18 +1,25 @@
 //! JSON bodies: syntax, then field by field into FastAPI's 422 list.
 
+use http::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use super::validation_error;
 use crate::email::normalize_email;
 use crate::error::{ApiError, ValidationIssue};
 
-/// Parses a JSON body; an empty body is `missing`, bad syntax is `json_invalid`.
+/// Reads a JSON body as FastAPI does. An empty body is `missing`. A body declared
+/// `application/json` or `application/*+json` (parameters such as `charset` allowed) is parsed;
+/// bad syntax is `json_invalid`. Any other body, or one without a content type, is not parsed: it
+/// is returned as its text, which [`Fields`] then refuses as FastAPI does
+/// (`model_attributes_type` at `["body"]`, the text as input), so that a route checking
+/// authentication first still answers 401 first, as the reference.
 ///
 /// # Errors
 /// 422 [`ApiError`].
-pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn parse_json(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::validation(vec![ValidationIssue {
+        return Err(validation_error(vec![ValidationIssue {
             kind: "missing",
             loc: vec![json!("body")],
             msg: "Field required".into(),
@@ -20,14 +27,25 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
             ctx: None,
         }]));
     }
+    if !is_json(super::content_type(headers)) {
+        return Ok(Value::String(String::from_utf8_lossy(body).into_owned()));
+    }
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::validation(vec![ValidationIssue {
+        validation_error(vec![ValidationIssue {
             kind: "json_invalid",
             loc: vec![json!("body"), json!(error_offset(body, &e))],
             msg: "JSON decode error".into(),
             input: json!({}),
             ctx: Some(json!({"error": e.to_string()})),
         }])
+    })
+}
+
+/// `application/json` or `application/*+json`, whatever the parameters.
+fn is_json(content_type: &str) -> bool {
+    let media_type = super::media_type(content_type);
+    media_type.split_once('/').is_some_and(|(kind, subtype)| {
+        kind == "application" && (subtype == "json" || subtype.ends_with("+json"))
     })
 }
 
@@ -60,7 +78,7 @@ impl<'a> Fields<'a> {
                 whole: value,
                 issues: Vec::new(),
             }),
-            other => Err(ApiError::validation(vec![ValidationIssue {
+            other => Err(validation_error(vec![ValidationIssue {
                 kind: "model_attributes_type",
                 loc: vec![json!("body")],
                 msg: "Input should be a valid dictionary or object to extract fields from".into(),
@@ -196,7 +214,7 @@ impl<'a> Fields<'a> {
         if self.issues.is_empty() {
             Ok(())
         } else {
-            Err(ApiError::validation(self.issues))
+            Err(validation_error(self.issues))
         }
     }
 }
@@ -204,22 +222,22 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::test_support::{detail, with_content_type};
 
-    fn detail(e: ApiError) -> Value {
-        assert_eq!(e.status, http::StatusCode::UNPROCESSABLE_ENTITY);
-        e.detail
+    fn parse(body: &[u8]) -> Result<Value, ApiError> {
+        parse_json(&with_content_type("application/json"), body)
     }
 
     #[test]
     fn malformed_json_gives_json_invalid_with_position() {
-        let d = detail(parse_json(br#"{"email":"#).unwrap_err());
+        let d = detail(parse(br#"{"email":"#).unwrap_err());
         assert_eq!(d[0]["type"], "json_invalid");
         assert_eq!(d[0]["loc"], json!(["body", 9]));
     }
 
     #[test]
     fn empty_body_is_missing() {
-        let d = detail(parse_json(b"").unwrap_err());
+        let d = detail(parse(b"").unwrap_err());
         assert_eq!(d[0]["type"], "missing");
         assert_eq!(d[0]["loc"], json!(["body"]));
     }
@@ -273,5 +291,99 @@ mod tests {
         assert_eq!(f.optional_bool("b", true), Some(false));
         assert_eq!(f.optional_bool("c", true), Some(true));
         assert!(f.finish().is_ok());
+    }
+
+    #[test]
+    fn only_json_media_types_are_parsed() {
+        let body = br#"{"email":"a@example.com"}"#;
+        for json_type in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON ; charset=UTF-8",
+            "application/vnd.api+json",
+            "application/merge-patch+json; charset=utf-8",
+        ] {
+            let value = parse_json(&with_content_type(json_type), body).unwrap();
+            assert_eq!(value, json!({"email": "a@example.com"}), "{json_type}");
+        }
+        let not_json = [
+            with_content_type("text/plain"),
+            HeaderMap::new(),
+            with_content_type("text/json"),
+            with_content_type("application/jsonp"),
+            with_content_type("application/x-www-form-urlencoded"),
+        ];
+        for headers in not_json {
+            let value = parse_json(&headers, body).unwrap();
+            let d = detail(Fields::of(&value).err().unwrap());
+            let expected = json!([{
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": r#"{"email":"a@example.com"}"#,
+            }]);
+            assert_eq!(d, expected, "{headers:?}");
+        }
+        // Not parsed, so not a JSON syntax error either; an empty body is still missing.
+        let value = parse_json(&with_content_type("text/plain"), b"{oops").unwrap();
+        assert_eq!(value, json!("{oops"));
+        let d = detail(parse_json(&HeaderMap::new(), b"").unwrap_err());
+        assert_eq!(d[0]["type"], "missing");
+    }
+
+    #[test]
+    fn no_422_shows_a_password() {
+        // Register-shaped: the missing e-mail's input is the body, and a non-string password.
+        let v = json!({"password": "hunter2", "is_active": "maybe"});
+        let mut f = Fields::of(&v).unwrap();
+        f.email("email");
+        f.string("password");
+        f.optional_bool("is_active", true);
+        let d = detail(f.finish().unwrap_err());
+        assert_eq!(d[0]["type"], "missing");
+        assert_eq!(
+            d[0]["input"],
+            json!({"password": "[redacted]", "is_active": "maybe"})
+        );
+        let v = json!({"email": "a@example.com", "password": 1234567});
+        let mut f = Fields::of(&v).unwrap();
+        f.string("password");
+        let d = detail(f.finish().unwrap_err());
+        assert_eq!(d[0]["type"], "string_type");
+        assert_eq!(d[0]["input"], "[redacted]");
+        // The missing password's input is the body, password-free here: shown as it is.
+        let v = json!({"email": "a@example.com"});
+        let mut f = Fields::of(&v).unwrap();
+        f.string("password");
+        assert_eq!(detail(f.finish().unwrap_err())[0]["input"], v);
+
+        // PATCH-shaped: every password field, wherever the body is shown.
+        #[derive(serde::Deserialize, Default)]
+        struct Profile {
+            #[serde(default)]
+            _age: Option<u32>,
+        }
+        let v = json!({
+            "password": 7, "current_password": "old-secret", "new_password": "new-secret",
+            "_age": "old", "email": null,
+        });
+        let mut f = Fields::of(&v).unwrap();
+        f.optional_string("password", true);
+        f.optional_email("email");
+        f.custom::<Profile>();
+        let d = detail(f.finish().unwrap_err());
+        assert_eq!(d.as_array().unwrap().len(), 3);
+        assert_eq!(d[0]["input"], "[redacted]");
+        assert_eq!(d[2]["input"]["current_password"], "[redacted]");
+        assert_eq!(d[2]["input"]["new_password"], "[redacted]");
+        assert_eq!(d[2]["input"]["_age"], "old");
+        let text = d.to_string();
+        assert!(!text.contains("secret") && !text.contains(":7"), "{text}");
+
+        // A body sent as text is shown only if it names no password.
+        let raw = br#"{"email":"a@example.com","password":"hunter2"}"#;
+        let value = parse_json(&with_content_type("text/plain"), raw).unwrap();
+        let d = detail(Fields::of(&value).err().unwrap());
+        assert_eq!(d[0]["input"], "[redacted]");
     }
 }

@@ -47,13 +47,14 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
 /// answer: neither the status nor the timing tells whether the address has an account.
 pub(crate) fn accept_email<Fut>(
     what: &'static str,
+    headers: &http::HeaderMap,
     body: &[u8],
     work: impl FnOnce(String) -> Fut,
 ) -> Result<Response, ApiError>
 where
     Fut: Future<Output = Result<(), ManagerError>> + Send + 'static,
 {
-    let value = crate::body::parse_json(body)?;
+    let value = crate::body::parse_json(headers, body)?;
     let mut f = crate::body::Fields::of(&value)?;
     let email = f.email("email");
     f.finish()?;

@@ -31,7 +31,7 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
+    let value = parse_json(&parts.headers, &body)?;
     let mut f = Fields::of(&value)?;
     let email = f.email("email");
     let password = f.string("password");

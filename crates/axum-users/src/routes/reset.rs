@@ -33,7 +33,8 @@ async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    super::accept_email("forgot-password", &body, |email| async move {
+    let headers = parts.headers.clone();
+    super::accept_email("forgot-password", &headers, &body, |email| async move {
         inner
             .manager
             .forgot_password_by_email(&email, Some(&parts))
@@ -46,7 +47,7 @@ async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
+    let value = parse_json(&parts.headers, &body)?;
     let mut f = Fields::of(&value)?;
     let token = f.string("token");
     let password = f.string("password");

@@ -136,7 +136,7 @@ async fn patch_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
+    let value = parse_json(&parts.headers, &body)?;
     let user = current(&inner, &parts, active(&inner)).await?;
     let update = parse_update::<S>(value)?;
     apply_update(&inner, user, update, true, &parts).await
@@ -158,7 +158,7 @@ async fn patch_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
+    let value = parse_json(&parts.headers, &body)?;
     current(&inner, &parts, superuser(&inner)).await?;
     let user = user_or_404(&inner, &id).await?;
     let update = parse_update::<S>(value)?;

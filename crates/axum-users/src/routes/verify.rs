@@ -32,12 +32,18 @@ async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    super::accept_email("request-verify-token", &body, |email| async move {
-        inner
-            .manager
-            .request_verify_by_email(&email, Some(&parts))
-            .await
-    })
+    let headers = parts.headers.clone();
+    super::accept_email(
+        "request-verify-token",
+        &headers,
+        &body,
+        |email| async move {
+            inner
+                .manager
+                .request_verify_by_email(&email, Some(&parts))
+                .await
+        },
+    )
 }
 
 async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
@@ -45,7 +51,7 @@ async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
+    let value = parse_json(&parts.headers, &body)?;
     let mut f = Fields::of(&value)?;
     let token = f.string("token");
     f.finish()?;
