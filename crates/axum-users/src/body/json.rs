@@ -63,6 +63,10 @@ fn error_offset(body: &[u8], e: &serde_json::Error) -> usize {
 }
 
 /// Collects the issues of one body, field by field, so that all are reported at once.
+///
+/// A route reads its body with [`Fields::read`]: required getters return a placeholder for a
+/// missing or invalid field, and `read` returns what the route built only when no field had an
+/// issue, so a placeholder never reaches the route and the route needs no "cannot happen" branch.
 pub(crate) struct Fields<'a> {
     map: &'a Map<String, Value>,
     whole: &'a Value,
@@ -70,8 +74,22 @@ pub(crate) struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// Validates a body: `build` reads the fields it needs; its result is returned only if the
+    /// body is an object and every field read is valid, else one 422 lists all the issues.
+    ///
+    /// # Errors
+    /// 422 [`ApiError`].
+    pub(crate) fn read<T>(
+        value: &'a Value,
+        build: impl FnOnce(&mut Self) -> T,
+    ) -> Result<T, ApiError> {
+        let mut fields = Self::of(value)?;
+        let built = build(&mut fields);
+        fields.finish().map(|()| built)
+    }
+
     /// The body must be an object.
-    pub(crate) fn of(value: &'a Value) -> Result<Self, ApiError> {
+    fn of(value: &'a Value) -> Result<Self, ApiError> {
         match value {
             Value::Object(map) => Ok(Self {
                 map,
@@ -97,8 +115,12 @@ impl<'a> Fields<'a> {
         ));
     }
 
-    /// A required string.
-    pub(crate) fn string(&mut self, field: &str) -> Option<String> {
+    /// A required string (a placeholder if missing or invalid: see [`Fields::read`]).
+    pub(crate) fn string(&mut self, field: &str) -> String {
+        self.required_string(field).unwrap_or_default()
+    }
+
+    fn required_string(&mut self, field: &str) -> Option<String> {
         match self.map.get(field) {
             None => {
                 self.missing(field);
@@ -132,10 +154,11 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A required e-mail address, normalised.
-    pub(crate) fn email(&mut self, field: &str) -> Option<String> {
-        let raw = self.string(field)?;
-        self.check_email(field, raw)
+    /// A required e-mail address, normalised (a placeholder if missing or invalid).
+    pub(crate) fn email(&mut self, field: &str) -> String {
+        self.required_string(field)
+            .and_then(|raw| self.check_email(field, raw))
+            .unwrap_or_default()
     }
 
     /// An optional e-mail address; `null` is an error (the column is not nullable).
@@ -210,7 +233,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Ends validation: the issues found, as one 422.
-    pub(crate) fn finish(self) -> Result<(), ApiError> {
+    fn finish(self) -> Result<(), ApiError> {
         if self.issues.is_empty() {
             Ok(())
         } else {
@@ -252,11 +275,14 @@ mod tests {
     #[test]
     fn missing_and_invalid_fields_are_all_reported() {
         let v = json!({"email": "bob", "is_active": "maybe"});
-        let mut f = Fields::of(&v).unwrap();
-        assert_eq!(f.email("email"), None);
-        assert_eq!(f.string("password"), None);
-        assert_eq!(f.optional_bool("is_active", true), None);
-        let d = detail(f.finish().unwrap_err());
+        let read = Fields::read(&v, |f| {
+            (
+                f.email("email"),
+                f.string("password"),
+                f.optional_bool("is_active", true),
+            )
+        });
+        let d = detail(read.unwrap_err());
         assert_eq!(
             d[0]["msg"],
             "value is not a valid email address: An email address must have an @-sign."
@@ -385,5 +411,33 @@ mod tests {
         let value = parse_json(&with_content_type("text/plain"), raw).unwrap();
         let d = detail(Fields::of(&value).err().unwrap());
         assert_eq!(d[0]["input"], "[redacted]");
+    }
+
+    #[test]
+    fn values_are_returned_only_when_every_field_is_valid() {
+        let v = json!({"email": "Bob@Example.com", "token": "t", "is_active": "no"});
+        let read = Fields::read(&v, |f| {
+            (
+                f.email("email"),
+                f.string("token"),
+                f.optional_bool("is_active", true),
+            )
+        });
+        let expected = ("Bob@example.com".to_owned(), "t".to_owned(), Some(false));
+        assert_eq!(read.unwrap(), expected);
+        // One invalid field, and nothing built escapes, not even the valid values.
+        let v = json!({"email": "bob", "token": "t"});
+        let read = Fields::read(&v, |f| (f.email("email"), f.string("token")));
+        assert_eq!(
+            detail(read.unwrap_err())[0]["loc"],
+            json!(["body", "email"])
+        );
+        let read = Fields::read(&json!({}), |f| f.string("token"));
+        assert_eq!(detail(read.unwrap_err())[0]["type"], "missing");
+        let read = Fields::read(&json!("text"), |f| f.string("token"));
+        assert_eq!(
+            detail(read.unwrap_err())[0]["type"],
+            "model_attributes_type"
+        );
     }
 }

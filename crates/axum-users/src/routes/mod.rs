@@ -55,10 +55,7 @@ where
     Fut: Future<Output = Result<(), ManagerError>> + Send + 'static,
 {
     let value = crate::body::parse_json(headers, body)?;
-    let mut f = crate::body::Fields::of(&value)?;
-    let email = f.email("email");
-    f.finish()?;
-    let email = email.ok_or_else(|| ApiError::internal(&"validated email missing"))?;
+    let email = crate::body::Fields::read(&value, |f| f.email("email"))?;
     in_background(what, work(email));
     Ok(null(StatusCode::ACCEPTED))
 }

@@ -32,25 +32,14 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let value = parse_json(&parts.headers, &body)?;
-    let mut f = Fields::of(&value)?;
-    let email = f.email("email");
-    let password = f.string("password");
-    let is_active = f.optional_bool("is_active", true);
-    let is_superuser = f.optional_bool("is_superuser", true);
-    let is_verified = f.optional_bool("is_verified", true);
-    let fields = f.custom();
-    f.finish()?;
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(ApiError::internal(&"validated fields missing"));
-    };
-    let create = UserCreate {
-        email,
-        password: Secret::new(password),
-        is_active,
-        is_superuser,
-        is_verified,
-        fields,
-    };
+    let create = Fields::read(&value, |f| UserCreate {
+        email: f.email("email"),
+        password: Secret::new(f.string("password")),
+        is_active: f.optional_bool("is_active", true),
+        is_superuser: f.optional_bool("is_superuser", true),
+        is_verified: f.optional_bool("is_verified", true),
+        fields: f.custom(),
+    })?;
     match inner.manager.create(create, true, Some(&parts)).await {
         Ok(user) => Ok(super::user_response(StatusCode::CREATED, &user)),
         Err(ManagerError::UserAlreadyExists) => {

@@ -48,13 +48,7 @@ async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let value = parse_json(&parts.headers, &body)?;
-    let mut f = Fields::of(&value)?;
-    let token = f.string("token");
-    let password = f.string("password");
-    f.finish()?;
-    let (Some(token), Some(password)) = (token, password) else {
-        return Err(ApiError::internal(&"validated fields missing"));
-    };
+    let (token, password) = Fields::read(&value, |f| (f.string("token"), f.string("password")))?;
     match inner
         .manager
         .reset_password(&token, &password, Some(&parts))

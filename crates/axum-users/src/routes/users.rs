@@ -85,8 +85,7 @@ async fn user_or_404<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 /// Reads a PATCH body. `null` is refused (422) for non-nullable fields, where the reference
 /// answered 500; `"password": null` stays a no-op.
 fn parse_update<S: UserStore>(value: Value) -> Result<UserUpdate<S::Fields>, ApiError> {
-    let mut f = Fields::of(&value)?;
-    let update = UserUpdate {
+    let update = Fields::read(&value, |f| UserUpdate {
         password: f.optional_string("password", true).map(Secret::new),
         email: f.optional_email("email"),
         is_active: f.optional_bool("is_active", false),
@@ -94,8 +93,7 @@ fn parse_update<S: UserStore>(value: Value) -> Result<UserUpdate<S::Fields>, Api
         is_verified: f.optional_bool("is_verified", false),
         fields: f.custom(),
         raw: Value::Null,
-    };
-    f.finish()?;
+    })?;
     Ok(UserUpdate {
         raw: value,
         ..update

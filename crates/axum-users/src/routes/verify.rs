@@ -52,12 +52,7 @@ async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let value = parse_json(&parts.headers, &body)?;
-    let mut f = Fields::of(&value)?;
-    let token = f.string("token");
-    f.finish()?;
-    let Some(token) = token else {
-        return Err(ApiError::internal(&"validated token missing"));
-    };
+    let token = Fields::read(&value, |f| f.string("token"))?;
     match inner.manager.verify(&token, Some(&parts)).await {
         Ok(user) => Ok(super::user_response(StatusCode::OK, &user)),
         Err(ManagerError::InvalidVerifyToken | ManagerError::UserNotExists) => {
