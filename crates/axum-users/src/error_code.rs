@@ -128,9 +128,12 @@ error_codes! {
     /// No such resource.
     NotFound = "Not Found", NOT_FOUND,
         "No such user or linked account.";
-    /// The request body is too large.
-    PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE,
-        "The request body is larger than the route accepts.";
+    /// A form body that cannot be parsed (FastAPI's own detail).
+    UnparsableBody = "There was an error parsing the body", BAD_REQUEST,
+        "The form body is malformed (bad multipart, a boundary over 70 characters, too many or too long fields).";
+    /// The request body is too large (Starlette's own detail).
+    PayloadTooLarge = "Content Too Large", PAYLOAD_TOO_LARGE,
+        "The request body is larger than the route accepts (16 KiB for a login form).";
     /// A sign-in attempt refused before it was checked (throttling); retry after `Retry-After`.
     TooManyRequests = "TOO_MANY_REQUESTS", TOO_MANY_REQUESTS,
         "Too many attempts; retry after `Retry-After` seconds.";

@@ -99,17 +99,15 @@ pub(crate) fn redirect(response: &mut Response, url: &str) {
 pub(crate) fn accept_email<Fut>(
     what: &'static str,
     background: &Arc<Semaphore>,
+    headers: &http::HeaderMap,
     body: &[u8],
     work: impl FnOnce(String) -> Fut,
 ) -> Result<Response, ApiError>
 where
     Fut: Future<Output = Result<(), ManagerError>> + Send + 'static,
 {
-    let value = crate::body::parse_json(body)?;
-    let mut f = crate::body::Fields::of(&value)?;
-    let email = f.email("email");
-    f.finish()?;
-    let email = email.ok_or_else(|| ApiError::internal(&"validated email missing"))?;
+    let value = crate::body::parse_json(headers, body)?;
+    let email = crate::body::Fields::read(&value, |f| f.email("email"))?;
     in_background(what, background, work(email));
     Ok(null(StatusCode::ACCEPTED))
 }
