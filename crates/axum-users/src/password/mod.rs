@@ -5,7 +5,7 @@
 //! on Linux), each reusing one Argon2 buffer, fed by a bounded queue: an unbounded number of
 //! concurrent 19 MiB hashes would starve the runtime and let the allocator keep hundreds of
 //! megabytes, and a bound kept in the request (a semaphore permit) is lost when the client hangs
-//! up while the hash goes on. See [`pool`] for how the bound holds.
+//! up while the hash goes on. `pool.rs` says how the bound holds.
 
 mod kdf;
 mod pool;
