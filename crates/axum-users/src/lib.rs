@@ -68,7 +68,9 @@ pub use model::{
     NewUser, NoFields, OAuthAccount, PasswordHash, PublicUser, User, UserFields, UserId,
 };
 pub use oauth_manager::{OAuthPolicy, OAuthSignIn};
-pub use password::{Argon2Params, PasswordError, PasswordHasher, Verified};
+pub use password::{
+    Argon2Params, HasherLimits, HasherStats, PasswordError, PasswordHasher, Verified,
+};
 #[cfg(feature = "oauth")]
 pub use routes::oauth::OAuthClient;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};

@@ -21,6 +21,7 @@ use crate::error_code::ErrorCode;
 use crate::login::LoginOutcome;
 use crate::manager::ManagerError;
 use crate::model::{User, UserFields, UserId};
+use crate::password::PasswordError;
 
 /// A JSON response with a status.
 pub(crate) fn json(status: StatusCode, value: impl serde::Serialize) -> Response {
@@ -46,6 +47,10 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
     let code = match e {
         ManagerError::Store(e) => return e.into(),
         ManagerError::Strategy(e) => return e.into(),
+        ManagerError::Password(PasswordError::Busy) => {
+            tracing::warn!("the password hasher is saturated; answering 503");
+            return ApiError::unavailable();
+        }
         ManagerError::LoginRefused(wait) => {
             return ApiError::code(ErrorCode::TooManyRequests)
                 .with_retry_after(wait.as_secs().max(1));
@@ -137,6 +142,23 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    #[test]
+    fn an_overloaded_hasher_and_a_throttle_answer_with_retry_after() {
+        let busy = server_error(ManagerError::Password(PasswordError::Busy));
+        assert_eq!(busy.error_code(), Some(ErrorCode::ServiceUnavailable));
+        assert_eq!(
+            (busy.status, busy.retry_after),
+            (StatusCode::SERVICE_UNAVAILABLE, Some(1))
+        );
+        let throttled = server_error(ManagerError::LoginRefused(std::time::Duration::from_secs(
+            30,
+        )));
+        assert_eq!(throttled.error_code(), Some(ErrorCode::TooManyRequests));
+        assert_eq!(throttled.retry_after, Some(30));
+        let response = busy.into_response();
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+    }
 
     #[tokio::test]
     async fn background_work_beyond_the_bound_is_dropped_not_queued() {
