@@ -62,7 +62,8 @@ pub use password::{Argon2Params, PasswordError, PasswordHasher, Verified};
 pub use routes::oauth::OAuthClient;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};
 pub use store::{
-    AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, UserStore,
+    AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, Unlink,
+    UserChanges, UserStore,
 };
 pub use tokens::{
     AUTH_AUDIENCE, JwtCodec, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError, VERIFY_AUDIENCE,

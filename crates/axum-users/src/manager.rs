@@ -14,7 +14,7 @@ use crate::model::{NewUser, PasswordHash, UserFields, UserId};
 use crate::password::{PasswordError, PasswordHasher, Verified};
 use crate::secret::{Secret, constant_time_eq};
 pub use crate::store::UserOf;
-use crate::store::{StoreError, UserStore};
+use crate::store::{StoreError, UserChanges, UserStore};
 use crate::tokens::{JwtCodec, RESET_AUDIENCE, TokenError, VERIFY_AUDIENCE, now_unix};
 
 /// Why a manager operation failed. Routes map each to its FastAPI Users error code.
@@ -472,7 +472,7 @@ where
             .verify_codec
             .decode(token, VERIFY_AUDIENCE)
             .map_err(|_| ManagerError::InvalidVerifyToken)?;
-        let mut user = self
+        let user = self
             .store
             .get_by_email(&claims.email)
             .await?
@@ -485,8 +485,15 @@ where
         if user.is_verified {
             return Err(ManagerError::UserAlreadyVerified);
         }
-        user.is_verified = true;
-        let user = self.store.update(&user).await?;
+        let changes = UserChanges {
+            is_verified: Some(true),
+            ..UserChanges::default()
+        };
+        let user = self
+            .store
+            .update(&user.id, changes)
+            .await?
+            .ok_or(ManagerError::InvalidVerifyToken)?;
         self.hooks.on_after_verify(&user, request).await;
         Ok(user)
     }
@@ -498,7 +505,7 @@ where
     /// [`ManagerError::UserAlreadyExists`], [`ManagerError::InvalidPassword`], or a failure.
     pub async fn update(
         &self,
-        mut user: UserOf<S>,
+        user: UserOf<S>,
         update: UserUpdate<S::Fields>,
         safe: bool,
         request: Option<&Parts>,
@@ -509,28 +516,34 @@ where
                 .await
                 .map_err(ManagerError::InvalidPassword)?;
         }
+        // Only the columns this PATCH names are written: a concurrent change of the others
+        // (a superuser deactivating the user while the hasher runs) survives.
+        let mut changes = UserChanges::default();
         if let Some(email) = update.email.filter(|e| *e != user.email) {
             if self.store.get_by_email(&email).await?.is_some() {
                 return Err(ManagerError::UserAlreadyExists);
             }
-            user.email = email;
-            user.is_verified = false;
+            changes.email = Some(email);
+            changes.is_verified = Some(false);
         }
         let new_hash = match &update.password {
             Some(password) => Some(self.passwords.hash(password.expose()).await?),
             None => None,
         };
         if !safe {
-            user.is_active = update.is_active.unwrap_or(user.is_active);
-            user.is_superuser = update.is_superuser.unwrap_or(user.is_superuser);
-            user.is_verified = update.is_verified.unwrap_or(user.is_verified);
+            changes.is_active = update.is_active;
+            changes.is_superuser = update.is_superuser;
+            changes.is_verified = update.is_verified.or(changes.is_verified);
         }
-        user.fields.apply(update.fields);
+        let mut fields = user.fields.clone();
+        fields.apply(update.fields);
+        changes.fields = Some(fields);
         let mut user = self
             .store
-            .update(&user)
+            .update(&user.id, changes)
             .await
-            .map_err(duplicate_means_exists)?;
+            .map_err(duplicate_means_exists)?
+            .ok_or(ManagerError::UserNotExists)?;
         if let Some(new_hash) = new_hash {
             user.hashed_password = self
                 .set_password(&user.id, user.hashed_password.clone(), new_hash)
@@ -708,15 +721,15 @@ mod tests {
             ),
             "the used reset token stays dead"
         );
-        // An explicit new password from a stale copy still wins (its other columns are written
-        // as they are: the last writer wins there, so the address is the stale one again).
+        // An explicit new password from a stale copy still wins, and the columns the update
+        // does not name (the address changed since) are left as they are.
         let update = UserUpdate {
             password: Some(Secret::new("patched")),
             ..Default::default()
         };
         m.update(stale, update, true, None).await.unwrap();
         assert!(
-            m.authenticate("t@example.com", "patched")
+            m.authenticate("t2@example.com", "patched")
                 .await
                 .unwrap()
                 .is_some()

@@ -872,14 +872,15 @@ async fn inactive_users_cannot_sign_in_with_a_provider() {
     };
     let kim = TestAccount::new("kim", Some("kim@example.com"), true);
     assert_eq!(w.sign_in(&kim).await.0, StatusCode::OK);
-    let mut user = w
+    let user = w
         .store
         .get_by_email("kim@example.com")
         .await
         .unwrap()
         .unwrap();
-    user.is_active = false;
-    w.store.update(&user).await.unwrap();
+    let mut deactivate = axum_users::UserChanges::default();
+    deactivate.is_active = Some(false);
+    w.store.update(&user.id, deactivate).await.unwrap();
     assert_eq!(
         w.sign_in(&kim).await,
         (
