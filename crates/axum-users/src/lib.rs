@@ -75,7 +75,8 @@ pub use password::{
 pub use routes::oauth::OAuthClient;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};
 pub use store::{
-    AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, UserStore,
+    AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, Unlink,
+    UserChanges, UserStore,
 };
 pub use tokens::{
     AUTH_AUDIENCE, JwtCodec, LOGIN_CODE_AUDIENCE, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError,

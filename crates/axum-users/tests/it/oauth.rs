@@ -396,9 +396,9 @@ async fn linking_by_e_mail_needs_the_policy_and_a_verified_address() {
             .is_empty()
     );
     // Once the local owner proved the address, linking by e-mail is safe.
-    let mut verified = dana.clone();
-    verified.is_verified = true;
-    w.store.update(&verified).await.unwrap();
+    let mut verified = axum_users::UserChanges::default();
+    verified.is_verified = Some(true);
+    w.store.update(&dana.id, verified).await.unwrap();
     let (status, body) = w
         .sign_in(&TestAccount::new("dana", Some("DANA@example.com"), true))
         .await;
@@ -953,14 +953,15 @@ async fn inactive_users_cannot_sign_in_with_a_provider() {
     };
     let kim = TestAccount::new("kim", Some("kim@example.com"), true);
     assert_eq!(w.sign_in(&kim).await.0, StatusCode::OK);
-    let mut user = w
+    let user = w
         .store
         .get_by_email("kim@example.com")
         .await
         .unwrap()
         .unwrap();
-    user.is_active = false;
-    w.store.update(&user).await.unwrap();
+    let mut deactivate = axum_users::UserChanges::default();
+    deactivate.is_active = Some(false);
+    w.store.update(&user.id, deactivate).await.unwrap();
     assert_eq!(
         w.sign_in(&kim).await,
         (
