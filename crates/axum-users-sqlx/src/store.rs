@@ -460,6 +460,7 @@ impl<Id: SqlId, F: UserFields> OAuthAccountStore for SqlStore<Id, F> {
             )
             .await?;
         let Some(user) = user else {
+            tx.rollback().await?;
             return Ok(Unlink::NotFound);
         };
         let usable = PasswordHash(user.text("hashed_password")?).is_usable();
@@ -472,11 +473,16 @@ impl<Id: SqlId, F: UserFields> OAuthAccountStore for SqlStore<Id, F> {
             .iter()
             .map(|row| id_from_row::<Id>(row, "id"))
             .collect::<Result<Vec<_>, _>>()?;
-        if !links.contains(account_id) {
-            return Ok(Unlink::NotFound);
-        }
-        if links.len() == 1 && !usable {
-            return Ok(Unlink::LastSignInMethod);
+        let refusal = if !links.contains(account_id) {
+            Some(Unlink::NotFound)
+        } else if links.len() == 1 && !usable {
+            Some(Unlink::LastSignInMethod)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            tx.rollback().await?;
+            return Ok(refusal);
         }
         tx.execute(
             "DELETE FROM oauth_accounts WHERE id = ? AND user_id = ?",
