@@ -550,6 +550,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn updates_assign_only_what_changes_name_and_the_epoch_first() {
+        let none: UserChanges<axum_users::NoFields> = UserChanges::default();
+        assert!(update_assignments(&none).unwrap().0.is_empty());
+        let mut changes: UserChanges<axum_users::NoFields> = UserChanges::default();
+        changes.is_active = Some(false);
+        changes.email = Some("Ada@example.com".into());
+        let (sets, args) = update_assignments(&changes).unwrap();
+        // MySQL evaluates assignments left to right: the comparison must see the old address.
+        assert!(sets[0].starts_with("email_epoch = "), "{sets:?}");
+        assert_eq!(
+            sets[1..],
+            ["email = ?", "email_key = ?", "is_active = ?"],
+            "no column the changes leave out"
+        );
+        assert_eq!(args.len(), 4);
+    }
+
+    #[test]
     fn generated_keys_are_left_out_of_inserts() {
         assert_eq!(
             insert_sql("t", &None, &["a", "b"]),
