@@ -448,6 +448,7 @@ where
             .await
             .map_err(store_error)?;
         let Some(user) = user else {
+            txn.rollback().await.map_err(store_error)?;
             return Ok(Unlink::NotFound);
         };
         let usable = PasswordHash(read(&user, self.users.hashed_password)?).is_usable();
@@ -460,11 +461,17 @@ where
             .iter()
             .map(|m| read::<U::Id, _>(m, c.id))
             .collect::<Result<Vec<_>, _>>()?;
-        if !links.contains(account_id) {
-            return Ok(Unlink::NotFound);
-        }
-        if links.len() == 1 && !usable {
-            return Ok(Unlink::LastSignInMethod);
+        let refusal = if !links.contains(account_id) {
+            Some(Unlink::NotFound)
+        } else if links.len() == 1 && !usable {
+            Some(Unlink::LastSignInMethod)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            // Now, not when the connection is next used: the user's row stays locked till then.
+            txn.rollback().await.map_err(store_error)?;
+            return Ok(refusal);
         }
         O::delete_many()
             .filter(c.id.eq(account_id.clone()))

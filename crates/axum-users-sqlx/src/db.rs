@@ -434,6 +434,15 @@ impl Tx {
         })
         .await
     }
+
+    /// Ends the transaction without writing, releasing its locks now rather than when the
+    /// connection is next used.
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        bounded(self.timeout, async {
+            on_tx!(self.conn, t => t.rollback().await)
+        })
+        .await
+    }
 }
 
 impl SqlPool {

@@ -460,6 +460,7 @@ impl<Id: SqlId, F: UserFields> OAuthAccountStore for SqlStore<Id, F> {
             )
             .await?;
         let Some(user) = user else {
+            tx.rollback().await?;
             return Ok(Unlink::NotFound);
         };
         let usable = PasswordHash(user.text("hashed_password")?).is_usable();
@@ -472,11 +473,16 @@ impl<Id: SqlId, F: UserFields> OAuthAccountStore for SqlStore<Id, F> {
             .iter()
             .map(|row| id_from_row::<Id>(row, "id"))
             .collect::<Result<Vec<_>, _>>()?;
-        if !links.contains(account_id) {
-            return Ok(Unlink::NotFound);
-        }
-        if links.len() == 1 && !usable {
-            return Ok(Unlink::LastSignInMethod);
+        let refusal = if !links.contains(account_id) {
+            Some(Unlink::NotFound)
+        } else if links.len() == 1 && !usable {
+            Some(Unlink::LastSignInMethod)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            tx.rollback().await?;
+            return Ok(refusal);
         }
         tx.execute(
             "DELETE FROM oauth_accounts WHERE id = ? AND user_id = ?",
@@ -542,6 +548,24 @@ impl<Id: SqlId, F: UserFields> AccessTokenStore for SqlStore<Id, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn updates_assign_only_what_changes_name_and_the_epoch_first() {
+        let none: UserChanges<axum_users::NoFields> = UserChanges::default();
+        assert!(update_assignments(&none).unwrap().0.is_empty());
+        let mut changes: UserChanges<axum_users::NoFields> = UserChanges::default();
+        changes.is_active = Some(false);
+        changes.email = Some("Ada@example.com".into());
+        let (sets, args) = update_assignments(&changes).unwrap();
+        // MySQL evaluates assignments left to right: the comparison must see the old address.
+        assert!(sets[0].starts_with("email_epoch = "), "{sets:?}");
+        assert_eq!(
+            sets[1..],
+            ["email = ?", "email_key = ?", "is_active = ?"],
+            "no column the changes leave out"
+        );
+        assert_eq!(args.len(), 4);
+    }
 
     #[test]
     fn generated_keys_are_left_out_of_inserts() {
