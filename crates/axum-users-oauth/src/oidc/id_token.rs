@@ -27,6 +27,9 @@ const ACCEPTED_ALGORITHMS: [Algorithm; 9] = [
 /// Allowed clock skew, in seconds, for `exp`.
 const LEEWAY_SECONDS: u64 = 60;
 
+/// How far in the future `iat` may be (clock skew); a later one is refused.
+pub(crate) const MAX_IAT_AHEAD_SECONDS: i64 = 5 * 60;
+
 /// What an id_token must match.
 pub(crate) struct Expectations<'a> {
     pub(crate) issuer: &'a str,
@@ -50,6 +53,7 @@ struct RawClaims {
     aud: Value,
     azp: Option<String>,
     nonce: Option<String>,
+    iat: Option<i64>,
     email: Option<String>,
     email_verified: Option<Value>,
 }
@@ -121,6 +125,10 @@ pub(crate) fn validate(
         Some(azp) if azp != expected.client_id => return Err(IdTokenErrorReason::Audience),
         None if several_audiences => return Err(IdTokenErrorReason::Audience),
         _ => {}
+    }
+    match claims.iat {
+        Some(iat) if iat <= crate::token::unix_now().saturating_add(MAX_IAT_AHEAD_SECONDS) => {}
+        _ => return Err(IdTokenErrorReason::IssuedAt),
     }
     if let Some(expected_nonce) = expected.nonce {
         let actual = claims.nonce.as_deref().unwrap_or_default();

@@ -4,4 +4,5 @@
 mod oidc_provider;
 
 mod github;
+mod hostile;
 mod oidc;
