@@ -22,8 +22,10 @@ use crate::error::OAuthError;
 
 /// Builders and the [`crate::OAuthProvider`] impl shared by every built-in provider.
 ///
-/// The provider struct must have the fields `client: OAuth2Client`, `api: Url`, `name: String`
-/// and an inherent `async fn fetch_identity(&self, &OAuthToken) -> Result<ProviderIdentity, OAuthError>`.
+/// The provider struct must have the fields `client: OAuth2Client`, `api: Url`, `name: String`,
+/// an inherent `async fn fetch_identity(&self, &OAuthToken) -> Result<ProviderIdentity, OAuthError>`
+/// (the e-mail and verified flag as the provider reports them) and an inherent
+/// `fn email_trust(&self) -> bool` (whether that flag may be believed; see docs/oauth.md).
 macro_rules! oauth2_provider {
     ($provider:ident) => {
         impl $provider {
@@ -130,7 +132,14 @@ macro_rules! oauth2_provider {
                 token: &'a $crate::OAuthToken,
                 _expected_nonce: Option<&'a str>,
             ) -> $crate::BoxFuture<'a, Result<$crate::ProviderIdentity, $crate::OAuthError>> {
-                Box::pin(self.fetch_identity(token))
+                Box::pin(async move {
+                    let identity = self.fetch_identity(token).await?;
+                    Ok(identity.trusted_if(self.email_trust()))
+                })
+            }
+
+            fn trusts_email_verified(&self) -> bool {
+                self.email_trust()
             }
 
             fn refresh<'a>(

@@ -153,6 +153,7 @@ impl Hostile {
     async fn client_with(&self, http: HttpConfig) -> Result<OpenIdConnect, OAuthError> {
         OpenIdConnectConfig::new(&self.issuer, CLIENT_ID, CLIENT_SECRET)
             .with_http(http)
+            .trust_email_verified(true)
             .discover()
             .await
     }
