@@ -364,6 +364,55 @@ mod tests {
     }
 
     #[test]
+    fn email_trust_per_provider() {
+        let gitlab = || GitLab::new("i", "s").expect("gitlab");
+        let trust: Vec<(Box<dyn OAuthProvider>, bool)> = vec![
+            (Box::new(Google::new("i", "s").expect("google")), true),
+            (Box::new(GitHub::new("i", "s").expect("github")), true),
+            (
+                Box::new(Microsoft::new("i", "s").expect("microsoft")),
+                false,
+            ),
+            (Box::new(Discord::new("i", "s").expect("discord")), true),
+            (Box::new(Facebook::new("i", "s").expect("facebook")), false),
+            (Box::new(LinkedIn::new("i", "s").expect("linkedin")), true),
+            (Box::new(gitlab()), true),
+            (
+                Box::new(
+                    gitlab()
+                        .with_base_url(&url::Url::parse("https://git.example.org/").expect("url")),
+                ),
+                false,
+            ),
+            (Box::new(gitlab().trust_email_verified(false)), false),
+        ];
+        for (provider, trusted) in trust {
+            assert_eq!(
+                provider.trusts_email_verified(),
+                trusted,
+                "{}",
+                provider.name()
+            );
+        }
+    }
+
+    #[test]
+    fn untrusted_identities_are_never_verified() {
+        let reported = crate::ProviderIdentity {
+            account_id: "1".into(),
+            email: Some("a@example.com".into()),
+            email_verified: true,
+        };
+        assert!(reported.clone().trusted_if(true).email_verified);
+        assert!(!reported.clone().trusted_if(false).email_verified);
+        let unverified = crate::ProviderIdentity {
+            email_verified: false,
+            ..reported
+        };
+        assert!(!unverified.trusted_if(true).email_verified);
+    }
+
+    #[test]
     fn providers_never_show_the_secret() {
         let rendered = format!(
             "{:?}{:?}{:?}",

@@ -113,6 +113,10 @@ impl Hostile {
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
+            .route(
+                "/moved/.well-known/openid-configuration",
+                get(|| async { axum::response::Redirect::temporary("/jwks") }),
+            )
             .route("/token", post(token))
             .with_state(hostile.clone());
         tokio::spawn(async move {
@@ -445,5 +449,23 @@ async fn a_hanging_token_endpoint_times_out_as_configured() {
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn discovery_does_not_follow_redirects() {
+    let idp = Hostile::start().await;
+    let result =
+        OpenIdConnectConfig::new(format!("{}/moved", idp.issuer), CLIENT_ID, CLIENT_SECRET)
+            .discover()
+            .await;
+    assert!(
+        matches!(result, Err(OAuthError::Discovery(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        idp.jwks_fetches.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
     );
 }
