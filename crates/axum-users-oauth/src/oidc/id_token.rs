@@ -297,6 +297,11 @@ YNHWSlCA2KJDUw6grzrhg7laa2ZOWzKQPi4QPb4Q6OEm0FIVmPkvyjB4
             );
         }
         assert_eq!(check("not-a-jwt", None), Err(Malformed));
+        // An access token (`typ: at+jwt`) is no id_token, even when signed by the right key.
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("at+jwt".into());
+        let access_token = encode(&header, &claims(), &signing_key()).expect("sign");
+        assert_eq!(check(&access_token, None), Err(Malformed));
     }
 
     #[test]
