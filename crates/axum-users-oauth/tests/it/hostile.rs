@@ -74,6 +74,8 @@ struct Script {
     id_token: String,
     /// The token endpoint waits this long before answering.
     token_delay: Duration,
+    /// The `sub` the userinfo endpoint answers.
+    userinfo_sub: String,
 }
 
 #[derive(Clone)]
@@ -107,6 +109,7 @@ impl Hostile {
                 ],
                 id_token: String::new(),
                 token_delay: Duration::ZERO,
+                userinfo_sub: "user-1".to_owned(),
             })),
             jwks_fetches: Arc::new(AtomicUsize::new(0)),
         };
@@ -118,6 +121,7 @@ impl Hostile {
                 get(|| async { axum::response::Redirect::temporary("/jwks") }),
             )
             .route("/token", post(token))
+            .route("/userinfo", get(userinfo))
             .with_state(hostile.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -187,12 +191,18 @@ async fn discovery(State(hostile): State<Hostile>) -> Json<Value> {
         "authorization_endpoint": format!("{base}/authorize"),
         "token_endpoint": format!("{base}/token"),
         "jwks_uri": format!("{base}/jwks"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         // Hostile: advertises algorithms the client must never accept.
         "id_token_signing_alg_values_supported": ["none", "HS256", "RS256", "ES256"],
         "token_endpoint_auth_methods_supported": ["client_secret_post"],
     }))
+}
+
+async fn userinfo(State(hostile): State<Hostile>) -> Json<Value> {
+    let sub = hostile.script().userinfo_sub.clone();
+    Json(json!({ "sub": sub, "email": "from-userinfo@example.com", "email_verified": "true" }))
 }
 
 async fn jwks(State(hostile): State<Hostile>) -> Json<Value> {
@@ -467,5 +477,30 @@ async fn discovery_does_not_follow_redirects() {
         idp.jwks_fetches.load(Ordering::SeqCst),
         0,
         "the redirect was followed"
+    );
+}
+
+#[tokio::test]
+async fn userinfo_of_another_subject_is_refused() {
+    let idp = Hostile::start().await;
+    let provider = idp.client().await;
+    let mut claims = idp.claims();
+    let object = claims.as_object_mut().expect("object");
+    object.remove("email");
+    object.remove("email_verified");
+    let identity = idp
+        .sign_in(&provider, Hostile::es256(&claims), Some(NONCE))
+        .await
+        .expect("userinfo of the same subject");
+    assert_eq!(identity.email.as_deref(), Some("from-userinfo@example.com"));
+    assert!(identity.email_verified);
+
+    idp.script().userinfo_sub = "user-2".to_owned();
+    let result = idp
+        .sign_in(&provider, Hostile::es256(&claims), Some(NONCE))
+        .await;
+    assert!(
+        matches!(result, Err(OAuthError::ProfileFetch(_))),
+        "{result:?}"
     );
 }
