@@ -129,10 +129,12 @@ impl OpenIdConnectConfig {
 }
 
 /// A generic OpenID Connect provider: endpoints from discovery, id_tokens checked against the
-/// provider's JWKS (signature, `iss`, `aud`/`azp`, `exp`, `nonce`).
+/// provider's JWKS by `openidconnect` (algorithm, signature, `iss`, `aud`, `exp`, `iat`, `nonce`)
+/// and here (`azp`, `sub`); docs/oauth.md lists every check in order.
 ///
 /// `identity` reads `sub`, `email` and `email_verified` from the id_token; when the id_token
-/// carries no e-mail it asks the userinfo endpoint (whose `sub` must match).
+/// carries no e-mail it asks the userinfo endpoint (whose `sub` must match). `email_verified` is
+/// reported only with [`OpenIdConnectConfig::trust_email_verified`].
 #[derive(Debug)]
 pub struct OpenIdConnect {
     name: String,
