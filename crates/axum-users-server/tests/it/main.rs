@@ -6,6 +6,7 @@ mod auth;
 mod backends;
 mod faults;
 mod flow;
+mod limits;
 mod nodes;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
@@ -13,6 +14,7 @@ mod oidc_provider;
 mod register;
 mod server;
 mod services;
+mod settings;
 mod support;
 mod tokens;
 mod users;
