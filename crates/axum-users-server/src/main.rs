@@ -170,6 +170,16 @@ async fn check_config(config: Config) -> Result<()> {
             ""
         }
     );
+    if !config.previous_secrets.is_empty() {
+        println!(
+            "  previous secrets: {} (tokens they signed are still accepted)",
+            config.previous_secrets.len()
+        );
+    }
+    println!("  strict_compat: {}", config.strict_compat);
+    if !config.trusted_origins.is_empty() {
+        println!("  trusted origins: {}", config.trusted_origins.join(", "));
+    }
     println!("  mailer: {}", describe_mailer(&config.mailer));
     let limits = &config.limits;
     println!(

@@ -138,7 +138,11 @@ fn a_bad_provider_configuration_stops_start_up_naming_it() {
         for (k, v) in test_env(dir.path()) {
             command.env(k, v);
         }
-        let out = command.env("AXUM_USERS_CONFIG", &config).output().unwrap();
+        let out = command
+            .env("AXUM_USERS_CONFIG", &config)
+            .env("AXUM_USERS_PUBLIC_URL", "http://127.0.0.1:8000")
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{table}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{needle}: {err}");
