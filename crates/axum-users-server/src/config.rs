@@ -525,7 +525,7 @@ pub(crate) fn explain_clap_error(error: &clap::Error) -> Option<String> {
         .map(|e| format!(": {e}"))
         .unwrap_or_default();
     Some(format!(
-        "invalid value for {}{value}{reason}",
+        "invalid value for {}:{value}{reason}",
         key(arg.get_id().as_str())
     ))
 }
@@ -908,6 +908,12 @@ mod tests {
         assert_eq!(c.argon2.iterations, 3);
         std::fs::write(&path, "bnd = \"x\"\n").unwrap();
         assert!(load_with(Some(&path), &[]).is_err());
+        std::fs::write(&path, "[server]\nmax_connections = \"many\"\n").unwrap();
+        let err = format!("{:#}", load_with(Some(&path), &[]).unwrap_err());
+        assert!(
+            err.contains("server.max_connections: ") && err.contains("invalid type"),
+            "{err}"
+        );
     }
 
     #[test]
