@@ -459,4 +459,27 @@ mod tests {
         let (status, body) = call(limited(Duration::from_millis(100)), request).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "hello"));
     }
+
+    #[tokio::test]
+    async fn the_security_settings_reach_the_library() {
+        let matches = crate::config::settings_command()
+            .mut_args(|a| a.env(None::<&str>))
+            .try_get_matches_from([
+                "axum-users-server",
+                "--database-url=sqlite::memory:",
+                "--secret=a-secret-of-at-least-32-bytes-0123456789",
+                "--previous-secrets=an-old-secret-of-at-least-32-bytes-0123",
+                "--strict-compat=true",
+                "--trusted-origins=https://app.example.com",
+                "--argon2-memory-kib=256",
+                "--argon2-iterations=1",
+            ])
+            .unwrap();
+        let config = Config::load(None, &matches, &|_| None).unwrap();
+        let store = open_store(&config).await.unwrap();
+        let secret = resolve_secret(&config).unwrap();
+        let users = users(&config, store, None, secret, Vec::new()).unwrap();
+        assert!(users.policy().strict_compat);
+        assert_eq!(users.policy().trusted_origins, ["https://app.example.com"]);
+    }
 }
