@@ -1,9 +1,18 @@
-//! Builds the server from its configuration: the store, the secret, the routes.
+//! Builds the server from its configuration: the store, the secret, the routes, and the HTTP
+//! server that runs them within time and connection limits.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::extract::State;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,7 +24,7 @@ use axum_users_sqlx::{SqlStore, StoreOptions};
 use http::StatusCode;
 use serde_json::json;
 
-use crate::config::Config;
+use crate::config::{Config, ServerLimits};
 use crate::hooks::ServerHooks;
 use crate::mailer::Mailer;
 use crate::openapi;
@@ -145,6 +154,9 @@ pub(crate) fn users(
     if let Some(url) = &config.public_url {
         builder = builder.public_url(url.clone());
     }
+    if !config.previous_secrets.is_empty() {
+        builder = builder.previous_secrets(config.previous_secrets.iter().cloned());
+    }
     for client in oauth {
         builder = builder.oauth(client);
     }
@@ -153,6 +165,8 @@ pub(crate) fn users(
         .argon2(config.argon2)
         .jwt_lifetime(std::time::Duration::from_secs(config.jwt_lifetime_seconds))
         .cookie(CookieSettings::auth().with_secure(config.cookie_secure))
+        .strict_compat(config.strict_compat)
+        .trusted_origins(config.trusted_origins.iter().cloned())
         .build()
         .context("invalid user-management configuration")
 }
@@ -226,5 +240,245 @@ fn state(service: &str, result: &Result<(), StoreError>) -> &'static str {
             tracing::warn!(service, error = %e, "readiness check failed");
             "unavailable"
         }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets the connections finish
+/// the requests in flight (for at most one request time-out plus one header time-out).
+///
+/// Within `limits`: hyper closes a connection whose headers do not arrive in time (also an idle
+/// kept-alive one); [`time_limits`] answers 408 to a request whose body stalls or whose answer
+/// takes too long. At most `max_connections` connections are accepted at once: the next ones
+/// wait in the kernel's listen backlog until one closes (and are refused by the kernel when the
+/// backlog is full), so a flood of idle connections cannot exhaust the process's file handles.
+///
+/// # Errors
+/// When the HTTP server cannot be set up.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let router = router.layer(axum::middleware::from_fn_with_state(limits, time_limits));
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.context("connection limit")?,
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file handles and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let grace = limits.request_timeout + limits.header_timeout;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("stopping with connections still open after {grace:?}");
+    }
+    Ok(())
+}
+
+/// Answers 408 to a request whose body stops arriving for `body_timeout`, or whose answer is
+/// not ready within `request_timeout`; the connection is closed after it.
+async fn time_limits(State(limits): State<ServerLimits>, request: Request, next: Next) -> Response {
+    let stalled = Arc::new(AtomicBool::new(false));
+    let request = request.map(|body| {
+        Body::new(IdleTimeoutBody {
+            inner: body,
+            timeout: limits.body_timeout,
+            sleep: None,
+            stalled: stalled.clone(),
+        })
+    });
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) if !stalled.load(Ordering::Relaxed) => response,
+        _ => (
+            StatusCode::REQUEST_TIMEOUT,
+            [(http::header::CONNECTION, "close")],
+            Json(json!({"detail": "REQUEST_TIMEOUT"})),
+        )
+            .into_response(),
+    }
+}
+
+/// A request body that fails when its next frame takes longer than `timeout`, and says so in
+/// `stalled` (the handler may turn the failure into any rejection; [`time_limits`] answers 408).
+struct IdleTimeoutBody {
+    inner: Body,
+    timeout: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl http_body::Body for IdleTimeoutBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.sleep = None;
+            return Poll::Ready(frame);
+        }
+        let timeout = this.timeout;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.stalled.store(true, Ordering::Relaxed);
+        Poll::Ready(Some(Err(axum::Error::new(
+            "the request body stopped arriving",
+        ))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A body that never sends anything: a client that went quiet.
+    struct Silent;
+
+    impl http_body::Body for Silent {
+        type Data = Bytes;
+        type Error = axum::Error;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut TaskContext<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+            Poll::Pending
+        }
+    }
+
+    fn limited(request_timeout: Duration) -> Router {
+        let limits = ServerLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_millis(50),
+            request_timeout,
+            max_connections: 1,
+        };
+        Router::new()
+            .route(
+                "/echo",
+                axum::routing::post(|body: Bytes| async move { body }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(limits, time_limits))
+    }
+
+    async fn call(router: Router, request: http::Request<Body>) -> (StatusCode, String) {
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status();
+        let close = response.headers().get(http::header::CONNECTION).cloned();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        if status == StatusCode::REQUEST_TIMEOUT {
+            assert_eq!(
+                close.unwrap(),
+                "close",
+                "the connection is closed after a 408"
+            );
+        }
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_gets_408() {
+        let request = http::Request::post("/echo")
+            .body(Body::new(Silent))
+            .unwrap();
+        let (status, body) = call(limited(Duration::from_secs(5)), request).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(body, r#"{"detail":"REQUEST_TIMEOUT"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_slow_answer_gets_408_and_a_quick_one_passes() {
+        let request = http::Request::get("/slow").body(Body::empty()).unwrap();
+        let (status, _) = call(limited(Duration::from_millis(100)), request).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        let request = http::Request::post("/echo")
+            .body(Body::from("hello"))
+            .unwrap();
+        let (status, body) = call(limited(Duration::from_millis(100)), request).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "hello"));
+    }
+
+    #[tokio::test]
+    async fn the_security_settings_reach_the_library() {
+        let matches = crate::config::settings_command()
+            .mut_args(|a| a.env(None::<&str>))
+            .try_get_matches_from([
+                "axum-users-server",
+                "--database-url=sqlite::memory:",
+                "--secret=a-secret-of-at-least-32-bytes-0123456789",
+                "--previous-secrets=an-old-secret-of-at-least-32-bytes-0123",
+                "--strict-compat=true",
+                "--trusted-origins=https://app.example.com",
+                "--argon2-memory-kib=256",
+                "--argon2-iterations=1",
+            ])
+            .unwrap();
+        let config = Config::load(None, &matches, &|_| None).unwrap();
+        let store = open_store(&config).await.unwrap();
+        let secret = resolve_secret(&config).unwrap();
+        let users = users(&config, store, None, secret, Vec::new()).unwrap();
+        assert!(users.policy().strict_compat);
+        assert_eq!(users.policy().trusted_origins, ["https://app.example.com"]);
     }
 }

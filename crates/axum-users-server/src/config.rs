@@ -1,23 +1,354 @@
-//! Configuration: defaults, then the optional TOML file, then `AXUM_USERS_*` variables. Every
-//! value is checked once at start-up; a bad one stops the server with a message naming its key.
+//! Configuration, declared once in [`Settings`]: each field is a TOML key, an `AXUM_USERS_*`
+//! variable and a flag, and its doc comment is its `--help`. The TOML file gives the defaults,
+//! the environment overrides it and flags override both. Every value is checked once at
+//! start-up; a bad one stops the server with a message naming its key and its variable.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum_users::{Argon2Params, Secret};
-use serde::Deserialize;
+use clap::{ArgMatches, Args, FromArgMatches};
+use serde::{Deserialize, Deserializer};
+
+use crate::oauth::ProviderConfig;
+
+/// Every setting of the server. Field name: TOML key; `env`: variable; `long`: flag.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[command(next_help_heading = "Settings (flag, AXUM_USERS_* variable or key of the TOML file)")]
+pub(crate) struct Settings {
+    /// Address to listen on; port 0 picks a free port (the log says which) [default: 127.0.0.1:8000]
+    #[arg(long, global = true, env = "AXUM_USERS_BIND", value_name = "ADDR")]
+    bind: Option<SocketAddr>,
+    /// Database: sqlite://path, sqlite::memory:, postgres://… or mysql://… [default: sqlite://axum-users.db]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    database_url: Option<ServiceUrl>,
+    /// Connections in the database pool of this node [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_DATABASE_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
+    database_max_connections: Option<u32>,
+    /// Longest wait for the database, then 503 (fractions allowed) [default: 5]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_DATABASE_TIMEOUT_SECONDS",
+        value_name = "S"
+    )]
+    database_timeout_seconds: Option<f64>,
+    /// true: database tokens at /auth/db [default: false]
+    #[arg(long, global = true, env = "AXUM_USERS_DB_TOKENS", value_name = "BOOL")]
+    db_tokens: Option<bool>,
+    /// Lifetime of database tokens, 0 = until logout [default: 3600]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_DB_TOKEN_LIFETIME_SECONDS",
+        value_name = "S"
+    )]
+    db_token_lifetime_seconds: Option<u64>,
+    /// redis:// URL: Redis tokens at /auth/redis [default: off]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    redis_url: Option<ServiceUrl>,
+    /// Lifetime (TTL) of Redis tokens, 0 = until logout [default: 3600]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_REDIS_TOKEN_LIFETIME_SECONDS",
+        value_name = "S"
+    )]
+    redis_token_lifetime_seconds: Option<u64>,
+    /// Prefix of the Redis keys [default: axum_users_token:]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_REDIS_KEY_PREFIX",
+        value_name = "PREFIX"
+    )]
+    redis_key_prefix: Option<String>,
+    /// Longest wait for Redis, then 503 [default: 2]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_REDIS_TIMEOUT_SECONDS",
+        value_name = "S"
+    )]
+    redis_timeout_seconds: Option<f64>,
+    /// Signing secret, at least 32 bytes (default with a SQLite file: generated and kept beside
+    /// it; required otherwise, the same on every node)
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    secret: Option<SecretValue>,
+    /// Earlier secrets, comma-separated: tokens they signed are still accepted (rotation)
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PREVIOUS_SECRETS",
+        value_name = "SECRETS",
+        hide_env_values = true
+    )]
+    previous_secrets: Option<List<SecretValue>>,
+    /// log (links with the token redacted) | log+tokens (development only) | file:<dir> [default: log]
+    #[arg(long, global = true, env = "AXUM_USERS_MAILER", value_name = "MAILER")]
+    mailer: Option<MailerConfig>,
+    /// Sender address of mail [default: axum-users <no-reply@localhost>]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_MAIL_FROM",
+        value_name = "ADDRESS"
+    )]
+    mail_from: Option<String>,
+    /// Base URL of the reset and verify links [default: http://<bind>]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_FRONTEND_URL",
+        value_name = "URL"
+    )]
+    frontend_url: Option<String>,
+    /// Public base URL of the API (OAuth callbacks; required with an OAuth provider)
+    #[arg(long, global = true, env = "AXUM_USERS_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Secure attribute of the auth cookie [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_COOKIE_SECURE",
+        value_name = "BOOL"
+    )]
+    cookie_secure: Option<bool>,
+    /// Lifetime of auth tokens [default: 3600]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_JWT_LIFETIME_SECONDS",
+        value_name = "S"
+    )]
+    jwt_lifetime_seconds: Option<u64>,
+    /// Shortest password accepted [default: 8]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PASSWORD_MIN_LENGTH",
+        value_name = "N"
+    )]
+    password_min_length: Option<usize>,
+    /// true: FastAPI Users' client-visible behaviour where axum-users is stricter [default: false]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_STRICT_COMPAT",
+        value_name = "BOOL"
+    )]
+    strict_compat: Option<bool>,
+    /// Origins, comma-separated, besides the public URL's own, that may send cookie-authenticated
+    /// state-changing requests
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_TRUSTED_ORIGINS",
+        value_name = "ORIGINS"
+    )]
+    trusted_origins: Option<List<String>>,
+    #[command(flatten)]
+    argon2: Argon2Settings,
+    #[command(flatten)]
+    server: ServerSettings,
+    /// OAuth providers by name (`[oauth.<name>]`, TOML only: a table per provider).
+    #[arg(skip)]
+    oauth: BTreeMap<String, ProviderConfig>,
+}
+
+/// The `[argon2]` table.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Argon2Settings {
+    /// Argon2id memory per hash, KiB [default: 19456]
+    #[arg(
+        id = "argon2.memory_kib",
+        long = "argon2-memory-kib",
+        global = true,
+        env = "AXUM_USERS_ARGON2_MEMORY_KIB",
+        value_name = "KIB"
+    )]
+    memory_kib: Option<u32>,
+    /// Argon2id passes [default: 2]
+    #[arg(
+        id = "argon2.iterations",
+        long = "argon2-iterations",
+        global = true,
+        env = "AXUM_USERS_ARGON2_ITERATIONS",
+        value_name = "N"
+    )]
+    iterations: Option<u32>,
+    /// Argon2id lanes [default: 1]
+    #[arg(
+        id = "argon2.parallelism",
+        long = "argon2-parallelism",
+        global = true,
+        env = "AXUM_USERS_ARGON2_PARALLELISM",
+        value_name = "N"
+    )]
+    parallelism: Option<u32>,
+}
+
+/// The `[server]` table: limits of the HTTP server.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ServerSettings {
+    /// Longest wait for a request's headers (also the idle time of a kept-alive connection),
+    /// then the connection is closed [default: 10]
+    #[arg(
+        id = "server.header_timeout_seconds",
+        long = "server-header-timeout-seconds",
+        global = true,
+        env = "AXUM_USERS_SERVER_HEADER_TIMEOUT_SECONDS",
+        value_name = "S"
+    )]
+    header_timeout_seconds: Option<f64>,
+    /// Longest wait for the next part of a request body, then 408 and the connection is closed [default: 30]
+    #[arg(
+        id = "server.body_timeout_seconds",
+        long = "server-body-timeout-seconds",
+        global = true,
+        env = "AXUM_USERS_SERVER_BODY_TIMEOUT_SECONDS",
+        value_name = "S"
+    )]
+    body_timeout_seconds: Option<f64>,
+    /// Longest time from a request's headers to its response, then 408 [default: 60]
+    #[arg(
+        id = "server.request_timeout_seconds",
+        long = "server-request-timeout-seconds",
+        global = true,
+        env = "AXUM_USERS_SERVER_REQUEST_TIMEOUT_SECONDS",
+        value_name = "S"
+    )]
+    request_timeout_seconds: Option<f64>,
+    /// Most connections served at once; more wait in the listen backlog [default: 1024]
+    #[arg(
+        id = "server.max_connections",
+        long = "server-max-connections",
+        global = true,
+        env = "AXUM_USERS_SERVER_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
+    max_connections: Option<usize>,
+}
 
 /// Where mail goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum MailerConfig {
-    /// Links are written to the log.
-    Log,
+    /// Each message is logged with its token replaced by `[redacted]`; with `tokens`, in full.
+    Log {
+        /// The tokens are logged (local development only).
+        tokens: bool,
+    },
     /// One `.eml` file per message in this folder.
     File(PathBuf),
 }
+
+impl FromStr for MailerConfig {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "log" => return Ok(Self::Log { tokens: false }),
+            "log+tokens" => return Ok(Self::Log { tokens: true }),
+            _ => {}
+        }
+        match text.strip_prefix("file:").filter(|d| !d.is_empty()) {
+            Some(dir) => Ok(Self::File(PathBuf::from(dir))),
+            None => Err("use `log`, `log+tokens` or `file:<dir>`".into()),
+        }
+    }
+}
+
+/// A secret setting: redacted in `Debug`, parsed from text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SecretValue(Secret);
+
+impl FromStr for SecretValue {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(Secret::new(text)))
+    }
+}
+
+/// A comma-separated list (an array in the TOML file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct List<T>(Vec<T>);
+
+impl<T: FromStr> FromStr for List<T> {
+    type Err = T::Err;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(T::from_str)
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+}
+
+impl<'de, T: FromStr> Deserialize<'de> for List<T>
+where
+    T::Err: fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Items {
+            One(String),
+            Many(Vec<String>),
+        }
+        let text = match Items::deserialize(deserializer)? {
+            Items::One(text) => text,
+            Items::Many(items) => items.join(","),
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `Deserialize` through `FromStr`, for the settings written as text.
+macro_rules! deserialize_from_str {
+    ($($ty:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+deserialize_from_str!(MailerConfig, SecretValue, ServiceUrl);
 
 /// A service URL that may carry a password: `Debug` and `Display` show it with the password
 /// replaced, [`ServiceUrl::expose`] gives the real one.
@@ -35,6 +366,13 @@ impl ServiceUrl {
     }
 }
 
+impl FromStr for ServiceUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(text.trim()))
+    }
+}
 impl fmt::Display for ServiceUrl {
     /// `scheme://user:[redacted]@host/...`: the password never reaches a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,6 +418,19 @@ pub(crate) struct RedisConfig {
     pub(crate) timeout: Duration,
 }
 
+/// Time and connection limits of the HTTP server (the `[server]` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServerLimits {
+    /// Longest wait for a request's headers, and the idle time of a kept-alive connection.
+    pub(crate) header_timeout: Duration,
+    /// Longest wait for the next part of a request body.
+    pub(crate) body_timeout: Duration,
+    /// Longest time from a request's headers to its response.
+    pub(crate) request_timeout: Duration,
+    /// Most connections served at once.
+    pub(crate) max_connections: usize,
+}
+
 /// The server's configuration, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -98,6 +449,8 @@ pub(crate) struct Config {
     pub(crate) redis: Option<RedisConfig>,
     /// Signing secret; `None` means: generate one and keep it beside the SQLite database.
     pub(crate) secret: Option<Secret>,
+    /// Earlier secrets whose tokens are still accepted.
+    pub(crate) previous_secrets: Vec<Secret>,
     /// Where mail goes.
     pub(crate) mailer: MailerConfig,
     /// Sender of mail.
@@ -109,269 +462,239 @@ pub(crate) struct Config {
     /// Lifetime of auth JWTs, seconds.
     pub(crate) jwt_lifetime_seconds: u64,
     /// Argon2id parameters.
-    pub argon2: Argon2Params,
+    pub(crate) argon2: Argon2Params,
     /// Shortest password accepted.
     pub(crate) password_min_length: usize,
+    /// FastAPI Users' client-visible behaviour where the library is stricter.
+    pub(crate) strict_compat: bool,
+    /// Origins besides the public URL's own trusted with cookie-authenticated changes.
+    pub(crate) trusted_origins: Vec<String>,
     /// The public base URL of the API (OAuth callback URLs are made from it).
     pub(crate) public_url: Option<String>,
+    /// Time and connection limits of the HTTP server.
+    pub(crate) limits: ServerLimits,
     /// OAuth providers by name (`[oauth.<name>]`).
-    pub(crate) oauth: std::collections::BTreeMap<String, crate::oauth::ProviderConfig>,
+    pub(crate) oauth: BTreeMap<String, ProviderConfig>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    bind: Option<String>,
-    database_url: Option<String>,
-    secret: Option<String>,
-    mailer: Option<String>,
-    mail_from: Option<String>,
-    frontend_url: Option<String>,
-    cookie_secure: Option<bool>,
-    jwt_lifetime_seconds: Option<u64>,
-    password_min_length: Option<usize>,
-    database_max_connections: Option<u32>,
-    database_timeout_seconds: Option<f64>,
-    db_tokens: Option<bool>,
-    db_token_lifetime_seconds: Option<u64>,
-    redis_url: Option<String>,
-    redis_token_lifetime_seconds: Option<u64>,
-    redis_key_prefix: Option<String>,
-    redis_timeout_seconds: Option<f64>,
-    public_url: Option<String>,
-    #[serde(default)]
-    oauth: std::collections::BTreeMap<String, crate::oauth::ProviderConfig>,
-    argon2: Option<FileArgon2>,
+/// The settings as a clap command: flags, variables and help.
+pub(crate) fn settings_command() -> clap::Command {
+    Settings::augment_args(clap::Command::new("axum-users-server"))
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileArgon2 {
-    memory_kib: Option<u32>,
-    iterations: Option<u32>,
-    parallelism: Option<u32>,
+/// `key (AXUM_USERS_KEY)`: how messages name a setting.
+fn key(id: &str) -> String {
+    let command = settings_command();
+    let env = command
+        .get_arguments()
+        .find(|arg| arg.get_id() == id)
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned());
+    match env {
+        Some(env) => format!("{id} ({env})"),
+        None => id.to_owned(),
+    }
 }
 
-/// Every environment variable the server reads, with its meaning (shown by `--help`).
-pub(crate) const ENV_HELP: &str = "\
-Environment (overrides the TOML file):
-  AXUM_USERS_CONFIG                path of the TOML file (default: axum-users.toml if present)
-  AXUM_USERS_BIND                  address to listen on (default 127.0.0.1:8000)
-  AXUM_USERS_DATABASE_URL          sqlite:, postgres: or mysql: URL (default sqlite://axum-users.db)
-  AXUM_USERS_DATABASE_MAX_CONNECTIONS  database pool size (default 10)
-  AXUM_USERS_DATABASE_TIMEOUT_SECONDS  longest wait for the database, then 503 (default 5)
-  AXUM_USERS_DB_TOKENS             true: database tokens at /auth/db (default false)
-  AXUM_USERS_DB_TOKEN_LIFETIME_SECONDS  lifetime of database tokens, 0 = until logout (default 3600)
-  AXUM_USERS_REDIS_URL             redis:// URL: Redis tokens at /auth/redis (default: off)
-  AXUM_USERS_REDIS_TOKEN_LIFETIME_SECONDS  lifetime (TTL) of Redis tokens, 0 = until logout (default 3600)
-  AXUM_USERS_REDIS_KEY_PREFIX      prefix of the Redis keys (default axum_users_token:)
-  AXUM_USERS_REDIS_TIMEOUT_SECONDS longest wait for Redis, then 503 (default 2)
-  AXUM_USERS_SECRET                signing secret, >= 32 bytes (default with SQLite: generated, kept beside
-                                   the database; required with PostgreSQL/MySQL, the same on every node)
-  AXUM_USERS_MAILER                log | file:<dir> (default log)
-  AXUM_USERS_MAIL_FROM             sender address of mail
-  AXUM_USERS_FRONTEND_URL          base URL of the reset and verify links
-  AXUM_USERS_COOKIE_SECURE         true | false (default true)
-  AXUM_USERS_JWT_LIFETIME_SECONDS  lifetime of auth tokens (default 3600)
-  AXUM_USERS_PASSWORD_MIN_LENGTH   shortest password accepted (default 8)
-  AXUM_USERS_ARGON2_MEMORY_KIB     Argon2id memory (default 19456)
-  AXUM_USERS_ARGON2_ITERATIONS     Argon2id passes (default 2)
-  AXUM_USERS_ARGON2_PARALLELISM    Argon2id lanes (default 1)
-  AXUM_USERS_LOG                   log filter, e.g. info or axum_users=debug (default info)";
+/// Rewrites clap's complaint about a setting's value into one naming its key and variable
+/// (clap names only the flag, though the value usually comes from the environment).
+pub(crate) fn explain_clap_error(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        error.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(flag)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = flag.split_whitespace().next().unwrap_or_default();
+    let command = settings_command();
+    let arg = command.get_arguments().find(|arg| {
+        arg.get_long()
+            .is_some_and(|long| flag == format!("--{long}"))
+    })?;
+    let value = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) if !arg.is_hide_env_values_set() => {
+            format!(" `{value}`")
+        }
+        _ => String::new(),
+    };
+    let reason = std::error::Error::source(error)
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
+    Some(format!(
+        "invalid value for {}:{value}{reason}",
+        key(arg.get_id().as_str())
+    ))
+}
 
 impl Config {
-    /// Loads the configuration from `file` (or `axum-users.toml` when present) and `env`.
+    /// Loads the configuration: the TOML `file` (or `axum-users.toml` when present), overridden
+    /// by the settings in `overlay` (the environment and flags, as clap matched them). `env`
+    /// gives the OAuth client secrets, whose variable names depend on the provider names.
     ///
     /// # Errors
     /// A message naming the key whose value is wrong.
-    pub(crate) fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
-        let path = file
-            .map(Path::to_path_buf)
-            .or_else(|| env("AXUM_USERS_CONFIG").map(PathBuf::from));
-        let from_file = match &path {
+    pub(crate) fn load(
+        file: Option<&Path>,
+        overlay: &ArgMatches,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        let mut settings = match file {
             Some(path) => read_file(path)?,
             None if Path::new("axum-users.toml").exists() => {
                 read_file(Path::new("axum-users.toml"))?
             }
-            None => FileConfig::default(),
+            None => Settings::default(),
         };
-        let argon = from_file.argon2.unwrap_or_default();
-        let defaults = Argon2Params::default();
+        settings
+            .update_from_arg_matches(overlay)
+            .context("cannot read the settings of the environment and flags")?;
+        Self::from_settings(settings, env)
+    }
 
-        let bind_text = env("AXUM_USERS_BIND")
-            .or(from_file.bind)
-            .unwrap_or_else(|| "127.0.0.1:8000".into());
-        let bind: SocketAddr = bind_text
-            .parse()
-            .with_context(|| format!("invalid value for bind (AXUM_USERS_BIND): `{bind_text}` is not an address like 127.0.0.1:8000"))?;
-        let database_url = env("AXUM_USERS_DATABASE_URL")
-            .or(from_file.database_url)
-            .unwrap_or_else(|| "sqlite://axum-users.db".into());
-        let database_url = ServiceUrl::new(database_url);
+    /// Checks every setting and fills in the defaults.
+    fn from_settings(s: Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let bind = s
+            .bind
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
+        let database_url = s
+            .database_url
+            .unwrap_or_else(|| ServiceUrl::new("sqlite://axum-users.db"));
         if axum_users_sqlx::Dialect::of_url(database_url.expose()).is_none() {
             bail!(
-                "invalid value for database_url (AXUM_USERS_DATABASE_URL): `{database_url}`; use a sqlite:, postgres: or mysql: URL"
+                "invalid value for {}: `{database_url}`; use a sqlite:, postgres: or mysql: URL",
+                key("database_url")
             );
         }
-        let secret = env("AXUM_USERS_SECRET")
-            .or(from_file.secret)
-            .map(Secret::new);
-        if let Some(secret) = &secret
-            && secret.expose().len() < 32
+        let secret = s.secret.map(|s| s.0);
+        let previous_secrets: Vec<Secret> = s
+            .previous_secrets
+            .map(|l| l.0.into_iter().map(|s| s.0).collect())
+            .unwrap_or_default();
+        for (id, value) in secret
+            .iter()
+            .map(|s| ("secret", s))
+            .chain(previous_secrets.iter().map(|s| ("previous_secrets", s)))
         {
-            bail!(
-                "invalid value for secret (AXUM_USERS_SECRET): it must be at least 32 bytes long"
-            );
+            if value.expose().len() < 32 {
+                bail!(
+                    "invalid value for {}: a secret must be at least 32 bytes long",
+                    key(id)
+                );
+            }
         }
-        let mailer_text = env("AXUM_USERS_MAILER")
-            .or(from_file.mailer)
-            .unwrap_or_else(|| "log".into());
-        let mailer = parse_mailer(&mailer_text)?;
-        let frontend_url = env("AXUM_USERS_FRONTEND_URL")
-            .or(from_file.frontend_url)
+        let frontend_url = s
+            .frontend_url
             .unwrap_or_else(|| format!("http://{bind}"))
             .trim_end_matches('/')
             .to_owned();
-        if !(frontend_url.starts_with("http://") || frontend_url.starts_with("https://")) {
-            bail!(
-                "invalid value for frontend_url (AXUM_USERS_FRONTEND_URL): `{frontend_url}` must start with http:// or https://"
-            );
+        check_http(&frontend_url, "frontend_url")?;
+        let public_url = s.public_url.map(|u| u.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url {
+            check_http(url, "public_url")?;
         }
-        let redis = match env("AXUM_USERS_REDIS_URL").or(from_file.redis_url) {
-            Some(url) if !url.trim().is_empty() => {
-                let url = ServiceUrl::new(url.trim());
+        let trusted_origins: Vec<String> = s
+            .trusted_origins
+            .map(|l| l.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o.trim_end_matches('/').to_owned())
+            .collect();
+        for origin in &trusted_origins {
+            check_origin(origin)?;
+        }
+        let redis = match s.redis_url {
+            Some(url) if !url.expose().is_empty() => {
                 if !["redis://", "rediss://", "redis+unix://", "unix://"]
                     .iter()
                     .any(|scheme| url.expose().starts_with(scheme))
                 {
                     bail!(
-                        "invalid value for redis_url (AXUM_USERS_REDIS_URL): `{url}`; use a redis:// URL"
+                        "invalid value for {}: `{url}`; use a redis:// URL",
+                        key("redis_url")
                     );
                 }
                 Some(RedisConfig {
                     url,
-                    token_lifetime: lifetime(
-                        parse_env(
-                            env,
-                            "AXUM_USERS_REDIS_TOKEN_LIFETIME_SECONDS",
-                            "redis_token_lifetime_seconds",
-                        )?
-                        .or(from_file.redis_token_lifetime_seconds),
-                    ),
-                    key_prefix: env("AXUM_USERS_REDIS_KEY_PREFIX")
-                        .or(from_file.redis_key_prefix)
+                    token_lifetime: lifetime(s.redis_token_lifetime_seconds),
+                    key_prefix: s
+                        .redis_key_prefix
                         .unwrap_or_else(|| "axum_users_token:".into()),
-                    timeout: seconds(
-                        parse_env(
-                            env,
-                            "AXUM_USERS_REDIS_TIMEOUT_SECONDS",
-                            "redis_timeout_seconds",
-                        )?
-                        .or(from_file.redis_timeout_seconds),
-                        2.0,
-                        "redis_timeout_seconds (AXUM_USERS_REDIS_TIMEOUT_SECONDS)",
-                    )?,
+                    timeout: seconds(s.redis_timeout_seconds, 2.0, "redis_timeout_seconds")?,
                 })
             }
             _ => None,
         };
-        let db_tokens = parse_env(env, "AXUM_USERS_DB_TOKENS", "db_tokens")?
-            .or(from_file.db_tokens)
-            .unwrap_or(false);
-        let db_token_lifetime = lifetime(
-            parse_env(
-                env,
-                "AXUM_USERS_DB_TOKEN_LIFETIME_SECONDS",
-                "db_token_lifetime_seconds",
-            )?
-            .or(from_file.db_token_lifetime_seconds),
-        );
-        let database_max_connections: u32 = parse_env(
-            env,
-            "AXUM_USERS_DATABASE_MAX_CONNECTIONS",
-            "database_max_connections",
-        )?
-        .or(from_file.database_max_connections)
-        .unwrap_or(10);
-        if database_max_connections == 0 {
+        let database_max_connections = s.database_max_connections.unwrap_or(10);
+        at_least_one(database_max_connections as u64, "database_max_connections")?;
+        let jwt_lifetime_seconds = s.jwt_lifetime_seconds.unwrap_or(3600);
+        at_least_one(jwt_lifetime_seconds, "jwt_lifetime_seconds")?;
+        let defaults = Argon2Params::default();
+        let argon2 = Argon2Params {
+            memory_kib: s.argon2.memory_kib.unwrap_or(defaults.memory_kib),
+            iterations: s.argon2.iterations.unwrap_or(defaults.iterations),
+            parallelism: s.argon2.parallelism.unwrap_or(defaults.parallelism),
+        };
+        argon2
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid value for argon2 (AXUM_USERS_ARGON2_*): {e}"))?;
+        let limits = ServerLimits {
+            header_timeout: seconds(
+                s.server.header_timeout_seconds,
+                10.0,
+                "server.header_timeout_seconds",
+            )?,
+            body_timeout: seconds(
+                s.server.body_timeout_seconds,
+                30.0,
+                "server.body_timeout_seconds",
+            )?,
+            request_timeout: seconds(
+                s.server.request_timeout_seconds,
+                60.0,
+                "server.request_timeout_seconds",
+            )?,
+            max_connections: s.server.max_connections.unwrap_or(1024),
+        };
+        at_least_one(limits.max_connections as u64, "server.max_connections")?;
+        crate::oauth::validate(&s.oauth, env)?;
+        if !s.oauth.is_empty() && public_url.is_none() {
             bail!(
-                "invalid value for database_max_connections (AXUM_USERS_DATABASE_MAX_CONNECTIONS): must be at least 1"
+                "missing {}: an OAuth provider is configured, and its callback URL must not \
+                 follow the request's Host header; set the API's public base URL",
+                key("public_url")
             );
         }
-        let public_url = env("AXUM_USERS_PUBLIC_URL")
-            .or(from_file.public_url)
-            .map(|u| u.trim_end_matches('/').to_owned());
-        if let Some(url) = &public_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            bail!(
-                "invalid value for public_url (AXUM_USERS_PUBLIC_URL): `{url}` must start with http:// or https://"
-            );
-        }
-        crate::oauth::validate(&from_file.oauth, env)?;
-        let config = Config {
-            public_url,
-            oauth: from_file.oauth,
+        Ok(Config {
             bind,
             database_url,
             database_max_connections,
-            database_timeout: seconds(
-                parse_env(
-                    env,
-                    "AXUM_USERS_DATABASE_TIMEOUT_SECONDS",
-                    "database_timeout_seconds",
-                )?
-                .or(from_file.database_timeout_seconds),
-                5.0,
-                "database_timeout_seconds (AXUM_USERS_DATABASE_TIMEOUT_SECONDS)",
-            )?,
-            db_tokens: db_tokens.then_some(db_token_lifetime),
+            database_timeout: seconds(s.database_timeout_seconds, 5.0, "database_timeout_seconds")?,
+            db_tokens: s
+                .db_tokens
+                .unwrap_or(false)
+                .then_some(lifetime(s.db_token_lifetime_seconds)),
             redis,
             secret,
-            mailer,
-            mail_from: env("AXUM_USERS_MAIL_FROM")
-                .or(from_file.mail_from)
+            previous_secrets,
+            mailer: s.mailer.unwrap_or(MailerConfig::Log { tokens: false }),
+            mail_from: s
+                .mail_from
                 .unwrap_or_else(|| "axum-users <no-reply@localhost>".into()),
             frontend_url,
-            cookie_secure: parse_env(env, "AXUM_USERS_COOKIE_SECURE", "cookie_secure")?
-                .or(from_file.cookie_secure)
-                .unwrap_or(true),
-            jwt_lifetime_seconds: parse_env(
-                env,
-                "AXUM_USERS_JWT_LIFETIME_SECONDS",
-                "jwt_lifetime_seconds",
-            )?
-            .or(from_file.jwt_lifetime_seconds)
-            .unwrap_or(3600),
-            password_min_length: parse_env(
-                env,
-                "AXUM_USERS_PASSWORD_MIN_LENGTH",
-                "password_min_length",
-            )?
-            .or(from_file.password_min_length)
-            .unwrap_or(8),
-            argon2: Argon2Params {
-                memory_kib: parse_env(env, "AXUM_USERS_ARGON2_MEMORY_KIB", "argon2.memory_kib")?
-                    .or(argon.memory_kib)
-                    .unwrap_or(defaults.memory_kib),
-                iterations: parse_env(env, "AXUM_USERS_ARGON2_ITERATIONS", "argon2.iterations")?
-                    .or(argon.iterations)
-                    .unwrap_or(defaults.iterations),
-                parallelism: parse_env(env, "AXUM_USERS_ARGON2_PARALLELISM", "argon2.parallelism")?
-                    .or(argon.parallelism)
-                    .unwrap_or(defaults.parallelism),
-            },
-        };
-        config
-            .argon2
-            .validate()
-            .map_err(|e| anyhow::anyhow!("invalid value for argon2 (AXUM_USERS_ARGON2_*): {e}"))?;
-        if config.jwt_lifetime_seconds == 0 {
-            bail!(
-                "invalid value for jwt_lifetime_seconds (AXUM_USERS_JWT_LIFETIME_SECONDS): must be at least 1"
-            );
-        }
-        Ok(config)
+            cookie_secure: s.cookie_secure.unwrap_or(true),
+            jwt_lifetime_seconds,
+            argon2,
+            password_min_length: s.password_min_length.unwrap_or(8),
+            strict_compat: s.strict_compat.unwrap_or(false),
+            trusted_origins,
+            public_url,
+            limits,
+            oauth: s.oauth,
+        })
     }
 
     /// The file holding the generated secret: beside the SQLite database, `<name>.secret`.
@@ -396,59 +719,87 @@ fn lifetime(seconds: Option<u64>) -> Option<Duration> {
 }
 
 /// A timeout in (fractional) seconds, between 1 ms and one hour.
-fn seconds(value: Option<f64>, default: f64, key: &str) -> Result<Duration> {
+fn seconds(value: Option<f64>, default: f64, id: &str) -> Result<Duration> {
     let value = value.unwrap_or(default);
     if !(0.001..=3600.0).contains(&value) {
-        bail!("invalid value for {key}: `{value}` must be between 0.001 and 3600 seconds");
+        bail!(
+            "invalid value for {}: `{value}` must be between 0.001 and 3600 seconds",
+            key(id)
+        );
     }
     Ok(Duration::from_secs_f64(value))
 }
 
-fn read_file(path: &Path) -> Result<FileConfig> {
+fn at_least_one(value: u64, id: &str) -> Result<()> {
+    if value == 0 {
+        bail!("invalid value for {}: must be at least 1", key(id));
+    }
+    Ok(())
+}
+
+fn check_http(url: &str, id: &str) -> Result<()> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!(
+            "invalid value for {}: `{url}` must start with http:// or https://",
+            key(id)
+        );
+    }
+    Ok(())
+}
+
+/// An origin is `scheme://host[:port]`, nothing after it: a browser's `Origin` header.
+fn check_origin(origin: &str) -> Result<()> {
+    let parsed = url::Url::parse(origin).ok();
+    let same = parsed.as_ref().is_some_and(|url| {
+        matches!(url.scheme(), "http" | "https")
+            && url.origin().ascii_serialization() == origin.trim_end_matches('/')
+    });
+    if !same {
+        bail!(
+            "invalid value for {}: `{origin}` is not an origin like https://app.example.com",
+            key("trusted_origins")
+        );
+    }
+    Ok(())
+}
+
+/// Reads the TOML file; an error names the key (`argon2.memory_kib: invalid type ...`).
+fn read_file(path: &Path) -> Result<Settings> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
-}
-
-fn parse_mailer(text: &str) -> Result<MailerConfig> {
-    if text == "log" {
-        return Ok(MailerConfig::Log);
-    }
-    if let Some(dir) = text.strip_prefix("file:").filter(|d| !d.is_empty()) {
-        return Ok(MailerConfig::File(PathBuf::from(dir)));
-    }
-    bail!("invalid value for mailer (AXUM_USERS_MAILER): `{text}`; use `log` or `file:<dir>`")
-}
-
-fn parse_env<T: std::str::FromStr>(
-    env: &dyn Fn(&str) -> Option<String>,
-    var: &str,
-    key: &str,
-) -> Result<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    let Some(text) = env(var) else {
-        return Ok(None);
-    };
-    text.trim()
-        .parse()
-        .map(Some)
-        .map_err(|e| anyhow::anyhow!("invalid value for {key} ({var}): `{text}`: {e}"))
+    let invalid = || format!("invalid config file {}", path.display());
+    let deserializer = toml::Deserializer::parse(&text).with_context(invalid)?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("{path}: {}", e.into_inner()).context(invalid())
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
+    /// Loads with `vars` as the environment (given to clap as the flags of those variables, so
+    /// that the test process's own environment cannot leak in).
+    fn load_with(file: Option<&Path>, vars: &[(&str, &str)]) -> Result<Config> {
+        let command = settings_command();
+        let mut argv = vec!["axum-users-server".to_owned()];
+        for (var, value) in vars {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_env().is_some_and(|e| e == *var))
+                .unwrap_or_else(|| panic!("{var} is not declared"));
+            argv.push(format!("--{}={value}", arg.get_long().unwrap()));
+        }
+        let matches = command
+            .mut_args(|a| a.env(None::<&str>))
+            .try_get_matches_from(argv)
+            .map_err(|e| anyhow::anyhow!(explain_clap_error(&e).unwrap_or(e.to_string())))?;
+        Config::load(file, &matches, &|_| None)
+    }
+
     fn load(vars: &[(&str, &str)]) -> Result<Config> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::load(None, &|k| map.get(k).cloned())
+        load_with(None, vars)
     }
 
     #[test]
@@ -459,7 +810,7 @@ mod tests {
         assert_eq!(c.database_timeout, Duration::from_secs(5));
         assert_eq!(c.db_tokens, None);
         assert_eq!(c.redis, None);
-        assert_eq!(c.mailer, MailerConfig::Log);
+        assert_eq!(c.mailer, MailerConfig::Log { tokens: false });
         assert!(c.cookie_secure);
         assert_eq!(c.argon2, Argon2Params::default());
         assert_eq!(c.secret_file().unwrap(), PathBuf::from("axum-users.secret"));
@@ -552,10 +903,125 @@ mod tests {
             "bind = \"127.0.0.1:9000\"\n[argon2]\niterations = 3\n",
         )
         .unwrap();
-        let c = Config::load(Some(&path), &|_| None).unwrap();
+        let c = load_with(Some(&path), &[]).unwrap();
         assert_eq!(c.bind.port(), 9000);
         assert_eq!(c.argon2.iterations, 3);
         std::fs::write(&path, "bnd = \"x\"\n").unwrap();
-        assert!(Config::load(Some(&path), &|_| None).is_err());
+        assert!(load_with(Some(&path), &[]).is_err());
+        std::fs::write(&path, "[server]\nmax_connections = \"many\"\n").unwrap();
+        let err = format!("{:#}", load_with(Some(&path), &[]).unwrap_err());
+        assert!(
+            err.contains("server.max_connections: ") && err.contains("invalid type"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn new_settings_are_read() {
+        let old = "an-old-secret-of-at-least-32-bytes-000";
+        let c = load(&[
+            ("AXUM_USERS_STRICT_COMPAT", "true"),
+            (
+                "AXUM_USERS_TRUSTED_ORIGINS",
+                "https://app.example.com, http://localhost:3000/",
+            ),
+            ("AXUM_USERS_PREVIOUS_SECRETS", old),
+            ("AXUM_USERS_MAILER", "log+tokens"),
+            ("AXUM_USERS_SERVER_HEADER_TIMEOUT_SECONDS", "0.5"),
+            ("AXUM_USERS_SERVER_MAX_CONNECTIONS", "3"),
+        ])
+        .unwrap();
+        assert!(c.strict_compat);
+        assert_eq!(
+            c.trusted_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        assert_eq!(c.previous_secrets, [Secret::new(old)]);
+        assert!(
+            !format!("{c:?}").contains(old),
+            "previous secrets are redacted"
+        );
+        assert_eq!(c.mailer, MailerConfig::Log { tokens: true });
+        assert_eq!(c.limits.header_timeout, Duration::from_millis(500));
+        assert_eq!(c.limits.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(60));
+        assert_eq!(c.limits.max_connections, 3);
+        let c = load(&[]).unwrap();
+        assert!(!c.strict_compat && c.trusted_origins.is_empty() && c.previous_secrets.is_empty());
+        assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.limits.max_connections, 1024);
+    }
+
+    #[test]
+    fn new_bad_values_name_their_key() {
+        for (var, value) in [
+            ("AXUM_USERS_STRICT_COMPAT", "perhaps"),
+            (
+                "AXUM_USERS_TRUSTED_ORIGINS",
+                "https://app.example.com/login",
+            ),
+            ("AXUM_USERS_TRUSTED_ORIGINS", "app.example.com"),
+            ("AXUM_USERS_PREVIOUS_SECRETS", "short"),
+            ("AXUM_USERS_SERVER_HEADER_TIMEOUT_SECONDS", "0"),
+            ("AXUM_USERS_SERVER_BODY_TIMEOUT_SECONDS", "soon"),
+            ("AXUM_USERS_SERVER_REQUEST_TIMEOUT_SECONDS", "7200"),
+            ("AXUM_USERS_SERVER_MAX_CONNECTIONS", "0"),
+            ("AXUM_USERS_PUBLIC_URL", "api.example.com"),
+        ] {
+            let err = load(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}: {err}");
+        }
+        let err = load(&[("AXUM_USERS_PREVIOUS_SECRETS", "short-secret")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("short-secret"),
+            "a secret is never echoed: {err}"
+        );
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_and_flags_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "bind = \"127.0.0.1:9000\"\nmail_from = \"file@example.com\"\n\
+             trusted_origins = [\"https://a.example.com\"]\n[server]\nmax_connections = 5\n",
+        )
+        .unwrap();
+        let c = load_with(Some(&path), &[("AXUM_USERS_BIND", "127.0.0.1:9001")]).unwrap();
+        assert_eq!(c.bind.port(), 9001, "the environment wins");
+        assert_eq!(c.mail_from, "file@example.com", "the file gives the rest");
+        assert_eq!(c.limits.max_connections, 5);
+        assert_eq!(c.trusted_origins, ["https://a.example.com"]);
+
+        let matches = settings_command()
+            .mut_args(|a| a.env(None::<&str>))
+            .try_get_matches_from(["x", "--bind", "127.0.0.1:9002"])
+            .unwrap();
+        let c = Config::load(Some(&path), &matches, &|_| None).unwrap();
+        assert_eq!(c.bind.port(), 9002);
+    }
+
+    #[test]
+    fn oauth_needs_a_public_url_and_a_known_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let provider = "[oauth.gh]\nkind = \"github\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+        std::fs::write(&path, provider).unwrap();
+        let err = load_with(Some(&path), &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("missing public_url (AXUM_USERS_PUBLIC_URL)"),
+            "{err}"
+        );
+        load_with(
+            Some(&path),
+            &[("AXUM_USERS_PUBLIC_URL", "https://api.example.com")],
+        )
+        .unwrap();
+        std::fs::write(&path, provider.replace("github", "myspace")).unwrap();
+        let err = format!("{:#}", load_with(Some(&path), &[]).unwrap_err());
+        assert!(err.contains("oauth.gh.kind"), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! The server's hooks: the password policy, and mail for reset and verification links.
 
-use axum_users::{InvalidPassword, NoFields, PasswordOwner, User, UserHooks};
+use axum_users::{InvalidPassword, NoFields, PasswordOwner, Secret, User, UserHooks};
 use http::request::Parts;
 use uuid::Uuid;
 
@@ -18,11 +18,12 @@ pub(crate) struct ServerHooks {
 }
 
 impl ServerHooks {
-    async fn send(&self, to: &str, subject: &str, body: String) {
+    async fn send(&self, to: &str, subject: &str, body: String, token: &str) {
         let mail = Mail {
             to: to.to_owned(),
             subject: subject.to_owned(),
             body,
+            token: Secret::new(token),
         };
         if let Err(e) = self.mailer.send(mail).await {
             tracing::error!(error = %e, "sending mail failed");
@@ -50,13 +51,14 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
         let body = format!(
             "Someone asked to reset the password of this account.\n\nReset it here: {link}\n\nIf it was not you, ignore this message."
         );
-        self.send(&user.email, "Reset your password", body).await;
+        self.send(&user.email, "Reset your password", body, token)
+            .await;
     }
 
     async fn on_after_request_verify(&self, user: &User, token: &str, _request: Option<&Parts>) {
         let link = format!("{}/verify?token={token}", self.frontend_url);
         let body = format!("Confirm your e-mail address here: {link}");
-        self.send(&user.email, "Verify your e-mail address", body)
+        self.send(&user.email, "Verify your e-mail address", body, token)
             .await;
     }
 }

@@ -1,13 +1,15 @@
-//! Sending the reset and verification links: to the log, or as `.eml` files in a folder.
+//! Sending the reset and verification links: to the log (token redacted unless asked for), or
+//! as `.eml` files in a folder.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use axum_users::Secret;
 
 use crate::config::MailerConfig;
 
-/// One message.
-#[derive(Debug, Clone)]
+/// One message. No `Debug`: the body carries a live token.
+#[derive(Clone)]
 pub(crate) struct Mail {
     /// Recipient address.
     pub(crate) to: String,
@@ -15,6 +17,18 @@ pub(crate) struct Mail {
     pub(crate) subject: String,
     /// Plain-text body.
     pub(crate) body: String,
+    /// The token in the body, which the log mailer replaces with `[redacted]`.
+    pub(crate) token: Secret,
+}
+
+impl Mail {
+    /// The body with the token replaced by `[redacted]`: what a log may show.
+    fn redacted_body(&self) -> String {
+        match self.token.expose() {
+            "" => self.body.clone(),
+            token => self.body.replace(token, "[redacted]"),
+        }
+    }
 }
 
 /// Where messages go.
@@ -36,8 +50,13 @@ impl Mailer {
     /// When the file cannot be written.
     pub(crate) async fn send(&self, mail: Mail) -> Result<()> {
         match &self.config {
-            MailerConfig::Log => {
-                tracing::info!(to = %mail.to, subject = %mail.subject, "mail (log mailer):\n{}", mail.body);
+            MailerConfig::Log { tokens } => {
+                let body = if *tokens {
+                    mail.body.clone()
+                } else {
+                    mail.redacted_body()
+                };
+                tracing::info!(to = %mail.to, subject = %mail.subject, "mail not sent (log mailer):\n{body}");
                 Ok(())
             }
             MailerConfig::File(dir) => {
@@ -127,7 +146,8 @@ mod tests {
         let mail = Mail {
             to: "a@example.com".into(),
             subject: "Hi".into(),
-            body: "line1\nline2".into(),
+            body: "line1\nline2 tok3n".into(),
+            token: Secret::new("tok3n"),
         };
         mailer.send(mail.clone()).await.unwrap();
         mailer.send(mail).await.unwrap();
@@ -140,6 +160,23 @@ mod tests {
         assert!(
             text.starts_with("From: me <me@example.com>\r\nTo: a@example.com\r\nSubject: Hi\r\n")
         );
-        assert!(text.contains("\r\n\r\nline1\r\nline2"));
+        assert!(
+            text.contains("\r\n\r\nline1\r\nline2 tok3n"),
+            "a delivery keeps the token"
+        );
+    }
+
+    #[test]
+    fn the_log_shows_the_link_without_its_token() {
+        let mail = Mail {
+            to: "a@example.com".into(),
+            subject: "Reset".into(),
+            body: "https://app/reset-password?token=abc.def.ghi here".into(),
+            token: Secret::new("abc.def.ghi"),
+        };
+        assert_eq!(
+            mail.redacted_body(),
+            "https://app/reset-password?token=[redacted] here"
+        );
     }
 }

@@ -13,18 +13,33 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use axum_users::{ManagerError, Privilege, Secret, UserCreate, normalize_email};
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, MailerConfig};
 
-/// Runs the axum-users API (FastAPI Users-compatible) on SQLite, from a config file and
-/// AXUM_USERS_* environment variables.
+/// What `--help` adds after the settings.
+const AFTER_HELP: &str = "\
+Each setting is also a key of the TOML file (argon2.* and server.* in the [argon2] and
+[server] tables); the environment overrides the file, and flags override both.
+OAuth providers are [oauth.<name>] tables of the file; their client secrets may come from
+AXUM_USERS_OAUTH_<NAME>_CLIENT_SECRET. See docs/configuration.md.";
+
+/// Runs the axum-users API (FastAPI Users-compatible) on SQLite, PostgreSQL or MySQL, from an
+/// optional TOML file, AXUM_USERS_* environment variables and flags.
 #[derive(Debug, Parser)]
-#[command(version, after_help = config::ENV_HELP)]
+#[command(version, after_help = AFTER_HELP)]
 struct Cli {
-    /// Path of the TOML config file (default: axum-users.toml if present; or AXUM_USERS_CONFIG).
-    #[arg(long, global = true)]
+    /// Path of the TOML config file [default: axum-users.toml if present]
+    #[arg(long, global = true, env = "AXUM_USERS_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Log filter, e.g. debug or axum_users=debug,info [default: info]
+    #[arg(long, global = true, env = "AXUM_USERS_LOG", value_name = "FILTER")]
+    log: Option<String>,
+    /// Declared here for the flags, the variables and `--help`; [`Config::load`] reads them
+    /// from the matches, over the TOML file.
+    #[command(flatten)]
+    #[allow(dead_code)]
+    settings: config::Settings,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -63,8 +78,21 @@ enum ConfigCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    init_logging();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => {
+            if let Some(message) = config::explain_clap_error(&e) {
+                eprintln!("error: {message}");
+                return std::process::ExitCode::FAILURE;
+            }
+            e.exit()
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_logging(cli.log.as_deref().unwrap_or("info"));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,7 +103,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, &matches)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -84,19 +112,20 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = std::env::var("AXUM_USERS_LOG").unwrap_or_else(|_| "info".into());
+fn init_logging(filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
-async fn run(cli: Cli) -> Result<()> {
-    let config = Config::load(cli.config.as_deref(), &|key| std::env::var(key).ok())?;
+async fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
+    let config = Config::load(cli.config.as_deref(), matches, &|key| {
+        std::env::var(key).ok()
+    })?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config).await,
         Command::Migrate => {
@@ -141,14 +170,56 @@ async fn check_config(config: Config) -> Result<()> {
             ""
         }
     );
+    if !config.previous_secrets.is_empty() {
+        println!(
+            "  previous secrets: {} (tokens they signed are still accepted)",
+            config.previous_secrets.len()
+        );
+    }
+    println!("  strict_compat: {}", config.strict_compat);
+    if !config.trusted_origins.is_empty() {
+        println!("  trusted origins: {}", config.trusted_origins.join(", "));
+    }
+    println!("  mailer: {}", describe_mailer(&config.mailer));
+    let limits = &config.limits;
+    println!(
+        "  limits: headers {:?}, body {:?}, request {:?}, {} connections",
+        limits.header_timeout, limits.body_timeout, limits.request_timeout, limits.max_connections
+    );
     for name in config.oauth.keys() {
         println!("  oauth: {name} (discovered)");
     }
     Ok(())
 }
 
+fn describe_mailer(mailer: &MailerConfig) -> String {
+    match mailer {
+        MailerConfig::Log { tokens: false } => "log (no mail is sent; tokens redacted)".into(),
+        MailerConfig::Log { tokens: true } => {
+            "log+tokens (no mail is sent; TOKENS ARE LOGGED)".into()
+        }
+        MailerConfig::File(dir) => format!("file:{}", dir.display()),
+    }
+}
+
+/// Says at start-up that a `log` mailer sends nothing, and loudly when it logs tokens.
+fn warn_about_mailer(mailer: &MailerConfig) {
+    match mailer {
+        MailerConfig::Log { tokens: false } => tracing::warn!(
+            "mailer `log`: no mail is sent; reset and verify links are logged with their token \
+             redacted (set AXUM_USERS_MAILER to file:<dir> to deliver them)"
+        ),
+        MailerConfig::Log { tokens: true } => tracing::warn!(
+            "mailer `log+tokens`: no mail is sent and LIVE RESET AND VERIFY TOKENS ARE WRITTEN TO \
+             THE LOG; whoever reads the log can take over accounts; for local development only"
+        ),
+        MailerConfig::File(_) => {}
+    }
+}
+
 async fn serve(config: Config) -> Result<()> {
     let started = std::time::Instant::now();
+    warn_about_mailer(&config.mailer);
     let store = app::open_store(&config).await?;
     let secret = app::resolve_secret(&config)?;
     let redis = app::redis(&config)?;
@@ -176,9 +247,7 @@ async fn serve(config: Config) -> Result<()> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "axum-users listening on http://{address}"
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    app::serve(listener, router, config.limits, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

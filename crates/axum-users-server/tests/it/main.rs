@@ -7,6 +7,7 @@ mod backends;
 mod faults;
 mod flow;
 mod hashing;
+mod limits;
 mod nodes;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
@@ -14,6 +15,7 @@ mod oidc_provider;
 mod register;
 mod server;
 mod services;
+mod settings;
 mod support;
 mod tokens;
 mod users;

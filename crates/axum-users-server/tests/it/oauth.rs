@@ -35,7 +35,7 @@ async fn an_oidc_provider_from_the_config_file_signs_users_in() {
         &config,
         format!(
             "public_url = \"{base}\"\n\n[oauth.corp]\nkind = \"oidc\"\nissuer = \"{}\"\nclient_id = \"server-client\"\n\
-             associate_by_email = true\nis_verified_by_default = true\n",
+             associate_by_email = true\nis_verified_by_default = true\ntrust_email_verified = true\n",
             idp.issuer()
         ),
     )
@@ -153,7 +153,11 @@ fn a_bad_provider_configuration_stops_start_up_naming_it() {
         for (k, v) in test_env(dir.path()) {
             command.env(k, v);
         }
-        let out = command.env("AXUM_USERS_CONFIG", &config).output().unwrap();
+        let out = command
+            .env("AXUM_USERS_CONFIG", &config)
+            .env("AXUM_USERS_PUBLIC_URL", "http://127.0.0.1:8000")
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "{table}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{needle}: {err}");

@@ -94,6 +94,7 @@ async fn discover(idp: &OidcTestProvider, client_id: &str) -> Arc<dyn OAuthProvi
     Arc::new(
         OpenIdConnectConfig::new(idp.issuer(), client_id, CLIENT_SECRET)
             .with_name("oidc")
+            .trust_email_verified(true)
             .discover()
             .await
             .unwrap(),
