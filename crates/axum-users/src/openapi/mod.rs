@@ -533,6 +533,31 @@ mod tests {
         }
     }
 
+    struct Plan;
+
+    impl utoipa::PartialSchema for Plan {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .property("plan", ObjectBuilder::new().schema_type(Type::String))
+                .property("quota", ObjectBuilder::new().schema_type(Type::Integer))
+                .required("plan")
+                .into()
+        }
+    }
+
+    impl utoipa::ToSchema for Plan {}
+
+    #[test]
+    fn fields_are_read_off_a_schema_type() {
+        let fields = FieldSchema::of::<Plan>();
+        let names: Vec<(&str, bool)> = fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.required))
+            .collect();
+        assert_eq!(names, [("plan", true), ("quota", false)]);
+        assert!(format!("{:?}", fields[1]).contains("integer"));
+    }
+
     #[test]
     fn refused_passwords_are_documented_with_their_reason() {
         let detail = example_detail(ErrorCode::RegisterInvalidPassword);
