@@ -48,7 +48,8 @@ async fn health_openapi_and_docs() {
     assert!(doc["paths"]["/auth/register"]["post"]["responses"]["400"]["content"]["application/json"]["examples"]["REGISTER_USER_ALREADY_EXISTS"].is_object());
     assert_eq!(
         doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"],
-        "auth/jwt/login"
+        "/auth/jwt/login",
+        "absolute: Swagger UI resolves it against /docs/"
     );
     assert!(doc["paths"]["/health"]["get"].is_object());
     // Swagger UI, with its assets served by the binary itself.

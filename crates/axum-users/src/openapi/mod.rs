@@ -110,7 +110,10 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
                     .summary(Some(summary(&mounted.name)))
                     .operation_id(Some(operation_id))
                     .request_body(body)
-                    .parameters(Some(route.params.iter().map(parameter::<S::Id>)));
+                    .parameters(
+                        (!route.params.is_empty())
+                            .then(|| route.params.iter().map(parameter::<S::Id>)),
+                    );
                 if route.auth != Auth::Public {
                     operation = operation.securities(Some(context.security()));
                 }
