@@ -19,6 +19,8 @@ pub enum IdTokenErrorReason {
     Expired,
     /// `nonce` differs from the one sent in the authorization request.
     Nonce,
+    /// `iat` is missing or more than the allowed clock skew in the future.
+    IssuedAt,
 }
 
 impl fmt::Display for IdTokenErrorReason {
@@ -31,6 +33,7 @@ impl fmt::Display for IdTokenErrorReason {
             Self::Audience => "audience",
             Self::Expired => "expired",
             Self::Nonce => "nonce",
+            Self::IssuedAt => "issued_at",
         })
     }
 }

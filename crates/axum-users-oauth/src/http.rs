@@ -1,5 +1,7 @@
 //! The HTTP client every provider uses: rustls, no redirects followed, bounded time.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use crate::error::OAuthError;
@@ -57,6 +59,31 @@ impl HttpConfig {
             .user_agent(self.user_agent.clone())
             .build()
             .map_err(|error| OAuthError::InvalidConfig(format!("HTTP client: {error}")))
+    }
+}
+
+/// Our reqwest client as `openidconnect`'s HTTP client (discovery and JWKS), so those requests
+/// get the same rules: no redirects followed, time-outs, rustls, and errors without URLs.
+#[derive(Debug, Clone)]
+pub(crate) struct OidcHttp(pub(crate) reqwest::Client);
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for OidcHttp {
+    type Error = OAuthError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<openidconnect::HttpResponse, OAuthError>> + Send + 'c>>;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let request = reqwest::Request::try_from(request)?;
+            let response = self.0.execute(request).await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?.to_vec();
+            let mut converted = openidconnect::HttpResponse::new(body);
+            *converted.status_mut() = status;
+            *converted.headers_mut() = headers;
+            Ok(converted)
+        })
     }
 }
 

@@ -32,7 +32,9 @@
 //! # Security
 //! Secrets ([`ClientSecret`], [`AccessToken`], [`RefreshToken`], [`IdToken`], [`PkceVerifier`])
 //! print `[redacted]` in `Debug`. The HTTP clients never follow redirects and always time out.
-//! Only trust [`ProviderIdentity::email`] for account linking when `email_verified` is true.
+//! Only trust [`ProviderIdentity::email`] for account linking when `email_verified` is true; it
+//! is true only for providers that really verify addresses
+//! ([`OAuthProvider::trusts_email_verified`]).
 
 #![warn(missing_docs)]
 

@@ -66,6 +66,15 @@ pub struct ProviderIdentity {
     pub email_verified: bool,
 }
 
+impl ProviderIdentity {
+    /// The identity as the core must see it: `email_verified` only when the provider both
+    /// reported it and is trusted to verify e-mail addresses.
+    pub fn trusted_if(mut self, trusted: bool) -> Self {
+        self.email_verified &= trusted;
+        self
+    }
+}
+
 /// One OAuth2 / OpenID Connect provider. Dyn-compatible: hold it as `Arc<dyn OAuthProvider>`.
 pub trait OAuthProvider: Send + Sync {
     /// The name used in routes and stored with OAuth accounts (`google`, `github`, ...).
@@ -92,6 +101,16 @@ pub trait OAuthProvider: Send + Sync {
         token: &'a OAuthToken,
         expected_nonce: Option<&'a str>,
     ) -> BoxFuture<'a, Result<ProviderIdentity, OAuthError>>;
+
+    /// Whether this provider really verifies the e-mail addresses it calls verified, so that
+    /// its `email_verified` may be used to link accounts or mark users verified. The built-in
+    /// providers already report `email_verified = false` when this is false.
+    ///
+    /// The default is false: a provider that verifies addresses says so by overriding it (and
+    /// should then report `email_verified` only for addresses it verified).
+    fn trusts_email_verified(&self) -> bool {
+        false
+    }
 
     /// Gets a new access token. A response without a new refresh token keeps the old one.
     ///

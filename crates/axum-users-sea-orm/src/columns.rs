@@ -43,7 +43,7 @@ macro_rules! columns {
 
 columns!(
     /// The user entity's columns.
-    UserColumns { id, email, email_key, hashed_password, is_active, is_superuser, is_verified }
+    UserColumns { id, email, email_key, hashed_password, is_active, is_superuser, is_verified, email_epoch }
 );
 
 columns!(

@@ -20,17 +20,32 @@ pub enum SetupError {
 }
 
 /// A driver error as a store error: a unique violation that names the e-mail key becomes
-/// [`StoreError::DuplicateEmail`], connection trouble [`StoreError::Unavailable`].
+/// [`StoreError::DuplicateEmail`], one that names the provider account
+/// [`StoreError::DuplicateOAuthAccount`], connection trouble [`StoreError::Unavailable`].
 pub(crate) fn store_error(e: DbErr) -> StoreError {
     if let Some(SqlErr::UniqueConstraintViolation(message)) = e.sql_err()
-        && message.contains("email")
+        && let Some(duplicate) = duplicate_of(&message)
     {
-        return StoreError::DuplicateEmail;
+        return duplicate;
     }
     if is_outage(&e) {
         StoreError::Unavailable(Box::new(e))
     } else {
         StoreError::Backend(Box::new(e))
+    }
+}
+
+/// Which unique constraint a violation names. PostgreSQL names the constraint, SQLite the
+/// columns, MySQL/MariaDB the key after the duplicate value (`Duplicate entry '...' for key
+/// '...'`), so only what follows ` for key ` is read: a value is the user's, not a name.
+fn duplicate_of(message: &str) -> Option<StoreError> {
+    let names = message.rsplit(" for key ").next().unwrap_or(message);
+    if names.contains("email") {
+        Some(StoreError::DuplicateEmail)
+    } else if names.contains("oauth") || names.contains("account_id") {
+        Some(StoreError::DuplicateOAuthAccount)
+    } else {
+        None
     }
 }
 
@@ -71,6 +86,36 @@ mod tests {
         assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
         let other = store_error(DbErr::Custom("boom".into()));
         assert!(matches!(other, StoreError::Backend(_)), "{other:?}");
+    }
+
+    #[test]
+    fn unique_violations_are_told_apart_by_the_constraint_they_name() {
+        let email = [
+            r#"duplicate key value violates unique constraint "user_email_key_unique""#,
+            "UNIQUE constraint failed: member.email_key",
+            "Duplicate entry 'oauth-account_id@example.com' for key 'user_email_key_unique'",
+        ];
+        for message in email {
+            assert!(
+                matches!(duplicate_of(message), Some(StoreError::DuplicateEmail)),
+                "{message}"
+            );
+        }
+        let provider = [
+            r#"duplicate key value violates unique constraint "oauth_account_provider_unique""#,
+            "UNIQUE constraint failed: oauth_account.oauth_name, oauth_account.account_id",
+            "Duplicate entry 'google-email' for key 'oauth_account_provider_unique'",
+        ];
+        for message in provider {
+            assert!(
+                matches!(
+                    duplicate_of(message),
+                    Some(StoreError::DuplicateOAuthAccount)
+                ),
+                "{message}"
+            );
+        }
+        assert!(duplicate_of("UNIQUE constraint failed: access_token.token").is_none());
     }
 
     #[test]

@@ -65,9 +65,13 @@ impl KeyColumn for i64 {
     }
 }
 
-/// Every migration of the base schema, in order, for keys of type `Id`.
+/// Every migration of the base schema, in order, for keys of type `Id`. A released migration
+/// never changes: a schema change is a new migration that upgrades databases in place.
 pub fn migrations<Id: KeyColumn>() -> Vec<Box<dyn MigrationTrait>> {
-    vec![Box::new(CreateBaseSchema::<Id>::default())]
+    vec![
+        Box::new(CreateBaseSchema::<Id>::default()),
+        Box::new(AddEmailEpoch),
+    ]
 }
 
 /// Applies the base schema with UUID keys, recording it in SeaORM's `seaql_migrations` table.
@@ -213,5 +217,40 @@ impl<Id: KeyColumn> MigrationTrait for CreateBaseSchema<Id> {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The second migration: `user.email_epoch`, the count of e-mail changes that verification
+/// tokens are bound to; existing users start at 0.
+pub struct AddEmailEpoch;
+
+impl MigrationName for AddEmailEpoch {
+    fn name(&self) -> &str {
+        "m20261201_000001_axum_users_email_epoch"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddEmailEpoch {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("user")
+                    .add_column(big_integer("email_epoch").default(0))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("user")
+                    .drop_column("email_epoch")
+                    .to_owned(),
+            )
+            .await
     }
 }

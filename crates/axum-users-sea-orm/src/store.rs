@@ -2,12 +2,13 @@
 
 use axum_users::{
     AccessTokenStore, NewOAuthAccount, NewUser, OAuthAccount, OAuthAccountStore, PasswordHash,
-    Secret, StoreError, User, UserStore, email_key,
+    Secret, StoreError, Unlink, User, UserChanges, UserStore, email_key,
 };
 use sea_orm::sea_query::{Expr, Value, ValueType};
 use sea_orm::{
-    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, Database, DatabaseConnection, EntityTrait,
-    IdenStatic, ModelTrait, QueryFilter, QueryOrder, Related, TransactionTrait,
+    ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseBackend,
+    DatabaseConnection, EntityTrait, IdenStatic, IsolationLevel, ModelTrait, QueryFilter,
+    QueryOrder, QuerySelect, Related, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
 use crate::columns::{OAuthColumns, TokenColumns, UserColumns};
@@ -93,8 +94,61 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
         &self,
         select: sea_orm::Select<U>,
     ) -> Result<Option<User<U::Id, U::Fields>>, StoreError> {
-        let model = select.one(&self.db).await.map_err(store_error)?;
+        self.one_user_in(&self.db, select).await
+    }
+
+    async fn one_user_in<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        select: sea_orm::Select<U>,
+    ) -> Result<Option<User<U::Id, U::Fields>>, StoreError> {
+        let model = select.one(conn).await.map_err(store_error)?;
         model.map(|m| self.user_from_model(&m)).transpose()
+    }
+
+    /// Begins a transaction for a read-check-write: on SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so that its reads cannot go stale before it writes; on PostgreSQL it
+    /// runs at READ COMMITTED whatever the server's default, so that a statement after a row
+    /// lock sees what the lock's previous holder committed. MySQL's locking reads
+    /// (`FOR UPDATE`) always read the latest rows.
+    async fn begin_locked(&self) -> Result<sea_orm::DatabaseTransaction, StoreError> {
+        let options = match self.db.get_database_backend() {
+            DatabaseBackend::Sqlite => TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            },
+            DatabaseBackend::Postgres => TransactionOptions {
+                isolation_level: Some(IsolationLevel::ReadCommitted),
+                ..TransactionOptions::default()
+            },
+            _ => TransactionOptions::default(),
+        };
+        self.db
+            .begin_with_options(options)
+            .await
+            .map_err(store_error)
+    }
+
+    /// Inserts a user through `conn` (epoch 0).
+    async fn insert_user<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: NewUser<U::Id, U::Fields>,
+    ) -> Result<User<U::Id, U::Fields>, StoreError> {
+        let mut active = self.user_columns(
+            U::ActiveModel::new(),
+            &user.email,
+            Some(&user.hashed_password),
+            [user.is_active, user.is_superuser, user.is_verified],
+            &user.fields,
+        )?;
+        // Set, not left to a default: a schema made from an entity has none.
+        write(&mut active, self.users.email_epoch, 0_i64.into())?;
+        if let Some(id) = user.id {
+            write(&mut active, self.users.id, id.into())?;
+        }
+        let model = active.insert(conn).await.map_err(store_error)?;
+        self.user_from_model(&model)
     }
 
     fn user_from_model(&self, model: &U::Model) -> Result<User<U::Id, U::Fields>, StoreError> {
@@ -106,6 +160,7 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
             is_active: read(model, c.is_active)?,
             is_superuser: read(model, c.is_superuser)?,
             is_verified: read(model, c.is_verified)?,
+            email_epoch: read(model, c.email_epoch)?,
             fields: U::fields(model),
         })
     }
@@ -192,40 +247,74 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> UserStore for SeaOrmStore<U,
         &self,
         user: NewUser<U::Id, U::Fields>,
     ) -> Result<User<U::Id, U::Fields>, StoreError> {
-        let mut active = self.user_columns(
-            U::ActiveModel::new(),
-            &user.email,
-            Some(&user.hashed_password),
-            [user.is_active, user.is_superuser, user.is_verified],
-            &user.fields,
-        )?;
-        if let Some(id) = user.id {
-            write(&mut active, self.users.id, id.into())?;
-        }
-        let model = active.insert(&self.db).await.map_err(store_error)?;
-        self.user_from_model(&model)
+        self.insert_user(&self.db, user).await
     }
 
     async fn update(
         &self,
-        user: &User<U::Id, U::Fields>,
-    ) -> Result<User<U::Id, U::Fields>, StoreError> {
-        // A blank active model, not `new()`: defaults an application sets for new rows must
-        // not overwrite the stored values.
-        let active = self.user_columns(
-            <U::ActiveModel as ActiveModelTrait>::default(),
-            &user.email,
-            None,
-            [user.is_active, user.is_superuser, user.is_verified],
-            &user.fields,
-        )?;
-        U::update_many()
-            .set(active)
-            .filter(self.users.id.eq(user.id.clone()))
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        Ok(user.clone())
+        id: &U::Id,
+        changes: UserChanges<U::Fields>,
+    ) -> Result<Option<User<U::Id, U::Fields>>, StoreError> {
+        let c = &self.users;
+        let mut update = U::update_many().filter(c.id.eq(id.clone()));
+        let mut any = false;
+        if let Some(email) = &changes.email {
+            // First: MySQL evaluates assignments left to right, so the comparison must come
+            // before `email` is overwritten; and it compares bytes there, as the column's
+            // collation may ignore case.
+            // (sea-query's placeholders: numbered on PostgreSQL, `?` elsewhere.)
+            let template = match self.db.get_database_backend() {
+                DatabaseBackend::Postgres => "$1 + CASE WHEN $2 = $3 THEN 0 ELSE 1 END",
+                DatabaseBackend::MySql => {
+                    "? + CASE WHEN CAST(? AS BINARY) = CAST(? AS BINARY) THEN 0 ELSE 1 END"
+                }
+                _ => "? + CASE WHEN ? = ? THEN 0 ELSE 1 END",
+            };
+            let bump = Expr::cust_with_exprs(
+                template,
+                [
+                    Expr::col(c.email_epoch),
+                    Expr::col(c.email),
+                    Expr::val(email.clone()),
+                ],
+            );
+            update = update
+                .col_expr(c.email_epoch, bump)
+                .col_expr(c.email, Expr::val(email.clone()))
+                .col_expr(c.email_key, Expr::val(email_key(email)));
+            any = true;
+        }
+        for (column, value) in [
+            (c.is_active, changes.is_active),
+            (c.is_superuser, changes.is_superuser),
+            (c.is_verified, changes.is_verified),
+        ] {
+            if let Some(value) = value {
+                update = update.col_expr(column, Expr::val(value));
+                any = true;
+            }
+        }
+        if let Some(fields) = &changes.fields {
+            // A blank active model, not `new()`: defaults an application sets for new rows
+            // must not overwrite the stored values.
+            let mut active = <U::ActiveModel as ActiveModelTrait>::default();
+            U::set_fields(&mut active, fields);
+            if active.is_changed() {
+                update = update.set(active);
+                any = true;
+            }
+        }
+        if !any {
+            return self.get(id).await;
+        }
+        // The read in the same transaction returns the row as this update left it.
+        let txn = self.db.begin().await.map_err(store_error)?;
+        update.exec(&txn).await.map_err(store_error)?;
+        let user = self
+            .one_user_in(&txn, U::find().filter(c.id.eq(id.clone())))
+            .await?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(user)
     }
 
     async fn replace_password(
@@ -310,6 +399,104 @@ where
         user_id: &U::Id,
         account: NewOAuthAccount,
     ) -> Result<OAuthAccount<U::Id>, StoreError> {
+        self.insert_account(&self.db, user_id, account).await
+    }
+
+    async fn create_with_oauth_account(
+        &self,
+        user: NewUser<U::Id, U::Fields>,
+        account: NewOAuthAccount,
+    ) -> Result<User<U::Id, U::Fields>, StoreError> {
+        let txn = self.db.begin().await.map_err(store_error)?;
+        let user = self.insert_user(&txn, user).await?;
+        self.insert_account(&txn, &user.id, account).await?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(user)
+    }
+
+    async fn update_oauth_account(&self, account: &OAuthAccount<U::Id>) -> Result<(), StoreError> {
+        let c = &self.oauth;
+        O::update_many()
+            .col_expr(c.access_token, Expr::value(account.access_token.expose()))
+            .col_expr(c.expires_at, Expr::value(account.expires_at))
+            .col_expr(
+                c.refresh_token,
+                Expr::value(secret_value(account.refresh_token.as_ref())),
+            )
+            .col_expr(c.account_email, Expr::value(account.account_email.clone()))
+            .filter(c.id.eq(account.id.clone()))
+            .exec(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn unlink_oauth_account(
+        &self,
+        user_id: &U::Id,
+        account_id: &U::Id,
+    ) -> Result<Unlink, StoreError> {
+        // The user's row lock (on SQLite the write lock of the transaction) serialises unlinks
+        // of one user, and the links are read with a locking read, so the check below sees
+        // every link a concurrent unlink left.
+        let c = &self.oauth;
+        let txn = self.begin_locked().await?;
+        let user = U::find()
+            .filter(self.users.id.eq(user_id.clone()))
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .map_err(store_error)?;
+        let Some(user) = user else {
+            txn.rollback().await.map_err(store_error)?;
+            return Ok(Unlink::NotFound);
+        };
+        let usable = PasswordHash(read(&user, self.users.hashed_password)?).is_usable();
+        let links = O::find()
+            .filter(c.user_id.eq(user_id.clone()))
+            .lock_exclusive()
+            .all(&txn)
+            .await
+            .map_err(store_error)?
+            .iter()
+            .map(|m| read::<U::Id, _>(m, c.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refusal = if !links.contains(account_id) {
+            Some(Unlink::NotFound)
+        } else if links.len() == 1 && !usable {
+            Some(Unlink::LastSignInMethod)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            // Now, not when the connection is next used: the user's row stays locked till then.
+            txn.rollback().await.map_err(store_error)?;
+            return Ok(refusal);
+        }
+        O::delete_many()
+            .filter(c.id.eq(account_id.clone()))
+            .filter(c.user_id.eq(user_id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        txn.commit().await.map_err(store_error)?;
+        Ok(Unlink::Removed)
+    }
+}
+
+impl<U, O, T> SeaOrmStore<U, O, T>
+where
+    U: UserEntity,
+    O: StoreEntity,
+    T: StoreEntity,
+{
+    /// Links an account through `conn`.
+    async fn insert_account<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        user_id: &U::Id,
+        account: NewOAuthAccount,
+    ) -> Result<OAuthAccount<U::Id>, StoreError> {
         let c = &self.oauth;
         let mut active = O::ActiveModel::new();
         if let Some(id) = <U::Id as axum_users::UserId>::generate() {
@@ -330,40 +517,8 @@ where
         )?;
         write(&mut active, c.account_id, account.account_id.into())?;
         write(&mut active, c.account_email, account.account_email.into())?;
-        let model = active.insert(&self.db).await.map_err(store_error)?;
+        let model = active.insert(conn).await.map_err(store_error)?;
         self.oauth_from_model(&model)
-    }
-
-    async fn update_oauth_account(&self, account: &OAuthAccount<U::Id>) -> Result<(), StoreError> {
-        let c = &self.oauth;
-        O::update_many()
-            .col_expr(c.access_token, Expr::value(account.access_token.expose()))
-            .col_expr(c.expires_at, Expr::value(account.expires_at))
-            .col_expr(
-                c.refresh_token,
-                Expr::value(secret_value(account.refresh_token.as_ref())),
-            )
-            .col_expr(c.account_email, Expr::value(account.account_email.clone()))
-            .filter(c.id.eq(account.id.clone()))
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
-    async fn delete_oauth_account(
-        &self,
-        user_id: &U::Id,
-        account_id: &U::Id,
-    ) -> Result<bool, StoreError> {
-        let c = &self.oauth;
-        let done = O::delete_many()
-            .filter(c.id.eq(account_id.clone()))
-            .filter(c.user_id.eq(user_id.clone()))
-            .exec(&self.db)
-            .await
-            .map_err(store_error)?;
-        Ok(done.rows_affected == 1)
     }
 }
 

@@ -30,7 +30,7 @@ impl<E> StoreEntity for E where
 /// A user entity: the base [`crate::entity::user`] or an application's own with extra columns.
 ///
 /// The store reads and writes the columns `id`, `email`, `email_key`, `hashed_password`,
-/// `is_active`, `is_superuser` and `is_verified` by name; this trait says the key type and maps
+/// `is_active`, `is_superuser`, `is_verified` and `email_epoch` (a BIGINT) by name; this trait says the key type and maps
 /// the remaining columns to the application's [`UserFields`].
 ///
 /// The guide, `docs/sea-orm.md` ("Your own user entity"), shows one with a `display_name`

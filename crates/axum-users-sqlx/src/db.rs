@@ -169,6 +169,10 @@ impl Row {
         on_row!(self, r => r.try_get(column)).map_err(store_error)
     }
 
+    pub(crate) fn int(&self, column: &str) -> Result<i64, StoreError> {
+        on_row!(self, r => r.try_get(column)).map_err(store_error)
+    }
+
     pub(crate) fn flag(&self, column: &str) -> Result<bool, StoreError> {
         on_row!(self, r => r.try_get(column)).map_err(store_error)
     }
@@ -200,16 +204,32 @@ impl Db {
         &self,
         call: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(store_error),
-            Err(_) => Err(StoreError::Unavailable(
-                format!(
-                    "the database did not answer within {} ms",
-                    self.timeout.as_millis()
-                )
-                .into(),
-            )),
-        }
+        bounded(self.timeout, call).await
+    }
+
+    /// Begins a transaction for a read-check-write: on SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so that its reads cannot go stale before it writes; on PostgreSQL it
+    /// runs at READ COMMITTED whatever the server's default, so that a statement after a row
+    /// lock sees what the lock's previous holder committed. MySQL's locking reads
+    /// (`FOR UPDATE`) always read the latest rows.
+    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        let conn = self.timed(async {
+            Ok(match &self.pool {
+                #[cfg(feature = "sqlite")]
+                SqlPool::Sqlite(p) => TxConn::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+                #[cfg(feature = "postgres")]
+                SqlPool::Postgres(p) => {
+                    TxConn::Postgres(p.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?)
+                }
+                #[cfg(feature = "mysql")]
+                SqlPool::MySql(p) => TxConn::MySql(p.begin().await?),
+            })
+        });
+        Ok(Tx {
+            conn: conn.await?,
+            dialect: self.dialect(),
+            timeout: self.timeout,
+        })
     }
 
     /// Runs a statement; returns the number of rows it changed.
@@ -312,6 +332,116 @@ impl Db {
             }
             result
         })
+    }
+}
+
+/// Every call bounded by `timeout`, its errors as [`StoreError`]s.
+async fn bounded<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result.map_err(store_error),
+        Err(_) => Err(StoreError::Unavailable(
+            format!(
+                "the database did not answer within {} ms",
+                timeout.as_millis()
+            )
+            .into(),
+        )),
+    }
+}
+
+enum TxConn {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+}
+
+macro_rules! on_tx {
+    ($conn:expr, $t:ident => $body:expr) => {
+        match $conn {
+            #[cfg(feature = "sqlite")]
+            TxConn::Sqlite($t) => $body,
+            #[cfg(feature = "postgres")]
+            TxConn::Postgres($t) => $body,
+            #[cfg(feature = "mysql")]
+            TxConn::MySql($t) => $body,
+        }
+    };
+}
+
+/// An open transaction (see [`Db::begin`]): the same calls as [`Db`], on one connection.
+/// Dropped without [`Tx::commit`], it rolls back.
+pub(crate) struct Tx {
+    conn: TxConn,
+    dialect: Dialect,
+    timeout: Duration,
+}
+
+impl Tx {
+    /// Runs a statement; returns the number of rows it changed.
+    pub(crate) async fn execute(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        let sql = AssertSqlSafe(self.dialect.placeholders(sql));
+        bounded(self.timeout, async {
+            on_tx!(&mut self.conn, t => bind_all!(sqlx::query(sql), args)
+                .execute(&mut **t)
+                .await
+                .map(|done| done.rows_affected()))
+        })
+        .await
+    }
+
+    /// The first row of a query, if any.
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Option<Row>, StoreError> {
+        let sql = AssertSqlSafe(self.dialect.placeholders(sql));
+        bounded(self.timeout, async {
+            on_tx!(&mut self.conn, t => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(&mut **t)
+                .await
+                .map(|row| row.map(Row::from)))
+        })
+        .await
+    }
+
+    /// Every row of a query.
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+    ) -> Result<Vec<Row>, StoreError> {
+        let sql = AssertSqlSafe(self.dialect.placeholders(sql));
+        bounded(self.timeout, async {
+            on_tx!(&mut self.conn, t => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **t)
+                .await
+                .map(|rows| rows.into_iter().map(Row::from).collect()))
+        })
+        .await
+    }
+
+    /// Makes the transaction's writes permanent.
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        bounded(self.timeout, async {
+            on_tx!(self.conn, t => t.commit().await)
+        })
+        .await
+    }
+
+    /// Ends the transaction without writing, releasing its locks now rather than when the
+    /// connection is next used.
+    pub(crate) async fn rollback(self) -> Result<(), StoreError> {
+        bounded(self.timeout, async {
+            on_tx!(self.conn, t => t.rollback().await)
+        })
+        .await
     }
 }
 

@@ -3,15 +3,30 @@
 use axum_users::StoreError;
 use sqlx::error::DatabaseError;
 
-/// The name of the unique constraint on the lower-cased e-mail address.
-const EMAIL_CONSTRAINT: &str = "users_email_key_unique";
+/// The name of the unique constraint on the lower-cased e-mail address, and the columns SQLite
+/// names instead.
+const EMAIL_CONSTRAINT: (&str, &str) = ("users_email_key_unique", "users.email_key");
 
-/// A driver error as a store error: the e-mail unique constraint becomes
-/// [`StoreError::DuplicateEmail`], connection trouble [`StoreError::Unavailable`].
+/// The unique constraint on a provider account, and its columns as SQLite names them.
+const PROVIDER_CONSTRAINT: (&str, &str) = (
+    "oauth_accounts_provider_unique",
+    "oauth_accounts.oauth_name, oauth_accounts.account_id",
+);
+
+/// A driver error as a store error: the e-mail and provider-account unique constraints become
+/// [`StoreError::DuplicateEmail`] and [`StoreError::DuplicateOAuthAccount`], connection
+/// trouble [`StoreError::Unavailable`].
 pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() && is_email_key(db.as_ref()) => {
+        sqlx::Error::Database(db)
+            if db.is_unique_violation() && is_constraint(db.as_ref(), EMAIL_CONSTRAINT) =>
+        {
             StoreError::DuplicateEmail
+        }
+        sqlx::Error::Database(db)
+            if db.is_unique_violation() && is_constraint(db.as_ref(), PROVIDER_CONSTRAINT) =>
+        {
+            StoreError::DuplicateOAuthAccount
         }
         sqlx::Error::Database(db) if is_outage(db.as_ref()) => StoreError::Unavailable(Box::new(e)),
         sqlx::Error::Io(_)
@@ -24,15 +39,16 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// Whether a unique violation is the one of the e-mail key. PostgreSQL names the constraint;
-/// MySQL/MariaDB end the message with the key's name (`... for key 'users_email_key_unique'`,
-/// MySQL 8 prefixes the table); SQLite names the column (`UNIQUE constraint failed: users.email_key`).
-fn is_email_key(db: &dyn DatabaseError) -> bool {
+/// Whether a unique violation is the one of `(name, sqlite_columns)`. PostgreSQL names the
+/// constraint; MySQL/MariaDB end the message with the key's name (`... for key
+/// 'users_email_key_unique'`, MySQL 8 prefixes the table); SQLite names the columns
+/// (`UNIQUE constraint failed: users.email_key`).
+fn is_constraint(db: &dyn DatabaseError, (name, sqlite_columns): (&str, &str)) -> bool {
     if let Some(constraint) = db.constraint() {
-        return constraint == EMAIL_CONSTRAINT;
+        return constraint == name;
     }
     let message = db.message();
-    message.ends_with(&format!("{EMAIL_CONSTRAINT}'")) || message.ends_with("users.email_key")
+    message.ends_with(&format!("{name}'")) || message.ends_with(sqlite_columns)
 }
 
 /// Errors that say the server is going away, starting, overloaded or locked, not that the

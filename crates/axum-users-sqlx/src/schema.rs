@@ -13,7 +13,8 @@ pub(crate) const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS axum_users
      (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";
 
 /// Every migration of the schema, in order. Each dialect gets the same tables and constraints;
-/// only column types differ (see [`SqlId`]).
+/// only column types differ (see [`SqlId`]). A released migration never changes: a schema
+/// change is a new migration that upgrades existing databases in place.
 pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
     let pk = Id::primary_key_ddl(dialect);
     let fk = Id::foreign_key_ddl(dialect);
@@ -23,11 +24,12 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
         Dialect::MySql => " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
         Dialect::Sqlite | Dialect::Postgres => "",
     };
-    vec![Migration {
-        version: 1,
-        statements: vec![
-            format!(
-                "CREATE TABLE users (
+    vec![
+        Migration {
+            version: 1,
+            statements: vec![
+                format!(
+                    "CREATE TABLE users (
                     id {pk},
                     email VARCHAR(320) NOT NULL,
                     email_key VARCHAR(320) NOT NULL,
@@ -38,9 +40,9 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                     fields TEXT NOT NULL,
                     CONSTRAINT users_email_key_unique UNIQUE (email_key)
                 ){table}"
-            ),
-            format!(
-                "CREATE TABLE oauth_accounts (
+                ),
+                format!(
+                    "CREATE TABLE oauth_accounts (
                     id {pk},
                     user_id {fk} REFERENCES users (id) ON DELETE CASCADE,
                     oauth_name VARCHAR(100) NOT NULL,
@@ -51,17 +53,26 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                     account_email VARCHAR(320) NOT NULL,
                     CONSTRAINT oauth_accounts_provider_unique UNIQUE (oauth_name, account_id)
                 ){table}"
-            ),
-            "CREATE INDEX oauth_accounts_user_id ON oauth_accounts (user_id)".into(),
-            format!(
-                "CREATE TABLE access_tokens (
+                ),
+                "CREATE INDEX oauth_accounts_user_id ON oauth_accounts (user_id)".into(),
+                format!(
+                    "CREATE TABLE access_tokens (
                     token_hash VARCHAR(64) PRIMARY KEY NOT NULL,
                     user_id {fk} REFERENCES users (id) ON DELETE CASCADE,
                     created_at BIGINT NOT NULL
                 ){table}"
-            ),
-            "CREATE INDEX access_tokens_user_id ON access_tokens (user_id)".into(),
-            "CREATE INDEX access_tokens_created_at ON access_tokens (created_at)".into(),
-        ],
-    }]
+                ),
+                "CREATE INDEX access_tokens_user_id ON access_tokens (user_id)".into(),
+                "CREATE INDEX access_tokens_created_at ON access_tokens (created_at)".into(),
+            ],
+        },
+        // Verification tokens are bound to the count of e-mail changes; existing users start
+        // at 0, which the tokens they hold were not bound to (they carry no epoch).
+        Migration {
+            version: 2,
+            statements: vec![
+                "ALTER TABLE users ADD COLUMN email_epoch BIGINT NOT NULL DEFAULT 0".into(),
+            ],
+        },
+    ]
 }

@@ -4,11 +4,11 @@ use std::marker::PhantomData;
 
 use axum_users::{
     AccessTokenStore, NewOAuthAccount, NewUser, OAuthAccount, OAuthAccountStore, PasswordHash,
-    Secret, StoreError, User, UserFields, UserStore, email_key,
+    Secret, StoreError, Unlink, User, UserChanges, UserFields, UserStore, email_key,
 };
 use uuid::Uuid;
 
-use crate::db::{Arg, Db, Row, SqlPool, StoreOptions};
+use crate::db::{Arg, Db, Row, SqlPool, StoreOptions, Tx};
 use crate::id::{Dialect, IdValue, SqlId};
 use crate::schema::migrations;
 
@@ -40,7 +40,7 @@ impl<Id, F> std::fmt::Debug for SqlStore<Id, F> {
 }
 
 const USER_COLUMNS: &str =
-    "id, email, hashed_password, is_active, is_superuser, is_verified, fields";
+    "id, email, hashed_password, is_active, is_superuser, is_verified, email_epoch, fields";
 const OAUTH_COLUMNS: &str =
     "id, user_id, oauth_name, access_token, expires_at, refresh_token, account_id, account_email";
 
@@ -125,6 +125,125 @@ impl<Id: SqlId, F: UserFields> SqlStore<Id, F> {
     }
 }
 
+/// Inserts a user in `tx` and reads it back.
+async fn insert_user<Id: SqlId, F: UserFields>(
+    tx: &mut Tx,
+    user: NewUser<Id, F>,
+) -> Result<User<Id, F>, StoreError> {
+    let id = user.id.as_ref().map(SqlId::to_value);
+    let sql = insert_sql(
+        "users",
+        &id,
+        &[
+            "email",
+            "email_key",
+            "hashed_password",
+            "is_active",
+            "is_superuser",
+            "is_verified",
+            "email_epoch",
+            "fields",
+        ],
+    );
+    let key = email_key(&user.email);
+    let mut args: Vec<Arg> = id.map(Arg::from).into_iter().collect();
+    args.extend([
+        Arg::Text(user.email),
+        Arg::Text(key.clone()),
+        Arg::Text(user.hashed_password.0),
+        Arg::Bool(user.is_active),
+        Arg::Bool(user.is_superuser),
+        Arg::Bool(user.is_verified),
+        Arg::Int(0),
+        Arg::Text(fields_json(&user.fields)?),
+    ]);
+    tx.execute(&sql, &args).await?;
+    // Read back by the unique key: the one way to learn a generated id on every database.
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_key = ?");
+    let row = tx
+        .fetch_optional(&sql, &[Arg::Text(key)])
+        .await?
+        .ok_or_else(|| StoreError::Backend("the inserted user was not found".into()))?;
+    user_from_row(&row)
+}
+
+/// Links an account in `tx` and reads it back.
+async fn insert_account<Id: SqlId>(
+    tx: &mut Tx,
+    user_id: &Id,
+    account: NewOAuthAccount,
+) -> Result<OAuthAccount<Id>, StoreError> {
+    let id = Id::generate().map(|id| id.to_value());
+    let sql = insert_sql(
+        "oauth_accounts",
+        &id,
+        &[
+            "user_id",
+            "oauth_name",
+            "access_token",
+            "expires_at",
+            "refresh_token",
+            "account_id",
+            "account_email",
+        ],
+    );
+    let mut args: Vec<Arg> = id.map(Arg::from).into_iter().collect();
+    args.extend([
+        user_id.to_value().into(),
+        Arg::Text(account.oauth_name.clone()),
+        Arg::Text(account.access_token.expose().to_owned()),
+        Arg::OptInt(account.expires_at),
+        optional_secret(account.refresh_token.as_ref()),
+        Arg::Text(account.account_id.clone()),
+        Arg::Text(account.account_email),
+    ]);
+    tx.execute(&sql, &args).await?;
+    let sql = format!(
+        "SELECT {OAUTH_COLUMNS} FROM oauth_accounts WHERE oauth_name = ? AND account_id = ?"
+    );
+    let row = tx
+        .fetch_optional(
+            &sql,
+            &[Arg::Text(account.oauth_name), Arg::Text(account.account_id)],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Backend("the inserted account was not found".into()))?;
+    oauth_from_row(&row)
+}
+
+/// The `SET` list and arguments of an update that writes only what `changes` names.
+fn update_assignments<F: UserFields>(
+    changes: &UserChanges<F>,
+) -> Result<(Vec<&'static str>, Vec<Arg>), StoreError> {
+    let mut sets = Vec::new();
+    let mut args = Vec::new();
+    if let Some(email) = &changes.email {
+        // First: MySQL evaluates assignments left to right, so the comparison must come before
+        // `email` is overwritten. The comparison is exact (MySQL's columns are binary).
+        sets.push("email_epoch = email_epoch + CASE WHEN email = ? THEN 0 ELSE 1 END");
+        args.push(Arg::Text(email.clone()));
+        sets.push("email = ?");
+        args.push(Arg::Text(email.clone()));
+        sets.push("email_key = ?");
+        args.push(Arg::Text(email_key(email)));
+    }
+    for (column, value) in [
+        ("is_active = ?", changes.is_active),
+        ("is_superuser = ?", changes.is_superuser),
+        ("is_verified = ?", changes.is_verified),
+    ] {
+        if let Some(value) = value {
+            sets.push(column);
+            args.push(Arg::Bool(value));
+        }
+    }
+    if let Some(fields) = &changes.fields {
+        sets.push("fields = ?");
+        args.push(Arg::Text(fields_json(fields)?));
+    }
+    Ok((sets, args))
+}
+
 fn id_from_row<Id: SqlId>(row: &Row, column: &str) -> Result<Id, StoreError> {
     Id::from_value(row.id(column)?)
         .ok_or_else(|| StoreError::Backend(format!("column {column} holds no valid id").into()))
@@ -139,6 +258,7 @@ fn user_from_row<Id: SqlId, F: UserFields>(row: &Row) -> Result<User<Id, F>, Sto
         is_active: row.flag("is_active")?,
         is_superuser: row.flag("is_superuser")?,
         is_verified: row.flag("is_verified")?,
+        email_epoch: row.int("email_epoch")?,
         fields: serde_json::from_str(&fields).map_err(|e| StoreError::Backend(Box::new(e)))?,
     })
 }
@@ -182,54 +302,31 @@ impl<Id: SqlId, F: UserFields> UserStore for SqlStore<Id, F> {
     }
 
     async fn create(&self, user: NewUser<Id, F>) -> Result<User<Id, F>, StoreError> {
-        let id = user.id.as_ref().map(SqlId::to_value);
-        let sql = insert_sql(
-            "users",
-            &id,
-            &[
-                "email",
-                "email_key",
-                "hashed_password",
-                "is_active",
-                "is_superuser",
-                "is_verified",
-                "fields",
-            ],
-        );
-        let mut args: Vec<Arg> = id.map(Arg::from).into_iter().collect();
-        args.extend([
-            Arg::Text(user.email.clone()),
-            Arg::Text(email_key(&user.email)),
-            Arg::Text(user.hashed_password.0.clone()),
-            Arg::Bool(user.is_active),
-            Arg::Bool(user.is_superuser),
-            Arg::Bool(user.is_verified),
-            Arg::Text(fields_json(&user.fields)?),
-        ]);
-        self.db.execute(&sql, &args).await?;
-        // Read back by the unique key: the one way to learn a generated id on every database.
-        self.get_by_email(&user.email)
-            .await?
-            .ok_or_else(|| StoreError::Backend("the inserted user was not found".into()))
+        let mut tx = self.db.begin().await?;
+        let user = insert_user(&mut tx, user).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
-    async fn update(&self, user: &User<Id, F>) -> Result<User<Id, F>, StoreError> {
-        self.db
-            .execute(
-                "UPDATE users SET email = ?, email_key = ?, is_active = ?, \
-                 is_superuser = ?, is_verified = ?, fields = ? WHERE id = ?",
-                &[
-                    Arg::Text(user.email.clone()),
-                    Arg::Text(email_key(&user.email)),
-                    Arg::Bool(user.is_active),
-                    Arg::Bool(user.is_superuser),
-                    Arg::Bool(user.is_verified),
-                    Arg::Text(fields_json(&user.fields)?),
-                    user.id.to_value().into(),
-                ],
-            )
-            .await?;
-        Ok(user.clone())
+    async fn update(
+        &self,
+        id: &Id,
+        changes: UserChanges<F>,
+    ) -> Result<Option<User<Id, F>>, StoreError> {
+        let (sets, mut args) = update_assignments(&changes)?;
+        if sets.is_empty() {
+            return self.get(id).await;
+        }
+        args.push(id.to_value().into());
+        // The read in the same transaction returns the row as this update left it.
+        let mut tx = self.db.begin().await?;
+        let sql = format!("UPDATE users SET {} WHERE id = ?", sets.join(", "));
+        tx.execute(&sql, &args).await?;
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
+        let row = tx.fetch_optional(&sql, &[id.to_value().into()]).await?;
+        let user = row.map(|r| user_from_row(&r)).transpose()?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     async fn replace_password(
@@ -283,7 +380,8 @@ impl<Id: SqlId, F: UserFields> OAuthAccountStore for SqlStore<Id, F> {
         let row = self
             .db
             .fetch_optional(
-                "SELECT u.id, u.email, u.hashed_password, u.is_active, u.is_superuser, u.is_verified, u.fields \
+                "SELECT u.id, u.email, u.hashed_password, u.is_active, u.is_superuser, u.is_verified, \
+                 u.email_epoch, u.fields \
                  FROM users u JOIN oauth_accounts o ON o.user_id = u.id WHERE o.oauth_name = ? AND o.account_id = ?",
                 &[Arg::Text(oauth_name.to_owned()), Arg::Text(account_id.to_owned())],
             )
@@ -307,43 +405,22 @@ impl<Id: SqlId, F: UserFields> OAuthAccountStore for SqlStore<Id, F> {
         user_id: &Id,
         account: NewOAuthAccount,
     ) -> Result<OAuthAccount<Id>, StoreError> {
-        let id = Id::generate().map(|id| id.to_value());
-        let sql = insert_sql(
-            "oauth_accounts",
-            &id,
-            &[
-                "user_id",
-                "oauth_name",
-                "access_token",
-                "expires_at",
-                "refresh_token",
-                "account_id",
-                "account_email",
-            ],
-        );
-        let mut args: Vec<Arg> = id.map(Arg::from).into_iter().collect();
-        args.extend([
-            user_id.to_value().into(),
-            Arg::Text(account.oauth_name.clone()),
-            Arg::Text(account.access_token.expose().to_owned()),
-            Arg::OptInt(account.expires_at),
-            optional_secret(account.refresh_token.as_ref()),
-            Arg::Text(account.account_id.clone()),
-            Arg::Text(account.account_email.clone()),
-        ]);
-        self.db.execute(&sql, &args).await?;
-        let sql = format!(
-            "SELECT {OAUTH_COLUMNS} FROM oauth_accounts WHERE oauth_name = ? AND account_id = ?"
-        );
-        let row = self
-            .db
-            .fetch_optional(
-                &sql,
-                &[Arg::Text(account.oauth_name), Arg::Text(account.account_id)],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Backend("the inserted account was not found".into()))?;
-        oauth_from_row(&row)
+        let mut tx = self.db.begin().await?;
+        let link = insert_account(&mut tx, user_id, account).await?;
+        tx.commit().await?;
+        Ok(link)
+    }
+
+    async fn create_with_oauth_account(
+        &self,
+        user: NewUser<Id, F>,
+        account: NewOAuthAccount,
+    ) -> Result<User<Id, F>, StoreError> {
+        let mut tx = self.db.begin().await?;
+        let user = insert_user(&mut tx, user).await?;
+        insert_account(&mut tx, &user.id, account).await?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     async fn update_oauth_account(&self, account: &OAuthAccount<Id>) -> Result<(), StoreError> {
@@ -363,19 +440,57 @@ impl<Id: SqlId, F: UserFields> OAuthAccountStore for SqlStore<Id, F> {
         Ok(())
     }
 
-    async fn delete_oauth_account(
+    async fn unlink_oauth_account(
         &self,
         user_id: &Id,
         account_id: &Id,
-    ) -> Result<bool, StoreError> {
-        let deleted = self
-            .db
-            .execute(
-                "DELETE FROM oauth_accounts WHERE id = ? AND user_id = ?",
-                &[account_id.to_value().into(), user_id.to_value().into()],
+    ) -> Result<Unlink, StoreError> {
+        // The user's row lock (on SQLite the write lock `begin` takes) serialises unlinks of one
+        // user, and the links are read with a locking read, so the check below sees every link
+        // a concurrent unlink left.
+        let lock = match self.dialect() {
+            Dialect::Sqlite => "",
+            Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+        };
+        let mut tx = self.db.begin().await?;
+        let user = tx
+            .fetch_optional(
+                &format!("SELECT hashed_password FROM users WHERE id = ?{lock}"),
+                &[user_id.to_value().into()],
             )
             .await?;
-        Ok(deleted == 1)
+        let Some(user) = user else {
+            tx.rollback().await?;
+            return Ok(Unlink::NotFound);
+        };
+        let usable = PasswordHash(user.text("hashed_password")?).is_usable();
+        let links = tx
+            .fetch_all(
+                &format!("SELECT id FROM oauth_accounts WHERE user_id = ?{lock}"),
+                &[user_id.to_value().into()],
+            )
+            .await?
+            .iter()
+            .map(|row| id_from_row::<Id>(row, "id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refusal = if !links.contains(account_id) {
+            Some(Unlink::NotFound)
+        } else if links.len() == 1 && !usable {
+            Some(Unlink::LastSignInMethod)
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            tx.rollback().await?;
+            return Ok(refusal);
+        }
+        tx.execute(
+            "DELETE FROM oauth_accounts WHERE id = ? AND user_id = ?",
+            &[account_id.to_value().into(), user_id.to_value().into()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Unlink::Removed)
     }
 }
 
@@ -433,6 +548,24 @@ impl<Id: SqlId, F: UserFields> AccessTokenStore for SqlStore<Id, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn updates_assign_only_what_changes_name_and_the_epoch_first() {
+        let none: UserChanges<axum_users::NoFields> = UserChanges::default();
+        assert!(update_assignments(&none).unwrap().0.is_empty());
+        let mut changes: UserChanges<axum_users::NoFields> = UserChanges::default();
+        changes.is_active = Some(false);
+        changes.email = Some("Ada@example.com".into());
+        let (sets, args) = update_assignments(&changes).unwrap();
+        // MySQL evaluates assignments left to right: the comparison must see the old address.
+        assert!(sets[0].starts_with("email_epoch = "), "{sets:?}");
+        assert_eq!(
+            sets[1..],
+            ["email = ?", "email_key = ?", "is_active = ?"],
+            "no column the changes leave out"
+        );
+        assert_eq!(args.len(), 4);
+    }
 
     #[test]
     fn generated_keys_are_left_out_of_inserts() {

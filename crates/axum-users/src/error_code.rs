@@ -128,9 +128,12 @@ error_codes! {
     /// No such resource.
     NotFound = "Not Found", NOT_FOUND,
         "No such user or linked account.";
-    /// The request body is too large.
-    PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE,
-        "The request body is larger than the route accepts.";
+    /// A form body that cannot be parsed (FastAPI's own detail).
+    UnparsableBody = "There was an error parsing the body", BAD_REQUEST,
+        "The form body is malformed (bad multipart, a boundary over 70 characters, too many or too long fields).";
+    /// The request body is too large (Starlette's own detail).
+    PayloadTooLarge = "Content Too Large", PAYLOAD_TOO_LARGE,
+        "The request body is larger than the route accepts (16 KiB for a login form).";
     /// A sign-in attempt refused before it was checked (throttling); retry after `Retry-After`.
     TooManyRequests = "TOO_MANY_REQUESTS", TOO_MANY_REQUESTS,
         "Too many attempts; retry after `Retry-After` seconds.";
@@ -151,6 +154,39 @@ impl std::fmt::Display for ErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table is the only place a code string is written: no source file of the library
+    /// spells one out (tests and this file aside).
+    #[test]
+    fn no_code_is_written_outside_the_table() {
+        fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    sources(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.len() > 10);
+        for file in files.iter().filter(|f| !f.ends_with("error_code.rs")) {
+            let text = std::fs::read_to_string(file).unwrap();
+            let code_part = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for code in ErrorCode::ALL.iter().filter(|c| c.as_str().contains('_')) {
+                assert!(
+                    !code_part.contains(&format!("\"{}\"", code.as_str())),
+                    "{} spells out {code}: use ErrorCode",
+                    file.display()
+                );
+            }
+        }
+    }
 
     #[test]
     fn codes_are_unique_and_statuses_are_errors() {

@@ -13,9 +13,21 @@ use crate::error::ApiError;
 use crate::model::{NoFields, User, UserFields, UserId};
 
 fn extension<Id: UserId, F: UserFields>(parts: &Parts) -> Result<AuthExtension<Id, F>, ApiError> {
-    parts.extensions.get::<AuthExtension<Id, F>>().cloned().ok_or_else(|| {
-        ApiError::internal(&"the axum-users layer is missing: add `.layer(users.layer())` to the router, with the same id and fields types")
-    })
+    parts
+        .extensions
+        .get::<AuthExtension<Id, F>>()
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::internal(&format!(
+                "no axum-users layer for users of id type `{}` and fields `{}`: add \
+             `.layer(users.layer())` to the router, and write the extractor with the store's \
+             types, e.g. `ActiveUser<{}, {}>`",
+                std::any::type_name::<Id>(),
+                std::any::type_name::<F>(),
+                std::any::type_name::<Id>(),
+                std::any::type_name::<F>(),
+            ))
+        })
 }
 
 async fn current<Id: UserId, F: UserFields>(

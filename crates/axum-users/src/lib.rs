@@ -72,12 +72,15 @@ pub use model::{
 pub use oauth_manager::{OAuthPolicy, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
-pub use password::{Argon2Params, PasswordError, PasswordHasher, Verified};
+pub use password::{
+    Argon2Params, HasherLimits, HasherStats, PasswordError, PasswordHasher, Verified,
+};
 #[cfg(feature = "oauth")]
 pub use routes::oauth::OAuthClient;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};
 pub use store::{
-    AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, UserStore,
+    AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, Unlink,
+    UserChanges, UserStore,
 };
 pub use tokens::{
     AUTH_AUDIENCE, JwtCodec, LOGIN_CODE_AUDIENCE, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError,

@@ -15,7 +15,7 @@ use crate::model::{NewUser, PasswordHash, UserFields, UserId};
 use crate::password::{PasswordError, PasswordHasher, Verified};
 use crate::secret::{Secret, constant_time_eq};
 pub use crate::store::UserOf;
-use crate::store::{StoreError, UserStore};
+use crate::store::{StoreError, UserChanges, UserStore};
 use crate::tokens::{JwtCodec, RESET_AUDIENCE, TokenError, VERIFY_AUDIENCE, now_unix};
 
 /// Why a manager operation failed. Routes map each to its FastAPI Users error code.
@@ -207,6 +207,10 @@ struct ResetClaims {
 struct VerifyClaims {
     sub: String,
     email: String,
+    /// The user's `email_epoch` when the token was made: every e-mail change bumps it, so a
+    /// token does not come back to life after an A→B→A change.
+    #[serde(default)]
+    epoch: i64,
     aud: String,
     exp: i64,
     #[serde(default)]
@@ -584,6 +588,7 @@ where
         let claims = VerifyClaims {
             sub: user.id.to_string(),
             email: user.email.clone(),
+            epoch: user.email_epoch,
             aud: VERIFY_AUDIENCE.into(),
             exp: now_unix() + self.settings.verify_lifetime.as_secs() as i64,
             iat: now_unix(),
@@ -604,21 +609,29 @@ where
             .verify_codec
             .decode(token, VERIFY_AUDIENCE)
             .map_err(|_| ManagerError::InvalidVerifyToken)?;
-        let mut user = self
+        let user = self
             .store
             .get_by_email(&claims.email)
             .await?
             .ok_or(ManagerError::InvalidVerifyToken)?;
         // The token names the address it was sent to: found by that address, a user who changed
-        // it is not found; the id must match too.
-        if S::Id::parse(&claims.sub).as_ref() != Some(&user.id) {
+        // it is not found; the id must match too, and the epoch (a change away and back).
+        if S::Id::parse(&claims.sub).as_ref() != Some(&user.id) || claims.epoch != user.email_epoch
+        {
             return Err(ManagerError::InvalidVerifyToken);
         }
         if user.is_verified {
             return Err(ManagerError::UserAlreadyVerified);
         }
-        user.is_verified = true;
-        let user = self.store.update(&user).await?;
+        let changes = UserChanges {
+            is_verified: Some(true),
+            ..UserChanges::default()
+        };
+        let user = self
+            .store
+            .update(&user.id, changes)
+            .await?
+            .ok_or(ManagerError::InvalidVerifyToken)?;
         self.hooks.on_after_verify(&user, request).await;
         Ok(user)
     }
@@ -633,7 +646,7 @@ where
     /// [`ManagerError::UserAlreadyExists`], [`ManagerError::InvalidPassword`], or a failure.
     pub async fn update(
         &self,
-        mut user: UserOf<S>,
+        user: UserOf<S>,
         mut update: UserUpdate<S::Fields>,
         privilege: Privilege,
         request: Option<&Parts>,
@@ -654,28 +667,38 @@ where
                 .await
                 .map_err(ManagerError::InvalidPassword)?;
         }
+        // Only the columns this PATCH names are written: a concurrent change of the others
+        // (a superuser deactivating the user while the hasher runs) survives.
+        let mut changes = UserChanges::default();
         if let Some(email) = update.email.filter(|e| *e != user.email) {
             if self.store.get_by_email(&email).await?.is_some() {
                 return Err(ManagerError::UserAlreadyExists);
             }
-            user.email = email;
-            user.is_verified = false;
+            changes.email = Some(email);
+            changes.is_verified = Some(false);
         }
         let new_hash = match &update.password {
             Some(password) => Some(self.passwords.hash(password.expose()).await?),
             None => None,
         };
         if !safe {
-            user.is_active = update.is_active.unwrap_or(user.is_active);
-            user.is_superuser = update.is_superuser.unwrap_or(user.is_superuser);
-            user.is_verified = update.is_verified.unwrap_or(user.is_verified);
+            changes.is_active = update.is_active;
+            changes.is_superuser = update.is_superuser;
+            changes.is_verified = update.is_verified.or(changes.is_verified);
         }
-        user.fields.apply(update.fields);
+        // The fields column is written only when the PATCH names a field, so a password-only
+        // PATCH never writes back a stale copy of the application's fields.
+        if names_a_field(&update.fields) {
+            let mut fields = user.fields.clone();
+            fields.apply(update.fields);
+            changes.fields = Some(fields);
+        }
         let mut user = self
             .store
-            .update(&user)
+            .update(&user.id, changes)
             .await
-            .map_err(duplicate_means_exists)?;
+            .map_err(duplicate_means_exists)?
+            .ok_or(ManagerError::UserNotExists)?;
         if let Some(new_hash) = new_hash {
             user.hashed_password = self
                 .set_password(&user.id, user.hashed_password.clone(), new_hash)
@@ -766,6 +789,16 @@ where
     fn password_fingerprint(&self, hash: &PasswordHash) -> String {
         self.keys
             .mac(Purpose::PasswordFingerprint, &[hash.0.as_bytes()])
+    }
+}
+
+/// Whether a fields update sets anything: serialised, it has a non-null member.
+fn names_a_field<U: Serialize>(update: &U) -> bool {
+    match serde_json::to_value(update) {
+        Ok(Value::Object(map)) => map.values().any(|v| !v.is_null()),
+        Ok(Value::Null) => false,
+        // Not an object of optional members: assume it names something.
+        _ => true,
     }
 }
 
@@ -874,8 +907,8 @@ mod tests {
             ),
             "the used reset token stays dead"
         );
-        // An explicit new password from a stale copy still wins (its other columns are written
-        // as they are: the last writer wins there, so the address is the stale one again).
+        // An explicit new password from a stale copy still wins, and the columns the update
+        // does not name (the address changed since) are left as they are.
         let update = UserUpdate {
             password: Some(Secret::new("patched")),
             ..Default::default()
@@ -884,11 +917,100 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            m.authenticate("t@example.com", "patched")
+            m.authenticate("t2@example.com", "patched")
                 .await
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[tokio::test]
+    async fn a_verify_token_dies_with_an_a_to_b_to_a_email_change() {
+        let m = manager();
+        let user = m
+            .create(create("a@example.com"), Privilege::SelfService, None)
+            .await
+            .unwrap();
+        let token = m.verify_token(&user).unwrap();
+        for email in ["b@example.com", "a@example.com"] {
+            let update = UserUpdate {
+                email: Some(email.into()),
+                ..Default::default()
+            };
+            let user = m.get(&user.id).await.unwrap();
+            m.update(user, update, Privilege::Superuser, None)
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            m.verify(&token, None).await,
+            Err(ManagerError::InvalidVerifyToken)
+        ));
+        let fresh = m.verify_token(&m.get(&user.id).await.unwrap()).unwrap();
+        assert!(m.verify(&fresh, None).await.unwrap().is_verified);
+    }
+
+    /// Blocks `validate_password` until told to go, to stage the review's interleaving.
+    #[derive(Clone, Default)]
+    struct Gate(Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>);
+
+    impl UserHooks<uuid::Uuid, crate::NoFields> for Gate {
+        async fn validate_password(
+            &self,
+            _: &str,
+            owner: PasswordOwner<'_, uuid::Uuid, crate::NoFields>,
+        ) -> Result<(), InvalidPassword> {
+            if matches!(owner, PasswordOwner::Existing(_)) {
+                self.0.notify_one();
+                self.1.notified().await;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_self_patch_waiting_for_the_hasher_never_undoes_a_ban() {
+        let gate = Gate::default();
+        let m = UserManager::new(
+            MemoryStore::new(),
+            gate.clone(),
+            PasswordHasher::new(Argon2Params {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+            })
+            .unwrap(),
+            Secret::new("k".repeat(32)),
+            TokenSettings::default(),
+        )
+        .unwrap();
+        let user = m
+            .create(create("ban@example.com"), Privilege::SelfService, None)
+            .await
+            .unwrap();
+        // The user's own PATCH has read the user (at authentication) and waits in the hook...
+        let me = m.clone();
+        let stale = user.clone();
+        let patch = tokio::spawn(async move {
+            let update = UserUpdate {
+                password: Some(Secret::new("new-password")),
+                current_password: Some(Secret::new("right-password")),
+                ..Default::default()
+            };
+            me.update(stale, update, Privilege::SelfService, None).await
+        });
+        gate.0.notified().await;
+        // ...while a superuser deactivates and demotes them.
+        let ban = UserChanges {
+            is_active: Some(false),
+            is_superuser: Some(false),
+            ..UserChanges::default()
+        };
+        m.store().update(&user.id, ban).await.unwrap();
+        gate.1.notify_one();
+        patch.await.unwrap().unwrap();
+        let after = m.get(&user.id).await.unwrap();
+        assert!(!after.is_active, "the ban survives the self-PATCH");
     }
 
     #[tokio::test]

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use crate::email::email_key;
 use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
 use crate::store::{
-    AccessTokenStore, NewOAuthAccount, OAuthAccountStore, StoreError, UserOf, UserStore,
+    AccessTokenStore, NewOAuthAccount, OAuthAccountStore, StoreError, Unlink, UserChanges, UserOf,
+    UserStore,
 };
 
 struct Tables<Id, F> {
@@ -64,6 +65,55 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
         f(&mut tables)
     }
 
+    /// Inserts a user, refusing a taken address.
+    fn insert_user(t: &mut Tables<Id, F>, new: NewUser<Id, F>) -> Result<User<Id, F>, StoreError> {
+        if email_taken(t, &new.email, None) {
+            return Err(StoreError::DuplicateEmail);
+        }
+        let id = match new.id {
+            Some(id) => id,
+            None => Self::new_id(t)?,
+        };
+        let user = User {
+            id: id.clone(),
+            email: new.email,
+            hashed_password: new.hashed_password,
+            is_active: new.is_active,
+            is_superuser: new.is_superuser,
+            is_verified: new.is_verified,
+            email_epoch: 0,
+            fields: new.fields,
+        };
+        t.users.insert(id, user.clone());
+        Ok(user)
+    }
+
+    /// Links an account, refusing one that is linked already.
+    fn insert_link(
+        t: &mut Tables<Id, F>,
+        user_id: &Id,
+        account: NewOAuthAccount,
+    ) -> Result<OAuthAccount<Id>, StoreError> {
+        if t.accounts
+            .iter()
+            .any(|a| a.oauth_name == account.oauth_name && a.account_id == account.account_id)
+        {
+            return Err(StoreError::DuplicateOAuthAccount);
+        }
+        let link = OAuthAccount {
+            id: Self::new_id(t)?,
+            user_id: user_id.clone(),
+            oauth_name: account.oauth_name,
+            access_token: account.access_token,
+            expires_at: account.expires_at,
+            refresh_token: account.refresh_token,
+            account_id: account.account_id,
+            account_email: account.account_email,
+        };
+        t.accounts.push(link.clone());
+        Ok(link)
+    }
+
     fn new_id(tables: &mut Tables<Id, F>) -> Result<Id, StoreError> {
         if let Some(id) = Id::generate() {
             return Ok(id);
@@ -101,41 +151,42 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
     }
 
     async fn create(&self, new: NewUser<Id, F>) -> Result<UserOf<Self>, StoreError> {
-        self.with(|t| {
-            if email_taken(t, &new.email, None) {
-                return Err(StoreError::DuplicateEmail);
-            }
-            let id = match new.id {
-                Some(id) => id,
-                None => Self::new_id(t)?,
-            };
-            let user = User {
-                id: id.clone(),
-                email: new.email,
-                hashed_password: new.hashed_password,
-                is_active: new.is_active,
-                is_superuser: new.is_superuser,
-                is_verified: new.is_verified,
-                fields: new.fields,
-            };
-            t.users.insert(id, user.clone());
-            Ok(user)
-        })
+        self.with(|t| Self::insert_user(t, new))
     }
 
-    async fn update(&self, user: &UserOf<Self>) -> Result<UserOf<Self>, StoreError> {
+    async fn update(
+        &self,
+        id: &Id,
+        changes: UserChanges<F>,
+    ) -> Result<Option<UserOf<Self>>, StoreError> {
         self.with(|t| {
-            if email_taken(t, &user.email, Some(&user.id)) {
+            if let Some(email) = &changes.email
+                && email_taken(t, email, Some(id))
+            {
                 return Err(StoreError::DuplicateEmail);
             }
-            if let Some(stored) = t.users.get_mut(&user.id) {
-                let hashed_password = stored.hashed_password.clone();
-                *stored = User {
-                    hashed_password,
-                    ..user.clone()
-                };
+            let Some(stored) = t.users.get_mut(id) else {
+                return Ok(None);
+            };
+            if let Some(email) = changes.email
+                && email != stored.email
+            {
+                stored.email = email;
+                stored.email_epoch += 1;
             }
-            Ok(user.clone())
+            if let Some(flag) = changes.is_active {
+                stored.is_active = flag;
+            }
+            if let Some(flag) = changes.is_superuser {
+                stored.is_superuser = flag;
+            }
+            if let Some(flag) = changes.is_verified {
+                stored.is_verified = flag;
+            }
+            if let Some(fields) = changes.fields {
+                stored.fields = fields;
+            }
+            Ok(Some(stored.clone()))
         })
     }
 
@@ -193,27 +244,25 @@ impl<Id: UserId, F: UserFields> OAuthAccountStore for MemoryStore<Id, F> {
         user_id: &Id,
         account: NewOAuthAccount,
     ) -> Result<OAuthAccount<Id>, StoreError> {
+        self.with(|t| Self::insert_link(t, user_id, account))
+    }
+
+    async fn create_with_oauth_account(
+        &self,
+        user: NewUser<Id, F>,
+        account: NewOAuthAccount,
+    ) -> Result<UserOf<Self>, StoreError> {
         self.with(|t| {
+            // Checked first so that a refusal leaves no user behind.
             if t.accounts
                 .iter()
                 .any(|a| a.oauth_name == account.oauth_name && a.account_id == account.account_id)
             {
-                return Err(StoreError::Backend(
-                    "the external account is linked already".into(),
-                ));
+                return Err(StoreError::DuplicateOAuthAccount);
             }
-            let link = OAuthAccount {
-                id: Self::new_id(t)?,
-                user_id: user_id.clone(),
-                oauth_name: account.oauth_name,
-                access_token: account.access_token,
-                expires_at: account.expires_at,
-                refresh_token: account.refresh_token,
-                account_id: account.account_id,
-                account_email: account.account_email,
-            };
-            t.accounts.push(link.clone());
-            Ok(link)
+            let user = Self::insert_user(t, user)?;
+            Self::insert_link(t, &user.id, account)?;
+            Ok(user)
         })
     }
 
@@ -226,16 +275,30 @@ impl<Id: UserId, F: UserFields> OAuthAccountStore for MemoryStore<Id, F> {
         })
     }
 
-    async fn delete_oauth_account(
+    async fn unlink_oauth_account(
         &self,
         user_id: &Id,
         account_id: &Id,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Unlink, StoreError> {
+        // One lock over the check and the removal: that is the atomicity the trait asks for.
         self.with(|t| {
-            let before = t.accounts.len();
-            t.accounts
-                .retain(|a| !(&a.id == account_id && &a.user_id == user_id));
-            Ok(t.accounts.len() < before)
+            let Some(user) = t.users.get(user_id) else {
+                return Ok(Unlink::NotFound);
+            };
+            let owned = |a: &OAuthAccount<Id>| &a.user_id == user_id;
+            if !t.accounts.iter().any(|a| owned(a) && &a.id == account_id) {
+                return Ok(Unlink::NotFound);
+            }
+            let others = t
+                .accounts
+                .iter()
+                .filter(|a| owned(a) && &a.id != account_id)
+                .count();
+            if others == 0 && !user.hashed_password.is_usable() {
+                return Ok(Unlink::LastSignInMethod);
+            }
+            t.accounts.retain(|a| !(owned(a) && &a.id == account_id));
+            Ok(Unlink::Removed)
         })
     }
 }
@@ -289,8 +352,10 @@ mod tests {
         testing::oauth_account_store(&store).await;
         testing::access_token_store(&store, &store).await;
         testing::concurrent_creates(&store, 50).await;
+        testing::concurrent_unlinks(&store, 5).await;
         let ints: MemoryStore<i64> = MemoryStore::new();
         testing::user_store(&ints).await;
         testing::oauth_account_store(&ints).await;
+        testing::concurrent_unlinks(&ints, 2).await;
     }
 }

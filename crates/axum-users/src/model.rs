@@ -123,6 +123,8 @@ pub struct User<Id = Uuid, F = NoFields> {
     pub is_superuser: bool,
     /// Whether the user proved they own the e-mail address.
     pub is_verified: bool,
+    /// Counts the user's e-mail changes; verification tokens are bound to it.
+    pub email_epoch: i64,
     /// The application's own fields.
     pub fields: F,
 }
@@ -232,6 +234,7 @@ mod tests {
             is_active: true,
             is_superuser: false,
             is_verified: false,
+            email_epoch: 0,
             fields: NoFields {},
         };
         let json = serde_json::to_string(&user.public()).unwrap();

@@ -10,7 +10,7 @@ use crate::login::{LoginOutcome, LoginResponse};
 use crate::manager::{ManagerError, UserManager, UserOf};
 use crate::model::{NewUser, OAuthAccount, PasswordHash, UserId};
 use crate::secret::Secret;
-use crate::store::{NewOAuthAccount, OAuthAccountStore, StoreError};
+use crate::store::{NewOAuthAccount, OAuthAccountStore, StoreError, Unlink};
 
 /// What a provider said about a user after a successful code exchange.
 #[derive(Debug, Clone)]
@@ -110,8 +110,15 @@ where
             if !(policy.associate_by_email && user.is_verified) {
                 return Err(ManagerError::UserAlreadyExists);
             }
-            self.link(&user, sign_in, &email).await?;
-            return Ok(user);
+            return match self.link(&user, sign_in, &email).await {
+                Ok(()) => Ok(user),
+                // A concurrent sign-in linked the account first: it signs in as its owner.
+                Err(ManagerError::OAuthAccountAlreadyLinked) => self
+                    .refresh_linked(sign_in, &email)
+                    .await?
+                    .ok_or(ManagerError::OAuthAccountAlreadyLinked),
+                Err(e) => Err(e),
+            };
         }
         let new = NewUser {
             id: S::Id::generate(),
@@ -122,10 +129,14 @@ where
             is_verified: policy.is_verified_by_default,
             fields: Default::default(),
         };
-        let user = match self.store().create(new).await {
+        let user = match self
+            .store()
+            .create_with_oauth_account(new, sign_in.new_account(self.key_ring(), &email))
+            .await
+        {
             Ok(user) => user,
             // Another first sign-in of the same person won the race: use what it made.
-            Err(StoreError::DuplicateEmail) => {
+            Err(StoreError::DuplicateEmail | StoreError::DuplicateOAuthAccount) => {
                 return self
                     .refresh_linked(sign_in, &email)
                     .await?
@@ -133,7 +144,6 @@ where
             }
             Err(e) => return Err(e.into()),
         };
-        self.link(&user, sign_in, &email).await?;
         self.hooks().on_after_register(&user, request).await;
         Ok(user)
     }
@@ -246,21 +256,15 @@ where
         user: &UserOf<S>,
         account_id: &S::Id,
     ) -> Result<(), ManagerError> {
-        let accounts = self.store().list_oauth_accounts(&user.id).await?;
-        if !accounts.iter().any(|a| &a.id == account_id) {
-            return Err(ManagerError::OAuthAccountNotFound);
-        }
-        if accounts.len() == 1 && !user.hashed_password.is_usable() {
-            return Err(ManagerError::LastSignInMethod);
-        }
-        if !self
+        match self
             .store()
-            .delete_oauth_account(&user.id, account_id)
+            .unlink_oauth_account(&user.id, account_id)
             .await?
         {
-            return Err(ManagerError::OAuthAccountNotFound);
+            Unlink::Removed => Ok(()),
+            Unlink::NotFound => Err(ManagerError::OAuthAccountNotFound),
+            Unlink::LastSignInMethod => Err(ManagerError::LastSignInMethod),
         }
-        Ok(())
     }
 
     /// The user linked to the sign-in's account, after writing the new tokens to the link.
@@ -292,9 +296,14 @@ where
         sign_in: &OAuthSignIn,
         email: &str,
     ) -> Result<(), ManagerError> {
-        self.store()
+        match self
+            .store()
             .add_oauth_account(&user.id, sign_in.new_account(self.key_ring(), email))
-            .await?;
-        Ok(())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(StoreError::DuplicateOAuthAccount) => Err(ManagerError::OAuthAccountAlreadyLinked),
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -16,12 +16,56 @@ pub enum StoreError {
     /// Another user already has this e-mail address (case-insensitively).
     #[error("a user with this e-mail address already exists")]
     DuplicateEmail,
+    /// The provider account `(oauth_name, account_id)` is linked to a user already
+    /// (decided by the database's unique constraint).
+    #[error("this provider account is linked to a user already")]
+    DuplicateOAuthAccount,
     /// The backing service cannot be reached (down, pool timed out); worth retrying later.
     #[error("the storage backend is unavailable: {0}")]
     Unavailable(#[source] BoxError),
     /// Any other driver failure.
     #[error("storage failure: {0}")]
     Backend(#[source] BoxError),
+}
+
+/// The columns an update writes; `None` leaves the column as the database has it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UserChanges<F> {
+    /// The normalised address; the store derives `email_key` with [`crate::email_key`] and
+    /// adds 1 to `email_epoch` when it differs from the stored address.
+    pub email: Option<String>,
+    /// Active flag.
+    pub is_active: Option<bool>,
+    /// Superuser flag.
+    pub is_superuser: Option<bool>,
+    /// Verified flag.
+    pub is_verified: Option<bool>,
+    /// The whole custom-fields value.
+    pub fields: Option<F>,
+}
+
+impl<F> Default for UserChanges<F> {
+    fn default() -> Self {
+        Self {
+            email: None,
+            is_active: None,
+            is_superuser: None,
+            is_verified: None,
+            fields: None,
+        }
+    }
+}
+
+impl<F> UserChanges<F> {
+    /// Whether the update names no column at all (and so only reads the user).
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none()
+            && self.is_active.is_none()
+            && self.is_superuser.is_none()
+            && self.is_verified.is_none()
+            && self.fields.is_none()
+    }
 }
 
 /// The users table.
@@ -50,13 +94,20 @@ pub trait UserStore: Clone + Send + Sync + 'static {
         user: NewUser<Self::Id, Self::Fields>,
     ) -> impl Future<Output = Result<UserOf<Self>, StoreError>> + Send;
 
-    /// Writes the e-mail address, the flags and the fields of `user`, never its password hash:
-    /// that changes only through [`UserStore::replace_password`], so an update made from a
-    /// copy read before a password reset cannot bring the old password back.
+    /// Writes only the columns `changes` names, in one statement; a changed e-mail also adds 1 to
+    /// `email_epoch`. Never writes the password hash. Returns the user as stored afterwards,
+    /// `Ok(None)` when there is no such user; [`StoreError::DuplicateEmail`] when the address is
+    /// taken. An empty `changes` just reads the user.
+    ///
+    /// # Security
+    /// Writing only what changed keeps a concurrent writer's columns: a self-PATCH that waited
+    /// for the hasher cannot undo a superuser's deactivation made meanwhile. The password hash
+    /// changes only through [`UserStore::replace_password`].
     fn update(
         &self,
-        user: &UserOf<Self>,
-    ) -> impl Future<Output = Result<UserOf<Self>, StoreError>> + Send;
+        id: &Self::Id,
+        changes: UserChanges<Self::Fields>,
+    ) -> impl Future<Output = Result<Option<UserOf<Self>>, StoreError>> + Send;
 
     /// Replaces the password hash only if it is still `expected`: a compare-and-swap, so that
     /// one reset token used twice at once succeeds once. Returns whether it replaced it.
@@ -76,7 +127,7 @@ pub trait UserStore: Clone + Send + Sync + 'static {
 pub struct NewOAuthAccount {
     /// Provider name.
     pub oauth_name: String,
-    /// Provider access token.
+    /// Provider access token (the stores keep up to 4 KiB of text).
     pub access_token: crate::Secret,
     /// Expiry of the access token, Unix seconds.
     pub expires_at: Option<i64>,
@@ -103,7 +154,8 @@ pub trait OAuthAccountStore: UserStore {
         user_id: &Self::Id,
     ) -> impl Future<Output = Result<Vec<OAuthAccount<Self::Id>>, StoreError>> + Send;
 
-    /// Links an account to a user.
+    /// Links an account to a user; [`StoreError::DuplicateOAuthAccount`] when the provider
+    /// account is linked already (to anyone), decided by the database's unique constraint.
     fn add_oauth_account(
         &self,
         user_id: &Self::Id,
@@ -116,12 +168,35 @@ pub trait OAuthAccountStore: UserStore {
         account: &OAuthAccount<Self::Id>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Removes one link; returns whether it existed for that user.
-    fn delete_oauth_account(
+    /// Creates a user and links a provider account in one transaction: both or neither.
+    /// [`StoreError::DuplicateEmail`] or [`StoreError::DuplicateOAuthAccount`] when a constraint
+    /// refuses either.
+    fn create_with_oauth_account(
+        &self,
+        user: NewUser<Self::Id, Self::Fields>,
+        account: NewOAuthAccount,
+    ) -> impl Future<Output = Result<UserOf<Self>, StoreError>> + Send;
+
+    /// Removes one link of `user_id` unless it is their last way to sign in (no usable password,
+    /// see [`PasswordHash::is_usable`], and no other link), atomically: two concurrent unlinks of
+    /// a password-less user's two accounts remove one.
+    fn unlink_oauth_account(
         &self,
         user_id: &Self::Id,
         account_id: &Self::Id,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Unlink, StoreError>> + Send;
+}
+
+/// What unlinking did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Unlink {
+    /// The link is gone.
+    Removed,
+    /// The user has no such link (or no such user exists).
+    NotFound,
+    /// Refused: the link is the user's last way to sign in.
+    LastSignInMethod,
 }
 
 /// Access tokens of the database strategy, stored only as hashes.
@@ -147,4 +222,25 @@ pub trait AccessTokenStore: Clone + Send + Sync + 'static {
     /// Deletes a token hash (no error if absent).
     fn delete_token(&self, token_hash: &str)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_empty_until_one_column_is_named() {
+        let mut changes: UserChanges<crate::NoFields> = UserChanges::default();
+        assert!(changes.is_empty());
+        changes.is_verified = Some(false);
+        assert!(
+            !changes.is_empty(),
+            "naming a column, even to false, is a change"
+        );
+        let fields = UserChanges {
+            fields: Some(crate::NoFields {}),
+            ..UserChanges::default()
+        };
+        assert!(!fields.is_empty());
+    }
 }

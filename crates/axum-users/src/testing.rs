@@ -11,7 +11,8 @@ use crate::auth::Strategy;
 use crate::model::{NewUser, PasswordHash, User, UserId};
 use crate::secret::{Secret, random_token};
 use crate::store::{
-    AccessTokenStore, NewOAuthAccount, OAuthAccountStore, StoreError, UserOf, UserStore,
+    AccessTokenStore, NewOAuthAccount, OAuthAccountStore, StoreError, Unlink, UserChanges, UserOf,
+    UserStore,
 };
 use crate::tokens::now_unix;
 
@@ -51,8 +52,9 @@ where
     user
 }
 
-/// Users: create, read by id and by e-mail (case-insensitively), update every column, the
-/// unique constraint (also on update), compare-and-swap of the password, delete.
+/// Users: create, read by id and by e-mail (case-insensitively), update of the named columns,
+/// the unique constraint (also on update), compare-and-swap of the password, delete; then
+/// [`stale_writes`] and [`email_epochs`].
 pub async fn user_store<S: UserStore>(store: &S)
 where
     S::Fields: PartialEq + Debug,
@@ -96,22 +98,31 @@ where
         "the e-mail is unique case-insensitively: {duplicate:?}"
     );
 
-    let mut changed = user.clone();
-    changed.email = unique_email();
-    changed.is_active = false;
-    changed.is_superuser = true;
-    changed.is_verified = true;
-    changed.hashed_password =
-        PasswordHash("$2b$04$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234".into());
-    store.update(&changed).await.expect("update");
-    let expected = User {
-        hashed_password: user.hashed_password.clone(),
-        ..changed.clone()
+    let changes = UserChanges {
+        email: Some(unique_email()),
+        is_active: Some(false),
+        is_superuser: Some(true),
+        is_verified: Some(true),
+        fields: Some(user.fields.clone()),
     };
+    let changed = store
+        .update(&user.id, changes.clone())
+        .await
+        .expect("update")
+        .expect("the user exists");
+    let expected = User {
+        email: changes.email.clone().expect("set above"),
+        is_active: false,
+        is_superuser: true,
+        is_verified: true,
+        email_epoch: 1,
+        ..user.clone()
+    };
+    assert_eq!(changed, expected, "update returns the user as stored");
     assert_eq!(
         store.get(&user.id).await.expect("get").as_ref(),
         Some(&expected),
-        "update writes every column but the password hash, which only replace_password changes"
+        "update writes the columns it names, and a new address bumps the epoch"
     );
     assert!(
         store
@@ -123,11 +134,15 @@ where
     );
 
     let other = create(store).await;
-    let mut clash = other.clone();
-    clash.email = changed.email.to_uppercase();
+    let clash = UserChanges {
+        email: Some(changed.email.to_uppercase()),
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    let refused = store.update(&other.id, clash).await;
     assert!(
-        matches!(store.update(&clash).await, Err(StoreError::DuplicateEmail)),
-        "update keeps addresses unique"
+        matches!(refused, Err(StoreError::DuplicateEmail)),
+        "update keeps addresses unique: {refused:?}"
     );
     assert_eq!(
         store.get(&other.id).await.expect("get").as_ref(),
@@ -136,9 +151,11 @@ where
     );
 
     let new_hash = PasswordHash("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3aGFzaG5ld2hhc2g".into());
+    let not_stored =
+        PasswordHash("$2b$04$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234".into());
     assert!(
         !store
-            .replace_password(&user.id, &changed.hashed_password, &new_hash)
+            .replace_password(&user.id, &not_stored, &new_hash)
             .await
             .expect("cas"),
         "CAS refuses a hash that is not the stored one"
@@ -171,7 +188,163 @@ where
         "deleting twice reports the absence"
     );
     assert!(store.get(&user.id).await.expect("get").is_none());
+    assert!(
+        store
+            .update(&user.id, UserChanges::default())
+            .await
+            .expect("update")
+            .is_none(),
+        "an empty update of a missing user reads nothing"
+    );
+    let revive = UserChanges {
+        is_active: Some(true),
+        ..UserChanges::default()
+    };
+    assert!(
+        store
+            .update(&user.id, revive)
+            .await
+            .expect("update")
+            .is_none(),
+        "an update of a missing user is None and creates nobody"
+    );
+    assert!(store.get(&user.id).await.expect("get").is_none());
     assert!(store.delete(&other.id).await.expect("delete"));
+
+    stale_writes(store).await;
+    email_epochs(store).await;
+}
+
+/// The interleaving of the security review: a writer reads a user, a second writer changes the
+/// flags (and a reset the password), then the first writer updates only the fields, or only the
+/// address. What the second writer set survives.
+pub async fn stale_writes<S: UserStore>(store: &S)
+where
+    S::Fields: PartialEq + Debug,
+{
+    let user = create(store).await;
+    let stale = store.get(&user.id).await.expect("get").expect("exists");
+    let admin = UserChanges {
+        is_active: Some(false),
+        is_superuser: Some(true),
+        is_verified: Some(true),
+        ..UserChanges::default()
+    };
+    store
+        .update(&user.id, admin)
+        .await
+        .expect("update")
+        .expect("exists");
+    let reset = PasswordHash("$argon2id$v=19$m=8,t=1,p=1$cmVzZXQ$cmVzZXRyZXNldHJlc2V0".into());
+    assert!(
+        store
+            .replace_password(&user.id, &stale.hashed_password, &reset)
+            .await
+            .expect("cas")
+    );
+    let only_fields = UserChanges {
+        fields: Some(stale.fields.clone()),
+        ..UserChanges::default()
+    };
+    let after = store
+        .update(&user.id, only_fields)
+        .await
+        .expect("update")
+        .expect("exists");
+    let kept = |u: &UserOf<S>| {
+        (
+            u.is_active,
+            u.is_superuser,
+            u.is_verified,
+            u.hashed_password.clone(),
+        )
+    };
+    assert_eq!(
+        kept(&after),
+        (false, true, true, reset.clone()),
+        "an update of the fields keeps the flags and the hash another writer set"
+    );
+    let new_email = unique_email();
+    let only_email = UserChanges {
+        email: Some(new_email.clone()),
+        ..UserChanges::default()
+    };
+    let after = store
+        .update(&user.id, only_email)
+        .await
+        .expect("update")
+        .expect("exists");
+    assert_eq!(after.email, new_email);
+    assert_eq!(
+        kept(&after),
+        (false, true, true, reset.clone()),
+        "an update of the address keeps the flags and the hash another writer set"
+    );
+    assert_eq!(
+        store.get(&user.id).await.expect("get").as_ref(),
+        Some(&after),
+        "what update returns is what is stored"
+    );
+    assert!(store.delete(&user.id).await.expect("delete"));
+}
+
+/// `email_epoch`: 0 for a new user, +1 for every change of the address (also back to an
+/// earlier one, and a change of case only), unchanged by other updates and by naming the
+/// stored address again.
+pub async fn email_epochs<S: UserStore>(store: &S)
+where
+    S::Fields: PartialEq + Debug,
+{
+    let user = create(store).await;
+    assert_eq!(user.email_epoch, 0, "a new user starts at epoch 0");
+    let set_email = |email: &str| UserChanges {
+        email: Some(email.to_owned()),
+        ..UserChanges::default()
+    };
+    let epoch = |u: Option<UserOf<S>>| u.expect("exists").email_epoch;
+    let a = user.email.clone();
+    let b = unique_email();
+    assert_eq!(
+        epoch(store.update(&user.id, set_email(&b)).await.expect("A->B")),
+        1
+    );
+    assert_eq!(
+        epoch(store.update(&user.id, set_email(&a)).await.expect("B->A")),
+        2,
+        "A -> B -> A is two changes"
+    );
+    assert_eq!(
+        epoch(store.get(&user.id).await.expect("get")),
+        2,
+        "the epoch is stored"
+    );
+    assert_eq!(
+        epoch(store.update(&user.id, set_email(&a)).await.expect("A->A")),
+        2,
+        "the stored address again is no change"
+    );
+    let flags = UserChanges {
+        is_verified: Some(true),
+        ..UserChanges::default()
+    };
+    assert_eq!(
+        epoch(store.update(&user.id, flags).await.expect("flags")),
+        2,
+        "other columns leave the epoch alone"
+    );
+    let lower = a.to_lowercase();
+    assert_ne!(lower, a, "the suite's addresses have upper-case letters");
+    assert_eq!(
+        epoch(
+            store
+                .update(&user.id, set_email(&lower))
+                .await
+                .expect("case")
+        ),
+        3,
+        "a change of case is a change of the address"
+    );
+    assert!(store.delete(&user.id).await.expect("delete"));
 }
 
 /// Concurrent creations of one address (in several spellings): exactly one succeeds.
@@ -202,19 +375,26 @@ pub async fn concurrent_creates<S: UserStore>(store: &S, attempts: usize) {
     );
 }
 
+/// The longest provider token the stores must keep: the manager stores tokens encrypted, as
+/// base64 text longer than the provider's own.
+const TOKEN_CAPACITY: usize = 4096;
+
 fn account(name: &str, account_id: &str) -> NewOAuthAccount {
     NewOAuthAccount {
         oauth_name: name.to_owned(),
-        access_token: Secret::new(format!("at-{}", "x".repeat(2048))),
+        access_token: Secret::new(format!("at-{}", "x".repeat(TOKEN_CAPACITY - 3))),
         expires_at: Some(now_unix() + 3600),
-        refresh_token: Some(Secret::new("rt-1")),
+        refresh_token: Some(Secret::new(format!(
+            "rt-{}",
+            "y".repeat(TOKEN_CAPACITY - 3)
+        ))),
         account_id: account_id.to_owned(),
         account_email: "someone@example.com".to_owned(),
     }
 }
 
 /// OAuth accounts: many per user, lookup by `(oauth_name, account_id)`, update, unlink, and
-/// removal with the user. Tokens longer than 1024 characters fit.
+/// removal with the user. Tokens of 4 KiB fit. Then [`oauth_links`].
 pub async fn oauth_account_store<S: OAuthAccountStore>(store: &S)
 where
     S::Fields: PartialEq + Debug,
@@ -231,9 +411,12 @@ where
         .expect("add");
     assert_eq!(google.user_id, user.id);
     assert_eq!(
-        google.access_token.expose().len(),
-        2051,
-        "long provider tokens are kept whole"
+        (
+            google.access_token.expose().len(),
+            google.refresh_token.as_ref().map(|t| t.expose().len())
+        ),
+        (TOKEN_CAPACITY, Some(TOKEN_CAPACITY)),
+        "provider tokens of 4 KiB are kept whole"
     );
     let found = store
         .get_by_oauth_account("google", &account_id)
@@ -269,23 +452,45 @@ where
     );
 
     let stranger = create(store).await;
-    assert!(
-        !store
-            .delete_oauth_account(&stranger.id, &github.id)
+    assert_eq!(
+        store
+            .unlink_oauth_account(&stranger.id, &github.id)
             .await
             .expect("unlink"),
+        Unlink::NotFound,
         "only the owner unlinks"
     );
-    assert!(
+    assert_eq!(
         store
-            .delete_oauth_account(&user.id, &github.id)
+            .unlink_oauth_account(&user.id, &github.id)
             .await
-            .expect("unlink")
+            .expect("unlink"),
+        Unlink::Removed
+    );
+    assert_eq!(
+        store
+            .unlink_oauth_account(&user.id, &github.id)
+            .await
+            .expect("unlink"),
+        Unlink::NotFound,
+        "unlinking twice reports the absence"
     );
     assert_eq!(
         store.list_oauth_accounts(&user.id).await.expect("list"),
-        vec![updated]
+        vec![updated.clone()]
     );
+    assert_eq!(
+        store
+            .unlink_oauth_account(&user.id, &updated.id)
+            .await
+            .expect("unlink"),
+        Unlink::Removed,
+        "a user with a usable password may unlink their last account"
+    );
+    let again = store
+        .add_oauth_account(&user.id, account("google", &account_id))
+        .await
+        .expect("link again");
 
     assert!(store.delete(&user.id).await.expect("delete"));
     assert!(
@@ -296,7 +501,195 @@ where
             .is_none(),
         "accounts go with the user"
     );
+    assert_eq!(
+        store
+            .unlink_oauth_account(&user.id, &again.id)
+            .await
+            .expect("unlink"),
+        Unlink::NotFound,
+        "a deleted user has no links"
+    );
     assert!(store.delete(&stranger.id).await.expect("delete"));
+
+    oauth_links(store).await;
+}
+
+/// A user without a usable password (an OAuth sign-up).
+fn password_less<S: UserStore>() -> NewUser<S::Id, S::Fields> {
+    NewUser {
+        hashed_password: PasswordHash::unusable(),
+        ..new_user::<S>(&unique_email())
+    }
+}
+
+/// The provider-account constraint on `add_oauth_account`, `create_with_oauth_account` as one
+/// transaction (all or nothing), and the last-sign-in-method guard of `unlink_oauth_account`.
+pub async fn oauth_links<S: OAuthAccountStore>(store: &S)
+where
+    S::Fields: PartialEq + Debug,
+{
+    let owner = create(store).await;
+    let account_id = random_token(12);
+    store
+        .add_oauth_account(&owner.id, account("google", &account_id))
+        .await
+        .expect("add");
+    let twice = store
+        .add_oauth_account(&owner.id, account("google", &account_id))
+        .await;
+    assert!(
+        matches!(twice, Err(StoreError::DuplicateOAuthAccount)),
+        "a provider account links once: {twice:?}"
+    );
+    let other = create(store).await;
+    let taken = store
+        .add_oauth_account(&other.id, account("google", &account_id))
+        .await;
+    assert!(
+        matches!(taken, Err(StoreError::DuplicateOAuthAccount)),
+        "a provider account links to one user: {taken:?}"
+    );
+    assert!(
+        store
+            .list_oauth_accounts(&other.id)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+
+    // Both.
+    let new = password_less::<S>();
+    let email = new.email.clone();
+    let fresh_id = random_token(12);
+    let created = store
+        .create_with_oauth_account(new, account("github", &fresh_id))
+        .await
+        .expect("create with account");
+    assert_eq!(
+        (created.email.as_str(), created.email_epoch),
+        (email.as_str(), 0)
+    );
+    assert_eq!(
+        store
+            .get_by_oauth_account("github", &fresh_id)
+            .await
+            .expect("lookup")
+            .as_ref(),
+        Some(&created),
+        "the user and the link are made together"
+    );
+    // Neither: the provider account is taken, so no user is left behind.
+    let orphan = password_less::<S>();
+    let orphan_email = orphan.email.clone();
+    let refused = store
+        .create_with_oauth_account(orphan, account("google", &account_id))
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::DuplicateOAuthAccount)),
+        "{refused:?}"
+    );
+    assert!(
+        store
+            .get_by_email(&orphan_email)
+            .await
+            .expect("get")
+            .is_none(),
+        "a refused link leaves no user behind"
+    );
+    // Neither: the address is taken, so no link is left behind.
+    let unlinked_id = random_token(12);
+    let refused = store
+        .create_with_oauth_account(
+            new_user::<S>(&owner.email.to_lowercase()),
+            account("gitlab", &unlinked_id),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::DuplicateEmail)),
+        "{refused:?}"
+    );
+    assert!(
+        store
+            .get_by_oauth_account("gitlab", &unlinked_id)
+            .await
+            .expect("lookup")
+            .is_none(),
+        "a refused user leaves no link behind"
+    );
+
+    // The guard: the last link of a password-less user stays.
+    let links = store.list_oauth_accounts(&created.id).await.expect("list");
+    assert_eq!(links.len(), 1);
+    assert_eq!(
+        store
+            .unlink_oauth_account(&owner.id, &links[0].id)
+            .await
+            .expect("unlink"),
+        Unlink::NotFound,
+        "someone else's account is not found"
+    );
+    assert_eq!(
+        store
+            .unlink_oauth_account(&created.id, &links[0].id)
+            .await
+            .expect("unlink"),
+        Unlink::LastSignInMethod
+    );
+    assert_eq!(
+        store.list_oauth_accounts(&created.id).await.expect("list"),
+        links
+    );
+    for id in [&owner.id, &other.id, &created.id] {
+        assert!(store.delete(id).await.expect("delete"));
+    }
+}
+
+/// Concurrent unlinks of both accounts of a password-less user, `rounds` times: each time
+/// exactly one is removed and the other refused as the last sign-in method. Give the store a
+/// pool of several connections, so that the two really run at once.
+pub async fn concurrent_unlinks<S: OAuthAccountStore>(store: &S, rounds: usize)
+where
+    S::Fields: PartialEq + Debug,
+{
+    for _ in 0..rounds {
+        let user = store
+            .create_with_oauth_account(password_less::<S>(), account("google", &random_token(12)))
+            .await
+            .expect("create");
+        store
+            .add_oauth_account(&user.id, account("github", &random_token(12)))
+            .await
+            .expect("add");
+        let links = store.list_oauth_accounts(&user.id).await.expect("list");
+        assert_eq!(links.len(), 2);
+        let unlink = |link: usize| {
+            let store = store.clone();
+            let user_id = user.id.clone();
+            let account_id = links[link].id.clone();
+            tokio::spawn(async move { store.unlink_oauth_account(&user_id, &account_id).await })
+        };
+        let (first, second) = tokio::join!(unlink(0), unlink(1));
+        let mut outcomes = [
+            first.expect("task").expect("unlink"),
+            second.expect("task").expect("unlink"),
+        ];
+        outcomes.sort_by_key(|o| *o == Unlink::LastSignInMethod);
+        assert_eq!(
+            outcomes,
+            [Unlink::Removed, Unlink::LastSignInMethod],
+            "of two concurrent unlinks, one removes and one is refused"
+        );
+        assert_eq!(
+            store
+                .list_oauth_accounts(&user.id)
+                .await
+                .expect("list")
+                .len(),
+            1,
+            "one way to sign in is left"
+        );
+        assert!(store.delete(&user.id).await.expect("delete"));
+    }
 }
 
 /// Access tokens: stored, found within their lifetime, deleted, and removed with their user.

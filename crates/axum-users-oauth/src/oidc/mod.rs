@@ -4,20 +4,52 @@ mod id_token;
 
 use std::sync::{Arc, RwLock};
 
-use jsonwebtoken::jwk::Jwk;
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, DiscoveryError, IssuerUrl, JsonWebKeySetUrl, ProviderMetadata,
+    RevocationUrl,
+};
 use reqwest::header::HeaderMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use crate::client::{ClientAuthMethod, Endpoints, OAuth2Client, parse_url};
+use crate::client::{ClientAuthMethod, Endpoints, OAuth2Client};
 use crate::error::{IdTokenErrorReason, OAuthError};
-use crate::http::HttpConfig;
+use crate::http::{HttpConfig, OidcHttp};
 use crate::provider::{AuthorizationRequest, BoxFuture, OAuthProvider, ProviderIdentity};
 use crate::secret::{ClientSecret, PkceVerifier, RefreshToken};
 use crate::token::OAuthToken;
 
-use id_token::{Expectations, has_unknown_kid, parse_jwks, validate, verified_flag};
+use id_token::{Expectations, has_unknown_kid, validate, verified_flag};
+
+/// The discovery fields beyond Core's that we use (RFC 7009 revocation, named in RFC 8414).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+struct RevocationMetadata {
+    revocation_endpoint: Option<RevocationUrl>,
+}
+
+impl AdditionalProviderMetadata for RevocationMetadata {}
+
+/// `/.well-known/openid-configuration` as `openidconnect` parses and checks it.
+type DiscoveredMetadata = ProviderMetadata<
+    RevocationMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
 
 /// Settings for [`OpenIdConnect::discover`].
 #[derive(Debug, Clone)]
@@ -34,6 +66,9 @@ pub struct OpenIdConnectConfig {
     pub default_scopes: Vec<String>,
     /// HTTP settings used for discovery and every later call.
     pub http: HttpConfig,
+    /// Whether this issuer's `email_verified` is trusted; default false (see
+    /// [`OpenIdConnectConfig::trust_email_verified`]).
+    pub trust_email_verified: bool,
 }
 
 impl OpenIdConnectConfig {
@@ -50,7 +85,17 @@ impl OpenIdConnectConfig {
             name: "openid".to_owned(),
             default_scopes: vec!["openid".to_owned(), "email".to_owned()],
             http: HttpConfig::default(),
+            trust_email_verified: false,
         }
+    }
+
+    /// Trusts this issuer's `email_verified` claim. Off by default: any server can claim a
+    /// verified address, so turn it on only for an issuer known to verify e-mail addresses
+    /// (Google, LinkedIn, your own identity provider). Untrusted, every identity reports
+    /// `email_verified = false`.
+    pub fn trust_email_verified(mut self, trusted: bool) -> Self {
+        self.trust_email_verified = trusted;
+        self
     }
 
     /// Uses another provider name.
@@ -83,32 +128,23 @@ impl OpenIdConnectConfig {
     }
 }
 
-/// The fields of `/.well-known/openid-configuration` we use.
-#[derive(Debug, Deserialize)]
-struct DiscoveryDocument {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    jwks_uri: String,
-    userinfo_endpoint: Option<String>,
-    revocation_endpoint: Option<String>,
-    token_endpoint_auth_methods_supported: Option<Vec<String>>,
-    grant_types_supported: Option<Vec<String>>,
-}
-
 /// A generic OpenID Connect provider: endpoints from discovery, id_tokens checked against the
-/// provider's JWKS (signature, `iss`, `aud`/`azp`, `exp`, `nonce`).
+/// provider's JWKS by `openidconnect` (algorithm, signature, `iss`, `aud`, `exp`, `iat`, `nonce`)
+/// and here (`azp`, `sub`); docs/oauth.md lists every check in order.
 ///
 /// `identity` reads `sub`, `email` and `email_verified` from the id_token; when the id_token
-/// carries no e-mail it asks the userinfo endpoint (whose `sub` must match).
+/// carries no e-mail it asks the userinfo endpoint (whose `sub` must match). `email_verified` is
+/// reported only with [`OpenIdConnectConfig::trust_email_verified`].
 #[derive(Debug)]
 pub struct OpenIdConnect {
     name: String,
-    issuer: String,
+    issuer: IssuerUrl,
     client: OAuth2Client,
     userinfo: Option<Url>,
-    jwks_uri: Url,
-    jwks: RwLock<Arc<Vec<Jwk>>>,
+    jwks_uri: JsonWebKeySetUrl,
+    jwks: RwLock<Arc<CoreJsonWebKeySet>>,
+    http: OidcHttp,
+    trust_email_verified: bool,
 }
 
 impl OpenIdConnect {
@@ -120,35 +156,33 @@ impl OpenIdConnect {
     /// [`OAuthError::Discovery`] if a document cannot be fetched or does not match;
     /// [`OAuthError::InvalidConfig`] if no supported auth method is offered.
     pub async fn discover(config: OpenIdConnectConfig) -> Result<Self, OAuthError> {
-        let http = config.http.build_client()?;
-        let discovery_url = parse_url(&format!(
-            "{}/.well-known/openid-configuration",
-            config.issuer.trim_end_matches('/')
-        ))?;
-        let document: DiscoveryDocument = fetch_json(&http, discovery_url).await?;
-        if document.issuer != config.issuer {
-            return Err(OAuthError::Discovery(format!(
-                "issuer mismatch: configured {}, discovered {}",
-                config.issuer, document.issuer
-            )));
-        }
-        let jwks_uri = discovered_url(&document.jwks_uri)?;
-        let jwks: Value = fetch_json(&http, jwks_uri.clone()).await?;
+        let http = OidcHttp(config.http.build_client()?);
+        let issuer = IssuerUrl::new(config.issuer.clone())
+            .map_err(|error| OAuthError::InvalidConfig(format!("bad issuer URL: {error}")))?;
+        // Fetches the document, refuses one naming another issuer, then fetches the JWKS.
+        let metadata = DiscoveredMetadata::discover_async(issuer, &http)
+            .await
+            .map_err(discovery_error)?;
+        let token = metadata
+            .token_endpoint()
+            .ok_or_else(|| OAuthError::Discovery("no token_endpoint".into()))?;
         let endpoints = Endpoints {
-            authorize: discovered_url(&document.authorization_endpoint)?,
-            token: discovered_url(&document.token_endpoint)?,
-            revoke: document
+            authorize: metadata.authorization_endpoint().url().clone(),
+            token: token.url().clone(),
+            revoke: metadata
+                .additional_metadata()
                 .revocation_endpoint
-                .as_deref()
-                .map(discovered_url)
-                .transpose()?,
+                .as_ref()
+                .map(|url| url.url().clone()),
         };
-        let auth_method =
-            choose_auth_method(document.token_endpoint_auth_methods_supported.as_deref())?;
-        let supports_refresh = document
-            .grant_types_supported
-            .as_ref()
-            .is_some_and(|grants| grants.iter().any(|grant| grant == "refresh_token"));
+        let auth_method = choose_auth_method(
+            metadata
+                .token_endpoint_auth_methods_supported()
+                .map(Vec::as_slice),
+        )?;
+        let supports_refresh = metadata
+            .grant_types_supported()
+            .is_some_and(|grants| grants.contains(&CoreGrantType::RefreshToken));
         let client = OAuth2Client::new(config.client_id, config.client_secret, endpoints)?
             .with_http(&config.http)?
             .with_default_scopes(config.default_scopes)
@@ -156,21 +190,19 @@ impl OpenIdConnect {
             .with_refresh(supports_refresh);
         Ok(Self {
             name: config.name,
-            issuer: document.issuer,
+            issuer: metadata.issuer().clone(),
             client,
-            userinfo: document
-                .userinfo_endpoint
-                .as_deref()
-                .map(discovered_url)
-                .transpose()?,
-            jwks_uri,
-            jwks: RwLock::new(Arc::new(parse_jwks(&jwks))),
+            userinfo: metadata.userinfo_endpoint().map(|url| url.url().clone()),
+            jwks_uri: metadata.jwks_uri().clone(),
+            jwks: RwLock::new(Arc::new(metadata.jwks().clone())),
+            http,
+            trust_email_verified: config.trust_email_verified,
         })
     }
 
     /// The verified issuer.
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        self.issuer.as_str()
     }
 
     /// The underlying OAuth2 client (endpoints, auth method).
@@ -178,7 +210,7 @@ impl OpenIdConnect {
         &self.client
     }
 
-    fn keys(&self) -> Arc<Vec<Jwk>> {
+    fn keys(&self) -> Arc<CoreJsonWebKeySet> {
         match self.jwks.read() {
             Ok(keys) => keys.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -186,9 +218,11 @@ impl OpenIdConnect {
     }
 
     /// Re-reads the JWKS (the provider rotated its keys).
-    async fn refresh_keys(&self) -> Result<Arc<Vec<Jwk>>, OAuthError> {
-        let body: Value = fetch_json(self.client.http(), self.jwks_uri.clone()).await?;
-        let keys = Arc::new(parse_jwks(&body));
+    async fn refresh_keys(&self) -> Result<Arc<CoreJsonWebKeySet>, OAuthError> {
+        let keys = CoreJsonWebKeySet::fetch_async(&self.jwks_uri, &self.http)
+            .await
+            .map_err(discovery_error)?;
+        let keys = Arc::new(keys);
         match self.jwks.write() {
             Ok(mut slot) => *slot = keys.clone(),
             Err(poisoned) => *poisoned.into_inner() = keys.clone(),
@@ -277,7 +311,14 @@ impl OAuthProvider for OpenIdConnect {
         token: &'a OAuthToken,
         expected_nonce: Option<&'a str>,
     ) -> BoxFuture<'a, Result<ProviderIdentity, OAuthError>> {
-        Box::pin(self.fetch_identity(token, expected_nonce))
+        Box::pin(async move {
+            let identity = self.fetch_identity(token, expected_nonce).await?;
+            Ok(identity.trusted_if(self.trust_email_verified))
+        })
+    }
+
+    fn trusts_email_verified(&self) -> bool {
+        self.trust_email_verified
     }
 
     fn refresh<'a>(
@@ -293,15 +334,17 @@ impl OAuthProvider for OpenIdConnect {
 }
 
 /// The first of the provider's methods we support (OpenID Discovery's default is basic).
-fn choose_auth_method(supported: Option<&[String]>) -> Result<ClientAuthMethod, OAuthError> {
+fn choose_auth_method(
+    supported: Option<&[CoreClientAuthMethod]>,
+) -> Result<ClientAuthMethod, OAuthError> {
     let Some(supported) = supported else {
         return Ok(ClientAuthMethod::ClientSecretBasic);
     };
     supported
         .iter()
-        .find_map(|method| match method.as_str() {
-            "client_secret_post" => Some(ClientAuthMethod::ClientSecretPost),
-            "client_secret_basic" => Some(ClientAuthMethod::ClientSecretBasic),
+        .find_map(|method| match method {
+            CoreClientAuthMethod::ClientSecretPost => Some(ClientAuthMethod::ClientSecretPost),
+            CoreClientAuthMethod::ClientSecretBasic => Some(ClientAuthMethod::ClientSecretBasic),
             _ => None,
         })
         .ok_or_else(|| {
@@ -311,38 +354,29 @@ fn choose_auth_method(supported: Option<&[String]>) -> Result<ClientAuthMethod, 
         })
 }
 
-fn discovered_url(value: &str) -> Result<Url, OAuthError> {
-    Url::parse(value).map_err(|error| OAuthError::Discovery(format!("bad URL {value}: {error}")))
-}
-
-async fn fetch_json<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    url: Url,
-) -> Result<T, OAuthError> {
-    let response = http
-        .get(url)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(|error| match OAuthError::from(error) {
-            OAuthError::Http(message) => OAuthError::Discovery(message),
-            other => other,
-        })?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(OAuthError::Discovery(format!("status {}", status.as_u16())));
+/// A discovery or JWKS failure: time-outs stay [`OAuthError::Timeout`], the rest is
+/// [`OAuthError::Discovery`] (never with the response body, which the provider controls).
+fn discovery_error(error: DiscoveryError<OAuthError>) -> OAuthError {
+    match error {
+        DiscoveryError::Request(OAuthError::Http(message)) => OAuthError::Discovery(message),
+        DiscoveryError::Request(other) => other,
+        DiscoveryError::Response(status, _, message) => {
+            OAuthError::Discovery(format!("status {}: {message}", status.as_u16()))
+        }
+        DiscoveryError::Parse(error) => OAuthError::Discovery(format!("bad document: {error}")),
+        DiscoveryError::Validation(message) => OAuthError::Discovery(message),
+        other => OAuthError::Discovery(other.to_string()),
     }
-    let body = response.bytes().await?;
-    serde_json::from_slice(&body)
-        .map_err(|error| OAuthError::Discovery(format!("bad document: {error}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn methods(list: &[&str]) -> Vec<String> {
-        list.iter().map(|m| (*m).to_owned()).collect()
+    fn methods(list: &[&str]) -> Vec<CoreClientAuthMethod> {
+        list.iter()
+            .map(|m| serde_json::from_value(serde_json::json!(m)).expect("method"))
+            .collect()
     }
 
     #[test]

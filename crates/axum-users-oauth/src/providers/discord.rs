@@ -43,6 +43,11 @@ impl Discord {
         })
     }
 
+    /// Discord reports `verified` only for a confirmed address (and we report no e-mail otherwise).
+    fn email_trust(&self) -> bool {
+        true
+    }
+
     async fn fetch_identity(&self, token: &OAuthToken) -> Result<ProviderIdentity, OAuthError> {
         let user: Value = self
             .client

@@ -43,6 +43,11 @@ impl Facebook {
         })
     }
 
+    /// The Graph API has no verified flag.
+    fn email_trust(&self) -> bool {
+        false
+    }
+
     async fn fetch_identity(&self, token: &OAuthToken) -> Result<ProviderIdentity, OAuthError> {
         // The token goes in the Authorization header, never in the URL.
         let me: Value = self

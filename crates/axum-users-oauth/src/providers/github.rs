@@ -65,6 +65,11 @@ impl GitHub {
         headers
     }
 
+    /// GitHub's `/user/emails` `verified` flag is set only after the user confirmed the address.
+    fn email_trust(&self) -> bool {
+        true
+    }
+
     async fn fetch_identity(&self, token: &OAuthToken) -> Result<ProviderIdentity, OAuthError> {
         let access_token = &token.access_token;
         let profile: Value = self

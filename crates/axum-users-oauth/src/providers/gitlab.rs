@@ -13,12 +13,14 @@ use crate::token::OAuthToken;
 
 /// GitLab sign-in. Identity from `GET /api/v4/user`: `id`, the primary `email`, and
 /// `email_verified` = the account's `confirmed_at` is set (GitLab confirms the primary e-mail).
-/// For a self-hosted instance use [`GitLab::with_base_url`].
+/// For a self-hosted instance use [`GitLab::with_base_url`]; its `email_verified` is not trusted
+/// unless [`GitLab::trust_email_verified`] says so (an instance may turn confirmation off).
 #[derive(Debug, Clone)]
 pub struct GitLab {
     client: OAuth2Client,
     api: Url,
     name: String,
+    trust_email: Option<bool>,
 }
 
 impl GitLab {
@@ -40,7 +42,22 @@ impl GitLab {
                 .with_default_scopes(["read_user"]),
             api: parse_url("https://gitlab.com/api/v4")?,
             name: "gitlab".to_owned(),
+            trust_email: None,
         })
+    }
+
+    /// Overrides whether `email_verified` is trusted. By default it is on gitlab.com (which
+    /// confirms addresses) and not on any other base URL: a self-hosted instance may let users
+    /// in without confirming, or be run by anyone.
+    pub fn trust_email_verified(mut self, trusted: bool) -> Self {
+        self.trust_email = Some(trusted);
+        self
+    }
+
+    /// gitlab.com unless told otherwise.
+    fn email_trust(&self) -> bool {
+        self.trust_email
+            .unwrap_or_else(|| self.api.host_str() == Some("gitlab.com"))
     }
 
     async fn fetch_identity(&self, token: &OAuthToken) -> Result<ProviderIdentity, OAuthError> {

@@ -45,6 +45,11 @@ impl Google {
         })
     }
 
+    /// Google verifies the address before it reports `metadata.verified`.
+    fn email_trust(&self) -> bool {
+        true
+    }
+
     async fn fetch_identity(&self, token: &OAuthToken) -> Result<ProviderIdentity, OAuthError> {
         let url = api_url(&self.api, "/v1/people/me?personFields=emailAddresses")?;
         let person: Value = self

@@ -46,6 +46,12 @@ impl LinkedIn {
         })
     }
 
+    /// LinkedIn's own profile shows only its primary, confirmed address; this legacy API reports no
+    /// flag, so identities say unverified anyway (use OpenID Connect for its `email_verified`).
+    fn email_trust(&self) -> bool {
+        true
+    }
+
     async fn fetch_identity(&self, token: &OAuthToken) -> Result<ProviderIdentity, OAuthError> {
         let access_token = &token.access_token;
         let me: Value = self

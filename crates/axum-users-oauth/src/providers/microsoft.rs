@@ -61,6 +61,13 @@ impl Microsoft {
         Ok(self)
     }
 
+    /// Graph's `userPrincipalName`/`mail` carry no verification signal; Microsoft documents the
+    /// `email` claim as unverified and offers only the optional `xms_edov` id_token claim, which
+    /// this Graph-based client does not receive.
+    fn email_trust(&self) -> bool {
+        false
+    }
+
     async fn fetch_identity(&self, token: &OAuthToken) -> Result<ProviderIdentity, OAuthError> {
         let me: Value = self
             .client

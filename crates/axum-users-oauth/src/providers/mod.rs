@@ -22,8 +22,10 @@ use crate::error::OAuthError;
 
 /// Builders and the [`crate::OAuthProvider`] impl shared by every built-in provider.
 ///
-/// The provider struct must have the fields `client: OAuth2Client`, `api: Url`, `name: String`
-/// and an inherent `async fn fetch_identity(&self, &OAuthToken) -> Result<ProviderIdentity, OAuthError>`.
+/// The provider struct must have the fields `client: OAuth2Client`, `api: Url`, `name: String`,
+/// an inherent `async fn fetch_identity(&self, &OAuthToken) -> Result<ProviderIdentity, OAuthError>`
+/// (the e-mail and verified flag as the provider reports them) and an inherent
+/// `fn email_trust(&self) -> bool` (whether that flag may be believed; see docs/oauth.md).
 macro_rules! oauth2_provider {
     ($provider:ident) => {
         impl $provider {
@@ -130,7 +132,14 @@ macro_rules! oauth2_provider {
                 token: &'a $crate::OAuthToken,
                 _expected_nonce: Option<&'a str>,
             ) -> $crate::BoxFuture<'a, Result<$crate::ProviderIdentity, $crate::OAuthError>> {
-                Box::pin(self.fetch_identity(token))
+                Box::pin(async move {
+                    let identity = self.fetch_identity(token).await?;
+                    Ok(identity.trusted_if(self.email_trust()))
+                })
+            }
+
+            fn trusts_email_verified(&self) -> bool {
+                self.email_trust()
             }
 
             fn refresh<'a>(
@@ -352,6 +361,55 @@ mod tests {
                 .auth_method(),
             ClientSecretPost
         );
+    }
+
+    #[test]
+    fn email_trust_per_provider() {
+        let gitlab = || GitLab::new("i", "s").expect("gitlab");
+        let trust: Vec<(Box<dyn OAuthProvider>, bool)> = vec![
+            (Box::new(Google::new("i", "s").expect("google")), true),
+            (Box::new(GitHub::new("i", "s").expect("github")), true),
+            (
+                Box::new(Microsoft::new("i", "s").expect("microsoft")),
+                false,
+            ),
+            (Box::new(Discord::new("i", "s").expect("discord")), true),
+            (Box::new(Facebook::new("i", "s").expect("facebook")), false),
+            (Box::new(LinkedIn::new("i", "s").expect("linkedin")), true),
+            (Box::new(gitlab()), true),
+            (
+                Box::new(
+                    gitlab()
+                        .with_base_url(&url::Url::parse("https://git.example.org/").expect("url")),
+                ),
+                false,
+            ),
+            (Box::new(gitlab().trust_email_verified(false)), false),
+        ];
+        for (provider, trusted) in trust {
+            assert_eq!(
+                provider.trusts_email_verified(),
+                trusted,
+                "{}",
+                provider.name()
+            );
+        }
+    }
+
+    #[test]
+    fn untrusted_identities_are_never_verified() {
+        let reported = crate::ProviderIdentity {
+            account_id: "1".into(),
+            email: Some("a@example.com".into()),
+            email_verified: true,
+        };
+        assert!(reported.clone().trusted_if(true).email_verified);
+        assert!(!reported.clone().trusted_if(false).email_verified);
+        let unverified = crate::ProviderIdentity {
+            email_verified: false,
+            ..reported
+        };
+        assert!(!unverified.trusted_if(true).email_verified);
     }
 
     #[test]

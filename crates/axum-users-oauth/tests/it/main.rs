@@ -4,4 +4,6 @@
 mod oidc_provider;
 
 mod github;
+mod gitlab;
+mod hostile;
 mod oidc;

@@ -28,6 +28,7 @@ fn start_provider() -> Option<OidcTestProvider> {
 async fn client(idp: &OidcTestProvider, client_id: &str, secret: &str) -> OpenIdConnect {
     OpenIdConnectConfig::new(idp.issuer(), client_id, secret)
         .with_name("oidc")
+        .trust_email_verified(true)
         .discover()
         .await
         .expect("discovery")
@@ -100,6 +101,22 @@ async fn discovery_login_exchange_and_identity() {
         .expect("identity");
     assert_eq!(identity.account_id, "bob");
     assert_eq!(identity.email.as_deref(), Some("bob@example.com"));
+    assert!(!identity.email_verified);
+
+    // Without trust_email_verified(true) the issuer's claim is not believed.
+    let untrusted = OpenIdConnectConfig::new(idp.issuer(), CLIENT_ID, CLIENT_SECRET)
+        .discover()
+        .await
+        .expect("discovery");
+    assert!(!untrusted.trusts_email_verified());
+    assert!(provider.trusts_email_verified());
+    let signed = sign_in(&untrusted, &alice).await;
+    let token = exchange(&untrusted, &signed).await;
+    let identity = untrusted
+        .identity(&token, Some(&signed.nonce))
+        .await
+        .expect("identity");
+    assert_eq!(identity.email.as_deref(), Some("alice@example.com"));
     assert!(!identity.email_verified);
 }
 

@@ -24,6 +24,8 @@ pub mod user {
         pub is_active: bool,
         pub is_superuser: bool,
         pub is_verified: bool,
+        /// Counts e-mail changes (the base schema's second migration adds it).
+        pub email_epoch: i64,
         /// The application's own column.
         pub display_name: Option<String>,
         #[sea_orm(has_many)]
@@ -104,7 +106,7 @@ impl axum_users_sea_orm::UserEntity for user::Entity {
 pub type Store = SeaOrmStore<user::Entity, oauth_account::Entity>;
 
 /// Adds the `display_name` column to the base `user` table.
-struct AddDisplayName;
+pub struct AddDisplayName;
 
 impl MigrationName for AddDisplayName {
     fn name(&self) -> &str {

@@ -37,6 +37,8 @@ macro_rules! base_entities {
                 pub is_superuser: bool,
                 /// Whether the user proved they own the address.
                 pub is_verified: bool,
+                /// Counts the user's e-mail changes; verification tokens are bound to it.
+                pub email_epoch: i64,
                 /// The back-relation of `oauth_account.user`.
                 #[sea_orm(has_many)]
                 pub oauth_accounts: HasMany<super::oauth_account::Entity>,
@@ -78,7 +80,7 @@ macro_rules! base_entities {
                 /// The provider's name, e.g. `google`.
                 #[sea_orm(column_type = "String(StringLen::N(100))")]
                 pub oauth_name: String,
-                /// The provider's access token (TEXT: real tokens exceed 1024 characters).
+                /// The provider's access token, encrypted by the manager (TEXT: 4 KiB and more).
                 #[sea_orm(column_type = "Text")]
                 pub access_token: String,
                 /// When the access token expires, Unix seconds.

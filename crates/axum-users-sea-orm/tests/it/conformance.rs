@@ -13,7 +13,7 @@ async fn run<M: MigratorTrait>(test: TestDb) -> TestDb {
     M::fresh(&test.db).await.unwrap();
     let pending = M::get_pending_migrations(&test.db).await.unwrap();
     assert!(pending.is_empty(), "every migration is applied");
-    assert_eq!(M::get_applied_migrations(&test.db).await.unwrap().len(), 1);
+    assert_eq!(M::get_applied_migrations(&test.db).await.unwrap().len(), 2);
     test
 }
 
@@ -24,6 +24,7 @@ async fn uuid_suite(test: TestDb) {
     testing::oauth_account_store(&store).await;
     testing::access_token_store(&store, &store).await;
     testing::concurrent_creates(&store, 50).await;
+    testing::concurrent_unlinks(&store, 10).await;
     strategies(&store).await;
 }
 
@@ -34,6 +35,7 @@ async fn integer_suite(test: TestDb) {
     testing::oauth_account_store(&store).await;
     testing::access_token_store(&store, &store).await;
     testing::concurrent_creates(&store, 50).await;
+    testing::concurrent_unlinks(&store, 10).await;
     let first = store
         .create(testing::new_user::<IntegerStore>(&testing::unique_email()))
         .await
@@ -108,4 +110,5 @@ async fn in_memory_sqlite_through_connect() {
     testing::user_store(&store).await;
     testing::oauth_account_store(&store).await;
     testing::concurrent_creates(&store, 10).await;
+    testing::concurrent_unlinks(&store, 2).await;
 }

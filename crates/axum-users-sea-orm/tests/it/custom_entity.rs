@@ -3,7 +3,7 @@
 //! made from those entities. The conformance suite passes on them, and the extra column is the
 //! application's `UserFields` (the example application's `Profile`).
 
-use axum_users::{PasswordHash, UserStore, testing};
+use axum_users::{UserChanges, UserStore, testing};
 use axum_users_sea_orm::{SeaOrmStore, SetupError, UserEntity};
 use sea_orm::{ConnectionTrait, EntityName, Schema};
 
@@ -26,6 +26,7 @@ mod member {
         pub is_active: bool,
         pub is_superuser: bool,
         pub is_verified: bool,
+        pub email_epoch: i64,
         pub display_name: Option<String>,
         #[sea_orm(has_many)]
         pub oauth_accounts: HasMany<super::member_oauth_account::Entity>,
@@ -165,6 +166,16 @@ async fn create_schema(test: &TestDb) {
     for index in schema.create_index_from_entity(member_oauth_account::Entity) {
         db.execute(&index).await.unwrap();
     }
+    // The constraint that makes a provider account link once: an index of the application's
+    // own, named so that the store recognises it (`oauth` in the name).
+    let provider_unique = sea_orm::sea_query::Index::create()
+        .name("member_oauth_provider_unique")
+        .table(member_oauth_account::Entity)
+        .col(member_oauth_account::Column::OauthName)
+        .col(member_oauth_account::Column::AccountId)
+        .unique()
+        .to_owned();
+    db.execute(&provider_unique).await.unwrap();
 }
 
 async fn member_suite(test: TestDb) {
@@ -174,24 +185,30 @@ async fn member_suite(test: TestDb) {
     testing::oauth_account_store(&store).await;
     testing::access_token_store(&store, &store).await;
     testing::concurrent_creates(&store, 20).await;
+    testing::concurrent_unlinks(&store, 5).await;
 
     let mut new = testing::new_user::<MemberStore>(&testing::unique_email());
     new.fields.display_name = Some("Ada".into());
     let user = store.create(new).await.unwrap();
     assert_eq!(user.fields.display_name.as_deref(), Some("Ada"));
-    let mut renamed = store.get(&user.id).await.unwrap().unwrap();
-    assert_eq!(renamed, user, "the extra column reads back as the fields");
-    renamed.fields.display_name = Some("Ada L.".into());
-    renamed.hashed_password = PasswordHash("$argon2id$other".into());
-    store.update(&renamed).await.unwrap();
+    let read = store.get(&user.id).await.unwrap().unwrap();
+    assert_eq!(read, user, "the extra column reads back as the fields");
+    let mut rename = UserChanges::default();
+    rename.fields = Some(Profile {
+        display_name: Some("Ada L.".into()),
+    });
+    let renamed = store.update(&user.id, rename).await.unwrap().unwrap();
     let expected = axum_users::User {
-        hashed_password: user.hashed_password.clone(),
-        ..renamed
+        fields: Profile {
+            display_name: Some("Ada L.".into()),
+        },
+        ..user.clone()
     };
+    assert_eq!(renamed, expected);
     assert_eq!(
         store.get(&user.id).await.unwrap(),
         Some(expected),
-        "update leaves the password hash alone"
+        "an update of the fields writes the extra column and nothing else"
     );
     assert!(store.delete(&user.id).await.unwrap());
 }

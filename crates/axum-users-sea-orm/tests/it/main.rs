@@ -7,3 +7,4 @@ mod conformance;
 mod custom_entity;
 mod databases;
 mod example_app;
+mod upgrade;

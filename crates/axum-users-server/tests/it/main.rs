@@ -6,6 +6,7 @@ mod auth;
 mod backends;
 mod faults;
 mod flow;
+mod hashing;
 mod nodes;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]

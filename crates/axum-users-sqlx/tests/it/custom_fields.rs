@@ -8,14 +8,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+/// The application's fields (also the upgrade test's).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Profile {
+pub struct Profile {
     #[serde(default)]
-    display_name: Option<String>,
+    pub display_name: Option<String>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct ProfileUpdate {
+pub struct ProfileUpdate {
     #[serde(default)]
     display_name: Option<String>,
 }

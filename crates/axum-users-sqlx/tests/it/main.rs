@@ -4,3 +4,4 @@
 
 mod conformance;
 mod custom_fields;
+mod upgrade;

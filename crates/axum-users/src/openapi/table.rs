@@ -95,7 +95,10 @@ pub(crate) struct RouteDoc {
 
 use ErrorCode as E;
 
-const LOGIN_REFUSED: &[ErrorCode] = &[
+/// A login: its form, then the sign-in.
+const LOGIN: &[ErrorCode] = &[
+    E::UnparsableBody,
+    E::PayloadTooLarge,
     E::LoginBadCredentials,
     E::LoginUserNotVerified,
     E::LoginSecondFactorRequired,
@@ -119,7 +122,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         params: &[],
         success: Success::Login,
         validates: true,
-        codes: LOGIN_REFUSED,
+        codes: LOGIN,
     },
     RouteDoc {
         method: "post",

@@ -35,7 +35,12 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     index: usize,
 ) -> Router {
     Router::new()
-        .route("/login", post(login::<S, H>))
+        .route(
+            "/login",
+            post(login::<S, H>).layer(axum::extract::DefaultBodyLimit::max(
+                crate::body::FORM_BODY_LIMIT,
+            )),
+        )
         .route("/logout", post(logout::<S, H>))
         .with_state(BackendState { inner, index })
 }
@@ -45,7 +50,7 @@ async fn login<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let form = LoginForm::parse(&parse_form(&parts.headers, &body))?;
+    let form = LoginForm::parse(&parse_form(&parts.headers, &body)?)?;
     let inner = &state.inner;
     let backend = inner.backend(state.index);
     let outcome = inner

@@ -21,6 +21,7 @@ use crate::error_code::ErrorCode;
 use crate::login::LoginOutcome;
 use crate::manager::ManagerError;
 use crate::model::{User, UserFields, UserId};
+use crate::password::PasswordError;
 
 /// A JSON response with a status.
 pub(crate) fn json(status: StatusCode, value: impl serde::Serialize) -> Response {
@@ -46,6 +47,10 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
     let code = match e {
         ManagerError::Store(e) => return e.into(),
         ManagerError::Strategy(e) => return e.into(),
+        ManagerError::Password(PasswordError::Busy) => {
+            tracing::warn!("the password hasher is saturated; answering 503");
+            return ApiError::unavailable();
+        }
         ManagerError::LoginRefused(wait) => {
             return ApiError::code(ErrorCode::TooManyRequests)
                 .with_retry_after(wait.as_secs().max(1));
@@ -99,17 +104,15 @@ pub(crate) fn redirect(response: &mut Response, url: &str) {
 pub(crate) fn accept_email<Fut>(
     what: &'static str,
     background: &Arc<Semaphore>,
+    headers: &http::HeaderMap,
     body: &[u8],
     work: impl FnOnce(String) -> Fut,
 ) -> Result<Response, ApiError>
 where
     Fut: Future<Output = Result<(), ManagerError>> + Send + 'static,
 {
-    let value = crate::body::parse_json(body)?;
-    let mut f = crate::body::Fields::of(&value)?;
-    let email = f.email("email");
-    f.finish()?;
-    let email = email.ok_or_else(|| ApiError::internal(&"validated email missing"))?;
+    let value = crate::body::parse_json(headers, body)?;
+    let email = crate::body::Fields::read(&value, |f| f.email("email"))?;
     in_background(what, background, work(email));
     Ok(null(StatusCode::ACCEPTED))
 }
@@ -132,4 +135,57 @@ pub(crate) fn in_background(
         }
         drop(permit);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn an_overloaded_hasher_and_a_throttle_answer_with_retry_after() {
+        let busy = server_error(ManagerError::Password(PasswordError::Busy));
+        assert_eq!(busy.error_code(), Some(ErrorCode::ServiceUnavailable));
+        assert_eq!(
+            (busy.status, busy.retry_after),
+            (StatusCode::SERVICE_UNAVAILABLE, Some(1))
+        );
+        let throttled = server_error(ManagerError::LoginRefused(std::time::Duration::from_secs(
+            30,
+        )));
+        assert_eq!(throttled.error_code(), Some(ErrorCode::TooManyRequests));
+        assert_eq!(throttled.retry_after, Some(30));
+        let response = busy.into_response();
+        assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
+    }
+
+    #[tokio::test]
+    async fn background_work_beyond_the_bound_is_dropped_not_queued() {
+        let bound = Arc::new(Semaphore::new(2));
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (release, wait) = tokio::sync::watch::channel(false);
+        for _ in 0..5 {
+            let (ran, mut wait) = (ran.clone(), wait.clone());
+            in_background("test", &bound, async move {
+                let _ = wait.wait_for(|go| *go).await;
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            });
+        }
+        assert_eq!(bound.available_permits(), 0, "two jobs hold the bound");
+        release.send(true).unwrap();
+        for _ in 0..100 {
+            if bound.available_permits() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            2,
+            "the three beyond the bound never ran"
+        );
+        assert_eq!(bound.available_permits(), 2, "permits come back");
+    }
 }

@@ -32,23 +32,15 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
-    let mut f = Fields::of(&value)?;
-    let email = f.email("email");
-    let password = f.string("password");
-    let is_active = f.optional_bool("is_active", true);
-    let is_superuser = f.optional_bool("is_superuser", true);
-    let is_verified = f.optional_bool("is_verified", true);
-    let fields = f.custom();
-    f.finish()?;
-    let (Some(email), Some(password)) = (email, password) else {
-        return Err(ApiError::internal(&"validated fields missing"));
-    };
-    let mut create = UserCreate::new(email, Secret::new(password));
-    create.is_active = is_active;
-    create.is_superuser = is_superuser;
-    create.is_verified = is_verified;
-    create.fields = fields;
+    let value = parse_json(&parts.headers, &body)?;
+    let create = Fields::read(&value, |f| {
+        let mut create = UserCreate::new(f.email("email"), Secret::new(f.string("password")));
+        create.is_active = f.optional_bool("is_active", true);
+        create.is_superuser = f.optional_bool("is_superuser", true);
+        create.is_verified = f.optional_bool("is_verified", true);
+        create.fields = f.custom();
+        create
+    })?;
     match inner
         .manager
         .create(create, Privilege::SelfService, Some(&parts))

@@ -35,12 +35,19 @@ async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let background = inner.background.clone();
-    super::accept_email("forgot-password", &background, &body, |email| async move {
-        inner
-            .manager
-            .forgot_password_by_email(&email, Some(&parts))
-            .await
-    })
+    let headers = parts.headers.clone();
+    super::accept_email(
+        "forgot-password",
+        &background,
+        &headers,
+        &body,
+        |email| async move {
+            inner
+                .manager
+                .forgot_password_by_email(&email, Some(&parts))
+                .await
+        },
+    )
 }
 
 async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
@@ -48,14 +55,8 @@ async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
-    let mut f = Fields::of(&value)?;
-    let token = f.string("token");
-    let password = f.string("password");
-    f.finish()?;
-    let (Some(token), Some(password)) = (token, password) else {
-        return Err(ApiError::internal(&"validated fields missing"));
-    };
+    let value = parse_json(&parts.headers, &body)?;
+    let (token, password) = Fields::read(&value, |f| (f.string("token"), f.string("password")))?;
     match inner
         .manager
         .reset_password(&token, &password, Some(&parts))

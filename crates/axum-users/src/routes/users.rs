@@ -82,8 +82,7 @@ async fn user_or_404<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 /// Reads a PATCH body. `null` is refused (422) for non-nullable fields, where the reference
 /// answered 500; `"password": null` stays a no-op.
 fn parse_update<S: UserStore>(value: Value) -> Result<UserUpdate<S::Fields>, ApiError> {
-    let mut f = Fields::of(&value)?;
-    let update = UserUpdate {
+    let update = Fields::read(&value, |f| UserUpdate {
         password: f.optional_string("password", true).map(Secret::new),
         current_password: f.optional_string("current_password", true).map(Secret::new),
         email: f.optional_email("email"),
@@ -92,8 +91,7 @@ fn parse_update<S: UserStore>(value: Value) -> Result<UserUpdate<S::Fields>, Api
         is_verified: f.optional_bool("is_verified", false),
         fields: f.custom(),
         raw: Value::Null,
-    };
-    f.finish()?;
+    })?;
     Ok(UserUpdate {
         raw: value,
         ..update
@@ -138,7 +136,7 @@ async fn patch_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
+    let value = parse_json(&parts.headers, &body)?;
     let user = current(&inner, &parts, active(&inner)).await?;
     let update = parse_update::<S>(value)?;
     apply_update(&inner, user, update, Privilege::SelfService, &parts).await
@@ -160,7 +158,7 @@ async fn patch_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
+    let value = parse_json(&parts.headers, &body)?;
     current(&inner, &parts, superuser(&inner)).await?;
     let user = user_or_404(&inner, &id).await?;
     let update = parse_update::<S>(value)?;

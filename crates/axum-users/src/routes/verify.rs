@@ -34,9 +34,11 @@ async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let background = inner.background.clone();
+    let headers = parts.headers.clone();
     super::accept_email(
         "request-verify-token",
         &background,
+        &headers,
         &body,
         |email| async move {
             inner
@@ -52,13 +54,8 @@ async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = parse_json(&body)?;
-    let mut f = Fields::of(&value)?;
-    let token = f.string("token");
-    f.finish()?;
-    let Some(token) = token else {
-        return Err(ApiError::internal(&"validated token missing"));
-    };
+    let value = parse_json(&parts.headers, &body)?;
+    let token = Fields::read(&value, |f| f.string("token"))?;
     match inner.manager.verify(&token, Some(&parts)).await {
         Ok(user) => Ok(super::user_response(StatusCode::OK, &user)),
         Err(ManagerError::InvalidVerifyToken | ManagerError::UserNotExists) => {

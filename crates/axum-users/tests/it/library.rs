@@ -470,14 +470,15 @@ async fn extractors_answer_as_current_user_does() {
         StatusCode::FORBIDDEN
     );
 
-    let mut kay = store
+    let kay = store
         .get_by_email("kay@example.com")
         .await
         .unwrap()
         .unwrap();
-    kay.is_active = false;
-    kay.is_superuser = true;
-    store.update(&kay).await.unwrap();
+    let mut changes = axum_users::UserChanges::default();
+    changes.is_active = Some(false);
+    changes.is_superuser = Some(true);
+    store.update(&kay.id, changes).await.unwrap();
     assert_eq!(
         get("/active", Some(token.clone())).await.0,
         StatusCode::UNAUTHORIZED,
@@ -538,16 +539,19 @@ async fn requires_verification_guards_login_and_the_users_routes() {
         json!({"detail": "LOGIN_BAD_CREDENTIALS"}),
         "the password is checked first"
     );
-    let mut lou = store
+    let lou = store
         .get_by_email("lou@example.com")
         .await
         .unwrap()
         .unwrap();
-    lou.is_verified = true;
-    store.update(&lou).await.unwrap();
+    let verified = |flag: bool| {
+        let mut changes = axum_users::UserChanges::default();
+        changes.is_verified = Some(flag);
+        changes
+    };
+    store.update(&lou.id, verified(true)).await.unwrap();
     let token = login(&base, "lou@example.com", "loupass").await;
-    lou.is_verified = false;
-    store.update(&lou).await.unwrap();
+    store.update(&lou.id, verified(false)).await.unwrap();
     assert_eq!(
         call(M::GET, format!("{base}/users/me"), Some(&token), None)
             .await

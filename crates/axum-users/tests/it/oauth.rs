@@ -5,7 +5,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum_users::oauth::{OAuthProvider, OpenIdConnectConfig};
 use axum_users::{
-    AxumUsers, CookieSettings, MemoryStore, OAuthAccountStore, OAuthClient, OAuthPolicy, UserStore,
+    AxumUsers, CookieSettings, LoginAttempt, LoginRefused, MemoryStore, NoFields,
+    OAuthAccountStore, OAuthClient, OAuthPolicy, SecondFactor, SecurityEvent, SignInMethod, User,
+    UserHooks, UserStore,
 };
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
@@ -20,7 +22,52 @@ const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
 struct World {
     base: String,
     store: MemoryStore,
+    steps: LoginSteps,
     _idp: OidcTestProvider,
+}
+
+/// Records the login seams the manager calls, in order.
+#[derive(Clone, Default)]
+struct LoginSteps(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl LoginSteps {
+    fn push(&self, step: impl Into<String>) {
+        self.0.lock().unwrap().push(step.into());
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl UserHooks<uuid::Uuid, NoFields> for LoginSteps {
+    async fn before_login(&self, attempt: &LoginAttempt<'_>) -> Result<(), LoginRefused> {
+        self.push(format!("before_login({})", attempt.method));
+        Ok(())
+    }
+    async fn second_factor(&self, _: &User, method: &SignInMethod) -> SecondFactor {
+        self.push(format!("second_factor({method})"));
+        SecondFactor::NotRequired
+    }
+    async fn on_after_login(
+        &self,
+        _: &User,
+        _: Option<&http::request::Parts>,
+        _: &mut axum::response::Response,
+    ) {
+        self.push("on_after_login");
+    }
+    async fn on_security_event(&self, event: SecurityEvent<'_, uuid::Uuid, NoFields>) {
+        match event {
+            SecurityEvent::LoginSucceeded { method, .. } => {
+                self.push(format!("login_succeeded({method})"))
+            }
+            SecurityEvent::LoginFailed { reason, .. } => {
+                self.push(format!("login_failed({reason})"))
+            }
+            _ => self.push("other event"),
+        }
+    }
 }
 
 async fn world(policy: OAuthPolicy) -> Option<World> {
@@ -61,7 +108,9 @@ fn serve_app(
     idp: OidcTestProvider,
 ) -> World {
     let store = MemoryStore::new();
+    let steps = LoginSteps::default();
     let users = AxumUsers::builder(store.clone(), SECRET)
+        .hooks(steps.clone())
         .cookie(CookieSettings::auth().with_secure(false))
         .argon2(axum_users::Argon2Params {
             memory_kib: 64,
@@ -77,6 +126,7 @@ fn serve_app(
     World {
         base,
         store,
+        steps,
         _idp: idp,
     }
 }
@@ -84,12 +134,12 @@ fn serve_app(
 async fn world_with(
     policy: OAuthPolicy,
     client_id: &str,
-    after_login: Option<&str>,
+    after_login: Option<(&str, &str)>,
 ) -> Option<World> {
     let (listener, base, idp) = listener_and_idp().await?;
     let mut client = OAuthClient::new(discover(&idp, client_id).await).with_policy(policy);
-    if let Some(url) = after_login {
-        client = client.with_after_login_redirect(url).with_backend("cookie");
+    if let Some((url, backend)) = after_login {
+        client = client.with_after_login_redirect(url).with_backend(backend);
     }
     Some(serve_app(listener, base, client, idp))
 }
@@ -346,9 +396,9 @@ async fn linking_by_e_mail_needs_the_policy_and_a_verified_address() {
             .is_empty()
     );
     // Once the local owner proved the address, linking by e-mail is safe.
-    let mut verified = dana.clone();
-    verified.is_verified = true;
-    w.store.update(&verified).await.unwrap();
+    let mut verified = axum_users::UserChanges::default();
+    verified.is_verified = Some(true);
+    w.store.update(&dana.id, verified).await.unwrap();
     let (status, body) = w
         .sign_in(&TestAccount::new("dana", Some("DANA@example.com"), true))
         .await;
@@ -655,7 +705,7 @@ async fn single_page_apps_get_a_redirect_with_the_cookie() {
     let Some(w) = world_with(
         OAuthPolicy::default(),
         CLIENT_ID,
-        Some("https://spa.example.com/signed-in"),
+        Some(("https://spa.example.com/signed-in", "cookie")),
     )
     .await
     else {
@@ -903,14 +953,15 @@ async fn inactive_users_cannot_sign_in_with_a_provider() {
     };
     let kim = TestAccount::new("kim", Some("kim@example.com"), true);
     assert_eq!(w.sign_in(&kim).await.0, StatusCode::OK);
-    let mut user = w
+    let user = w
         .store
         .get_by_email("kim@example.com")
         .await
         .unwrap()
         .unwrap();
-    user.is_active = false;
-    w.store.update(&user).await.unwrap();
+    let mut deactivate = axum_users::UserChanges::default();
+    deactivate.is_active = Some(false);
+    w.store.update(&user.id, deactivate).await.unwrap();
     assert_eq!(
         w.sign_in(&kim).await,
         (
@@ -1074,4 +1125,178 @@ async fn expired_or_foreign_states_and_unreachable_providers() {
             json!({"detail": "OAUTH_PROVIDER_UNAVAILABLE"})
         )
     );
+}
+
+#[tokio::test]
+async fn every_way_in_runs_the_same_login_steps() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let steps = |method: &str| {
+        vec![
+            format!("before_login({method})"),
+            format!("second_factor({method})"),
+            "on_after_login".to_owned(),
+            format!("login_succeeded({method})"),
+        ]
+    };
+    w.register("steps@example.com", "stepspass").await;
+    w.steps.take();
+    for backend in ["jwt", "cookie"] {
+        let r = browser()
+            .post(w.url(&format!("/auth/{backend}/login")))
+            .form(&[("username", "steps@example.com"), ("password", "stepspass")])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{backend}: {}", r.status());
+        assert_eq!(w.steps.take(), steps("password"), "{backend}");
+    }
+    let (status, body) = w
+        .sign_in(&TestAccount::new(
+            "steps-idp",
+            Some("steps-idp@example.com"),
+            true,
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.steps.take(), steps("oauth:oidc"));
+    // A refusal runs the same seam first and reports why.
+    let r = browser()
+        .post(w.url("/auth/jwt/login"))
+        .form(&[("username", "steps@example.com"), ("password", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        w.steps.take(),
+        vec![
+            "before_login(password)".to_owned(),
+            "login_failed(LOGIN_BAD_CREDENTIALS)".to_owned()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_redirect_carries_a_one_time_code_and_never_a_token() {
+    let Some(w) = world_with(
+        OAuthPolicy::default(),
+        CLIENT_ID,
+        Some(("https://spa.example.com/signed-in", "jwt")),
+    )
+    .await
+    else {
+        return;
+    };
+    let b = browser();
+    let (code, state) = w
+        .authorize(
+            &b,
+            "/auth/oidc/authorize",
+            None,
+            &TestAccount::new("jay", Some("jay@example.com"), true),
+        )
+        .await;
+    let r = b
+        .get(w.url("/auth/oidc/callback"))
+        .query(&[("code", &code), ("state", &state)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        !location.contains('#') && !location.contains("access_token"),
+        "{location}"
+    );
+    let login_code = location
+        .strip_prefix("https://spa.example.com/signed-in?code=")
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_owned();
+    // The front end trades the code for the backend's normal login response, once.
+    let redeem = || {
+        browser()
+            .post(w.url("/auth/oidc/token"))
+            .json(&json!({"code": login_code}))
+            .send()
+    };
+    let (status, body) = read(redeem().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me = w.me(token(&body)).await;
+    assert_eq!(me["email"], "jay@example.com");
+    // Provider tokens are encrypted at rest.
+    let id = uuid::Uuid::parse_str(me["id"].as_str().unwrap()).unwrap();
+    let stored = w.store.list_oauth_accounts(&id).await.unwrap();
+    assert!(stored[0].access_token.expose().starts_with("v1."), "sealed");
+    let (status, body) = read(redeem().await.unwrap()).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_INVALID_LOGIN_CODE"})
+        )
+    );
+    let (status, body) = read(
+        browser()
+            .post(w.url("/auth/oidc/token"))
+            .json(&json!({"code": "forged"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_INVALID_LOGIN_CODE"})
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_leaked_code_and_state_cannot_be_redeemed_from_another_browser() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let victim = browser();
+    let (code, state) = w
+        .authorize(
+            &victim,
+            "/auth/oidc/authorize",
+            None,
+            &TestAccount::new("kim", Some("kim@example.com"), true),
+        )
+        .await;
+    // The attacker has the URL (code + state) but not the victim's cookie; the state does not
+    // hold the cookie's value, so nothing in it lets them make one.
+    let attacker = browser();
+    let payload = state.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(claims.get("csrftoken").is_none(), "{claims}");
+    let guess = claims["csrf_hash"].as_str().unwrap();
+    let r = attacker
+        .get(w.url("/auth/oidc/callback"))
+        .query(&[("code", &code), ("state", &state)])
+        .header("cookie", format!("fastapiusersoauthcsrf={guess}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read(r).await,
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"detail": "OAUTH_INVALID_STATE"})
+        )
+    );
+    // The victim's own browser still finishes the flow: the code was not spent.
+    let (status, body) = w
+        .callback(&victim, "/auth/oidc/callback", &code, &state, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

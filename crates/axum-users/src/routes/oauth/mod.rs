@@ -401,11 +401,8 @@ async fn redeem_code<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = crate::body::parse_json(&body)?;
-    let mut f = crate::body::Fields::of(&value)?;
-    let code = f.string("code");
-    f.finish()?;
-    let code = code.unwrap_or_default();
+    let value = crate::body::parse_json(&parts.headers, &body)?;
+    let code = crate::body::Fields::read(&value, |f| f.string("code"))?;
     let inner = &state.inner;
     let client = state.client();
     let codec = inner

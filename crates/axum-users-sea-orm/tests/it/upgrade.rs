@@ -1,0 +1,261 @@
+//! Upgrades lose nothing: a database made by the first release's migrations (the base schema's
+//! migration 1, and the example application's own migration after it) is migrated in place, and
+//! every user, password hash, flag, custom column, provider link and access token is still
+//! there, with `email_epoch` 0.
+
+use axum_users::{
+    AccessTokenStore, OAuthAccountStore, PasswordHash, UserChanges, UserStore, hash_token,
+};
+use axum_users_sea_orm::SeaOrmStore;
+use axum_users_sea_orm::migration::{CreateBaseSchema, Migrator, MigratorTrait};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Query, SimpleExpr, Table};
+use sea_orm_migration::MigrationTrait;
+use uuid::Uuid;
+
+use crate::databases::{self, TestDb};
+use crate::example_app::app;
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+/// The base schema as the first release shipped it: migration 1 alone.
+struct FirstRelease;
+
+impl MigratorTrait for FirstRelease {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(CreateBaseSchema::<Uuid>::default())]
+    }
+}
+
+/// The example application as it was: the first base migration, then its own.
+struct FirstReleaseApp;
+
+impl MigratorTrait for FirstReleaseApp {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(CreateBaseSchema::<Uuid>::default()),
+            Box::new(app::AddDisplayName),
+        ]
+    }
+}
+
+/// Drops what an earlier run left.
+async fn clean(test: &TestDb) {
+    for table in ["access_token", "oauth_account", "user", "seaql_migrations"] {
+        let drop = Table::drop().table(table).if_exists().to_owned();
+        test.db.execute(&drop).await.unwrap();
+    }
+}
+
+async fn insert(test: &TestDb, table: &str, columns: &[&str], values: Vec<SimpleExpr>) {
+    let columns: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
+    let statement = Query::insert()
+        .into_table(table.to_owned())
+        .columns(columns)
+        .values_panic(values)
+        .to_owned();
+    test.db.execute(&statement).await.unwrap();
+}
+
+const USER: &[&str] = &[
+    "id",
+    "email",
+    "email_key",
+    "hashed_password",
+    "is_active",
+    "is_superuser",
+    "is_verified",
+];
+const LINK: &[&str] = &[
+    "id",
+    "user_id",
+    "oauth_name",
+    "access_token",
+    "expires_at",
+    "refresh_token",
+    "account_id",
+    "account_email",
+];
+
+/// Writes Ada (password, flags, a GitHub link, an access token) and Kim (no password, a
+/// Google link) as the old schema holds them; returns their ids.
+async fn old_rows(test: &TestDb, extra: Option<(&str, &str)>) -> (Uuid, Uuid, String) {
+    let (ada, kim) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut columns = USER.to_vec();
+    let mut values: Vec<SimpleExpr> = vec![
+        ada.into(),
+        "Ada@example.com".into(),
+        "ada@example.com".into(),
+        HASH.into(),
+        false.into(),
+        true.into(),
+        true.into(),
+    ];
+    if let Some((column, value)) = extra {
+        columns.push(column);
+        values.push(value.into());
+    }
+    insert(test, "user", &columns, values).await;
+    let kim_row: Vec<SimpleExpr> = vec![
+        kim.into(),
+        "kim@example.com".into(),
+        "kim@example.com".into(),
+        "!unusable!abc".into(),
+        true.into(),
+        false.into(),
+        false.into(),
+    ];
+    insert(test, "user", USER, kim_row).await;
+    let github: Vec<SimpleExpr> = vec![
+        Uuid::new_v4().into(),
+        ada.into(),
+        "github".into(),
+        "gho_access".into(),
+        1767229200_i64.into(),
+        "ghr_refresh".into(),
+        "583231".into(),
+        "ada@example.com".into(),
+    ];
+    insert(test, "oauth_account", LINK, github).await;
+    let google: Vec<SimpleExpr> = vec![
+        Uuid::new_v4().into(),
+        kim.into(),
+        "google".into(),
+        "ya29_access".into(),
+        Option::<i64>::None.into(),
+        Option::<String>::None.into(),
+        "1093".into(),
+        "kim@example.com".into(),
+    ];
+    insert(test, "oauth_account", LINK, google).await;
+    let token = hash_token("a-database-strategy-token");
+    let row: Vec<SimpleExpr> = vec![token.clone().into(), ada.into(), 1767225600_i64.into()];
+    insert(
+        test,
+        "access_token",
+        &["token", "user_id", "created_at"],
+        row,
+    )
+    .await;
+    (ada, kim, token)
+}
+
+/// What every upgraded store must still hold.
+async fn check<S>(store: &S, (ada, kim, token): (Uuid, Uuid, String))
+where
+    S: OAuthAccountStore + UserStore<Id = Uuid> + AccessTokenStore<Id = Uuid>,
+{
+    let user = store.get(&ada).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            user.email.as_str(),
+            &user.hashed_password,
+            user.is_active,
+            user.is_superuser,
+            user.is_verified,
+            user.email_epoch
+        ),
+        (
+            "Ada@example.com",
+            &PasswordHash(HASH.into()),
+            false,
+            true,
+            true,
+            0
+        )
+    );
+    assert_eq!(
+        store
+            .get_by_email("ADA@example.com")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(ada)
+    );
+    let kim_user = store.get(&kim).await.unwrap().unwrap();
+    assert_eq!(
+        (kim_user.hashed_password.is_usable(), kim_user.email_epoch),
+        (false, 0)
+    );
+    let links = store.list_oauth_accounts(&ada).await.unwrap();
+    assert_eq!(links.len(), 1);
+    let link = &links[0];
+    assert_eq!(
+        (
+            link.access_token.expose(),
+            link.expires_at,
+            link.refresh_token.as_ref().map(|t| t.expose()),
+            link.account_id.as_str(),
+        ),
+        (
+            "gho_access",
+            Some(1767229200),
+            Some("ghr_refresh"),
+            "583231"
+        )
+    );
+    assert_eq!(
+        store
+            .get_by_oauth_account("google", "1093")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(kim)
+    );
+    assert_eq!(store.find_token(&token, None).await.unwrap(), Some(ada));
+    let mut change = UserChanges::default();
+    change.email = Some("ada@lovelace.example".into());
+    let moved = store.update(&ada, change).await.unwrap().unwrap();
+    assert_eq!((moved.email_epoch, moved.is_active), (1, false));
+}
+
+async fn upgrade(test: TestDb) {
+    clean(&test).await;
+    FirstRelease::up(&test.db, None).await.unwrap();
+    let rows = old_rows(&test, None).await;
+    assert_eq!(
+        Migrator::get_pending_migrations(&test.db)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    Migrator::up(&test.db, None).await.unwrap();
+    let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
+    check(&store, rows).await;
+
+    // An application's own entity and migration on top of the base schema.
+    clean(&test).await;
+    FirstReleaseApp::up(&test.db, None).await.unwrap();
+    let rows = old_rows(&test, Some(("display_name", "Ada"))).await;
+    app::Migrator::up(&test.db, None).await.unwrap();
+    assert!(
+        app::Migrator::get_pending_migrations(&test.db)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let store = app::Store::new(test.db.clone()).unwrap();
+    let ada = store.get(&rows.0).await.unwrap().unwrap();
+    assert_eq!(ada.fields.display_name.as_deref(), Some("Ada"));
+    check(&store, rows).await;
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_from_the_first_schema_keeps_everything() {
+    upgrade(databases::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_from_the_first_schema_keeps_everything() {
+    if let Some(test) = databases::server("TEST_POSTGRES_URL", "axum_users_seaorm_upgrade").await {
+        upgrade(test).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_upgrade_from_the_first_schema_keeps_everything() {
+    if let Some(test) = databases::server("TEST_MYSQL_URL", "axum_users_seaorm_upgrade").await {
+        upgrade(test).await;
+    }
+}

@@ -1,0 +1,216 @@
+//! The key-derivation functions themselves: Argon2id hashing into a reused buffer, verification of
+//! Argon2 (any variant and parameters) and bcrypt hashes, and the PHC string format.
+//!
+//! Everything here is blocking CPU work; it runs on the hashing threads only.
+
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+
+use super::{Argon2Params, PasswordError, Verified};
+use crate::model::PasswordHash;
+use crate::secret::{constant_time_eq, fill_random};
+
+/// Hashes whose memory cost is above this are refused rather than computed (4 GiB).
+pub(super) const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+const SALT_LEN: usize = 16;
+const HASH_LEN: usize = 32;
+
+/// The Argon2 blocks of one hash at `params`: the size a hashing thread keeps its buffer at.
+pub(super) fn blocks_for(params: Argon2Params) -> usize {
+    argon2_params(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        HASH_LEN,
+    )
+    .map_or(0, |p| p.block_count())
+}
+
+fn argon2_params(m: u32, t: u32, p: u32, len: usize) -> Result<Params, PasswordError> {
+    Params::new(m, t, p, Some(len)).map_err(|e| PasswordError::Params(e.to_string()))
+}
+
+pub(super) fn hash_argon2id(
+    password: &str,
+    params: Argon2Params,
+    memory: &mut Vec<Block>,
+) -> Result<PasswordHash, PasswordError> {
+    let mut salt = [0u8; SALT_LEN];
+    fill_random(&mut salt);
+    let p = argon2_params(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        HASH_LEN,
+    )?;
+    let mut out = [0u8; HASH_LEN];
+    compute(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        p,
+        password,
+        &salt,
+        &mut out,
+        memory,
+    )?;
+    Ok(PasswordHash(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        B64.encode(salt),
+        B64.encode(out)
+    )))
+}
+
+fn compute(
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+    password: &str,
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Vec<Block>,
+) -> Result<(), PasswordError> {
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::new());
+    }
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..blocks])
+        .map_err(|e| PasswordError::Params(e.to_string()))
+}
+
+pub(super) fn verify_and_update(
+    password: &str,
+    hash: &str,
+    current: Argon2Params,
+    memory: &mut Vec<Block>,
+) -> Result<Verified, PasswordError> {
+    let matches_and_current = if let Some(phc) = ArgonPhc::parse(hash) {
+        if phc.memory_kib > MAX_MEMORY_KIB {
+            return Ok(Verified::No);
+        }
+        let Ok(params) = argon2_params(
+            phc.memory_kib,
+            phc.iterations,
+            phc.parallelism,
+            phc.hash.len(),
+        ) else {
+            return Ok(Verified::No);
+        };
+        let mut out = vec![0u8; phc.hash.len()];
+        if compute(
+            phc.algorithm,
+            phc.version,
+            params,
+            password,
+            &phc.salt,
+            &mut out,
+            memory,
+        )
+        .is_err()
+        {
+            return Ok(Verified::No);
+        }
+        if !constant_time_eq(&out, &phc.hash) {
+            return Ok(Verified::No);
+        }
+        phc.algorithm == Algorithm::Argon2id
+            && phc.version == Version::V0x13
+            && phc.memory_kib == current.memory_kib
+            && phc.iterations == current.iterations
+            && phc.parallelism == current.parallelism
+            && phc.hash.len() == HASH_LEN
+    } else if is_bcrypt(hash) {
+        // bcrypt only reads 72 bytes; a longer password never matched when it was set here.
+        if password.len() > 72 || !bcrypt::verify(password, hash).unwrap_or(false) {
+            return Ok(Verified::No);
+        }
+        false
+    } else {
+        tracing::warn!("a stored password hash is of an unknown kind; the login is refused");
+        return Ok(Verified::No);
+    };
+    if matches_and_current {
+        Ok(Verified::Yes)
+    } else {
+        Ok(Verified::YesRehash(hash_argon2id(
+            password, current, memory,
+        )?))
+    }
+}
+
+fn is_bcrypt(hash: &str) -> bool {
+    let b = hash.as_bytes();
+    hash.len() == 60
+        && b[0] == b'$'
+        && b[1] == b'2'
+        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+        && b[3] == b'$'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && b[6] == b'$'
+}
+
+/// The parts of an Argon2 PHC string: `$argon2id$v=19$m=..,t=..,p=..$salt$hash`.
+struct ArgonPhc {
+    algorithm: Algorithm,
+    version: Version,
+    memory_kib: u32,
+    iterations: u32,
+    parallelism: u32,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+impl ArgonPhc {
+    fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.split('$');
+        if !parts.next()?.is_empty() {
+            return None;
+        }
+        let algorithm = match parts.next()? {
+            "argon2id" => Algorithm::Argon2id,
+            "argon2i" => Algorithm::Argon2i,
+            "argon2d" => Algorithm::Argon2d,
+            _ => return None,
+        };
+        let mut field = parts.next()?;
+        let mut version = Version::V0x10;
+        if let Some(v) = field.strip_prefix("v=") {
+            version = match v {
+                "19" => Version::V0x13,
+                "16" => Version::V0x10,
+                _ => return None,
+            };
+            field = parts.next()?;
+        }
+        let (mut m, mut t, mut p) = (None, None, None);
+        for kv in field.split(',') {
+            let (k, v) = kv.split_once('=')?;
+            let v: u32 = v.parse().ok()?;
+            match k {
+                "m" => m = Some(v),
+                "t" => t = Some(v),
+                "p" => p = Some(v),
+                _ => return None,
+            }
+        }
+        let salt = B64.decode(parts.next()?).ok()?;
+        let hash = B64.decode(parts.next()?).ok()?;
+        if parts.next().is_some() || hash.len() < 4 {
+            return None;
+        }
+        Some(Self {
+            algorithm,
+            version,
+            memory_kib: m?,
+            iterations: t?,
+            parallelism: p?,
+            salt,
+            hash,
+        })
+    }
+}
