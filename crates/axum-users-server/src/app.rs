@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use axum_users::{
@@ -186,22 +186,11 @@ pub(crate) struct Services {
 
 /// The whole HTTP application.
 pub(crate) fn router(users: &Users, services: Services) -> Router {
-    let backends: Vec<(String, bool)> = users
-        .backends()
-        .iter()
-        .map(|b| (b.name.clone(), matches!(b.transport, Transport::Cookie(_))))
-        .collect();
-    let providers: Vec<String> = users.oauth_providers().map(str::to_owned).collect();
-    let document = openapi::document(&backends, &providers);
     Router::new()
         .merge(users.router())
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready).with_state(services))
-        .route(
-            "/openapi.json",
-            get(move || async move { Json(document.clone()) }),
-        )
-        .route("/docs", get(|| async { Html(openapi::DOCS_PAGE) }))
+        .merge(openapi::routes(users))
         .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"detail": "Not Found"}))) })
         .method_not_allowed_fallback(|| async {
             (

@@ -35,6 +35,8 @@ mod manager;
 mod memory;
 mod model;
 mod oauth_manager;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod password;
 mod routes;
 mod secret;
@@ -68,6 +70,8 @@ pub use model::{
     NewUser, NoFields, OAuthAccount, PasswordHash, PublicUser, User, UserFields, UserId,
 };
 pub use oauth_manager::{OAuthPolicy, OAuthSignIn};
+#[cfg(feature = "openapi")]
+pub use openapi::FieldSchema;
 pub use password::{
     Argon2Params, HasherLimits, HasherStats, PasswordError, PasswordHasher, Verified,
 };
@@ -82,3 +86,6 @@ pub use tokens::{
     AUTH_AUDIENCE, JwtCodec, LOGIN_CODE_AUDIENCE, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError,
     VERIFY_AUDIENCE, now_unix,
 };
+/// utoipa, whose [`utoipa::openapi::OpenApi`] [`AxumUsers::openapi`] returns.
+#[cfg(feature = "openapi")]
+pub use utoipa;

@@ -60,6 +60,14 @@ pub trait UserFields:
 
     /// Resets on a self-registration what only a superuser may set. The default: nothing.
     fn reset_privileged(&mut self) {}
+
+    /// The fields' schemas in the OpenAPI document ([`crate::AxumUsers::openapi`]); for a
+    /// type deriving `utoipa::ToSchema`, `Some(FieldSchema::of::<Self>())`. The default,
+    /// `None`, documents them as additional properties of any type.
+    #[cfg(feature = "openapi")]
+    fn openapi_fields() -> Option<Vec<crate::FieldSchema>> {
+        None
+    }
 }
 
 /// No custom fields: the plain FastAPI Users model.
@@ -70,6 +78,11 @@ impl UserFields for NoFields {
     type Update = NoFields;
 
     fn apply(&mut self, _update: NoFields) {}
+
+    #[cfg(feature = "openapi")]
+    fn openapi_fields() -> Option<Vec<crate::FieldSchema>> {
+        Some(Vec::new())
+    }
 }
 
 /// A stored password hash (PHC string or bcrypt). Redacted in `Debug`.

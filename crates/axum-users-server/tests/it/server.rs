@@ -46,17 +46,46 @@ async fn health_openapi_and_docs() {
         );
     }
     assert!(doc["paths"]["/auth/register"]["post"]["responses"]["400"]["content"]["application/json"]["examples"]["REGISTER_USER_ALREADY_EXISTS"].is_object());
-    let page = c
-        .get(s.url("/docs"))
+    assert_eq!(
+        doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"],
+        "/auth/jwt/login",
+        "absolute: Swagger UI resolves it against /docs/"
+    );
+    assert!(doc["paths"]["/health"]["get"].is_object());
+    // Swagger UI, with its assets served by the binary itself.
+    let page = c.get(s.url("/docs")).send().await.unwrap();
+    assert_eq!(page.url().path(), "/docs/");
+    let page = page.text().await.unwrap();
+    assert!(page.contains("swagger-ui"), "{page}");
+    for asset in [
+        "./swagger-ui-bundle.js",
+        "./swagger-ui.css",
+        "./swagger-initializer.js",
+    ] {
+        assert!(
+            page.contains(asset),
+            "the page loads {asset} from the server: {page}"
+        );
+        let r = c
+            .get(s.url(&format!("/docs/{asset}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{asset}");
+    }
+    assert!(
+        !page.contains("https://"),
+        "the docs page loads nothing from elsewhere"
+    );
+    let init = c
+        .get(s.url("/docs/swagger-initializer.js"))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    let init = init.text().await.unwrap();
     assert!(
-        page.contains("fetch('/openapi.json')") && !page.contains("https://"),
-        "the docs page works offline"
+        init.contains("/openapi.json") && init.contains("\"validatorUrl\": \"none\""),
+        "{init}"
     );
     assert_eq!(
         read(c.get(s.url("/nowhere")).send().await.unwrap()).await,

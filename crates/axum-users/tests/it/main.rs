@@ -7,4 +7,6 @@ mod library;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
 mod oidc_provider;
+#[cfg(feature = "openapi")]
+mod openapi;
 mod security;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Swagger UI at /docs in headless Chromium (tests/browser): Debian's chromium driven by
+# playwright-core from npm, never a downloaded browser. The Node test starts the server binary
+# itself, on a free port with SQLite in a temporary directory.
+#
+# The binary is the one the README's test command built; it is rebuilt only when a source is
+# newer (a `cargo build -p` would resolve features differently and recompile the crates).
+set -euo pipefail
+. .ci/lib.sh
+command -v chromium >/dev/null || apt_install chromium
+ensure_node
+npm ci --prefix tests/browser --no-audit --no-fund
+bin="${CARGO_TARGET_DIR:-target}/debug/axum-users-server"
+if [ ! -x "$bin" ] || [ -n "$(find crates Cargo.toml Cargo.lock -newer "$bin" -print -quit)" ]; then
+    cargo build -p axum-users-server
+fi
+AXUM_USERS_BIN="$bin" BROWSER_TESTS_REQUIRED=1 node --test tests/browser/

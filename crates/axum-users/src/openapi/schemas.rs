@@ -1,0 +1,247 @@
+//! The component schemas, under the reference document's names (`UserRead`, `UserCreate`,
+//! `UserUpdate`, `BearerResponse`, `ErrorModel`, `HTTPValidationError`, ...).
+
+use std::any::TypeId;
+
+use serde_json::json;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+};
+use utoipa::openapi::{RefOr, Required};
+
+use super::FieldSchema;
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn formatted(format: &str) -> ObjectBuilder {
+    let format = match format {
+        "" => return string(),
+        "password" => SchemaFormat::KnownFormat(KnownFormat::Password),
+        other => SchemaFormat::Custom(other.to_owned()),
+    };
+    string().format(Some(format))
+}
+
+fn nullable(kind: Type) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+        kind,
+        Type::Null,
+    ]))
+}
+
+fn boolean(default: Option<bool>) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Boolean)
+        .default(default.map(Into::into))
+}
+
+fn nullable_boolean(default: Option<bool>) -> ObjectBuilder {
+    nullable(Type::Boolean).default(default.map(Into::into))
+}
+
+/// The schema of a user or account id: a UUID, an integer, or (another type) a string.
+pub(super) fn id_schema<Id: 'static>() -> ObjectBuilder {
+    if TypeId::of::<Id>() == TypeId::of::<uuid::Uuid>() {
+        formatted("uuid")
+    } else if TypeId::of::<Id>() == TypeId::of::<i64>() {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+    } else {
+        string()
+    }
+}
+
+/// Adds the application's fields: its own schemas, or any additional property.
+fn with_fields(
+    mut object: ObjectBuilder,
+    fields: Option<&[FieldSchema]>,
+    required: bool,
+) -> ObjectBuilder {
+    let Some(fields) = fields else {
+        return object.additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(true)));
+    };
+    for field in fields {
+        object = object.property(field.name.clone(), field.schema.clone());
+        if required && field.required {
+            object = object.required(field.name.clone());
+        }
+    }
+    object
+}
+
+fn user_read<Id: 'static>(fields: Option<&[FieldSchema]>) -> ObjectBuilder {
+    let object = ObjectBuilder::new()
+        .title(Some("UserRead"))
+        .property("id", id_schema::<Id>())
+        .property("email", formatted("email"))
+        .property("is_active", boolean(Some(true)))
+        .property("is_superuser", boolean(Some(false)))
+        .property("is_verified", boolean(Some(false)))
+        .required("id")
+        .required("email");
+    with_fields(object, fields, true)
+}
+
+fn user_create(fields: Option<&[FieldSchema]>) -> ObjectBuilder {
+    let object = ObjectBuilder::new()
+        .title(Some("UserCreate"))
+        .property("email", formatted("email"))
+        .property("password", string())
+        .property("is_active", nullable_boolean(Some(true)))
+        .property("is_superuser", nullable_boolean(Some(false)))
+        .property("is_verified", nullable_boolean(Some(false)))
+        .required("email")
+        .required("password");
+    with_fields(object, fields, true)
+}
+
+fn user_update(fields: Option<&[FieldSchema]>) -> ObjectBuilder {
+    let object = ObjectBuilder::new()
+        .title(Some("UserUpdate"))
+        .property("password", nullable(Type::String))
+        .property(
+            "current_password",
+            nullable(Type::String).description(Some(
+                "Your current password, required to change your own e-mail or password \
+                 (unless the server runs in strict compatibility).",
+            )),
+        )
+        .property("email", formatted("email"))
+        .property("is_active", boolean(None))
+        .property("is_superuser", boolean(None))
+        .property("is_verified", boolean(None));
+    with_fields(object, fields, false)
+}
+
+fn login_form(title: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some(title))
+        .property(
+            "grant_type",
+            nullable(Type::String).pattern(Some("^password$")),
+        )
+        .property("username", string())
+        .property("password", formatted("password"))
+        .property("scope", string().default(Some(json!(""))))
+        .property("client_id", nullable(Type::String))
+        .property(
+            "client_secret",
+            nullable(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Password))),
+        )
+        .required("username")
+        .required("password")
+}
+
+/// A login form schema, named as FastAPI names it.
+pub(super) fn login_body(title: &str) -> RefOr<Schema> {
+    login_form(title).into()
+}
+
+/// An object of required string fields `(name, format)`.
+pub(super) fn object_body(title: &str, fields: &[(&str, &str)]) -> RefOr<Schema> {
+    let mut object = ObjectBuilder::new().title(Some(title));
+    for (name, format) in fields {
+        object = object.property(*name, formatted(format)).required(*name);
+    }
+    object.into()
+}
+
+fn bearer_response() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("BearerResponse"))
+        .property("access_token", string())
+        .property("token_type", string())
+        .required("access_token")
+        .required("token_type")
+}
+
+fn authorize_response() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("OAuth2AuthorizeResponse"))
+        .property("authorization_url", string())
+        .required("authorization_url")
+}
+
+fn oauth_account_read<Id: 'static>() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("OAuthAccountRead"))
+        .description(Some(
+            "A linked provider account; its tokens are never shown.",
+        ))
+        .property("id", id_schema::<Id>())
+        .property("oauth_name", string())
+        .property("account_id", string())
+        .property("account_email", string())
+        .property("expires_at", nullable(Type::Integer))
+        .required("id")
+        .required("oauth_name")
+        .required("account_id")
+        .required("account_email")
+}
+
+fn error_model() -> ObjectBuilder {
+    let detail = utoipa::openapi::schema::OneOfBuilder::new()
+        .item(string())
+        .item(
+            ObjectBuilder::new()
+                .property("code", string())
+                .property("reason", ObjectBuilder::new())
+                .required("code"),
+        );
+    ObjectBuilder::new()
+        .title(Some("ErrorModel"))
+        .property("detail", detail)
+        .required("detail")
+}
+
+fn validation_error() -> ObjectBuilder {
+    let location = utoipa::openapi::schema::OneOfBuilder::new()
+        .item(string())
+        .item(ObjectBuilder::new().schema_type(Type::Integer));
+    ObjectBuilder::new()
+        .title(Some("ValidationError"))
+        .property("loc", ArrayBuilder::new().items(location))
+        .property("msg", string())
+        .property("type", string())
+        .property("input", ObjectBuilder::new())
+        .property("ctx", ObjectBuilder::new().schema_type(Type::Object))
+        .required("loc")
+        .required("msg")
+        .required("type")
+}
+
+fn http_validation_error() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("HTTPValidationError"))
+        .property(
+            "detail",
+            ArrayBuilder::new().items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                "ValidationError",
+            ))),
+        )
+}
+
+/// Every named schema but the per-operation bodies.
+pub(super) fn components<Id: 'static>(
+    fields: Option<&[FieldSchema]>,
+) -> Vec<(&'static str, RefOr<Schema>)> {
+    vec![
+        ("BearerResponse", bearer_response().into()),
+        ("ErrorModel", error_model().into()),
+        ("HTTPValidationError", http_validation_error().into()),
+        ("OAuth2AuthorizeResponse", authorize_response().into()),
+        ("OAuthAccountRead", oauth_account_read::<Id>().into()),
+        ("UserCreate", user_create(fields).into()),
+        ("UserRead", user_read::<Id>(fields).into()),
+        ("UserUpdate", user_update(fields).into()),
+        ("ValidationError", validation_error().into()),
+    ]
+}
+
+/// Whether the body is required (always, where there is one).
+pub(super) fn required() -> Option<Required> {
+    Some(Required::True)
+}
