@@ -10,7 +10,9 @@ set -euo pipefail
 command -v chromium >/dev/null || apt_install chromium
 ensure_node
 npm ci --prefix tests/browser --no-audit --no-fund
-bin="${CARGO_TARGET_DIR:-target}/debug/axum-users-server"
+target_dir="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target_dir"
+bin="$(cd "$target_dir" && pwd)/debug/axum-users-server"  # absolute: the test runs it from a temporary folder
 if [ ! -x "$bin" ] || [ -n "$(find crates Cargo.toml Cargo.lock -newer "$bin" -print -quit)" ]; then
     cargo build -p axum-users-server
 fi
