@@ -208,6 +208,9 @@ where
         sign_in: &OAuthSignIn,
         request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
+        // The same rules for the provider's address as a sign-in: validated and normalised.
+        let email = crate::email::normalize_email(&sign_in.account_email)
+            .map_err(|_| ManagerError::OAuthInvalidEmail)?;
         match self
             .store()
             .get_by_oauth_account(&sign_in.oauth_name, &sign_in.account_id)
@@ -217,9 +220,9 @@ where
                 return Err(ManagerError::OAuthAccountAlreadyLinked);
             }
             Some(_) => {
-                self.refresh_linked(sign_in, &sign_in.account_email).await?;
+                self.refresh_linked(sign_in, &email).await?;
             }
-            None => self.link(user, sign_in, &sign_in.account_email).await?,
+            None => self.link(user, sign_in, &email).await?,
         }
         self.hooks()
             .on_after_update(user, &json!({}), request)
@@ -305,5 +308,64 @@ where
             Err(StoreError::DuplicateOAuthAccount) => Err(ManagerError::OAuthAccountAlreadyLinked),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::NoHooks;
+    use crate::manager::{Privilege, TokenSettings, UserCreate};
+    use crate::memory::MemoryStore;
+    use crate::password::{Argon2Params, PasswordHasher};
+
+    #[tokio::test]
+    async fn linking_applies_the_register_rules_to_the_provider_address() {
+        let hasher = PasswordHasher::new(Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        let m = UserManager::new(
+            MemoryStore::<uuid::Uuid>::new(),
+            NoHooks,
+            hasher,
+            Secret::new("k".repeat(32)),
+            TokenSettings::default(),
+        )
+        .unwrap();
+        let user = m
+            .create(
+                UserCreate::new("me@example.com", "password1"),
+                Privilege::SelfService,
+                None,
+            )
+            .await
+            .unwrap();
+        let mut sign_in = OAuthSignIn {
+            oauth_name: "github".into(),
+            access_token: Secret::new("gho_x"),
+            expires_at: None,
+            refresh_token: None,
+            account_id: "1".into(),
+            account_email: "not-an-address".into(),
+            email_verified: true,
+        };
+        assert!(matches!(
+            m.oauth_associate(&user, &sign_in, None).await,
+            Err(ManagerError::OAuthInvalidEmail)
+        ));
+        assert!(
+            m.oauth_accounts(&user).await.unwrap().is_empty(),
+            "nothing linked"
+        );
+        sign_in.account_email = "Me@EXAMPLE.com".into();
+        m.oauth_associate(&user, &sign_in, None).await.unwrap();
+        let linked = m.oauth_accounts(&user).await.unwrap();
+        assert_eq!(
+            linked[0].account_email, "Me@example.com",
+            "normalised as register does"
+        );
     }
 }
