@@ -158,7 +158,7 @@ pub(crate) struct Settings {
         env = "AXUM_USERS_PASSWORD_MIN_LENGTH",
         value_name = "N"
     )]
-    password_min_length: Option<usize>,
+    pub(crate) password_min_length: Option<usize>,
     /// true: FastAPI Users' client-visible behaviour where axum-users is stricter [default: false]
     #[arg(
         long,
@@ -176,6 +176,96 @@ pub(crate) struct Settings {
         value_name = "ORIGINS"
     )]
     trusted_origins: Option<List<String>>,
+    /// Longest password accepted, in code points after NFKC (at least 64) [default: 1024]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PASSWORD_MAX_LENGTH",
+        value_name = "N"
+    )]
+    pub(crate) password_max_length: Option<usize>,
+    /// false: accept the passwords of the embedded common-password list [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PASSWORD_BLOCKLIST",
+        value_name = "BOOL"
+    )]
+    pub(crate) password_blocklist: Option<bool>,
+    /// false: accept passwords containing the user's e-mail address or a part of it [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PASSWORD_EMAIL_CHECK",
+        value_name = "BOOL"
+    )]
+    pub(crate) password_email_check: Option<bool>,
+    /// Name of the service, which no password may contain [default: none]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_SERVICE_NAME",
+        value_name = "NAME"
+    )]
+    pub(crate) service_name: Option<String>,
+    /// URL of a k-anonymity range API of breached passwords (Pwned Passwords style) [default: off]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_BREACHED_PASSWORDS_URL",
+        value_name = "URL"
+    )]
+    pub(crate) breached_passwords_url: Option<String>,
+    /// Breaches a password must appear in to be refused [default: 1]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_BREACHED_PASSWORDS_THRESHOLD",
+        value_name = "N"
+    )]
+    pub(crate) breached_passwords_threshold: Option<u64>,
+    /// Longest wait for the breached-password API, then the password is accepted [default: 2]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_BREACHED_PASSWORDS_TIMEOUT_SECONDS",
+        value_name = "S"
+    )]
+    pub(crate) breached_passwords_timeout_seconds: Option<f64>,
+    /// Failed sign-ins of one account, from any IP, before it is throttled; 0 = off [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_LOGIN_MAX_FAILURES",
+        value_name = "N"
+    )]
+    pub(crate) login_max_failures: Option<u32>,
+    /// Window of those failures; throttled sign-ins get 429 until it has passed [default: 900]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_LOGIN_FAILURE_WINDOW_SECONDS",
+        value_name = "S"
+    )]
+    pub(crate) login_failure_window_seconds: Option<u64>,
+    /// At most one reset or verify mail per address per this long; 0 = off [default: 60]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_MAIL_COOLDOWN_SECONDS",
+        value_name = "S"
+    )]
+    pub(crate) mail_cooldown_seconds: Option<u64>,
+    /// Proxies (CIDRs, comma-separated) whose X-Forwarded-For / Forwarded name the client [default: none]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_TRUSTED_PROXIES",
+        value_name = "CIDRS"
+    )]
+    pub(crate) trusted_proxies: Option<List<crate::abuse::NetValue>>,
+    #[command(flatten)]
+    pub(crate) rate_limits: crate::abuse::RateLimitSettings,
     #[command(flatten)]
     argon2: Argon2Settings,
     #[command(flatten)]
@@ -304,6 +394,13 @@ impl FromStr for SecretValue {
 /// A comma-separated list (an array in the TOML file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct List<T>(Vec<T>);
+
+impl<T> List<T> {
+    /// The items.
+    pub(crate) fn into_inner(self) -> Vec<T> {
+        self.0
+    }
+}
 
 impl<T: FromStr> FromStr for List<T> {
     type Err = T::Err;
@@ -463,8 +560,6 @@ pub(crate) struct Config {
     pub(crate) jwt_lifetime_seconds: u64,
     /// Argon2id parameters.
     pub(crate) argon2: Argon2Params,
-    /// Shortest password accepted.
-    pub(crate) password_min_length: usize,
     /// FastAPI Users' client-visible behaviour where the library is stricter.
     pub(crate) strict_compat: bool,
     /// Origins besides the public URL's own trusted with cookie-authenticated changes.
@@ -475,6 +570,8 @@ pub(crate) struct Config {
     pub(crate) limits: ServerLimits,
     /// OAuth providers by name (`[oauth.<name>]`).
     pub(crate) oauth: BTreeMap<String, ProviderConfig>,
+    /// Rate limits, login throttle, mail cooldown, password policy, breached passwords.
+    pub(crate) abuse: crate::abuse::AbuseConfig,
 }
 
 /// The settings as a clap command: flags, variables and help.
@@ -483,7 +580,7 @@ pub(crate) fn settings_command() -> clap::Command {
 }
 
 /// `key (AXUM_USERS_KEY)`: how messages name a setting.
-fn key(id: &str) -> String {
+pub(crate) fn key(id: &str) -> String {
     let command = settings_command();
     let env = command
         .get_arguments()
@@ -557,6 +654,7 @@ impl Config {
 
     /// Checks every setting and fills in the defaults.
     fn from_settings(s: Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let abuse = crate::abuse::AbuseConfig::from_settings(&s)?;
         let bind = s
             .bind
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
@@ -669,6 +767,7 @@ impl Config {
             );
         }
         Ok(Config {
+            abuse,
             bind,
             database_url,
             database_max_connections,
@@ -688,7 +787,6 @@ impl Config {
             cookie_secure: s.cookie_secure.unwrap_or(true),
             jwt_lifetime_seconds,
             argon2,
-            password_min_length: s.password_min_length.unwrap_or(8),
             strict_compat: s.strict_compat.unwrap_or(false),
             trusted_origins,
             public_url,

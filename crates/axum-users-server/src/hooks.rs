@@ -1,20 +1,19 @@
-//! The server's hooks: the password policy, and mail for reset and verification links.
+//! The server's hooks: mail for reset and verification links (the password policy is the
+//! library's, configured in `abuse.rs`).
 
-use axum_users::{InvalidPassword, NoFields, PasswordOwner, Secret, User, UserHooks};
+use axum_users::{NoFields, Secret, User, UserHooks};
 use http::request::Parts;
 use uuid::Uuid;
 
 use crate::mailer::{Mail, Mailer};
 
-/// Mails links and enforces a minimum password length.
+/// Mails links.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerHooks {
     /// Where mail goes.
     pub(crate) mailer: Mailer,
     /// Base URL of the links.
     pub(crate) frontend_url: String,
-    /// Shortest password accepted.
-    pub(crate) password_min_length: usize,
 }
 
 impl ServerHooks {
@@ -32,20 +31,6 @@ impl ServerHooks {
 }
 
 impl UserHooks<Uuid, NoFields> for ServerHooks {
-    async fn validate_password(
-        &self,
-        password: &str,
-        _owner: PasswordOwner<'_, Uuid, NoFields>,
-    ) -> Result<(), InvalidPassword> {
-        if password.chars().count() < self.password_min_length {
-            return Err(InvalidPassword::new(format!(
-                "Password should be at least {} characters",
-                self.password_min_length
-            )));
-        }
-        Ok(())
-    }
-
     async fn on_after_forgot_password(&self, user: &User, token: &str, _request: Option<&Parts>) {
         let link = format!("{}/reset-password?token={token}", self.frontend_url);
         let body = format!(

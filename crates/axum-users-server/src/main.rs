@@ -1,5 +1,6 @@
 //! `axum-users-server`: the whole axum-users API from a config file and the environment.
 
+mod abuse;
 mod admin;
 mod app;
 mod config;
@@ -232,7 +233,15 @@ async fn serve(config: Config) -> Result<()> {
     for name in config.oauth.keys() {
         tracing::info!(provider = %name, "OAuth sign-in at /auth/{name}/authorize");
     }
-    let users = app::users(&config, store.clone(), redis.clone(), secret, oauth)?;
+    let limiter = app::redis_limiter(&config)?;
+    let users = app::users(
+        &config,
+        store.clone(),
+        redis.clone(),
+        secret,
+        oauth,
+        limiter,
+    )?;
     let router = app::router(&users, app::Services { store, redis });
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -299,7 +308,7 @@ async fn create_superuser(
     };
     let store = app::open_store(&config).await?;
     let secret = app::resolve_secret(&config)?;
-    let users = app::users(&config, store, None, secret, Vec::new())?;
+    let users = app::users(&config, store, None, secret, Vec::new(), None)?;
     let mut create = UserCreate::new(email, Secret::new(password));
     create.is_superuser = Some(true);
     create.is_verified = Some(true);

@@ -104,6 +104,7 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             requires_verification: false,
             policy: SecurityPolicy::default(),
             previous_secrets: Vec::new(),
+            defences: crate::limits::Defences::default(),
             #[cfg(feature = "oauth")]
             oauth_clients: Vec::new(),
             #[cfg(feature = "oauth")]
@@ -229,6 +230,8 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     requires_verification: bool,
     policy: SecurityPolicy,
     previous_secrets: Vec<Secret>,
+    /// Rate limits, throttle, password policy: set through the methods in `limits/builder.rs`.
+    pub(crate) defences: crate::limits::Defences,
     #[cfg(feature = "oauth")]
     oauth_clients: Vec<crate::OAuthClient>,
     #[cfg(feature = "oauth")]
@@ -292,6 +295,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             requires_verification: self.requires_verification,
             policy: self.policy,
             previous_secrets: self.previous_secrets,
+            defences: self.defences,
             #[cfg(feature = "oauth")]
             oauth_clients: self.oauth_clients,
             #[cfg(feature = "oauth")]
@@ -448,7 +452,8 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             self.tokens,
         )
         .map_err(|_| BuildError::WeakSecret)?
-        .with_login_rules(rules);
+        .with_login_rules(rules)
+        .with_defences(self.defences);
         #[cfg(feature = "oauth")]
         let oauth = {
             for (i, c) in self.oauth_clients.iter().enumerate() {

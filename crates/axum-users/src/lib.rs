@@ -24,12 +24,14 @@
 mod app;
 pub mod auth;
 mod body;
+mod client_ip;
 mod email;
 mod error;
 mod error_code;
 mod extract;
 mod hooks;
 mod keys;
+mod limits;
 mod login;
 mod manager;
 mod memory;
@@ -53,6 +55,7 @@ pub use auth::{
 /// The OAuth2 / OpenID Connect provider clients.
 #[cfg(feature = "oauth")]
 pub use axum_users_oauth as oauth;
+pub use client_ip::{ClientIpPolicy, InvalidIpNet, IpNet, ip_bucket};
 pub use email::{InvalidEmail, email_key, normalize_email};
 pub use error::{ApiError, ValidationIssue};
 pub use error_code::ErrorCode;
@@ -60,6 +63,10 @@ pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, VerifiedUser};
 pub use hooks::{
     InvalidPassword, LoginAttempt, LoginRefused, NoHooks, PasswordOwner, SecondFactor,
     SecurityEvent, SignInMethod, UserHooks,
+};
+pub use limits::{
+    Defences, LimitError, LimitFuture, LimitedRoute, Limiter, LoginThrottle, MemoryLimiter,
+    RateLimits, RouteLimits, Rule,
 };
 pub use login::LoginOutcome;
 pub use manager::{
@@ -73,7 +80,8 @@ pub use oauth_manager::{OAuthPolicy, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
 pub use password::{
-    Argon2Params, HasherLimits, HasherStats, PasswordError, PasswordHasher, Verified,
+    Argon2Params, BreachedPasswords, HasherLimits, HasherStats, PasswordError, PasswordHasher,
+    PasswordPolicy, Verified,
 };
 #[cfg(feature = "oauth")]
 pub use routes::oauth::OAuthClient;

@@ -139,6 +139,9 @@ where
             let error = ManagerError::LoginRefused(refused.retry_after);
             return Err(self.refuse(method, account, error).await);
         }
+        if let Err(error) = self.defend_login(account, request).await {
+            return Err(self.refuse(method, account, error).await);
+        }
         Ok(())
     }
 
@@ -149,6 +152,9 @@ where
         account: &str,
         error: ManagerError,
     ) -> ManagerError {
+        if matches!(error, ManagerError::BadCredentials) {
+            self.defences().record_login_failure(account).await;
+        }
         let reason = match &error {
             ManagerError::BadCredentials => ErrorCode::LoginBadCredentials.as_str(),
             ManagerError::UserNotVerified => ErrorCode::LoginUserNotVerified.as_str(),

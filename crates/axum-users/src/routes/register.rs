@@ -15,6 +15,7 @@ use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
+use crate::limits::LimitedRoute;
 use crate::manager::{ManagerError, Privilege, UserCreate};
 use crate::secret::Secret;
 use crate::store::UserStore;
@@ -41,6 +42,9 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         create.fields = f.custom();
         create
     })?;
+    inner
+        .limit(LimitedRoute::Register, &parts, Some(&create.email))
+        .await?;
     match inner
         .manager
         .create(create, Privilege::SelfService, Some(&parts))

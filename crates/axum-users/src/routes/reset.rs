@@ -15,6 +15,7 @@ use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
+use crate::limits::LimitedRoute;
 use crate::manager::ManagerError;
 use crate::store::UserStore;
 
@@ -34,6 +35,9 @@ async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    inner
+        .limit(LimitedRoute::ForgotPassword, &parts, None)
+        .await?;
     let background = inner.background.clone();
     let headers = parts.headers.clone();
     super::accept_email(
@@ -55,6 +59,9 @@ async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    inner
+        .limit(LimitedRoute::ResetPassword, &parts, None)
+        .await?;
     let value = parse_json(&parts.headers, &body)?;
     let (token, password) = Fields::read(&value, |f| (f.string("token"), f.string("password")))?;
     match inner

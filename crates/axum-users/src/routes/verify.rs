@@ -15,6 +15,7 @@ use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
+use crate::limits::LimitedRoute;
 use crate::manager::ManagerError;
 use crate::store::UserStore;
 
@@ -33,6 +34,9 @@ async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    inner
+        .limit(LimitedRoute::RequestVerify, &parts, None)
+        .await?;
     let background = inner.background.clone();
     let headers = parts.headers.clone();
     super::accept_email(
@@ -54,6 +58,7 @@ async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    inner.limit(LimitedRoute::Verify, &parts, None).await?;
     let value = parse_json(&parts.headers, &body)?;
     let token = Fields::read(&value, |f| f.string("token"))?;
     match inner.manager.verify(&token, Some(&parts)).await {

@@ -354,7 +354,7 @@ async fn linking_by_e_mail_needs_the_policy_and_a_verified_address() {
         return;
     };
     // An attacker registers the victim's address with a password of their own...
-    let password_token = w.register("dana@example.com", "danapass").await;
+    let password_token = w.register("dana@example.com", "pw-of-the-dance-1").await;
     let (status, body) = w
         .sign_in(&TestAccount::new(
             "dana-unverified",
@@ -412,7 +412,9 @@ async fn linking_by_e_mail_needs_the_policy_and_a_verified_address() {
     let Some(strict) = world(OAuthPolicy::default()).await else {
         return;
     };
-    strict.register("erin@example.com", "erinpass").await;
+    strict
+        .register("erin@example.com", "pw-of-the-river-1")
+        .await;
     let (status, body) = strict
         .sign_in(&TestAccount::new("erin", Some("erin@example.com"), true))
         .await;
@@ -752,7 +754,7 @@ async fn associate_then_list_then_unlink() {
     let Some(w) = world(OAuthPolicy::default()).await else {
         return;
     };
-    let alice = w.register("alice@example.com", "alicepass").await;
+    let alice = w.register("alice@example.com", "pw-of-the-mirror-1").await;
     let bob = w.register("bob@example.com", "bobpass1").await;
     let (status, _) = read(
         browser()
@@ -1141,12 +1143,15 @@ async fn every_way_in_runs_the_same_login_steps() {
             format!("login_succeeded({method})"),
         ]
     };
-    w.register("steps@example.com", "stepspass").await;
+    w.register("steps@example.com", "pw-of-the-stairs-1").await;
     w.steps.take();
     for backend in ["jwt", "cookie"] {
         let r = browser()
             .post(w.url(&format!("/auth/{backend}/login")))
-            .form(&[("username", "steps@example.com"), ("password", "stepspass")])
+            .form(&[
+                ("username", "steps@example.com"),
+                ("password", "pw-of-the-stairs-1"),
+            ])
             .send()
             .await
             .unwrap();

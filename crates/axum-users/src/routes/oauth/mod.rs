@@ -32,6 +32,7 @@ use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::{SignInMethod, UserHooks};
 use crate::keys::Purpose;
+use crate::limits::LimitedRoute;
 use crate::manager::{ManagerError, UserOf};
 use crate::model::UserId;
 use crate::oauth_manager::OAuthSignIn;
@@ -153,7 +154,9 @@ fn pkce(states: &StateCodec<'_>, cookie_secret: &str) -> PkcePair {
 async fn authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     State(state): State<ClientState<S, H>>,
     RawQuery(query): RawQuery,
+    parts: Parts,
 ) -> Result<Response, ApiError> {
+    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
     start(&state, query, Flow::SignIn, None)
 }
 
@@ -162,6 +165,7 @@ async fn associate_authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields
     RawQuery(query): RawQuery,
     parts: Parts,
 ) -> Result<Response, ApiError> {
+    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
     let user = current_user(&state.inner, &parts).await?;
     start(&state, query, Flow::Associate, Some(user.id.to_string()))
 }
@@ -350,6 +354,7 @@ async fn callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     RawQuery(query): RawQuery,
     parts: Parts,
 ) -> Result<Response, ApiError> {
+    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
     let checked = check_callback(&state, &parts, query, Flow::SignIn)?;
     let sign_in = exchange(&state, &checked, Flow::SignIn).await?;
     let inner = &state.inner;
@@ -431,6 +436,7 @@ async fn associate_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>
     RawQuery(query): RawQuery,
     parts: Parts,
 ) -> Result<Response, ApiError> {
+    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
     let user = current_user(&state.inner, &parts).await?;
     let checked = check_callback(&state, &parts, query, Flow::Associate)?;
     if checked.claims.sub.as_deref() != Some(user.id.to_string().as_str()) {
