@@ -2,6 +2,7 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+mod abuse;
 mod auth;
 mod backends;
 mod faults;
