@@ -1122,4 +1122,45 @@ mod tests {
         let err = format!("{:#}", load_with(Some(&path), &[]).unwrap_err());
         assert!(err.contains("oauth.gh.kind"), "{err}");
     }
+
+    #[test]
+    fn abuse_settings_are_read_and_bad_ones_name_their_key() {
+        use axum_users::{LimitedRoute, Rule};
+        let c = load(&[]).unwrap();
+        assert!(c.abuse.rate_limits.enabled);
+        assert_eq!(c.abuse.login_throttle.max_failures, 10);
+        assert_eq!(c.abuse.mail_cooldown, Duration::from_secs(60));
+        assert_eq!(c.abuse.password_policy.min_length, 8);
+        assert_eq!(c.abuse.password_policy.max_length, 1024);
+        let c = load(&[
+            ("AXUM_USERS_RATE_LIMITS", "false"),
+            ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_IP", "5/30"),
+            ("AXUM_USERS_RATE_LIMITS_OAUTH_PER_IP", "off"),
+            ("AXUM_USERS_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::/32"),
+            ("AXUM_USERS_LOGIN_MAX_FAILURES", "4"),
+            ("AXUM_USERS_PASSWORD_MIN_LENGTH", "15"),
+        ])
+        .unwrap();
+        let limits = &c.abuse.rate_limits;
+        assert!(!limits.enabled);
+        assert_eq!(
+            limits.route(LimitedRoute::Login).per_ip,
+            Some(Rule::per_seconds(5, 30))
+        );
+        assert_eq!(limits.route(LimitedRoute::OAuth).per_ip, None);
+        assert_eq!(c.abuse.trusted_proxies.len(), 2);
+        assert_eq!(c.abuse.login_throttle.max_failures, 4);
+        assert_eq!(c.abuse.password_policy.min_length, 15);
+        for (var, value) in [
+            ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_IP", "often"),
+            ("AXUM_USERS_TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("AXUM_USERS_PASSWORD_MAX_LENGTH", "63"),
+            ("AXUM_USERS_LOGIN_FAILURE_WINDOW_SECONDS", "0"),
+            ("AXUM_USERS_BREACHED_PASSWORDS_URL", "ftp://range"),
+            ("AXUM_USERS_RATE_LIMITS", "sometimes"),
+        ] {
+            let err = load(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}: {err}");
+        }
+    }
 }

@@ -402,12 +402,15 @@ async fn two_nodes_share_their_counters_through_redis_and_fail_open_when_it_stop
     );
 }
 
+/// What the fake range API was asked: the path's prefix and the `Add-Padding` header.
+type Asked = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 /// A loopback fake of the Pwned Passwords range API: it records what it was asked and answers
 /// the prefix of "password" with its suffix (seen 10 times) among padding lines.
-async fn fake_range_api(delay: Duration) -> (String, Arc<Mutex<Vec<(String, Option<String>)>>>) {
+async fn fake_range_api(delay: Duration) -> (String, Asked) {
     use axum::extract::Path;
     use axum::routing::get;
-    let asked: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+    let asked: Asked = Arc::default();
     let seen = asked.clone();
     let app = axum::Router::new().route(
         "/range/{prefix}",

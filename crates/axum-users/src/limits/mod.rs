@@ -497,6 +497,78 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{AuthBackend, JwtStrategy, Transport};
+    use crate::hooks::NoHooks;
+    use crate::manager::{Privilege, TokenSettings, UserCreate};
+    use crate::memory::MemoryStore;
+    use crate::password::{Argon2Params, PasswordHasher};
+    use crate::secret::Secret;
+
+    fn manager(defences: Defences) -> UserManager<MemoryStore, NoHooks> {
+        let hasher = PasswordHasher::new(Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        UserManager::new(
+            MemoryStore::new(),
+            NoHooks,
+            hasher,
+            Secret::new("k".repeat(32)),
+            TokenSettings::default(),
+        )
+        .unwrap()
+        .with_defences(defences)
+    }
+
+    #[tokio::test]
+    async fn a_throttled_sign_in_spends_no_hash_and_a_success_erases_nothing() {
+        let m = manager(Defences {
+            login_throttle: LoginThrottle::new(3, Duration::from_secs(60)),
+            ..Defences::default()
+        });
+        let codec = m.key_ring().auth_codec().unwrap();
+        let backend = AuthBackend::new(
+            "jwt",
+            Transport::Bearer {
+                token_url: "auth/jwt/login".into(),
+            },
+            JwtStrategy::new(codec, Duration::from_secs(60)),
+        );
+        m.create(
+            UserCreate::new("t@example.com", "a long right passphrase"),
+            Privilege::SelfService,
+            None,
+        )
+        .await
+        .unwrap();
+        let attempt = |password: &'static str| {
+            let (m, backend) = (&m, &backend);
+            async move {
+                m.login_with_password("t@example.com", password, backend, None)
+                    .await
+            }
+        };
+        for _ in 0..2 {
+            assert!(matches!(
+                attempt("wrong").await,
+                Err(ManagerError::BadCredentials)
+            ));
+        }
+        assert!(attempt("a long right passphrase").await.is_ok());
+        assert!(matches!(
+            attempt("wrong").await,
+            Err(ManagerError::BadCredentials)
+        ));
+        let before = m.passwords().verifications();
+        let refused = attempt("a long right passphrase").await;
+        assert!(
+            matches!(refused, Err(ManagerError::LoginRefused(wait)) if wait > Duration::from_secs(50)),
+            "three failures within the window, the success between them did not erase them"
+        );
+        assert_eq!(m.passwords().verifications(), before, "no hash was spent");
+    }
 
     #[test]
     fn rules_parse() {
