@@ -88,7 +88,9 @@ async fn display_name_is_registered_updated_and_persisted() {
         .method("POST")
         .uri("/auth/jwt/login")
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from("username=ann%40example.com&password=annpass-long-2"))
+        .body(Body::from(
+            "username=ann%40example.com&password=annpass-long-2",
+        ))
         .unwrap();
     let (_, body) = send(&app, login).await;
     let token = body["access_token"].as_str().unwrap().to_owned();

@@ -149,6 +149,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         success: Success::Json(201, "UserRead"),
         validates: true,
         codes: &[
+            E::TooManyRequests,
             E::RegisterUserAlreadyExists,
             E::RegisterInvalidPassword,
             E::ServiceUnavailable,
@@ -166,7 +167,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         params: &[],
         success: Success::Null(202),
         validates: true,
-        codes: &[],
+        codes: &[E::TooManyRequests],
     },
     RouteDoc {
         method: "post",
@@ -180,6 +181,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         success: Success::Null(200),
         validates: true,
         codes: &[
+            E::TooManyRequests,
             E::ResetPasswordBadToken,
             E::ResetPasswordInvalidPassword,
             E::ServiceUnavailable,
@@ -197,7 +199,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         params: &[],
         success: Success::Null(202),
         validates: true,
-        codes: &[],
+        codes: &[E::TooManyRequests],
     },
     RouteDoc {
         method: "post",
@@ -211,6 +213,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         success: Success::Json(200, "UserRead"),
         validates: true,
         codes: &[
+            E::TooManyRequests,
             E::VerifyUserBadToken,
             E::VerifyUserAlreadyVerified,
             E::ServiceUnavailable,
@@ -320,7 +323,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         params: &[Param::QueryList("scopes")],
         success: Success::Json(200, "OAuth2AuthorizeResponse"),
         validates: false,
-        codes: &[E::InternalServerError],
+        codes: &[E::TooManyRequests, E::InternalServerError],
     },
     RouteDoc {
         method: "get",
@@ -389,7 +392,11 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         params: &[Param::QueryList("scopes")],
         success: Success::Json(200, "OAuth2AuthorizeResponse"),
         validates: false,
-        codes: STORE,
+        codes: &[
+            E::TooManyRequests,
+            E::ServiceUnavailable,
+            E::InternalServerError,
+        ],
     },
     RouteDoc {
         method: "get",
@@ -407,6 +414,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         success: Success::Json(200, "UserRead"),
         validates: false,
         codes: &[
+            E::TooManyRequests,
             E::BadRequest,
             E::OAuthInvalidState,
             E::AccessTokenDecodeError,
