@@ -10,3 +10,4 @@ mod oidc_provider;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod security;
+mod sessions;
