@@ -9,5 +9,6 @@ mod oauth;
 mod oidc_provider;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod routes;
 mod security;
 mod sessions;
