@@ -441,10 +441,11 @@ where
             return Ok(None);
         }
         let stale_before = now - self.session_settings().touch_interval.as_secs() as i64;
-        if session.last_seen_at < stale_before {
-            sessions
-                .touch_session(session_id, now, stale_before)
-                .await?;
+        // Best effort: a failed bookkeeping write does not refuse a valid token.
+        if session.last_seen_at < stale_before
+            && let Err(e) = sessions.touch_session(session_id, now, stale_before).await
+        {
+            tracing::warn!(error = %e, "could not record last_seen_at");
         }
         Ok(Some(user))
     }
