@@ -437,3 +437,45 @@ async fn the_cookie_backend_refreshes_with_its_path_scoped_refresh_cookie() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn deactivating_and_deleting_end_every_session_with_their_reason() {
+    let app = app(SessionSettings::default()).await;
+    let u = user(&app, "gone@example.com").await;
+    let a = sign_in(&app, "gone@example.com", "A").await;
+    let b = sign_in(&app, "gone@example.com", "B").await;
+    let manager = app.users.manager();
+    let deactivate = axum_users::UserUpdate {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    let current = manager.get(&u.id).await.unwrap();
+    let current = manager
+        .update(current, deactivate, Privilege::Superuser, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.hooks.reasons(),
+        vec![RevokeReason::Deactivated, RevokeReason::Deactivated]
+    );
+    let reactivate = axum_users::UserUpdate {
+        is_active: Some(true),
+        ..Default::default()
+    };
+    manager
+        .update(current, reactivate, Privilege::Superuser, None)
+        .await
+        .unwrap();
+    for token in [access(&a), access(&b)] {
+        assert_eq!(
+            me(&app, token).await,
+            StatusCode::UNAUTHORIZED,
+            "still revoked"
+        );
+    }
+    sign_in(&app, "gone@example.com", "C").await;
+    let current = manager.get(&u.id).await.unwrap();
+    manager.delete(&current, None).await.unwrap();
+    assert_eq!(app.hooks.reasons().last(), Some(&RevokeReason::Deleted));
+    assert_eq!(app.hooks.reasons().len(), 3);
+}
