@@ -8,6 +8,7 @@ mod hooks;
 mod mailer;
 mod oauth;
 mod openapi;
+mod sessions;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Remove expired sessions and access tokens, print how many, and exit.
+    Prune,
     /// List, show, activate, promote, verify or delete users.
     Users {
         #[command(subcommand)]
@@ -135,6 +138,7 @@ async fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             Ok(())
         }
         Command::Users { command } => admin::run(config, command).await,
+        Command::Prune => sessions::prune(&config).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => check_config(config).await,
@@ -242,6 +246,7 @@ async fn serve(config: Config) -> Result<()> {
         oauth,
         limiter,
     )?;
+    sessions::spawn_pruning(&config, &users);
     let router = app::router(&users, app::Services { store, redis });
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
