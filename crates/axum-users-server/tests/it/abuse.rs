@@ -496,3 +496,28 @@ async fn breached_passwords_are_refused_through_the_range_api_and_it_fails_open(
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn the_refresh_route_has_its_rate_limit() {
+    let s = Server::start_with(&with_defences(&[
+        ("AXUM_USERS_REFRESH_TOKENS", "true"),
+        ("AXUM_USERS_RATE_LIMITS_REFRESH_PER_IP", "2/60"),
+    ]));
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, _) = post_json(
+            &client(),
+            s.url("/auth/jwt/refresh"),
+            json!({"refresh_token": "not-a-refresh-token"}),
+        )
+        .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses[2], StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        statuses[..2]
+            .iter()
+            .all(|s| s.is_client_error() && *s != StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
