@@ -167,6 +167,14 @@ pub(crate) struct Settings {
         value_name = "BOOL"
     )]
     strict_compat: Option<bool>,
+    /// true: POST /auth/register also mails the verification token [default: false]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_SEND_VERIFICATION_ON_REGISTER",
+        value_name = "BOOL"
+    )]
+    send_verification_on_register: Option<bool>,
     /// Origins, comma-separated, besides the public URL's own, that may send cookie-authenticated
     /// state-changing requests
     #[arg(
@@ -467,6 +475,8 @@ pub(crate) struct Config {
     pub(crate) password_min_length: usize,
     /// FastAPI Users' client-visible behaviour where the library is stricter.
     pub(crate) strict_compat: bool,
+    /// `POST /auth/register` also mails the verification token.
+    pub(crate) send_verification_on_register: bool,
     /// Origins besides the public URL's own trusted with cookie-authenticated changes.
     pub(crate) trusted_origins: Vec<String>,
     /// The public base URL of the API (OAuth callback URLs are made from it).
@@ -690,6 +700,7 @@ impl Config {
             argon2,
             password_min_length: s.password_min_length.unwrap_or(8),
             strict_compat: s.strict_compat.unwrap_or(false),
+            send_verification_on_register: s.send_verification_on_register.unwrap_or(false),
             trusted_origins,
             public_url,
             limits,
@@ -929,9 +940,11 @@ mod tests {
             ("AXUM_USERS_MAILER", "log+tokens"),
             ("AXUM_USERS_SERVER_HEADER_TIMEOUT_SECONDS", "0.5"),
             ("AXUM_USERS_SERVER_MAX_CONNECTIONS", "3"),
+            ("AXUM_USERS_SEND_VERIFICATION_ON_REGISTER", "true"),
         ])
         .unwrap();
         assert!(c.strict_compat);
+        assert!(c.send_verification_on_register);
         assert_eq!(
             c.trusted_origins,
             ["https://app.example.com", "http://localhost:3000"]
@@ -948,6 +961,10 @@ mod tests {
         assert_eq!(c.limits.max_connections, 3);
         let c = load(&[]).unwrap();
         assert!(!c.strict_compat && c.trusted_origins.is_empty() && c.previous_secrets.is_empty());
+        assert!(
+            !c.send_verification_on_register,
+            "off by default, as the reference"
+        );
         assert_eq!(c.limits.header_timeout, Duration::from_secs(10));
         assert_eq!(c.limits.max_connections, 1024);
     }

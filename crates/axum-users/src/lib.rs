@@ -16,13 +16,14 @@
 //! let users = AxumUsers::builder(store, "a secret of at least 32 bytes, from config!").build().unwrap();
 //! let app: Router = Router::new()
 //!     .route("/hello", get(|ActiveUser(user): ActiveUser| async move { format!("Hello {}", user.email) }))
-//!     .merge(users.router())
-//!     .layer(users.layer());
+//!     .with_state(users.clone())
+//!     .merge(users.router());
 //! # }
 //! ```
 
 mod app;
 pub mod auth;
+mod background;
 mod body;
 mod email;
 mod error;
@@ -56,7 +57,7 @@ pub use axum_users_oauth as oauth;
 pub use email::{InvalidEmail, email_key, normalize_email};
 pub use error::{ApiError, ValidationIssue};
 pub use error_code::ErrorCode;
-pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, VerifiedUser};
+pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, UsersState, VerifiedUser};
 pub use hooks::{
     InvalidPassword, LoginAttempt, LoginRefused, NoHooks, PasswordOwner, SecondFactor,
     SecurityEvent, SignInMethod, UserHooks,
@@ -69,7 +70,7 @@ pub use memory::MemoryStore;
 pub use model::{
     NewUser, NoFields, OAuthAccount, PasswordHash, PublicUser, User, UserFields, UserId,
 };
-pub use oauth_manager::{OAuthPolicy, OAuthSignIn};
+pub use oauth_manager::{OAuthPolicy, OAuthProfile, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
 pub use password::{

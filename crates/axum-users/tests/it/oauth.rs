@@ -224,6 +224,17 @@ impl World {
             .await
     }
 
+    /// Links `account` to the user of the Bearer `token`, in one browser.
+    async fn link(&self, token: &str, account: &TestAccount) -> (StatusCode, Value) {
+        let b = browser();
+        let path = "/auth/associate/oidc";
+        let authorize = format!("{path}/authorize");
+        let (code, state) = self.authorize(&b, &authorize, Some(token), account).await;
+        let callback = format!("{path}/callback");
+        self.callback(&b, &callback, &code, &state, Some(token))
+            .await
+    }
+
     async fn me(&self, token: &str) -> Value {
         let (status, body) = read(
             browser()
@@ -1300,4 +1311,118 @@ async fn a_leaked_code_and_state_cannot_be_redeemed_from_another_browser() {
         .callback(&victim, "/auth/oidc/callback", &code, &state, None)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// An application field filled from the provider's profile.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Named {
+    #[serde(default)]
+    display_name: Option<String>,
+    /// The raw claim `sub`, to show the hook sees the provider's claims.
+    #[serde(default)]
+    provider_sub: Option<String>,
+}
+
+impl axum_users::UserFields for Named {
+    type Update = Named;
+
+    fn apply(&mut self, update: Named) {
+        *self = update;
+    }
+}
+
+/// Fills `Named` from the profile, and records each call.
+#[derive(Clone, Default)]
+struct FromProfile(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl UserHooks<uuid::Uuid, Named> for FromProfile {
+    async fn on_oauth_profile(
+        &self,
+        profile: &axum_users::OAuthProfile,
+        user: Option<&User<uuid::Uuid, Named>>,
+    ) -> Option<Named> {
+        let call = match user {
+            None => "first sign-in".to_owned(),
+            Some(user) => format!("link to {}", user.email),
+        };
+        self.0.lock().unwrap().push(call);
+        Some(Named {
+            display_name: profile.name.clone(),
+            provider_sub: profile.claims["sub"].as_str().map(str::to_owned),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link() {
+    let Some((listener, base, idp)) = listener_and_idp().await else {
+        return;
+    };
+    let provider = OpenIdConnectConfig::new(idp.issuer(), CLIENT_ID, CLIENT_SECRET)
+        .with_name("oidc")
+        .with_default_scopes(["openid", "email", "profile"])
+        .trust_email_verified(true)
+        .discover()
+        .await
+        .unwrap();
+    let store: MemoryStore<uuid::Uuid, Named> = MemoryStore::new();
+    let calls = FromProfile::default();
+    let users = AxumUsers::builder(store.clone(), SECRET)
+        .hooks(calls.clone())
+        .argon2(axum_users::Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .public_url(base.clone())
+        .oauth(OAuthClient::new(Arc::new(provider)).with_policy(OAuthPolicy::default()))
+        .build()
+        .unwrap();
+    let app: Router = users.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // The helpers of `World`; its own store and hooks are not used here.
+    let w = World {
+        base,
+        store: MemoryStore::new(),
+        steps: LoginSteps::default(),
+        _idp: idp,
+    };
+
+    let dana = TestAccount::new("dana", Some("dana@example.com"), true).with_name("Dana Scully");
+    let (status, body) = w.sign_in(&dana).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me = w.me(token(&body)).await;
+    assert_eq!(
+        (me["display_name"].clone(), me["provider_sub"].clone()),
+        (json!("Dana Scully"), json!("dana")),
+        "{me}"
+    );
+    // Later sign-ins leave the fields to the application.
+    let renamed = TestAccount::new("dana", Some("dana@example.com"), true).with_name("D. S.");
+    let (status, body) = w.sign_in(&renamed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.me(token(&body)).await["display_name"], "Dana Scully");
+
+    let alice = w.register("alice@example.com", "alicepass").await;
+    assert_eq!(w.me(&alice).await["display_name"], Value::Null);
+    let elsewhere = TestAccount::new("alice-at-idp", Some("alice@idp.example.com"), true)
+        .with_name("Alice Liddell");
+    let (status, body) = w.link(&alice, &elsewhere).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me = w.me(&alice).await;
+    assert_eq!(
+        (me["display_name"].clone(), me["provider_sub"].clone()),
+        (json!("Alice Liddell"), json!("alice-at-idp")),
+        "{me}"
+    );
+    let stored = store
+        .get_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.fields.display_name.as_deref(), Some("Alice Liddell"));
+    assert_eq!(
+        *calls.0.lock().unwrap(),
+        ["first sign-in", "link to alice@example.com"]
+    );
 }

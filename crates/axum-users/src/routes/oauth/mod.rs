@@ -334,6 +334,7 @@ async fn exchange<S: OAuthAccountStore, H>(
         account_id: identity.account_id,
         account_email: email,
         email_verified: identity.email_verified,
+        profile: identity.profile.into(),
     })
 }
 
