@@ -59,3 +59,5 @@ pub use provider::{
 pub use providers::{Discord, Facebook, GitHub, GitLab, Google, LinkedIn, Microsoft};
 pub use secret::{AccessToken, ClientSecret, IdToken, PkceVerifier, RefreshToken};
 pub use token::OAuthToken;
+/// The URL type of the endpoint overrides ([`GitHub::with_base_url`], ...): `"https://..".parse()`.
+pub use url::Url;
