@@ -1426,3 +1426,65 @@ async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link()
         ["first sign-in", "link to alice@example.com"]
     );
 }
+
+#[tokio::test]
+async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authorize() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let linked = |email: &'static str| {
+        let store = w.store.clone();
+        async move {
+            let user = store.get_by_email(email).await.unwrap().unwrap();
+            store.list_oauth_accounts(&user.id).await.unwrap().len()
+        }
+    };
+
+    // Cookie backend: the redirect back from the provider carries the session cookie.
+    w.register("cora@example.com", "corapass").await;
+    let b = browser();
+    let login = b
+        .post(w.url("/auth/cookie/login"))
+        .form(&[("username", "cora@example.com"), ("password", "corapass")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    let cora_idp = TestAccount::new("cora-at-idp", Some("cora@idp.example.com"), true);
+    let path = "/auth/associate/oidc";
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), None, &cora_idp)
+        .await;
+    let (status, body) = w
+        .callback(&b, &format!("{path}/callback"), &code, &state, None)
+        .await;
+    assert_eq!(
+        (status, body["email"].clone()),
+        (StatusCode::OK, json!("cora@example.com"))
+    );
+    assert_eq!(linked("cora@example.com").await, 1);
+
+    // Bearer backend: the front end calls authorize with its token; the browser's redirect to
+    // the callback has no token, and the state names the user.
+    let bea = w.register("bea@example.com", "beapass1").await;
+    let bea_idp = TestAccount::new("bea-at-idp", Some("bea@idp.example.com"), true);
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&bea), &bea_idp)
+        .await;
+    // The same state from a browser without the CSRF cookie is refused.
+    let (status, _) = w
+        .callback(&browser(), &format!("{path}/callback"), &code, &state, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(linked("bea@example.com").await, 0);
+    let (status, body) = w
+        .callback(&b, &format!("{path}/callback"), &code, &state, None)
+        .await;
+    assert_eq!(
+        (status, body["email"].clone()),
+        (StatusCode::OK, json!("bea@example.com")),
+        "{body}"
+    );
+    assert_eq!(linked("bea@example.com").await, 1);
+}
