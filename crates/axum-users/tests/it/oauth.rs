@@ -108,10 +108,23 @@ fn serve_app(
     client: OAuthClient,
     idp: OidcTestProvider,
 ) -> World {
+    serve_app_with(listener, base, client, idp, |builder| builder)
+}
+
+/// [`serve_app`], with more settings on the builder.
+fn serve_app_with(
+    listener: tokio::net::TcpListener,
+    base: String,
+    client: OAuthClient,
+    idp: OidcTestProvider,
+    settings: impl FnOnce(
+        axum_users::AxumUsersBuilder<MemoryStore, LoginSteps>,
+    ) -> axum_users::AxumUsersBuilder<MemoryStore, LoginSteps>,
+) -> World {
     let store = MemoryStore::new();
     let steps = LoginSteps::default();
-    let users = AxumUsers::builder(store.clone(), SECRET)
-        .hooks(steps.clone())
+    let builder = AxumUsers::builder(store.clone(), SECRET).hooks(steps.clone());
+    let users = settings(builder)
         .cookie(CookieSettings::auth().with_secure(false))
         .argon2(axum_users::Argon2Params {
             memory_kib: 64,
@@ -1487,4 +1500,28 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
         "{body}"
     );
     assert_eq!(linked("bea@example.com").await, 1);
+}
+
+#[tokio::test]
+async fn strict_compat_keeps_the_reference_401_on_an_associate_callback_without_credentials() {
+    let Some((listener, base, idp)) = listener_and_idp().await else {
+        return;
+    };
+    let client = OAuthClient::new(discover(&idp, CLIENT_ID).await);
+    let w = serve_app_with(listener, base, client, idp, |b| b.strict_compat(true));
+    let token = w.register("sam@example.com", "sampass1").await;
+    let b = browser();
+    let account = TestAccount::new("sam-at-idp", Some("sam@idp.example.com"), true);
+    let path = "/auth/associate/oidc";
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&token), &account)
+        .await;
+    let (status, _) = w
+        .callback(&b, &format!("{path}/callback"), &code, &state, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = w
+        .callback(&b, &format!("{path}/callback"), &code, &state, Some(&token))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
