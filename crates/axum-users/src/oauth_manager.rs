@@ -243,7 +243,8 @@ where
     }
 
     /// Links an external account to `user` (or refreshes it when already theirs) and fires
-    /// `on_after_update` with `{}`.
+    /// `on_after_update` with `{}`. Returns the user as stored, with the fields
+    /// `on_oauth_profile` filled on a new link.
     ///
     /// # Errors
     /// [`ManagerError::OAuthAccountAlreadyLinked`] when another user has it, or a store failure.
@@ -252,11 +253,11 @@ where
         user: &UserOf<S>,
         sign_in: &OAuthSignIn,
         request: Option<&Parts>,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<UserOf<S>, ManagerError> {
         // The same rules for the provider's address as a sign-in: validated and normalised.
         let email = crate::email::normalize_email(&sign_in.account_email)
             .map_err(|_| ManagerError::OAuthInvalidEmail)?;
-        match self
+        let user = match self
             .store()
             .get_by_oauth_account(&sign_in.oauth_name, &sign_in.account_id)
             .await?
@@ -266,16 +267,17 @@ where
             }
             Some(_) => {
                 self.refresh_linked(sign_in, &email).await?;
+                user.clone()
             }
             None => {
                 self.link(user, sign_in, &email).await?;
-                self.fill_from_profile(user.clone(), sign_in).await?;
+                self.fill_from_profile(user.clone(), sign_in).await?
             }
-        }
+        };
         self.hooks()
-            .on_after_update(user, &json!({}), request)
+            .on_after_update(&user, &json!({}), request)
             .await;
-        Ok(())
+        Ok(user)
     }
 
     /// The accounts linked to a user, with their provider tokens decrypted.

@@ -1421,7 +1421,11 @@ async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link()
     let elsewhere = TestAccount::new("alice-at-idp", Some("alice@idp.example.com"), true)
         .with_name("Alice Liddell");
     let (status, body) = w.link(&alice, &elsewhere).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (status, body["display_name"].clone()),
+        (StatusCode::OK, json!("Alice Liddell")),
+        "the callback answers with the filled fields: {body}"
+    );
     let me = w.me(&alice).await;
     assert_eq!(
         (me["display_name"].clone(), me["provider_sub"].clone()),

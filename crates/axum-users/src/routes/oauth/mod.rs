@@ -479,7 +479,7 @@ async fn associate_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>
         return Err(ApiError::code(ErrorCode::BadRequest));
     }
     let sign_in = exchange(&state, &checked, Flow::Associate).await?;
-    state
+    let user = state
         .inner
         .manager
         .oauth_associate(&user, &sign_in, Some(&parts))
