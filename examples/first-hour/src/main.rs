@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
         .route("/hello", get(hello))
         .with_state(users.clone()) // the extractors read the users from the state
         .merge(users.router()) // every route: register, login (jwt, cookie), users, GitHub
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", users.openapi()));
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", users.openapi_for_explorer()));
     let listener = tokio::net::TcpListener::bind(env("BIND", "127.0.0.1:3000")).await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;

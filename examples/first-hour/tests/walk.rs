@@ -261,6 +261,14 @@ async fn the_example_serves_the_first_hour_over_http() {
     ] {
         assert!(document["paths"][path].is_object(), "{path} is documented");
     }
+    let schemes = document["components"]["securitySchemes"]
+        .as_object()
+        .unwrap();
+    let token_url = schemes
+        .values()
+        .find_map(|s| s["flows"]["password"]["tokenUrl"].as_str())
+        .unwrap();
+    assert_eq!(token_url, "/auth/jwt/login", "Authorize works from /docs/");
     let docs = http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("swagger-ui"));
