@@ -167,6 +167,7 @@ pub(crate) fn users(
         .cookie(CookieSettings::auth().with_secure(config.cookie_secure))
         .strict_compat(config.strict_compat)
         .send_verification_on_register(config.send_verification_on_register)
+        .sessions(config.sessions)
         .trusted_origins(config.trusted_origins.iter().cloned())
         .build()
         .context("invalid user-management configuration")

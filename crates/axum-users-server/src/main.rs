@@ -7,6 +7,7 @@ mod hooks;
 mod mailer;
 mod oauth;
 mod openapi;
+mod sessions;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Remove expired sessions and access tokens, print how many, and exit.
+    Prune,
     /// List, show, activate, promote, verify or delete users.
     Users {
         #[command(subcommand)]
@@ -134,6 +137,7 @@ async fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             Ok(())
         }
         Command::Users { command } => admin::run(config, command).await,
+        Command::Prune => sessions::prune(&config).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => check_config(config).await,
@@ -233,6 +237,7 @@ async fn serve(config: Config) -> Result<()> {
         tracing::info!(provider = %name, "OAuth sign-in at /auth/{name}/authorize");
     }
     let users = app::users(&config, store.clone(), redis.clone(), secret, oauth)?;
+    sessions::spawn_pruning(&config, &users);
     let router = app::router(&users, app::Services { store, redis });
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

@@ -33,6 +33,7 @@ mod db;
 mod error;
 mod id;
 mod schema;
+mod sessions;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -15,6 +15,7 @@ mod oidc_provider;
 mod register;
 mod server;
 mod services;
+mod sessions;
 mod settings;
 mod support;
 mod tokens;

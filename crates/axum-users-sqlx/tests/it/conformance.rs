@@ -11,7 +11,7 @@ async fn sqlite<Id: SqlId>() -> (SqlStore<Id>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = SqlStore::<Id>::connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 2);
+    assert_eq!(store.migrate().await.unwrap(), 3);
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     (store, dir)
 }
@@ -21,6 +21,7 @@ async fn suite<Id: SqlId>(store: &SqlStore<Id>) {
     testing::user_store(store).await;
     testing::oauth_account_store(store).await;
     testing::access_token_store(store, store).await;
+    testing::session_store(store, store).await;
     testing::concurrent_creates(store, 50).await;
     testing::concurrent_password_replace(store, 20).await;
     testing::concurrent_unlinks(store, 10).await;
@@ -47,7 +48,7 @@ async fn on_server<Id: SqlId>(var: &str, backend: &str) {
     let store = SqlStore::<Id>::connect_with(&db.url, options)
         .await
         .unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 2);
+    assert_eq!(store.migrate().await.unwrap(), 3);
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     suite(&store).await;
     store.pool().close().await;

@@ -12,10 +12,11 @@ use uuid::Uuid;
 
 use crate::custom_fields::Profile;
 
-const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+pub(crate) const HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
 
 /// Migration 1 as the first release made it, with UUID keys, and its record.
-fn first_release_schema(dialect: Dialect) -> Vec<String> {
+pub(crate) fn first_release_schema(dialect: Dialect) -> Vec<String> {
     let (pk, fk) = match dialect {
         Dialect::Sqlite => ("CHAR(36) PRIMARY KEY NOT NULL", "CHAR(36) NOT NULL"),
         _ => ("VARCHAR(36) PRIMARY KEY NOT NULL", "VARCHAR(36) NOT NULL"),
@@ -68,7 +69,7 @@ fn first_release_schema(dialect: Dialect) -> Vec<String> {
     ]
 }
 
-async fn exec(pool: &SqlPool, sql: String) {
+pub(crate) async fn exec(pool: &SqlPool, sql: String) {
     let sql = AssertSqlSafe(sql);
     match pool {
         SqlPool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
@@ -121,8 +122,8 @@ async fn upgrade(url: &str) {
 
     assert_eq!(
         store.migrate().await.unwrap(),
-        1,
-        "only the new migration is applied"
+        2,
+        "only the new migrations (2, 3) are applied"
     );
     assert_eq!(store.migrate().await.unwrap(), 0);
 
