@@ -139,8 +139,8 @@ pub(crate) fn users(
     oauth: Vec<axum_users::OAuthClient>,
 ) -> Result<Users> {
     let hooks = ServerHooks {
-        mailer: Mailer::new(config.mailer.clone(), config.mail_from.clone()),
-        frontend_url: config.frontend_url.clone(),
+        mailer: Mailer::new(&config.mailer, config.mail_from.clone(), &config.mail)?,
+        composer: crate::mail_config::composer(&config.mail)?,
         password_min_length: config.password_min_length,
     };
     let mut builder = AxumUsers::builder(store.clone(), secret);

@@ -1,31 +1,34 @@
 //! The server's hooks: the password policy, and mail for reset and verification links.
 
-use axum_users::{InvalidPassword, NoFields, PasswordOwner, Secret, User, UserHooks};
+use axum_users::{InvalidPassword, NoFields, PasswordOwner, User, UserHooks};
+use axum_users_mail::{Composer, Mail, TemplateError};
 use http::request::Parts;
 use uuid::Uuid;
 
-use crate::mailer::{Mail, Mailer};
+use crate::mailer::Mailer;
 
 /// Mails links and enforces a minimum password length.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerHooks {
     /// Where mail goes.
     pub(crate) mailer: Mailer,
-    /// Base URL of the links.
-    pub(crate) frontend_url: String,
+    /// Templates and links of the messages.
+    pub(crate) composer: Composer,
     /// Shortest password accepted.
     pub(crate) password_min_length: usize,
 }
 
+/// Hours the reset and verify links are valid (the manager's default token lifetimes), for the
+/// templates.
+const LINK_VALID_HOURS: u64 = 1;
+
 impl ServerHooks {
-    async fn send(&self, to: &str, subject: &str, body: String, token: &str) {
-        let mail = Mail {
-            to: to.to_owned(),
-            subject: subject.to_owned(),
-            body,
-            token: Secret::new(token),
+    async fn send(&self, mail: Result<Mail, TemplateError>) {
+        let result = match mail {
+            Ok(mail) => self.mailer.send(&mail).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
-        if let Err(e) = self.mailer.send(mail).await {
+        if let Err(e) = result {
             tracing::error!(error = %e, "sending mail failed");
         }
     }
@@ -47,18 +50,12 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
     }
 
     async fn on_after_forgot_password(&self, user: &User, token: &str, _request: Option<&Parts>) {
-        let link = format!("{}/reset-password?token={token}", self.frontend_url);
-        let body = format!(
-            "Someone asked to reset the password of this account.\n\nReset it here: {link}\n\nIf it was not you, ignore this message."
-        );
-        self.send(&user.email, "Reset your password", body, token)
+        self.send(self.composer.reset(&user.email, token, LINK_VALID_HOURS))
             .await;
     }
 
     async fn on_after_request_verify(&self, user: &User, token: &str, _request: Option<&Parts>) {
-        let link = format!("{}/verify?token={token}", self.frontend_url);
-        let body = format!("Confirm your e-mail address here: {link}");
-        self.send(&user.email, "Verify your e-mail address", body, token)
+        self.send(self.composer.verify(&user.email, token, LINK_VALID_HOURS))
             .await;
     }
 }

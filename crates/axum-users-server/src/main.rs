@@ -4,6 +4,7 @@ mod admin;
 mod app;
 mod config;
 mod hooks;
+mod mail_config;
 mod mailer;
 mod oauth;
 mod openapi;
@@ -19,8 +20,8 @@ use crate::config::{Config, MailerConfig};
 
 /// What `--help` adds after the settings.
 const AFTER_HELP: &str = "\
-Each setting is also a key of the TOML file (argon2.* and server.* in the [argon2] and
-[server] tables); the environment overrides the file, and flags override both.
+Each setting is also a key of the TOML file (argon2.*, server.* and mail.* in the [argon2],
+[server] and [mail] tables); the environment overrides the file, and flags override both.
 OAuth providers are [oauth.<name>] tables of the file; their client secrets may come from
 AXUM_USERS_OAUTH_<NAME>_CLIENT_SECRET. See docs/configuration.md.";
 
@@ -181,6 +182,13 @@ async fn check_config(config: Config) -> Result<()> {
         println!("  trusted origins: {}", config.trusted_origins.join(", "));
     }
     println!("  mailer: {}", describe_mailer(&config.mailer));
+    println!(
+        "  mail links (front end {}): {}, {}, {}",
+        config.frontend_url,
+        config.mail.reset_url,
+        config.mail.verify_url,
+        config.mail.email_change_url
+    );
     let limits = &config.limits;
     println!(
         "  limits: headers {:?}, body {:?}, request {:?}, {} connections",
@@ -199,6 +207,7 @@ fn describe_mailer(mailer: &MailerConfig) -> String {
             "log+tokens (no mail is sent; TOKENS ARE LOGGED)".into()
         }
         MailerConfig::File(dir) => format!("file:{}", dir.display()),
+        MailerConfig::Smtp(url) => url.to_string(),
     }
 }
 
@@ -213,7 +222,7 @@ fn warn_about_mailer(mailer: &MailerConfig) {
             "mailer `log+tokens`: no mail is sent and LIVE RESET AND VERIFY TOKENS ARE WRITTEN TO \
              THE LOG; whoever reads the log can take over accounts; for local development only"
         ),
-        MailerConfig::File(_) => {}
+        MailerConfig::File(_) | MailerConfig::Smtp(_) => {}
     }
 }
 

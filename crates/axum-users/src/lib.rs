@@ -37,6 +37,7 @@ mod model;
 mod oauth_manager;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod outbox;
 mod password;
 mod routes;
 mod secret;
@@ -72,6 +73,7 @@ pub use model::{
 pub use oauth_manager::{OAuthPolicy, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
+pub use outbox::{MailSeal, NewOutboxMessage, OutboxMessage, OutboxStatus, OutboxStore};
 pub use password::{
     Argon2Params, HasherLimits, HasherStats, PasswordError, PasswordHasher, Verified,
 };
