@@ -1,17 +1,17 @@
 //! The server's hooks: the password policy, and mail for reset and verification links.
 
 use axum_users::{InvalidPassword, NoFields, PasswordOwner, User, UserHooks};
-use axum_users_mail::{Composer, Mail, TemplateError};
+use axum_users_mail::{Composer, Mail, Outbox, TemplateError};
 use http::request::Parts;
 use uuid::Uuid;
 
-use crate::mailer::Mailer;
+use crate::app::Store;
 
-/// Mails links and enforces a minimum password length.
+/// Mails links (through the outbox) and enforces a minimum password length.
 #[derive(Debug, Clone)]
 pub(crate) struct ServerHooks {
-    /// Where mail goes.
-    pub(crate) mailer: Mailer,
+    /// Where messages are queued; the worker of `serve` sends them.
+    pub(crate) outbox: Outbox<Store>,
     /// Templates and links of the messages.
     pub(crate) composer: Composer,
     /// Shortest password accepted.
@@ -23,13 +23,18 @@ pub(crate) struct ServerHooks {
 const LINK_VALID_HOURS: u64 = 1;
 
 impl ServerHooks {
-    async fn send(&self, mail: Result<Mail, TemplateError>) {
+    /// Queues a message; it is sent by the outbox worker, retried until it goes out.
+    async fn queue(&self, kind: &str, mail: Result<Mail, TemplateError>) {
         let result = match mail {
-            Ok(mail) => self.mailer.send(&mail).await.map_err(|e| e.to_string()),
+            Ok(mail) => self
+                .outbox
+                .enqueue(kind, &mail)
+                .await
+                .map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
         if let Err(e) = result {
-            tracing::error!(error = %e, "sending mail failed");
+            tracing::error!(kind, error = %e, "queueing mail failed");
         }
     }
 }
@@ -50,12 +55,18 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
     }
 
     async fn on_after_forgot_password(&self, user: &User, token: &str, _request: Option<&Parts>) {
-        self.send(self.composer.reset(&user.email, token, LINK_VALID_HOURS))
-            .await;
+        self.queue(
+            "reset",
+            self.composer.reset(&user.email, token, LINK_VALID_HOURS),
+        )
+        .await;
     }
 
     async fn on_after_request_verify(&self, user: &User, token: &str, _request: Option<&Parts>) {
-        self.send(self.composer.verify(&user.email, token, LINK_VALID_HOURS))
-            .await;
+        self.queue(
+            "verify",
+            self.composer.verify(&user.email, token, LINK_VALID_HOURS),
+        )
+        .await;
     }
 }

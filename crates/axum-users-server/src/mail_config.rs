@@ -76,6 +76,24 @@ pub(crate) struct MailKeys {
         value_name = "URL"
     )]
     verify_url: Option<String>,
+    /// Attempts to send a message before it is marked failed [default: 10]
+    #[arg(
+        id = "mail.max_attempts",
+        long = "mail-max-attempts",
+        global = true,
+        env = "AXUM_USERS_MAIL_MAX_ATTEMPTS",
+        value_name = "N"
+    )]
+    max_attempts: Option<u32>,
+    /// Wait after a message's first failed attempt, doubled after each further one [default: 1]
+    #[arg(
+        id = "mail.retry_base_seconds",
+        long = "mail-retry-base-seconds",
+        global = true,
+        env = "AXUM_USERS_MAIL_RETRY_BASE_SECONDS",
+        value_name = "S"
+    )]
+    retry_base_seconds: Option<f64>,
     /// Link of the e-mail change confirmation, with {token} [default: <frontend_url>/confirm-email-change?token={token}]
     #[arg(
         id = "mail.email_change_url",
@@ -102,6 +120,8 @@ pub(crate) struct MailSettings {
     pub(crate) verify_url: LinkTemplate,
     /// Link of the e-mail change confirmation.
     pub(crate) email_change_url: LinkTemplate,
+    /// Retries of the outbox worker.
+    pub(crate) retry: axum_users_mail::RetryPolicy,
 }
 
 impl MailSettings {
@@ -122,6 +142,7 @@ impl MailSettings {
                  address, e.g. `Example <no-reply@example.com>`"
             );
         }
+        let retry = retry_policy(&keys)?;
         let link = |value: Option<String>, id: &str, env: &str, path: &str| {
             match value {
                 Some(v) => LinkTemplate::new(v),
@@ -201,6 +222,7 @@ impl MailSettings {
             reset_url,
             verify_url,
             email_change_url,
+            retry,
         })
     }
 }
@@ -224,4 +246,35 @@ pub(crate) fn composer(settings: &MailSettings) -> Result<axum_users_mail::Compo
         links,
         settings.app_name.clone(),
     ))
+}
+
+/// The mail outbox in the server's database, bodies sealed with a sub-key of the secret.
+pub(crate) fn outbox(
+    config: &crate::config::Config,
+    store: crate::app::Store,
+    secret: &axum_users::Secret,
+) -> axum_users_mail::Outbox<crate::app::Store> {
+    let seal = axum_users::MailSeal::new(secret.clone(), config.previous_secrets.clone());
+    axum_users_mail::Outbox::new(store, seal)
+}
+
+/// The outbox worker's retries from `mail.max_attempts` and `mail.retry_base_seconds`.
+fn retry_policy(keys: &MailKeys) -> Result<axum_users_mail::RetryPolicy> {
+    let mut policy = axum_users_mail::RetryPolicy::default();
+    if let Some(n) = keys.max_attempts {
+        if n == 0 {
+            bail!("invalid value for mail.max_attempts (AXUM_USERS_MAIL_MAX_ATTEMPTS): at least 1");
+        }
+        policy.max_attempts = n;
+    }
+    if let Some(base) = keys.retry_base_seconds {
+        if !(0.001..=3600.0).contains(&base) {
+            bail!(
+                "invalid value for mail.retry_base_seconds (AXUM_USERS_MAIL_RETRY_BASE_SECONDS): \
+                 between 0.001 and 3600 seconds"
+            );
+        }
+        policy.base_delay = Duration::from_secs_f64(base);
+    }
+    Ok(policy)
 }

@@ -79,6 +79,44 @@ impl Mailer {
     }
 }
 
+impl axum_users_mail::Deliver for Mailer {
+    async fn deliver(&self, mail: &Mail) -> Result<(), SendError> {
+        self.send(mail).await
+    }
+}
+
+/// The running outbox worker of this node.
+pub(crate) struct MailWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MailWorker {
+    /// Stops the worker after the message it is sending, if any (a message it holds and has not
+    /// sent is taken again by a worker once its lease runs out).
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the worker that sends what the outbox holds, through the configured mailer.
+///
+/// # Errors
+/// When the mailer's settings are unusable.
+pub(crate) fn start_worker(
+    config: &crate::config::Config,
+    outbox: &axum_users_mail::Outbox<crate::app::Store>,
+) -> Result<MailWorker> {
+    let mailer = Mailer::new(&config.mailer, config.mail_from.clone(), &config.mail)?;
+    let worker = outbox.worker(mailer, config.mail.retry);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+    Ok(MailWorker { stop, task })
+}
+
 /// Writes to a temporary name and renames, so that readers never see half a message.
 fn write_atomically(dir: PathBuf, bytes: Vec<u8>) -> Result<()> {
     std::fs::create_dir_all(&dir)
@@ -105,6 +143,7 @@ mod tests {
             reset_url: link.clone(),
             verify_url: link.clone(),
             email_change_url: link,
+            retry: axum_users_mail::RetryPolicy::default(),
         }
     }
 

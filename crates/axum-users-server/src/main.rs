@@ -4,6 +4,7 @@ mod admin;
 mod app;
 mod config;
 mod hooks;
+mod mail_admin;
 mod mail_config;
 mod mailer;
 mod oauth;
@@ -70,6 +71,11 @@ enum Command {
         #[command(subcommand)]
         command: admin::UsersCommand,
     },
+    /// List the mail outbox or queue failed messages again.
+    Mail {
+        #[command(subcommand)]
+        command: mail_admin::MailCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +141,7 @@ async fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             Ok(())
         }
         Command::Users { command } => admin::run(config, command).await,
+        Command::Mail { command } => mail_admin::run(config, command).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => check_config(config).await,
@@ -241,7 +248,9 @@ async fn serve(config: Config) -> Result<()> {
     for name in config.oauth.keys() {
         tracing::info!(provider = %name, "OAuth sign-in at /auth/{name}/authorize");
     }
-    let users = app::users(&config, store.clone(), redis.clone(), secret, oauth)?;
+    let (users, outbox) =
+        app::users_with_outbox(&config, store.clone(), redis.clone(), secret, oauth)?;
+    let mail_worker = mailer::start_worker(&config, &outbox)?;
     let router = app::router(&users, app::Services { store, redis });
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -257,6 +266,7 @@ async fn serve(config: Config) -> Result<()> {
         "axum-users listening on http://{address}"
     );
     app::serve(listener, router, config.limits, shutdown_signal()).await?;
+    mail_worker.stop().await;
     tracing::info!("stopped");
     Ok(())
 }
