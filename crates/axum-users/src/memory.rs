@@ -465,6 +465,7 @@ mod tests {
         testing::oauth_account_store(&store).await;
         testing::access_token_store(&store, &store).await;
         testing::concurrent_creates(&store, 50).await;
+        testing::outbox_store(&store).await;
         testing::concurrent_unlinks(&store, 5).await;
         let ints: MemoryStore<i64> = MemoryStore::new();
         testing::user_store(&ints).await;

@@ -212,3 +212,174 @@ mod tests {
         assert_eq!(OutboxStatus::parse("sent"), None);
     }
 }
+
+/// The outbox's conformance check (feature `testing`), run by every store's tests.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) mod conformance {
+    use std::collections::HashSet;
+
+    use super::{NewOutboxMessage, OutboxStatus, OutboxStore};
+
+    fn message(now: i64, n: usize) -> NewOutboxMessage {
+        let mut m = NewOutboxMessage::new(
+            format!("r{n}@example.com"),
+            "reset",
+            format!("v1.sealed{n}"),
+        );
+        m.created_at = now;
+        m
+    }
+
+    /// Claims are exclusive while their lease runs and come back after it; sent messages go,
+    /// failures are counted, failed ones wait for `retry_failed`. The store must hold no other
+    /// queued mail due before `now`; each call uses times of its own far in the future.
+    ///
+    /// # Panics
+    /// When a rule is broken.
+    pub async fn outbox_store<S: OutboxStore>(store: &S) {
+        // A moment no other run uses, so that runs on a shared database do not meet.
+        let now = 4_000_000_000 + i64::from(rand_u16()) * 100_000;
+        let ids: Vec<String> = (0..10).map(|n| message(now, n).id).collect();
+        for (n, id) in ids.iter().enumerate() {
+            let mut m = message(now, n);
+            m.id = id.clone();
+            store.enqueue(m).await.unwrap();
+        }
+        let listed = store.list_outbox(10_000).await.unwrap();
+        let mine: Vec<_> = listed.iter().filter(|m| ids.contains(&m.id)).collect();
+        assert_eq!(mine.len(), 10, "every queued message is listed");
+        assert!(
+            mine.iter()
+                .all(|m| m.status == OutboxStatus::Pending && m.attempts == 0)
+        );
+
+        // Eight workers claim at once: each message goes to exactly one.
+        let claims = futures_join(store, now, 8).await;
+        let mut seen = HashSet::new();
+        for batch in &claims {
+            for m in batch.iter().filter(|m| ids.contains(&m.id)) {
+                assert!(seen.insert(m.id.clone()), "{} was claimed twice", m.id);
+            }
+        }
+        assert_eq!(seen.len(), 10, "every due message was claimed");
+        let again = store.claim(now, 60, 100, "late").await.unwrap();
+        assert!(
+            !again.iter().any(|m| ids.contains(&m.id)),
+            "a held message is not claimed again"
+        );
+
+        // The leases run out: a new worker takes them; the old holder can no longer delete.
+        let later = now + 61;
+        let taken = store.claim(later, 60, 100, "w-new").await.unwrap();
+        let taken: Vec<_> = taken.into_iter().filter(|m| ids.contains(&m.id)).collect();
+        assert_eq!(taken.len(), 10, "expired leases are claimed again");
+        let holders: Vec<&str> = ["w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7"].to_vec();
+        for h in holders {
+            assert!(
+                !store.delete_sent(&ids[0], h).await.unwrap(),
+                "only the holder deletes"
+            );
+        }
+        assert!(store.delete_sent(&ids[0], "w-new").await.unwrap());
+        assert!(
+            !store.delete_sent(&ids[0], "w-new").await.unwrap(),
+            "deleted once"
+        );
+
+        // A failure with a next attempt: pending, counted, due only then.
+        store
+            .record_failure(&ids[1], "w-new", "451 busy", Some(later + 500))
+            .await
+            .unwrap();
+        // A failure for good.
+        store
+            .record_failure(&ids[2], "w-new", "550 no such user", None)
+            .await
+            .unwrap();
+        let listed = store.list_outbox(10_000).await.unwrap();
+        let get = |id: &str| listed.iter().find(|m| m.id == id).cloned();
+        assert!(get(&ids[0]).is_none(), "a sent message is gone");
+        let retried = get(&ids[1]).unwrap();
+        assert_eq!(
+            (retried.status, retried.attempts),
+            (OutboxStatus::Pending, 1)
+        );
+        assert_eq!(retried.last_error.as_deref(), Some("451 busy"));
+        assert_eq!(retried.next_attempt_at, later + 500);
+        let failed = get(&ids[2]).unwrap();
+        assert_eq!((failed.status, failed.attempts), (OutboxStatus::Failed, 1));
+
+        let early = store.claim(later + 100, 60, 100, "w3").await.unwrap();
+        assert!(
+            !early.iter().any(|m| m.id == ids[1] || m.id == ids[2]),
+            "not due yet, or failed"
+        );
+        let due = store.claim(later + 500, 60, 100, "w3").await.unwrap();
+        assert!(
+            due.iter().any(|m| m.id == ids[1]),
+            "due at its next attempt"
+        );
+        assert!(
+            !due.iter().any(|m| m.id == ids[2]),
+            "a failed message waits for a retry"
+        );
+
+        assert_eq!(
+            store
+                .retry_failed(Some(&ids[2]), later + 600)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .retry_failed(Some(&ids[2]), later + 600)
+                .await
+                .unwrap(),
+            0
+        );
+        let back = store.claim(later + 600, 60, 100, "w4").await.unwrap();
+        let back = back
+            .iter()
+            .find(|m| m.id == ids[2])
+            .expect("a retried message is due");
+        assert_eq!((back.status, back.attempts), (OutboxStatus::Pending, 0));
+
+        // Clean up what this run queued.
+        let rest = store
+            .claim(later + 10_000, 60, 1000, "cleanup")
+            .await
+            .unwrap();
+        for m in rest.iter().filter(|m| ids.contains(&m.id)) {
+            store.delete_sent(&m.id, "cleanup").await.unwrap();
+        }
+        for id in &ids {
+            store.delete_sent(id, "w4").await.unwrap();
+        }
+    }
+
+    async fn futures_join<S: OutboxStore>(
+        store: &S,
+        now: i64,
+        n: usize,
+    ) -> Vec<Vec<super::OutboxMessage>> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..n {
+            let store = store.clone();
+            tasks.spawn(async move { store.claim(now, 60, 3, &format!("w{w}")).await.unwrap() });
+        }
+        let mut claims = tasks.join_all().await;
+        // Whatever is left after the first round (batches of 3) goes to the same workers again.
+        for (w, batch) in claims.iter_mut().enumerate() {
+            batch.extend(store.claim(now, 60, 100, &format!("w{w}")).await.unwrap());
+        }
+        claims
+    }
+
+    fn rand_u16() -> u16 {
+        let token = crate::secret::random_token(2);
+        token.bytes().fold(0u16, |acc, b| {
+            acc.wrapping_mul(31).wrapping_add(u16::from(b))
+        })
+    }
+}

@@ -11,7 +11,11 @@ async fn sqlite<Id: SqlId>() -> (SqliteStore<Id>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = SqliteStore::<Id>::connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 2);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        3,
+        "migrations 1, 2 and 4 (the mail outbox)"
+    );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     (store, dir)
 }
@@ -24,6 +28,7 @@ async fn suite<Id: SqlId>(store: &SqlStore<Id>) {
     testing::concurrent_creates(store, 50).await;
     testing::concurrent_password_replace(store, 20).await;
     testing::concurrent_unlinks(store, 10).await;
+    testing::outbox_store(store).await;
     let user = store
         .create(testing::new_user::<SqlStore<Id>>(&testing::unique_email()))
         .await
@@ -47,7 +52,11 @@ async fn on_server<Id: SqlId>(var: &str, backend: &str) {
     let store = SqlStore::<Id>::connect_with(&db.url, options)
         .await
         .unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 2);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        3,
+        "migrations 1, 2 and 4 (the mail outbox)"
+    );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     suite(&store).await;
     store.pool().close().await;
