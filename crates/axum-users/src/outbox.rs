@@ -215,6 +215,7 @@ mod tests {
 
 /// The outbox's conformance check (feature `testing`), run by every store's tests.
 #[cfg(any(test, feature = "testing"))]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod conformance {
     use std::collections::HashSet;
 

@@ -168,3 +168,180 @@ fn smtp_needs_a_sender_and_config_check_hides_the_password() {
     ]);
     assert!(!ok && text.contains("ca.pem"), "{text}");
 }
+
+/// Runs the binary with the test environment of `dir` plus `extra`: success and output.
+fn cli(dir: &std::path::Path, extra: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).env_clear();
+    for (k, v) in test_env(dir) {
+        command.env(k, v);
+    }
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let out = command.args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A port where no relay listens yet: the harness takes a free one and is stopped.
+fn reserved_port(spool: &std::path::Path) -> u16 {
+    let relay = SmtpHarness::start(spool, &HarnessOptions::default(), None);
+    let port = relay.port();
+    relay.stop();
+    port
+}
+
+fn relay_on(spool: &std::path::Path, port: u16) -> SmtpHarness {
+    let mut options = HarnessOptions::default();
+    options.port = port;
+    SmtpHarness::start(spool, &options, None)
+}
+
+/// The token of the reset link in a received message.
+fn reset_token(raw: &[u8]) -> String {
+    let message = MessageParser::default().parse(raw).unwrap();
+    let text = message.body_text(0).unwrap().into_owned();
+    let token = text.split("token=").nth(1).expect("a link with token=");
+    token.split_whitespace().next().unwrap().to_owned()
+}
+
+async fn forgot(s: &Server, email: &str) {
+    let (status, _) = post_json(
+        &client(),
+        s.url("/auth/forgot-password"),
+        json!({"email": email}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+}
+
+/// Waits until `mail list` shows `n` queued messages; returns its output.
+async fn wait_queued(dir: &std::path::Path, env: &[(&str, &str)], n: usize) -> String {
+    for _ in 0..100 {
+        let (ok, text) = cli(dir, env, &["mail", "list"]);
+        assert!(ok, "{text}");
+        if text.contains(&format!("{n} queued")) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never {n} queued");
+}
+
+#[tokio::test]
+async fn a_mail_asked_for_while_the_relay_is_down_arrives_when_it_is_back() {
+    if !smtp_harness_available("a_mail_asked_for_while_the_relay_is_down_arrives_when_it_is_back") {
+        return;
+    }
+    let spool = tempfile::tempdir().unwrap();
+    let port = reserved_port(spool.path());
+    let mailer = format!("smtp://127.0.0.1:{port}");
+    let env = [
+        ("AXUM_USERS_MAILER", mailer.as_str()),
+        ("AXUM_USERS_MAIL_FROM", "no-reply@example.com"),
+        ("AXUM_USERS_MAIL_RETRY_BASE_SECONDS", "0.5"),
+    ];
+    let s = Server::start_with(&env);
+    register(&s, "down@example.com", "secret1").await;
+    let asked = std::time::Instant::now();
+    forgot(&s, "down@example.com").await;
+    let listed = wait_queued(s.dir.path(), &env, 1).await;
+    assert!(
+        listed.contains("pending\treset\tdown@example.com"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("v1.") && !listed.contains("eyJ"),
+        "no body or token is listed: {listed}"
+    );
+
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(asked.elapsed())).await;
+    let relay = relay_on(spool.path(), port);
+    let got = relay.wait_for(1, Duration::from_secs(40)).await;
+    let token = reset_token(&got[0].raw);
+    let (status, body) = post_json(
+        &client(),
+        s.url("/auth/reset-password"),
+        json!({"token": token, "password": "newsecret"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_queued(s.dir.path(), &env, 0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(relay.received().len(), 1, "sent once");
+}
+
+#[tokio::test]
+async fn a_server_killed_after_the_202_sends_the_mail_once_after_a_restart() {
+    if !smtp_harness_available("a_server_killed_after_the_202_sends_the_mail_once_after_a_restart")
+    {
+        return;
+    }
+    let spool = tempfile::tempdir().unwrap();
+    let port = reserved_port(spool.path());
+    let mailer = format!("smtp://127.0.0.1:{port}");
+    let env = [
+        ("AXUM_USERS_MAILER", mailer.as_str()),
+        ("AXUM_USERS_MAIL_FROM", "no-reply@example.com"),
+        ("AXUM_USERS_MAIL_RETRY_BASE_SECONDS", "0.5"),
+    ];
+    let s = Server::start_with(&env);
+    register(&s, "killed@example.com", "secret1").await;
+    forgot(&s, "killed@example.com").await;
+    wait_queued(s.dir.path(), &env, 1).await;
+    let dir = s.stop(); // SIGKILL
+    let relay = relay_on(spool.path(), port);
+    let s = Server::start_in(dir, &env);
+    let got = relay.wait_for(1, Duration::from_secs(20)).await;
+    let token = reset_token(&got[0].raw);
+    let (status, body) = post_json(
+        &client(),
+        s.url("/auth/reset-password"),
+        json!({"token": token, "password": "newsecret"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_queued(s.dir.path(), &env, 0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(relay.received().len(), 1, "exactly once");
+}
+
+#[tokio::test]
+async fn a_failed_mail_is_listed_and_sent_by_mail_retry() {
+    if !smtp_harness_available("a_failed_mail_is_listed_and_sent_by_mail_retry") {
+        return;
+    }
+    let spool = tempfile::tempdir().unwrap();
+    let port = reserved_port(spool.path());
+    let mailer = format!("smtp://127.0.0.1:{port}");
+    let env = [
+        ("AXUM_USERS_MAILER", mailer.as_str()),
+        ("AXUM_USERS_MAIL_FROM", "no-reply@example.com"),
+        ("AXUM_USERS_MAIL_MAX_ATTEMPTS", "1"),
+    ];
+    let s = Server::start_with(&env);
+    register(&s, "failed@example.com", "secret1").await;
+    forgot(&s, "failed@example.com").await;
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = cli(s.dir.path(), &env, &["mail", "list"]).1;
+        if listed.contains("\tfailed\t") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        listed.contains("failed\treset\tfailed@example.com\tattempts=1"),
+        "{listed}"
+    );
+    let relay = relay_on(spool.path(), port);
+    let (ok, text) = cli(s.dir.path(), &env, &["mail", "retry"]);
+    assert!(ok && text.contains("1 queued again"), "{text}");
+    let got = relay.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].meta["rcpt_tos"][0], "failed@example.com");
+}
