@@ -156,6 +156,7 @@ pub(crate) fn users_with_outbox(
     let hooks = ServerHooks {
         outbox: outbox.clone(),
         composer: crate::mail_config::composer(&config.mail)?,
+        notify_password_changed: config.mail.notify_password_changed,
         password_min_length: config.password_min_length,
     };
     let mut builder = AxumUsers::builder(store.clone(), secret);

@@ -3,6 +3,7 @@
 use axum_users::{InvalidPassword, NoFields, PasswordOwner, User, UserHooks};
 use axum_users_mail::{Composer, Mail, Outbox, TemplateError};
 use http::request::Parts;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::app::Store;
@@ -14,6 +15,8 @@ pub(crate) struct ServerHooks {
     pub(crate) outbox: Outbox<Store>,
     /// Templates and links of the messages.
     pub(crate) composer: Composer,
+    /// Whether a changed or reset password is notified to the user's address.
+    pub(crate) notify_password_changed: bool,
     /// Shortest password accepted.
     pub(crate) password_min_length: usize,
 }
@@ -68,5 +71,26 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
             self.composer.verify(&user.email, token, LINK_VALID_HOURS),
         )
         .await;
+    }
+
+    async fn on_after_reset_password(&self, user: &User, _request: Option<&Parts>) {
+        if self.notify_password_changed {
+            self.queue(
+                "password_changed",
+                self.composer.password_changed(&user.email),
+            )
+            .await;
+        }
+    }
+
+    async fn on_after_update(&self, user: &User, update: &Value, _request: Option<&Parts>) {
+        let password_changed = update.get("password").is_some_and(Value::is_string);
+        if self.notify_password_changed && password_changed {
+            self.queue(
+                "password_changed",
+                self.composer.password_changed(&user.email),
+            )
+            .await;
+        }
     }
 }

@@ -94,6 +94,15 @@ pub(crate) struct MailKeys {
         value_name = "S"
     )]
     retry_base_seconds: Option<f64>,
+    /// true: a notice to the user's address when their password is changed or reset [default: true]
+    #[arg(
+        id = "mail.notify_password_changed",
+        long = "mail-notify-password-changed",
+        global = true,
+        env = "AXUM_USERS_MAIL_NOTIFY_PASSWORD_CHANGED",
+        value_name = "BOOL"
+    )]
+    notify_password_changed: Option<bool>,
     /// Link of the e-mail change confirmation, with {token} [default: <frontend_url>/confirm-email-change?token={token}]
     #[arg(
         id = "mail.email_change_url",
@@ -122,6 +131,8 @@ pub(crate) struct MailSettings {
     pub(crate) email_change_url: LinkTemplate,
     /// Retries of the outbox worker.
     pub(crate) retry: axum_users_mail::RetryPolicy,
+    /// Whether a changed or reset password is notified to the user's address.
+    pub(crate) notify_password_changed: bool,
 }
 
 impl MailSettings {
@@ -223,6 +234,7 @@ impl MailSettings {
             verify_url,
             email_change_url,
             retry,
+            notify_password_changed: keys.notify_password_changed.unwrap_or(true),
         })
     }
 }

@@ -345,3 +345,75 @@ async fn a_failed_mail_is_listed_and_sent_by_mail_retry() {
     let got = relay.wait_for(1, Duration::from_secs(20)).await;
     assert_eq!(got[0].meta["rcpt_tos"][0], "failed@example.com");
 }
+
+#[tokio::test]
+async fn a_changed_or_reset_password_is_notified_unless_turned_off() {
+    let s = Server::start_with(&[("AXUM_USERS_MAIL_NOTIFY_PASSWORD_CHANGED", "true")]);
+    register(&s, "notice@example.com", "secret1").await;
+    let token = login(&s, "notice@example.com", "secret1").await;
+    let (status, body) = patch(
+        &s,
+        "/users/me",
+        &token,
+        json!({"password": "secret2", "current_password": "secret1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let notice = |s: &Server, n: usize| {
+        s.mails_to("notice@example.com")
+            .iter()
+            .filter(|m| m.contains("password was changed"))
+            .count()
+            >= n
+    };
+    for _ in 0..100 {
+        if notice(&s, 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(notice(&s, 1), "a notice after PATCH with a password");
+    forgot(&s, "notice@example.com").await;
+    let reset = s.wait_token("notice@example.com", 2).await;
+    let (status, _) = post_json(
+        &client(),
+        s.url("/auth/reset-password"),
+        json!({"token": reset, "password": "secret3"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..100 {
+        if notice(&s, 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(notice(&s, 2), "a notice after a reset");
+    let (status, _) = patch(
+        &s,
+        "/users/me",
+        &login(&s, "notice@example.com", "secret3").await,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Turned off (the tests' default): no notice.
+    let quiet = Server::start();
+    register(&quiet, "quiet@example.com", "secret1").await;
+    forgot(&quiet, "quiet@example.com").await;
+    let reset = quiet.wait_token("quiet@example.com", 1).await;
+    let (status, _) = post_json(
+        &client(),
+        quiet.url("/auth/reset-password"),
+        json!({"token": reset, "password": "secret3"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        quiet.mails_to("quiet@example.com").len(),
+        1,
+        "only the reset link"
+    );
+}
