@@ -1,5 +1,5 @@
 //! The axum-users load benchmark as a library: the binary `axum-users-bench` parses its
-//! command line into [`Options`] and calls [`bench`]. Builds and starts the release
+//! command line into [`Options`] and calls [`bench()`]. Builds and starts the release
 //! `axum-users-server` on a temporary database, loads every route over keep-alive connections
 //! on loopback, and reports requests per second and p50/p99 latency beside a floor (a bare
 //! axum + sqlx handler) and the raw Argon2id rate, with the server's memory and start time.

@@ -13,6 +13,7 @@ use crate::token::{OAuthToken, parse_token_response, rejection_from_body, unix_n
 
 /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientAuthMethod {
     /// `client_id` and `client_secret` in the form body.
     ClientSecretPost,

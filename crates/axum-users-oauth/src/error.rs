@@ -4,6 +4,7 @@ use std::fmt;
 
 /// Why an OpenID Connect id_token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IdTokenErrorReason {
     /// The token response carried no id_token, or the id_token lacks a required claim.
     Missing,
@@ -40,6 +41,7 @@ impl fmt::Display for IdTokenErrorReason {
 
 /// A failure of a provider call. No variant ever carries a secret.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OAuthError {
     /// The token endpoint refused the request (bad code, bad verifier, bad client...).
     #[error("the provider rejected the token request: {error}")]

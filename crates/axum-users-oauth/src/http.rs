@@ -8,6 +8,7 @@ use crate::error::OAuthError;
 
 /// HTTP settings of a provider client.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpConfig {
     /// Limit for establishing the TCP + TLS connection.
     pub connect_timeout: Duration,

@@ -5,6 +5,7 @@ use sea_orm::{DbErr, SqlErr};
 
 /// Why a store could not be set up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SetupError {
     /// The database could not be reached.
     #[error("cannot connect to the database: {0}")]

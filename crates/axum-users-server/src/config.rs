@@ -3,6 +3,9 @@
 //! the environment overrides it and flags override both. Every value is checked once at
 //! start-up; a bad one stops the server with a message naming its key and its variable.
 
+// The doc comments of `Settings` are `--help` text (`<dir>`, `[default: ...]`), not rustdoc.
+#![allow(rustdoc::invalid_html_tags, rustdoc::broken_intra_doc_links)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;

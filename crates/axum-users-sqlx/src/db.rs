@@ -16,6 +16,7 @@ compile_error!("axum-users-sqlx needs at least one of the features `sqlite`, `po
 
 /// How the store connects: pool size and the longest a database call may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoreOptions {
     /// Most connections the pool opens (SQLite in memory always uses one).
     pub max_connections: u32,

@@ -251,6 +251,7 @@ pub struct SecurityPolicy {
 
 /// Why [`AxumUsersBuilder::build`] refused the configuration.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// The secret is too short to sign tokens safely.
     #[error("the secret must be at least 32 bytes long")]

@@ -26,6 +26,7 @@ impl InvalidPassword {
 
 /// Whose password is being validated.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum PasswordOwner<'a, Id, F> {
     /// A user being registered (not stored yet).
     New {

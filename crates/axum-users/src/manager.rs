@@ -20,6 +20,7 @@ use crate::tokens::{JwtCodec, RESET_AUDIENCE, TokenError, VERIFY_AUDIENCE, now_u
 
 /// Why a manager operation failed. Routes map each to its FastAPI Users error code.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ManagerError {
     /// The e-mail address is taken.
     #[error("a user with this e-mail address already exists")]

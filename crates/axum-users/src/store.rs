@@ -12,6 +12,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// Another user already has this e-mail address (case-insensitively).
     #[error("a user with this e-mail address already exists")]

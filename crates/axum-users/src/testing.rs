@@ -1,9 +1,13 @@
-//! The conformance suite every store must pass, generic over the store (feature `testing`).
+//! The store conformance suite every store must pass, generic over the store, and [`TestApp`],
+//! an in-process client for route tests (feature `testing`).
 //!
 //! Each check uses fresh random e-mail addresses and account ids, so it can run again and again
 //! against a shared database. Failures panic with a message that says which rule broke.
 
 #![allow(clippy::missing_panics_doc)]
+
+mod test_app;
+pub use test_app::{TestApp, TestRequest, TestResponse};
 
 use std::fmt::Debug;
 

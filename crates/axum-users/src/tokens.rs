@@ -19,6 +19,7 @@ pub const LOGIN_CODE_AUDIENCE: &str = "axum-users:login-code";
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Expired.
     #[error("the token has expired")]

@@ -53,6 +53,7 @@ type DiscoveredMetadata = ProviderMetadata<
 
 /// Settings for [`OpenIdConnect::discover`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct OpenIdConnectConfig {
     /// The issuer URL exactly as the provider writes it in `iss` (e.g. `https://accounts.google.com`).
     pub issuer: String,

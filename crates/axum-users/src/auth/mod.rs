@@ -75,6 +75,7 @@ impl<Id: UserId> AuthBackend<Id> {
 
 /// What a route requires of the current user.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Requirements {
     /// Inactive users are refused with 401.
     pub active: bool,

@@ -31,6 +31,7 @@ impl SameSite {
 /// Attributes of a cookie written by the server. Defaults: HttpOnly, Secure, SameSite=lax,
 /// Path=/, a session cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CookieSettings {
     /// Cookie name.
     pub name: String,
@@ -126,6 +127,7 @@ pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// How the token travels.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Transport {
     /// `Authorization: Bearer <token>`; login answers `{"access_token","token_type":"bearer"}`.
     Bearer {

@@ -68,6 +68,7 @@ impl Argon2Params {
 
 /// Errors of the hashing machinery itself (never a wrong password, which is `Ok(false)`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PasswordError {
     /// The parameters are out of Argon2's range.
     #[error("invalid Argon2 parameters: {0}")]
@@ -83,6 +84,7 @@ pub enum PasswordError {
 
 /// The outcome of checking a password against a stored hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Verified {
     /// The password does not match (or the hash is of an unknown kind).
     No,

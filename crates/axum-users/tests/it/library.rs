@@ -185,6 +185,7 @@ impl UserHooks<i64, axum_users::NoFields> for Recorder {
         let who = match owner {
             PasswordOwner::New { email, .. } => format!("new:{email}"),
             PasswordOwner::Existing(user) => format!("user:{}", user.id),
+            _ => "other".to_owned(),
         };
         self.push(format!("validate_password({who})"));
         if password.contains("bad") {

@@ -9,4 +9,5 @@ mod oauth;
 mod oidc_provider;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod routes;
 mod security;
