@@ -33,6 +33,22 @@ fn options(tls: HarnessTls, auth: Option<&str>) -> HarnessOptions {
     o
 }
 
+/// A relay recording to a folder of its own (kept alive with it).
+fn relay(o: &HarnessOptions, ca: Option<&TestCa>) -> (tempfile::TempDir, SmtpHarness) {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = SmtpHarness::start(dir.path(), o, ca);
+    (dir, harness)
+}
+
+/// A mailer for `url`, trusting `ca` besides the system's CAs.
+fn mailer(url: &str, ca: Option<&TestCa>, from: &str) -> SmtpMailer {
+    let mut s = settings(url);
+    if let Some(ca) = ca {
+        s = s.with_ca_file(ca.ca_pem());
+    }
+    SmtpMailer::new(&s, from).unwrap()
+}
+
 /// Parses the message as a mail client would and checks every part of it.
 fn check_parsed(raw: &[u8]) {
     let message = MessageParser::default()
@@ -81,14 +97,9 @@ async fn plain_smtp_with_auth_delivers_a_valid_message() {
     if !smtp_harness_available("plain_smtp_with_auth_delivers_a_valid_message") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let harness = SmtpHarness::start(
-        dir.path(),
-        &options(HarnessTls::Plain, Some("mailer:s3cr3t pw")),
-        None,
-    );
+    let (_dir, harness) = relay(&options(HarnessTls::Plain, Some("mailer:s3cr3t pw")), None);
     let url = format!("smtp://mailer:s3cr3t%20pw@127.0.0.1:{}", harness.port());
-    let mailer = SmtpMailer::new(&settings(&url), "Café Zoë <no-reply@example.com>").unwrap();
+    let mailer = mailer(&url, None, "Café Zoë <no-reply@example.com>");
     assert!(!format!("{mailer:?}").contains("s3cr3t"));
     mailer.send(&reset_mail("zoe@example.com")).await.unwrap();
     let got = harness.wait_for(1, Duration::from_secs(10)).await;
@@ -104,18 +115,9 @@ async fn starttls_with_the_extra_ca_delivers_over_tls() {
         return;
     }
     let ca = TestCa::generate();
-    let dir = tempfile::tempdir().unwrap();
-    let harness = SmtpHarness::start(
-        dir.path(),
-        &options(HarnessTls::StartTls, Some("u:p")),
-        Some(&ca),
-    );
+    let (_dir, harness) = relay(&options(HarnessTls::StartTls, Some("u:p")), Some(&ca));
     let url = format!("smtp+starttls://u:p@localhost:{}", harness.port());
-    let mailer = SmtpMailer::new(
-        &settings(&url).with_ca_file(ca.ca_pem()),
-        "Café Zoë <no-reply@example.com>",
-    )
-    .unwrap();
+    let mailer = mailer(&url, Some(&ca), "Café Zoë <no-reply@example.com>");
     // Pooled: several messages over the same relay.
     for _ in 0..3 {
         mailer.send(&reset_mail("zoe@example.com")).await.unwrap();
@@ -134,14 +136,9 @@ async fn a_relay_whose_certificate_is_not_trusted_gets_nothing() {
         return;
     }
     let ca = TestCa::generate();
-    let dir = tempfile::tempdir().unwrap();
-    let harness = SmtpHarness::start(
-        dir.path(),
-        &options(HarnessTls::StartTls, Some("u:p")),
-        Some(&ca),
-    );
+    let (_dir, harness) = relay(&options(HarnessTls::StartTls, Some("u:p")), Some(&ca));
     let url = format!("smtp+starttls://u:p@localhost:{}", harness.port());
-    let mailer = SmtpMailer::new(&settings(&url), "no-reply@example.com").unwrap();
+    let mailer = mailer(&url, None, "no-reply@example.com");
     mailer
         .send(&reset_mail("zoe@example.com"))
         .await
@@ -159,14 +156,9 @@ async fn implicit_tls_delivers() {
         return;
     }
     let ca = TestCa::generate();
-    let dir = tempfile::tempdir().unwrap();
-    let harness = SmtpHarness::start(dir.path(), &options(HarnessTls::Implicit, None), Some(&ca));
+    let (_dir, harness) = relay(&options(HarnessTls::Implicit, None), Some(&ca));
     let url = format!("smtps://localhost:{}", harness.port());
-    let mailer = SmtpMailer::new(
-        &settings(&url).with_ca_file(ca.ca_pem()),
-        "Café Zoë <no-reply@example.com>",
-    )
-    .unwrap();
+    let mailer = mailer(&url, Some(&ca), "Café Zoë <no-reply@example.com>");
     mailer.send(&reset_mail("zoe@example.com")).await.unwrap();
     let got = harness.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got[0].meta["tls"], true);
@@ -178,14 +170,9 @@ async fn a_wrong_password_is_a_permanent_failure_and_never_logged() {
     if !smtp_harness_available("a_wrong_password_is_a_permanent_failure_and_never_logged") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let harness = SmtpHarness::start(
-        dir.path(),
-        &options(HarnessTls::Plain, Some("u:right")),
-        None,
-    );
+    let (_dir, harness) = relay(&options(HarnessTls::Plain, Some("u:right")), None);
     let url = format!("smtp://u:wr0ng@127.0.0.1:{}", harness.port());
-    let mailer = SmtpMailer::new(&settings(&url), "no-reply@example.com").unwrap();
+    let mailer = mailer(&url, None, "no-reply@example.com");
     let err = mailer
         .send(&reset_mail("zoe@example.com"))
         .await
@@ -200,16 +187,15 @@ async fn a_relay_that_is_down_or_busy_is_a_transient_failure() {
     if !smtp_harness_available("a_relay_that_is_down_or_busy_is_a_transient_failure") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
     let mut o = options(HarnessTls::Plain, None);
     o.reject_first = 1;
-    let harness = SmtpHarness::start(dir.path(), &o, None);
+    let (_dir, harness) = relay(&o, None);
     let port = harness.port();
-    let mailer = SmtpMailer::new(
-        &settings(&format!("smtp://127.0.0.1:{port}")),
+    let mailer = mailer(
+        &format!("smtp://127.0.0.1:{port}"),
+        None,
         "no-reply@example.com",
-    )
-    .unwrap();
+    );
     let busy = mailer
         .send(&reset_mail("zoe@example.com"))
         .await

@@ -111,25 +111,12 @@ async fn a_reset_link_arrives_over_smtp_and_works() {
 fn smtp_needs_a_sender_and_config_check_hides_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let run = |extra: &[(&str, &str)]| {
-        let mut command = Command::new(BIN);
-        command.current_dir(dir.path()).env_clear();
-        for (k, v) in test_env(dir.path()) {
-            command.env(k, v);
-        }
-        command.env(
+        let mut env = vec![(
             "AXUM_USERS_MAILER",
             "smtps://mailer:hunter2-secret@mail.example.com",
-        );
-        for (k, v) in extra {
-            command.env(k, v);
-        }
-        let out = command.args(["config", "check"]).output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        )];
+        env.extend_from_slice(extra);
+        cli(dir.path(), &env, &["config", "check"])
     };
     let (ok, text) = run(&[]);
     assert!(
@@ -210,6 +197,32 @@ fn reset_token(raw: &[u8]) -> String {
     token.split_whitespace().next().unwrap().to_owned()
 }
 
+/// A folder for a relay, the port it will listen on (nobody yet), and the mailer URL for it.
+fn down_relay() -> (tempfile::TempDir, u16, String) {
+    let spool = tempfile::tempdir().unwrap();
+    let port = reserved_port(spool.path());
+    (spool, port, format!("smtp://127.0.0.1:{port}"))
+}
+
+/// The mailed reset token works, the outbox is empty, and the relay got the message once.
+async fn reset_works_and_was_sent_once(
+    s: &Server,
+    env: &[(&str, &str)],
+    relay: &SmtpHarness,
+    raw: &[u8],
+) {
+    let (status, body) = post_json(
+        &client(),
+        s.url("/auth/reset-password"),
+        json!({"token": reset_token(raw), "password": "newsecret"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_queued(s.dir.path(), env, 0).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(relay.received().len(), 1, "sent exactly once");
+}
+
 async fn forgot(s: &Server, email: &str) {
     let (status, _) = post_json(
         &client(),
@@ -238,9 +251,7 @@ async fn a_mail_asked_for_while_the_relay_is_down_arrives_when_it_is_back() {
     if !smtp_harness_available("a_mail_asked_for_while_the_relay_is_down_arrives_when_it_is_back") {
         return;
     }
-    let spool = tempfile::tempdir().unwrap();
-    let port = reserved_port(spool.path());
-    let mailer = format!("smtp://127.0.0.1:{port}");
+    let (spool, port, mailer) = down_relay();
     let env = [
         ("AXUM_USERS_MAILER", mailer.as_str()),
         ("AXUM_USERS_MAIL_FROM", "no-reply@example.com"),
@@ -263,17 +274,7 @@ async fn a_mail_asked_for_while_the_relay_is_down_arrives_when_it_is_back() {
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(asked.elapsed())).await;
     let relay = relay_on(spool.path(), port);
     let got = relay.wait_for(1, Duration::from_secs(40)).await;
-    let token = reset_token(&got[0].raw);
-    let (status, body) = post_json(
-        &client(),
-        s.url("/auth/reset-password"),
-        json!({"token": token, "password": "newsecret"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    wait_queued(s.dir.path(), &env, 0).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(relay.received().len(), 1, "sent once");
+    reset_works_and_was_sent_once(&s, &env, &relay, &got[0].raw).await;
 }
 
 #[tokio::test]
@@ -282,9 +283,7 @@ async fn a_server_killed_after_the_202_sends_the_mail_once_after_a_restart() {
     {
         return;
     }
-    let spool = tempfile::tempdir().unwrap();
-    let port = reserved_port(spool.path());
-    let mailer = format!("smtp://127.0.0.1:{port}");
+    let (spool, port, mailer) = down_relay();
     let env = [
         ("AXUM_USERS_MAILER", mailer.as_str()),
         ("AXUM_USERS_MAIL_FROM", "no-reply@example.com"),
@@ -298,17 +297,7 @@ async fn a_server_killed_after_the_202_sends_the_mail_once_after_a_restart() {
     let relay = relay_on(spool.path(), port);
     let s = Server::start_in(dir, &env);
     let got = relay.wait_for(1, Duration::from_secs(20)).await;
-    let token = reset_token(&got[0].raw);
-    let (status, body) = post_json(
-        &client(),
-        s.url("/auth/reset-password"),
-        json!({"token": token, "password": "newsecret"}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    wait_queued(s.dir.path(), &env, 0).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(relay.received().len(), 1, "exactly once");
+    reset_works_and_was_sent_once(&s, &env, &relay, &got[0].raw).await;
 }
 
 #[tokio::test]
@@ -316,9 +305,7 @@ async fn a_failed_mail_is_listed_and_sent_by_mail_retry() {
     if !smtp_harness_available("a_failed_mail_is_listed_and_sent_by_mail_retry") {
         return;
     }
-    let spool = tempfile::tempdir().unwrap();
-    let port = reserved_port(spool.path());
-    let mailer = format!("smtp://127.0.0.1:{port}");
+    let (spool, port, mailer) = down_relay();
     let env = [
         ("AXUM_USERS_MAILER", mailer.as_str()),
         ("AXUM_USERS_MAIL_FROM", "no-reply@example.com"),
