@@ -404,3 +404,51 @@ async fn a_changed_or_reset_password_is_notified_unless_turned_off() {
         "only the reset link"
     );
 }
+
+#[tokio::test]
+async fn templates_from_the_folder_replace_the_shipped_ones_and_a_broken_one_stops_the_start() {
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::write(
+        templates.path().join("reset.subject.txt"),
+        "{{ app_name }}: new password for {{ email }}",
+    )
+    .unwrap();
+    std::fs::write(templates.path().join("reset.txt"), "Here: {{ link }}\n").unwrap();
+    let folder = templates.path().display().to_string();
+    let s = Server::start_with(&[
+        ("AXUM_USERS_MAIL_TEMPLATES", folder.as_str()),
+        ("AXUM_USERS_APP_NAME", "Acme"),
+    ]);
+    register(&s, "tpl@example.com", "secret1").await;
+    forgot(&s, "tpl@example.com").await;
+    let token = s.wait_token("tpl@example.com", 1).await;
+    let mail = &s.mails_to("tpl@example.com")[0];
+    let message = MessageParser::default().parse(mail.as_bytes()).unwrap();
+    assert_eq!(
+        message.subject(),
+        Some("Acme: new password for tpl@example.com")
+    );
+    assert_eq!(
+        message.body_text(0).unwrap().trim_end(),
+        format!("Here: https://app.example.com/reset-password?token={token}")
+    );
+    assert!(
+        message.body_html(0).unwrap().contains("Reset my password"),
+        "the HTML part not in the folder stays as shipped"
+    );
+
+    std::fs::write(
+        templates.path().join("verify.html"),
+        "{{ no_such_variable }}",
+    )
+    .unwrap();
+    let (ok, text) = cli(
+        s.dir.path(),
+        &[("AXUM_USERS_MAIL_TEMPLATES", folder.as_str())],
+        &["config", "check"],
+    );
+    assert!(
+        !ok && text.contains("verify.html") && text.contains("AXUM_USERS_MAIL_TEMPLATES"),
+        "{text}"
+    );
+}
