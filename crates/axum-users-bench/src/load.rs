@@ -175,6 +175,12 @@ pub enum Scenario {
         /// Where the reset tokens arrive.
         mail: MailBox,
     },
+    /// `POST /auth/jwt/refresh` with connection `connection % tokens.len()`'s own session: each
+    /// answer's new refresh token is the next request's (rotation), expecting 200.
+    Refresh {
+        /// The current refresh token of each connection's session.
+        tokens: Arc<Vec<std::sync::Mutex<String>>>,
+    },
 }
 
 impl Scenario {
@@ -211,6 +217,26 @@ impl Scenario {
                 let request = post_json("/auth/register", &body);
                 timed(conn, request, StatusCode::CREATED, &mut samples[0]).await
             }
+            Scenario::Refresh { tokens } => {
+                let slot = &tokens[connection % tokens.len()];
+                let token = slot.lock().map(|t| t.clone()).unwrap_or_default();
+                let body = serde_json::json!({"refresh_token": token});
+                let request = post_json("/auth/jwt/refresh", &body);
+                let Some(reply) = timed_reply(conn, request, StatusCode::OK, &mut samples[0]).await
+                else {
+                    return false;
+                };
+                let next = serde_json::from_slice::<serde_json::Value>(&reply.body)
+                    .ok()
+                    .and_then(|v| v["refresh_token"].as_str().map(str::to_owned));
+                match (next, slot.lock()) {
+                    (Some(next), Ok(mut current)) => {
+                        *current = next;
+                        true
+                    }
+                    _ => false,
+                }
+            }
             Scenario::Reset {
                 emails,
                 password,
@@ -245,11 +271,23 @@ async fn timed(
     expected: StatusCode,
     samples: &mut Samples,
 ) -> bool {
+    timed_reply(conn, request, expected, samples)
+        .await
+        .is_some()
+}
+
+/// [`timed`], handing back the reply of a success.
+async fn timed_reply(
+    conn: &mut Conn,
+    request: Request<Full<Bytes>>,
+    expected: StatusCode,
+    samples: &mut Samples,
+) -> Option<Reply> {
     let started = Instant::now();
     match conn.send(request).await {
         Ok(reply) if reply.status == expected => {
             samples.record(started.elapsed());
-            true
+            Some(reply)
         }
         Ok(reply) => {
             samples.errors += 1;
@@ -260,12 +298,12 @@ async fn timed(
                     String::from_utf8_lossy(&reply.body)
                 )
             });
-            false
+            None
         }
         Err(e) => {
             samples.errors += 1;
             FIRST_ERROR.get_or_init(|| format!("request failed: {e:#}"));
-            false
+            None
         }
     }
 }

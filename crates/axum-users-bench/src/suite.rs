@@ -389,7 +389,7 @@ pub async fn run(
     let me_summary = out.steps[0].1;
     let me_cpu = out.cpu_per_iteration;
     report.rows.push(row(
-        "GET /users/me, JWT bearer",
+        "GET /users/me, JWT bearer (revocable: session checked in the same query)",
         reads.connections,
         me_summary,
         me_cpu,
@@ -410,6 +410,36 @@ pub async fn run(
     let s = out.steps[0].1;
     report.rows.push(row(
         "GET /users/me, auth cookie",
+        reads.connections,
+        s,
+        out.cpu_per_iteration,
+        format!("{:.0}% of the floor", ratio(s)),
+    ));
+
+    let out = measure(
+        "sessions",
+        addr,
+        Scenario::Get {
+            path: "/users/me/sessions".into(),
+            headers: vec![bearer.clone()],
+        },
+        reads,
+    )
+    .await?;
+    let s = out.steps[0].1;
+    report.rows.push(row(
+        "GET /users/me/sessions (the list of devices)",
+        reads.connections,
+        s,
+        out.cpu_per_iteration,
+        format!("{:.0}% of the floor", ratio(s)),
+    ));
+
+    let tokens = refresh_sessions(addr, &me_email, reads.connections).await?;
+    let out = measure("refresh", addr, Scenario::Refresh { tokens }, reads).await?;
+    let s = out.steps[0].1;
+    report.rows.push(row(
+        "POST /auth/jwt/refresh (rotation: a read, a compare-and-swap, a JWT)",
         reads.connections,
         s,
         out.cpu_per_iteration,
@@ -682,4 +712,26 @@ fn targets(
             slowest <= Duration::from_millis(200),
         ),
     ]
+}
+
+/// One session per connection for the refresh scenario (each rotates its own chain): a login
+/// each, before the measurement.
+async fn refresh_sessions(
+    addr: std::net::SocketAddr,
+    email: &str,
+    connections: usize,
+) -> Result<Arc<Vec<std::sync::Mutex<String>>>> {
+    let mut conn = Conn::connect(addr).await?;
+    let mut tokens = Vec::with_capacity(connections);
+    for _ in 0..connections.max(1) {
+        let form = load::login_form(email, PASSWORD);
+        let request = load::post("/auth/jwt/login", "application/x-www-form-urlencoded", form);
+        let reply = expect(&mut conn, request, StatusCode::OK, "login").await?;
+        let token = serde_json::from_slice::<serde_json::Value>(&reply.body)?["refresh_token"]
+            .as_str()
+            .context("login answered no refresh_token (refresh_tokens off?)")?
+            .to_owned();
+        tokens.push(std::sync::Mutex::new(token));
+    }
+    Ok(Arc::new(tokens))
 }

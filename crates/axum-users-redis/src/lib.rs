@@ -3,7 +3,8 @@
 //! The Redis strategy of FastAPI Users (spec section 4.2) for `axum-users`: opaque random
 //! tokens (256 bits) whose SHA-256 hash is a key in Redis holding the user id, with a TTL of
 //! the token's lifetime; logout deletes the key. Every server node sharing the Redis sees a
-//! login or a logout at once.
+//! login or a logout at once. A token issued at a sign-in names its session too (after the user
+//! id), so revoking the session revokes it.
 //!
 //! ```no_run
 //! # async fn run(store: impl axum_users::UserStore<Id = uuid::Uuid, Fields = axum_users::NoFields>) -> Result<(), Box<dyn std::error::Error>> {
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use axum_users::auth::BoxFuture;
 use axum_users::{
-    IssuedToken, StoreError, Strategy, StrategyError, UserId, hash_token, random_token,
+    IssuedToken, StoreError, Strategy, StrategyError, TokenOwner, UserId, hash_token, random_token,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError};
@@ -146,6 +147,44 @@ impl<Id: UserId> RedisStrategy<Id> {
         .map(|_| ())
     }
 
+    /// The value of a token's key: the user id, then the session id after a space (user ids
+    /// have no spaces), so that the session check needs no second Redis call.
+    async fn read(&self, token: &str) -> Result<Option<TokenOwner<Id>>, StoreError> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let mut connection = self.connection.clone();
+        let key = self.key(token);
+        let value: Option<String> = self.timed(async move { connection.get(key).await }).await?;
+        Ok(value.and_then(|value| match value.split_once(' ') {
+            Some((id, sid)) => Some(TokenOwner::new(Id::parse(id)?, Some(sid.to_owned()))),
+            None => Some(TokenOwner::new(Id::parse(&value)?, None)),
+        }))
+    }
+
+    async fn write(
+        &self,
+        user_id: &Id,
+        session_id: Option<&str>,
+    ) -> Result<IssuedToken, StoreError> {
+        let token = random_token(32);
+        let mut connection = self.connection.clone();
+        let key = self.key(&token);
+        let value = match session_id {
+            Some(sid) => format!("{user_id} {sid}"),
+            None => user_id.to_string(),
+        };
+        let lifetime = self.options.lifetime.map(|l| l.as_secs().max(1));
+        self.timed(async move {
+            match lifetime {
+                Some(seconds) => connection.set_ex::<_, _, ()>(key, value, seconds).await,
+                None => connection.set::<_, _, ()>(key, value).await,
+            }
+        })
+        .await?;
+        Ok(IssuedToken::new(token, self.options.lifetime))
+    }
+
     fn key(&self, token: &str) -> String {
         format!("{}{}", self.options.key_prefix, hash_token(token))
     }
@@ -186,37 +225,32 @@ impl<Id: UserId> Strategy<Id> for RedisStrategy<Id> {
         &'a self,
         token: &'a str,
     ) -> BoxFuture<'a, Result<Option<Id>, StrategyError>> {
-        Box::pin(async move {
-            if token.is_empty() {
-                return Ok(None);
-            }
-            let mut connection = self.connection.clone();
-            let key = self.key(token);
-            let value: Option<String> =
-                self.timed(async move { connection.get(key).await }).await?;
-            Ok(value.and_then(|id| Id::parse(&id)))
-        })
+        Box::pin(async move { Ok(self.read(token).await?.map(|owner| owner.user_id)) })
+    }
+
+    fn read_token_owner<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TokenOwner<Id>>, StrategyError>>
+    where
+        Id: Send + 'a,
+    {
+        Box::pin(async move { Ok(self.read(token).await?) })
     }
 
     fn write_token<'a>(
         &'a self,
         user_id: &'a Id,
     ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
-        Box::pin(async move {
-            let token = random_token(32);
-            let mut connection = self.connection.clone();
-            let key = self.key(&token);
-            let value = user_id.to_string();
-            let lifetime = self.options.lifetime.map(|l| l.as_secs().max(1));
-            self.timed(async move {
-                match lifetime {
-                    Some(seconds) => connection.set_ex::<_, _, ()>(key, value, seconds).await,
-                    None => connection.set::<_, _, ()>(key, value).await,
-                }
-            })
-            .await?;
-            Ok(IssuedToken::new(token, self.options.lifetime))
-        })
+        Box::pin(async move { Ok(self.write(user_id, None).await?) })
+    }
+
+    fn write_session_token<'a>(
+        &'a self,
+        user_id: &'a Id,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
+        Box::pin(async move { Ok(self.write(user_id, Some(session_id)).await?) })
     }
 
     fn destroy_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StrategyError>> {

@@ -177,6 +177,46 @@ pub(crate) struct Settings {
         value_name = "BOOL"
     )]
     strict_compat: Option<bool>,
+    /// false: JWTs are stateless (logout and revocation cannot reach them) [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_JWT_REVOCABLE",
+        value_name = "BOOL"
+    )]
+    jwt_revocable: Option<bool>,
+    /// false: sign-ins issue no refresh token [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_REFRESH_TOKENS",
+        value_name = "BOOL"
+    )]
+    refresh_tokens: Option<bool>,
+    /// Lifetime of a session and its refresh tokens, absolute [default: 2592000]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_REFRESH_LIFETIME_SECONDS",
+        value_name = "S"
+    )]
+    refresh_lifetime_seconds: Option<u64>,
+    /// How long a rotated-out refresh token still succeeds (two tabs) [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_REFRESH_REUSE_GRACE_SECONDS",
+        value_name = "S"
+    )]
+    refresh_reuse_grace_seconds: Option<u64>,
+    /// Interval of the removal of expired sessions and tokens; 0: never [default: 3600]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PRUNE_INTERVAL_SECONDS",
+        value_name = "S"
+    )]
+    prune_interval_seconds: Option<u64>,
     /// Origins, comma-separated, besides the public URL's own, that may send cookie-authenticated
     /// state-changing requests
     #[arg(
@@ -484,6 +524,10 @@ pub(crate) struct Config {
     pub(crate) password_min_length: usize,
     /// FastAPI Users' client-visible behaviour where the library is stricter.
     pub(crate) strict_compat: bool,
+    /// Revocable JWTs, refresh tokens and their lifetimes.
+    pub(crate) sessions: axum_users::SessionSettings,
+    /// How often expired sessions and tokens are removed (`None`: never).
+    pub(crate) prune_interval: Option<Duration>,
     /// Origins besides the public URL's own trusted with cookie-authenticated changes.
     pub(crate) trusted_origins: Vec<String>,
     /// The public base URL of the API (OAuth callback URLs are made from it).
@@ -651,6 +695,15 @@ impl Config {
         at_least_one(database_max_connections as u64, "database_max_connections")?;
         let jwt_lifetime_seconds = s.jwt_lifetime_seconds.unwrap_or(3600);
         at_least_one(jwt_lifetime_seconds, "jwt_lifetime_seconds")?;
+        let refresh_lifetime = s.refresh_lifetime_seconds.unwrap_or(30 * 24 * 3600);
+        at_least_one(refresh_lifetime, "refresh_lifetime_seconds")?;
+        let sessions = axum_users::SessionSettings::default()
+            .with_jwt_revocable(s.jwt_revocable.unwrap_or(true))
+            .with_refresh_tokens(s.refresh_tokens.unwrap_or(true))
+            .with_refresh_lifetime(Duration::from_secs(refresh_lifetime))
+            .with_reuse_grace(Duration::from_secs(
+                s.refresh_reuse_grace_seconds.unwrap_or(10),
+            ));
         let defaults = Argon2Params::default();
         let argon2 = Argon2Params {
             memory_kib: s.argon2.memory_kib.unwrap_or(defaults.memory_kib),
@@ -719,6 +772,11 @@ impl Config {
             argon2,
             password_min_length: s.password_min_length.unwrap_or(8),
             strict_compat: s.strict_compat.unwrap_or(false),
+            sessions,
+            prune_interval: Some(Duration::from_secs(
+                s.prune_interval_seconds.unwrap_or(3600),
+            ))
+            .filter(|d| !d.is_zero()),
             trusted_origins,
             public_url,
             limits,

@@ -9,6 +9,7 @@ mod mail_config;
 mod mailer;
 mod oauth;
 mod openapi;
+mod sessions;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -66,6 +67,8 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Remove expired sessions and access tokens, print how many, and exit.
+    Prune,
     /// List, show, activate, promote, verify or delete users.
     Users {
         #[command(subcommand)]
@@ -142,6 +145,7 @@ async fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
         }
         Command::Users { command } => admin::run(config, command).await,
         Command::Mail { command } => mail_admin::run(config, command).await,
+        Command::Prune => sessions::prune(&config).await,
         Command::Config {
             command: ConfigCommand::Check,
         } => check_config(config).await,
@@ -250,6 +254,7 @@ async fn serve(config: Config) -> Result<()> {
     }
     let (users, outbox) =
         app::users_with_outbox(&config, store.clone(), redis.clone(), secret, oauth)?;
+    sessions::spawn_pruning(&config, &users);
     let mail_worker = mailer::start_worker(&config, &outbox)?;
     let router = app::router(&users, app::Services { store, redis });
     let listener = tokio::net::TcpListener::bind(config.bind)

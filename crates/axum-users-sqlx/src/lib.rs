@@ -25,6 +25,7 @@ mod db;
 mod error;
 mod id;
 mod schema;
+mod sessions;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

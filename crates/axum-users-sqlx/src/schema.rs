@@ -74,6 +74,36 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                 "ALTER TABLE users ADD COLUMN email_epoch BIGINT NOT NULL DEFAULT 0".into(),
             ],
         },
+        // Sessions: one row per sign-in, owning its access tokens (existing tokens belong to
+        // none and keep working until logout or their lifetime) and its refresh-token hashes.
+        Migration {
+            version: 3,
+            statements: vec![
+                format!(
+                    "CREATE TABLE sessions (
+                    id VARCHAR(64) PRIMARY KEY NOT NULL,
+                    user_id {fk} REFERENCES users (id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL,
+                    last_seen_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    ip VARCHAR(64),
+                    user_agent VARCHAR(512),
+                    method VARCHAR(128) NOT NULL,
+                    backend VARCHAR(64) NOT NULL,
+                    refresh_hash VARCHAR(64),
+                    previous_refresh_hash VARCHAR(64),
+                    rotated_at BIGINT
+                ){table}"
+                ),
+                "CREATE INDEX sessions_user_id ON sessions (user_id)".into(),
+                "CREATE INDEX sessions_expires_at ON sessions (expires_at)".into(),
+                "CREATE INDEX sessions_refresh_hash ON sessions (refresh_hash)".into(),
+                "CREATE INDEX sessions_previous_refresh_hash ON sessions (previous_refresh_hash)"
+                    .into(),
+                "ALTER TABLE access_tokens ADD COLUMN session_id VARCHAR(64)".into(),
+                "CREATE INDEX access_tokens_session_id ON access_tokens (session_id)".into(),
+            ],
+        },
         // The mail outbox (migration 4; 3 belongs to the sessions): messages are written here
         // before they are sent and deleted once sent. No foreign key: a message outlives its
         // user (the notice of a deletion), and the table needs nothing of the others.

@@ -104,6 +104,7 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             requires_verification: false,
             policy: SecurityPolicy::default(),
             previous_secrets: Vec::new(),
+            sessions: crate::SessionSettings::default(),
             #[cfg(feature = "oauth")]
             oauth_clients: Vec::new(),
             #[cfg(feature = "oauth")]
@@ -190,9 +191,11 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
         routes::verify::router(self.inner.clone())
     }
 
-    /// `GET|PATCH /me` and `GET|PATCH|DELETE /{id}`.
+    /// `GET|PATCH /me` and `GET|PATCH|DELETE /{id}`, with the sessions routes
+    /// (`GET|DELETE /me/sessions`, `DELETE /me/sessions/{id}`, `GET|DELETE /{id}/sessions`).
     pub fn users_router(&self) -> Router {
         routes::users::router(self.inner.clone())
+            .merge(routes::sessions::router(self.inner.clone()))
     }
 }
 
@@ -229,6 +232,7 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     requires_verification: bool,
     policy: SecurityPolicy,
     previous_secrets: Vec<Secret>,
+    sessions: crate::SessionSettings,
     #[cfg(feature = "oauth")]
     oauth_clients: Vec<crate::OAuthClient>,
     #[cfg(feature = "oauth")]
@@ -293,6 +297,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             requires_verification: self.requires_verification,
             policy: self.policy,
             previous_secrets: self.previous_secrets,
+            sessions: self.sessions,
             #[cfg(feature = "oauth")]
             oauth_clients: self.oauth_clients,
             #[cfg(feature = "oauth")]
@@ -379,6 +384,12 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
+    /// Sessions: revocable JWTs, refresh tokens and their lifetimes (see docs/sessions.md).
+    pub fn sessions(mut self, settings: crate::SessionSettings) -> Self {
+        self.sessions = settings;
+        self
+    }
+
     /// Login, logout and the users routes refuse unverified users.
     pub fn requires_verification(mut self, required: bool) -> Self {
         self.requires_verification = required;
@@ -394,7 +405,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             .keys()?
             .auth_codec()
             .map_err(|_| BuildError::WeakSecret)?;
-        Ok(JwtStrategy::new(codec, self.jwt_lifetime))
+        Ok(JwtStrategy::new(codec, self.jwt_lifetime).with_revocable(self.sessions.jwt_revocable))
     }
 
     fn keys(&self) -> Result<KeyRing, BuildError> {
@@ -449,7 +460,8 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             self.tokens,
         )
         .map_err(|_| BuildError::WeakSecret)?
-        .with_login_rules(rules);
+        .with_login_rules(rules)
+        .with_session_settings(self.sessions);
         #[cfg(feature = "oauth")]
         let oauth = {
             for (i, c) in self.oauth_clients.iter().enumerate() {

@@ -116,6 +116,15 @@ error_codes! {
     /// A cookie-authenticated request that changes state came from another site.
     CsrfOriginMismatch = "CSRF_ORIGIN_MISMATCH", FORBIDDEN,
         "A cookie-authenticated request that changes state came from an untrusted origin.";
+    /// Refresh: the refresh token is unknown, expired, revoked, or its user may not sign in.
+    RefreshTokenInvalid = "REFRESH_TOKEN_INVALID", UNAUTHORIZED,
+        "The refresh token is unknown, expired or revoked, or its user may not sign in; sign in again.";
+    /// Refresh: a rotated-out refresh token was used again after the grace window.
+    RefreshTokenReused = "REFRESH_TOKEN_REUSED", UNAUTHORIZED,
+        "The refresh token was already used: the session is revoked (the token may have been stolen); sign in again.";
+    /// Sessions: no such session of this user.
+    SessionNotFound = "SESSION_NOT_FOUND", NOT_FOUND,
+        "No such session of this user.";
     /// A request the route cannot read.
     BadRequest = "Bad Request", BAD_REQUEST,
         "The request is malformed.";

@@ -192,6 +192,18 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
         let _ = (user, request);
         async {}
     }
+
+    /// After a session ended before its time (every token of it stops working), e.g. to alert
+    /// the user when `reason` is [`crate::RevokeReason::ReuseDetected`].
+    fn on_session_revoked(
+        &self,
+        user_id: &Id,
+        session_id: &str,
+        reason: crate::RevokeReason,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user_id, session_id, reason);
+        async {}
+    }
 }
 
 /// A sign-in attempt, as the throttle seam and security events see it.

@@ -41,6 +41,7 @@ mod outbox;
 mod password;
 mod routes;
 mod secret;
+mod sessions;
 mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -49,7 +50,7 @@ mod tokens;
 pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore, SecurityPolicy};
 pub use auth::{
     AuthBackend, CookieSettings, DatabaseStrategy, IssuedToken, JwtStrategy, Requirements,
-    Strategy, StrategyError, Transport,
+    Strategy, StrategyError, TokenOwner, Transport,
 };
 /// The OAuth2 / OpenID Connect provider clients.
 #[cfg(feature = "oauth")]
@@ -80,9 +81,10 @@ pub use password::{
 #[cfg(feature = "oauth")]
 pub use routes::oauth::OAuthClient;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};
+pub use sessions::{Pruned, RefreshState, RevokeReason, Session, SessionSettings};
 pub use store::{
-    AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, StoreError, Unlink,
-    UserChanges, UserStore,
+    AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, SessionStore, SessionStoreRef,
+    StoreError, TokenSession, Unlink, UserChanges, UserSession, UserStore,
 };
 pub use tokens::{
     AUTH_AUDIENCE, JwtCodec, LOGIN_CODE_AUDIENCE, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError,

@@ -84,8 +84,9 @@ where
         .await
     }
 
-    /// Signs out: revokes the token through the backend's strategy (a no-op for JWTs) and
-    /// answers with the transport's logout response.
+    /// Signs out: ends the token's session (which revokes every token of it, JWTs included),
+    /// revokes the token through the backend's strategy and answers with the transport's logout
+    /// response.
     ///
     /// # Errors
     /// A strategy failure.
@@ -94,8 +95,9 @@ where
         backend: &AuthBackend<S::Id>,
         token: &crate::Secret,
     ) -> Result<Response, ManagerError> {
+        self.end_session_of(backend, token.expose()).await?;
         backend.strategy.destroy_token(token.expose()).await?;
-        Ok(backend.transport.logout_response())
+        Ok(crate::sessions::logout_response(backend))
     }
 
     /// Signs in the user a one-time login code names (the code already proved who it is):
@@ -189,8 +191,8 @@ where
         if self.hooks().second_factor(&user, method).await == SecondFactor::Required {
             return Ok(LoginOutcome::SecondFactorRequired { user });
         }
-        let token = backend.strategy.write_token(&user.id).await?;
-        let mut response = backend.transport.login_response(&token);
+        let token = self.issue_sign_in(&user, method, backend, request).await?;
+        let mut response = crate::sessions::login_response(backend, &token);
         if let LoginResponse::Redirect(url) = answer {
             crate::routes::redirect(&mut response, url);
         }

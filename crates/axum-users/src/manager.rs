@@ -88,6 +88,16 @@ pub enum ManagerError {
     /// The backend's strategy failed to issue or revoke a token.
     #[error(transparent)]
     Strategy(#[from] StrategyError),
+    /// The refresh token is unknown, expired, revoked or another backend's, or its user may
+    /// not sign in.
+    #[error("invalid refresh token")]
+    RefreshTokenInvalid,
+    /// A rotated-out refresh token came back after the grace window: its session is revoked.
+    #[error("refresh token reused")]
+    RefreshTokenReused,
+    /// No such session of this user.
+    #[error("no such session")]
+    SessionNotFound,
 }
 
 /// Who is asking for a change: the user on themselves, or a superuser (or the application).
@@ -228,6 +238,7 @@ pub struct UserManager<S, H> {
     keys: KeyRing,
     reset_codec: JwtCodec,
     verify_codec: JwtCodec,
+    sessions: crate::SessionSettings,
 }
 
 impl<S: Clone, H> Clone for UserManager<S, H> {
@@ -241,6 +252,7 @@ impl<S: Clone, H> Clone for UserManager<S, H> {
             keys: self.keys.clone(),
             reset_codec: self.reset_codec.clone(),
             verify_codec: self.verify_codec.clone(),
+            sessions: self.sessions,
         }
     }
 }
@@ -293,7 +305,19 @@ where
             passwords,
             settings,
             rules: LoginRules::default(),
+            sessions: crate::SessionSettings::default(),
         })
+    }
+
+    /// The same manager with other session settings (revocable JWTs, refresh tokens).
+    pub fn with_session_settings(mut self, settings: crate::SessionSettings) -> Self {
+        self.sessions = settings;
+        self
+    }
+
+    /// How sessions behave.
+    pub fn session_settings(&self) -> crate::SessionSettings {
+        self.sessions
     }
 
     /// The same manager with other sign-in rules.
@@ -536,6 +560,8 @@ where
             return Err(ManagerError::InvalidResetPasswordToken);
         }
         user.hashed_password = new_hash;
+        self.revoke_sessions(&user.id, None, crate::RevokeReason::Reset)
+            .await?;
         self.hooks.on_after_reset_password(&user, request).await;
         Ok(user)
     }
@@ -694,17 +720,21 @@ where
             fields.apply(update.fields);
             changes.fields = Some(fields);
         }
+        let deactivated = changes.is_active == Some(false);
         let mut user = self
             .store
             .update(&user.id, changes)
             .await
             .map_err(duplicate_means_exists)?
             .ok_or(ManagerError::UserNotExists)?;
+        let password_changed = new_hash.is_some();
         if let Some(new_hash) = new_hash {
             user.hashed_password = self
                 .set_password(&user.id, user.hashed_password.clone(), new_hash)
                 .await?;
         }
+        self.end_sessions_after_update(&user.id, deactivated, password_changed, request)
+            .await?;
         let mut raw = update.raw;
         if let Value::Object(map) = &mut raw {
             map.remove("id");
@@ -778,6 +808,8 @@ where
         request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
         self.hooks.on_before_delete(user, request).await;
+        self.revoke_sessions(&user.id, None, crate::RevokeReason::Deleted)
+            .await?;
         if !self.store.delete(&user.id).await? {
             return Err(ManagerError::UserNotExists);
         }

@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
+use crate::auth::BoxFuture;
 use crate::email::email_key;
 use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
+use crate::sessions::{Pruned, RefreshState, Session};
 use crate::store::{
-    AccessTokenStore, NewOAuthAccount, OAuthAccountStore, StoreError, Unlink, UserChanges, UserOf,
-    UserStore,
+    AccessTokenStore, NewOAuthAccount, OAuthAccountStore, SessionStore, StoreError, Unlink,
+    UserChanges, UserOf, UserStore,
 };
 
 struct Tables<Id, F> {
@@ -16,6 +18,9 @@ struct Tables<Id, F> {
     accounts: Vec<OAuthAccount<Id>>,
     tokens: HashMap<String, (Id, i64)>,
     next_int: i64,
+    sessions: HashMap<String, Session<Id>>,
+    /// The session of each access-token hash that belongs to one.
+    token_sessions: HashMap<String, String>,
     /// Queued mail with the worker that holds each message.
     outbox: Vec<(crate::outbox::OutboxMessage, Option<String>)>,
 }
@@ -49,6 +54,8 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             accounts: Vec::new(),
             tokens: HashMap::new(),
             next_int: 0,
+            sessions: HashMap::new(),
+            token_sessions: HashMap::new(),
             outbox: Vec::new(),
         };
         Self {
@@ -212,8 +219,13 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
         self.with(|t| {
             t.accounts.retain(|a| &a.user_id != id);
             t.tokens.retain(|_, (owner, _)| owner != id);
+            t.sessions.retain(|_, s| &s.user_id != id);
             Ok(t.users.remove(id).is_some())
         })
+    }
+
+    fn session_store(&self) -> Option<crate::SessionStoreRef<Id, F>> {
+        Some(Arc::new(self.clone()))
     }
 }
 
@@ -338,7 +350,218 @@ impl<Id: UserId, F: UserFields> AccessTokenStore for MemoryStore<Id, F> {
     async fn delete_token(&self, token_hash: &str) -> Result<(), StoreError> {
         self.with(|t| {
             t.tokens.remove(token_hash);
+            t.token_sessions.remove(token_hash);
             Ok(())
+        })
+    }
+
+    async fn create_session_token(
+        &self,
+        token_hash: &str,
+        user_id: &Id,
+        session_id: &str,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|t| {
+            t.tokens
+                .insert(token_hash.to_owned(), (user_id.clone(), created_at));
+            t.token_sessions
+                .insert(token_hash.to_owned(), session_id.to_owned());
+            Ok(())
+        })
+    }
+
+    async fn find_session_token(
+        &self,
+        token_hash: &str,
+        not_before: Option<i64>,
+    ) -> Result<Option<crate::store::TokenSession<Id>>, StoreError> {
+        self.with(|t| {
+            Ok(t.tokens
+                .get(token_hash)
+                .filter(|(_, created)| not_before.is_none_or(|nb| *created >= nb))
+                .map(|(id, _)| (id.clone(), t.token_sessions.get(token_hash).cloned())))
+        })
+    }
+}
+
+impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
+    /// Removes sessions (and their access tokens) that `doomed` picks; returns their ids.
+    fn remove_sessions(
+        t: &mut Tables<Id, F>,
+        doomed: impl Fn(&Session<Id>) -> bool,
+    ) -> Vec<String> {
+        let ids: Vec<String> = t
+            .sessions
+            .values()
+            .filter(|s| doomed(s))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in &ids {
+            t.sessions.remove(id);
+        }
+        let tokens: Vec<String> = t
+            .token_sessions
+            .iter()
+            .filter(|(_, sid)| ids.contains(sid))
+            .map(|(hash, _)| hash.clone())
+            .collect();
+        for hash in tokens {
+            t.token_sessions.remove(&hash);
+            t.tokens.remove(&hash);
+        }
+        ids
+    }
+}
+
+impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
+    fn create_session<'a>(
+        &'a self,
+        session: &'a Session<Id>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                t.sessions.insert(session.id.clone(), session.clone());
+                Ok(())
+            })
+        })
+    }
+
+    fn get_session<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Session<Id>>, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| Ok(t.sessions.get(id).filter(|s| s.expires_at > now).cloned()))
+        })
+    }
+
+    fn user_of_session<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<crate::store::UserSession<Id, F>>, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let Some(session) = t.sessions.get(id).filter(|s| s.expires_at > now) else {
+                    return Ok(None);
+                };
+                Ok(t.users
+                    .get(&session.user_id)
+                    .map(|u| (u.clone(), session.clone())))
+            })
+        })
+    }
+
+    fn find_session_by_refresh<'a>(
+        &'a self,
+        hash: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Session<Id>>, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let is = |h: &Option<String>| h.as_deref() == Some(hash);
+                Ok(t.sessions
+                    .values()
+                    .find(|s| {
+                        s.expires_at > now && (is(&s.refresh.current) || is(&s.refresh.previous))
+                    })
+                    .cloned())
+            })
+        })
+    }
+
+    fn swap_refresh<'a>(
+        &'a self,
+        id: &'a str,
+        expected: &'a str,
+        next: &'a RefreshState,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| match t.sessions.get_mut(id) {
+                Some(s) if s.refresh.current.as_deref() == Some(expected) => {
+                    s.refresh = next.clone();
+                    Ok(true)
+                }
+                _ => Ok(false),
+            })
+        })
+    }
+
+    fn touch_session<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+        stale_before: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                if let Some(s) = t.sessions.get_mut(id)
+                    && s.last_seen_at < stale_before
+                {
+                    s.last_seen_at = now;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn list_sessions<'a>(
+        &'a self,
+        user_id: &'a Id,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Vec<Session<Id>>, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let mut list: Vec<Session<Id>> = t
+                    .sessions
+                    .values()
+                    .filter(|s| &s.user_id == user_id && s.expires_at > now)
+                    .cloned()
+                    .collect();
+                list.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+                Ok(list)
+            })
+        })
+    }
+
+    fn delete_sessions<'a>(
+        &'a self,
+        user_id: &'a Id,
+        only: Option<&'a str>,
+        except: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                Ok(Self::remove_sessions(t, |s| {
+                    &s.user_id == user_id
+                        && only.is_none_or(|o| o == s.id)
+                        && except.is_none_or(|e| e != s.id)
+                }))
+            })
+        })
+    }
+
+    fn prune<'a>(
+        &'a self,
+        now: i64,
+        tokens_before: Option<i64>,
+    ) -> BoxFuture<'a, Result<Pruned, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let before = t.tokens.len();
+                let sessions = Self::remove_sessions(t, |s| s.expires_at <= now).len() as u64;
+                if let Some(limit) = tokens_before {
+                    t.tokens.retain(|_, (_, created)| *created >= limit);
+                    let tokens = &t.tokens;
+                    t.token_sessions.retain(|hash, _| tokens.contains_key(hash));
+                }
+                Ok(Pruned {
+                    sessions,
+                    access_tokens: (before - t.tokens.len()) as u64,
+                })
+            })
         })
     }
 }
@@ -467,9 +690,11 @@ mod tests {
         testing::concurrent_creates(&store, 50).await;
         testing::outbox_store(&store).await;
         testing::concurrent_unlinks(&store, 5).await;
+        testing::session_store(&store, &store).await;
         let ints: MemoryStore<i64> = MemoryStore::new();
         testing::user_store(&ints).await;
         testing::oauth_account_store(&ints).await;
         testing::concurrent_unlinks(&ints, 2).await;
+        testing::session_store(&ints, &ints).await;
     }
 }

@@ -2,7 +2,9 @@
 
 use std::future::Future;
 
+use crate::auth::BoxFuture;
 use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
+use crate::sessions::{Pruned, RefreshState, Session};
 
 /// The user type of a store.
 pub type UserOf<S> = User<<S as UserStore>::Id, <S as UserStore>::Fields>;
@@ -121,6 +123,13 @@ pub trait UserStore: Clone + Send + Sync + 'static {
 
     /// Deletes a user with their OAuth accounts and access tokens; returns whether it existed.
     fn delete(&self, id: &Self::Id) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The store's sessions, when it keeps them (every store of this project does). A store
+    /// without them still works: sign-ins then create no session, and tokens cannot be revoked
+    /// by session.
+    fn session_store(&self) -> Option<SessionStoreRef<Self::Id, Self::Fields>> {
+        None
+    }
 }
 
 /// A new OAuth account link, before it has an id.
@@ -223,6 +232,119 @@ pub trait AccessTokenStore: Clone + Send + Sync + 'static {
     /// Deletes a token hash (no error if absent).
     fn delete_token(&self, token_hash: &str)
     -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a token hash that belongs to a session, which revoking the session deletes.
+    /// Stores without sessions keep the token alone.
+    fn create_session_token(
+        &self,
+        token_hash: &str,
+        user_id: &Self::Id,
+        session_id: &str,
+        created_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = session_id;
+        self.create_token(token_hash, user_id, created_at)
+    }
+
+    /// The user and session of a token hash, as [`AccessTokenStore::find_token`].
+    fn find_session_token(
+        &self,
+        token_hash: &str,
+        not_before: Option<i64>,
+    ) -> impl Future<Output = Result<Option<TokenSession<Self::Id>>, StoreError>> + Send {
+        async move {
+            Ok(self
+                .find_token(token_hash, not_before)
+                .await?
+                .map(|id| (id, None)))
+        }
+    }
+}
+
+/// A user with one of their sessions, as [`SessionStore::user_of_session`] finds them.
+pub type UserSession<Id, F> = (User<Id, F>, Session<Id>);
+
+/// The user of a database token and the session it belongs to, if any.
+pub type TokenSession<Id> = (Id, Option<String>);
+
+/// A shared handle on a [`SessionStore`], as the manager keeps it.
+pub type SessionStoreRef<Id, F> = std::sync::Arc<dyn SessionStore<Id, F>>;
+
+/// The sessions table: one row per sign-in (see [`Session`]). Refresh tokens are kept only as
+/// hashes ([`crate::hash_token`]).
+///
+/// Its methods return boxed futures so that the manager can hold the store as a trait object
+/// (through [`UserStore::session_store`]) without a new bound on every route.
+pub trait SessionStore<Id: UserId, F: UserFields>: Send + Sync + 'static {
+    /// Inserts a session.
+    fn create_session<'a>(
+        &'a self,
+        session: &'a Session<Id>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// A session that has not expired at `now`.
+    fn get_session<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Session<Id>>, StoreError>>;
+
+    /// A live session with its user, in one query (a join): what every revocable token check
+    /// costs.
+    fn user_of_session<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<UserSession<Id, F>>, StoreError>>;
+
+    /// The live session whose current or previous refresh-token hash is `hash`.
+    fn find_session_by_refresh<'a>(
+        &'a self,
+        hash: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<Session<Id>>, StoreError>>;
+
+    /// Compare-and-swap of the refresh state: writes it only if the current hash is still
+    /// `expected`; returns whether it wrote.
+    fn swap_refresh<'a>(
+        &'a self,
+        id: &'a str,
+        expected: &'a str,
+        next: &'a RefreshState,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Sets `last_seen_at` to `now` unless it is after `stale_before` already (at most one write
+    /// per interval and session).
+    fn touch_session<'a>(
+        &'a self,
+        id: &'a str,
+        now: i64,
+        stale_before: i64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The user's live sessions, newest first.
+    fn list_sessions<'a>(
+        &'a self,
+        user_id: &'a Id,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Vec<Session<Id>>, StoreError>>;
+
+    /// Deletes the user's sessions (only `only` when given, every one but `except` when
+    /// given) with their access tokens; returns the ids it deleted.
+    fn delete_sessions<'a>(
+        &'a self,
+        user_id: &'a Id,
+        only: Option<&'a str>,
+        except: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+
+    /// Deletes sessions expired at `now` with their access tokens, and access tokens created
+    /// before `tokens_before` (the database strategy's lifetime, if it has one).
+    fn prune<'a>(
+        &'a self,
+        now: i64,
+        tokens_before: Option<i64>,
+    ) -> BoxFuture<'a, Result<Pruned, StoreError>>;
 }
 
 #[cfg(test)]

@@ -834,3 +834,285 @@ pub fn service_url(var: &str, backend: &str) -> Option<String> {
         }
     }
 }
+
+/// A session of `user_id` that expires `ttl` seconds from now, with a current refresh hash.
+pub fn new_session<Id: Clone>(user_id: &Id, ttl: i64) -> crate::Session<Id> {
+    let now = now_unix();
+    crate::Session {
+        id: random_token(16),
+        user_id: user_id.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + ttl,
+        ip: Some("2001:db8::1".into()),
+        user_agent: Some("Conformance/1.0 (é)".into()),
+        method: "oauth:github".into(),
+        backend: "jwt".into(),
+        refresh: crate::RefreshState {
+            current: Some(crate::hash_token(&random_token(32))),
+            previous: None,
+            rotated_at: None,
+        },
+    }
+}
+
+/// Sessions: created and read back whole, the join with the user, lookup by current and
+/// previous refresh hash, compare-and-swap of the refresh state, `last_seen_at` written at most
+/// once per interval, the list (live ones, newest first), scoped deletes that take the
+/// session's access tokens along, pruning, and removal with the user. Then
+/// [`concurrent_refresh_swaps`].
+pub async fn session_store<S, T>(users: &S, tokens: &T)
+where
+    S: UserStore,
+    S::Fields: PartialEq + Debug,
+    T: AccessTokenStore<Id = S::Id>,
+{
+    let sessions = users
+        .session_store()
+        .expect("the store keeps sessions (UserStore::session_store)");
+    let user = create(users).await;
+    let other = create(users).await;
+    let now = now_unix();
+    let mut first = new_session(&user.id, 3600);
+    first.created_at = now - 10;
+    first.last_seen_at = now - 10;
+    let second = new_session(&user.id, 3600);
+    let mut expired = new_session(&user.id, 3600);
+    expired.expires_at = now - 1;
+    let theirs = new_session(&other.id, 3600);
+    for s in [&first, &second, &expired, &theirs] {
+        sessions.create_session(s).await.expect("create session");
+    }
+    assert_eq!(
+        sessions.get_session(&first.id, now).await.expect("get"),
+        Some(first.clone()),
+        "a session reads back whole"
+    );
+    assert_eq!(
+        sessions.get_session(&expired.id, now).await.expect("get"),
+        None,
+        "an expired session is not live"
+    );
+    let (owner, found) = sessions
+        .user_of_session(&second.id, now)
+        .await
+        .expect("join")
+        .expect("a live session has its user");
+    assert_eq!((owner.id, found), (user.id.clone(), second.clone()));
+    assert!(
+        sessions
+            .user_of_session(&expired.id, now)
+            .await
+            .expect("join")
+            .is_none()
+    );
+    assert!(
+        sessions
+            .user_of_session("no-such-session", now)
+            .await
+            .expect("join")
+            .is_none()
+    );
+
+    // Refresh state: found by its current hash, swapped only from the expected hash, then
+    // found by the previous hash too.
+    let current = first.refresh.current.clone().expect("hash");
+    assert_eq!(
+        sessions
+            .find_session_by_refresh(&current, now)
+            .await
+            .expect("find")
+            .map(|s| s.id),
+        Some(first.id.clone())
+    );
+    let next = crate::RefreshState {
+        current: Some(crate::hash_token(&random_token(32))),
+        previous: Some(current.clone()),
+        rotated_at: Some(now),
+    };
+    assert!(
+        !sessions
+            .swap_refresh(&first.id, "not-the-current-hash", &next)
+            .await
+            .expect("swap"),
+        "a swap from another hash writes nothing"
+    );
+    assert!(
+        sessions
+            .swap_refresh(&first.id, &current, &next)
+            .await
+            .expect("swap")
+    );
+    assert!(
+        !sessions
+            .swap_refresh(&first.id, &current, &next)
+            .await
+            .expect("swap"),
+        "the same swap succeeds once"
+    );
+    let by_previous = sessions
+        .find_session_by_refresh(&current, now)
+        .await
+        .expect("find")
+        .expect("found by the previous hash");
+    assert_eq!(by_previous.refresh, next);
+    let expired_hash = expired.refresh.current.clone().expect("hash");
+    assert!(
+        sessions
+            .find_session_by_refresh(&expired_hash, now)
+            .await
+            .expect("find")
+            .is_none(),
+        "an expired session's refresh token is dead"
+    );
+
+    // last_seen_at: written when stale, left alone otherwise.
+    sessions
+        .touch_session(&first.id, now + 30, now - 60)
+        .await
+        .expect("touch");
+    let seen = |s: Option<crate::Session<S::Id>>| s.expect("session").last_seen_at;
+    assert_eq!(
+        seen(sessions.get_session(&first.id, now).await.expect("get")),
+        now - 10,
+        "fresh enough: no write"
+    );
+    sessions
+        .touch_session(&first.id, now + 90, now + 30)
+        .await
+        .expect("touch");
+    assert_eq!(
+        seen(sessions.get_session(&first.id, now).await.expect("get")),
+        now + 90
+    );
+
+    let listed: Vec<String> = sessions
+        .list_sessions(&user.id, now)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        listed,
+        vec![second.id.clone(), first.id.clone()],
+        "live sessions of the user only, newest first"
+    );
+
+    // Deletes are scoped to the user and take the session's access tokens along.
+    let token = crate::hash_token(&random_token(32));
+    tokens
+        .create_session_token(&token, &user.id, &second.id, now)
+        .await
+        .expect("token");
+    assert_eq!(
+        tokens.find_session_token(&token, None).await.expect("find"),
+        Some((user.id.clone(), Some(second.id.clone())))
+    );
+    assert_eq!(
+        sessions
+            .delete_sessions(&other.id, Some(&second.id), None)
+            .await
+            .expect("delete"),
+        Vec::<String>::new(),
+        "another user's session is not theirs to delete"
+    );
+    let mut gone = sessions
+        .delete_sessions(&user.id, None, Some(&first.id))
+        .await
+        .expect("delete");
+    gone.sort();
+    let mut expected = vec![second.id.clone(), expired.id.clone()];
+    expected.sort();
+    assert_eq!(gone, expected, "every session but the one kept");
+    assert_eq!(
+        tokens.find_session_token(&token, None).await.expect("find"),
+        None,
+        "a revoked session's access tokens are gone"
+    );
+    assert_eq!(
+        sessions
+            .delete_sessions(&user.id, Some(&first.id), None)
+            .await
+            .expect("delete"),
+        vec![first.id.clone()]
+    );
+
+    // Pruning: expired sessions, and tokens past the lifetime.
+    let mut old = new_session(&other.id, 3600);
+    old.expires_at = now - 5;
+    sessions.create_session(&old).await.expect("create");
+    let stale = crate::hash_token(&random_token(32));
+    tokens
+        .create_token(&stale, &other.id, now - 7200)
+        .await
+        .expect("token");
+    let pruned = sessions.prune(now, Some(now - 3600)).await.expect("prune");
+    assert!(
+        pruned.sessions >= 1 && pruned.access_tokens >= 1,
+        "{pruned:?}"
+    );
+    assert!(
+        sessions
+            .get_session(&old.id, now - 10)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        sessions
+            .get_session(&theirs.id, now)
+            .await
+            .expect("get")
+            .is_some(),
+        "live sessions stay"
+    );
+    assert_eq!(tokens.find_token(&stale, None).await.expect("find"), None);
+
+    assert!(users.delete(&other.id).await.expect("delete"));
+    assert!(
+        sessions
+            .get_session(&theirs.id, now)
+            .await
+            .expect("get")
+            .is_none(),
+        "sessions go with their user"
+    );
+    assert!(users.delete(&user.id).await.expect("delete"));
+    concurrent_refresh_swaps(users, 20).await;
+}
+
+/// `attempts` concurrent swaps from one refresh hash: exactly one wins.
+pub async fn concurrent_refresh_swaps<S>(users: &S, attempts: usize)
+where
+    S: UserStore,
+    S::Fields: PartialEq + Debug,
+{
+    let sessions = users.session_store().expect("sessions");
+    let user = create(users).await;
+    let session = new_session(&user.id, 3600);
+    sessions.create_session(&session).await.expect("create");
+    let current = session.refresh.current.clone().expect("hash");
+    let tasks: Vec<_> = (0..attempts)
+        .map(|_| {
+            let sessions = sessions.clone();
+            let (id, current) = (session.id.clone(), current.clone());
+            tokio::spawn(async move {
+                let next = crate::RefreshState {
+                    current: Some(crate::hash_token(&random_token(32))),
+                    previous: Some(current.clone()),
+                    rotated_at: Some(now_unix()),
+                };
+                sessions.swap_refresh(&id, &current, &next).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        if task.await.expect("task").expect("swap") {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one of {attempts} concurrent swaps wins");
+    assert!(users.delete(&user.id).await.expect("delete"));
+}

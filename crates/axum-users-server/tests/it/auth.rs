@@ -6,25 +6,34 @@ use serde_json::json;
 use crate::support::*;
 
 #[tokio::test]
-async fn bearer_logout_is_204_and_the_jwt_stays_valid() {
-    let s = Server::start();
-    register(&s, "alice@example.com", "alicepass1").await;
-    let token = login(&s, "alice@example.com", "alicepass1").await;
-    let c = client();
-    let r = c
-        .post(s.url("/auth/jwt/logout"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert!(r.text().await.unwrap().is_empty());
-    assert_eq!(get_me(&s, &token).await.0, StatusCode::OK);
-    let (status, body) = read(c.post(s.url("/auth/jwt/logout")).send().await.unwrap()).await;
-    assert_eq!(
-        (status, body),
-        (StatusCode::UNAUTHORIZED, json!({"detail": "Unauthorized"}))
-    );
+async fn bearer_logout_is_204_and_revokes_the_jwt_unless_jwts_are_stateless() {
+    for (revocable, after) in [
+        ("true", StatusCode::UNAUTHORIZED),
+        ("false", StatusCode::OK),
+    ] {
+        let s = Server::start_with(&[("AXUM_USERS_JWT_REVOCABLE", revocable)]);
+        register(&s, "alice@example.com", "alicepass1").await;
+        let token = login(&s, "alice@example.com", "alicepass1").await;
+        let c = client();
+        let r = c
+            .post(s.url("/auth/jwt/logout"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        assert!(r.text().await.unwrap().is_empty());
+        assert_eq!(
+            get_me(&s, &token).await.0,
+            after,
+            "jwt_revocable = {revocable}: as the reference only when false"
+        );
+        let (status, body) = read(c.post(s.url("/auth/jwt/logout")).send().await.unwrap()).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::UNAUTHORIZED, json!({"detail": "Unauthorized"}))
+        );
+    }
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod oidc_provider;
 mod register;
 mod server;
 mod services;
+mod sessions;
 mod settings;
 mod support;
 mod tokens;

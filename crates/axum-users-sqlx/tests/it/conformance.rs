@@ -13,8 +13,8 @@ async fn sqlite<Id: SqlId>() -> (SqliteStore<Id>, tempfile::TempDir) {
     let store = SqliteStore::<Id>::connect(&url).await.unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        3,
-        "migrations 1, 2 and 4 (the mail outbox)"
+        4,
+        "migrations 1, 2, 3 (sessions) and 4 (the mail outbox)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     (store, dir)
@@ -25,6 +25,7 @@ async fn suite<Id: SqlId>(store: &SqlStore<Id>) {
     testing::user_store(store).await;
     testing::oauth_account_store(store).await;
     testing::access_token_store(store, store).await;
+    testing::session_store(store, store).await;
     testing::concurrent_creates(store, 50).await;
     testing::concurrent_password_replace(store, 20).await;
     testing::concurrent_unlinks(store, 10).await;
@@ -54,8 +55,8 @@ async fn on_server<Id: SqlId>(var: &str, backend: &str) {
         .unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        3,
-        "migrations 1, 2 and 4 (the mail outbox)"
+        4,
+        "migrations 1, 2, 3 (sessions) and 4 (the mail outbox)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     suite(&store).await;

@@ -5,3 +5,4 @@
 mod conformance;
 mod custom_fields;
 mod upgrade;
+mod upgrade_sessions;

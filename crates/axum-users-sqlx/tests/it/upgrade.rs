@@ -12,10 +12,11 @@ use uuid::Uuid;
 
 use crate::custom_fields::Profile;
 
-const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+pub(crate) const HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
 
 /// Migration 1 as the first release made it, with UUID keys, and its record.
-fn first_release_schema(dialect: Dialect) -> Vec<String> {
+pub(crate) fn first_release_schema(dialect: Dialect) -> Vec<String> {
     let (pk, fk) = match dialect {
         Dialect::Sqlite => ("CHAR(36) PRIMARY KEY NOT NULL", "CHAR(36) NOT NULL"),
         _ => ("VARCHAR(36) PRIMARY KEY NOT NULL", "VARCHAR(36) NOT NULL"),
@@ -68,13 +69,13 @@ fn first_release_schema(dialect: Dialect) -> Vec<String> {
     ]
 }
 
-/// The migrations after the first release's: 2 (e-mail epochs) and 4 (the mail outbox), plus 3
-/// (sessions) where that branch has landed.
+/// The migrations after the first release's: 2 (e-mail epochs), 3 (sessions) and 4 (the mail
+/// outbox).
 fn store_migrations_after_the_first() -> usize {
-    2
+    3
 }
 
-async fn exec(pool: &SqlPool, sql: String) {
+pub(crate) async fn exec(pool: &SqlPool, sql: String) {
     let sql = AssertSqlSafe(sql);
     match pool {
         SqlPool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
@@ -128,7 +129,7 @@ async fn upgrade(url: &str) {
     assert_eq!(
         store.migrate().await.unwrap(),
         store_migrations_after_the_first(),
-        "only the new migrations are applied"
+        "only the new migrations (2, 3, 4) are applied"
     );
     assert_eq!(store.migrate().await.unwrap(), 0);
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::request::Parts;
 
 pub use strategy::{
-    BoxFuture, DatabaseStrategy, IssuedToken, JwtStrategy, Strategy, StrategyError,
+    BoxFuture, DatabaseStrategy, IssuedToken, JwtStrategy, Strategy, StrategyError, TokenOwner,
 };
 pub(crate) use transport::no_store;
 pub use transport::{CookieSettings, SameSite, Transport, read_cookie};
@@ -114,6 +114,8 @@ pub struct Authenticated<Id, F> {
     pub token: Secret,
     /// The name of the backend that accepted it.
     pub backend: String,
+    /// The session the token belongs to, when it belongs to one.
+    pub session_id: Option<String>,
 }
 
 /// Finds the current user of a request; type-erased over the store, so that extractors only
@@ -153,15 +155,22 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> Authenticate<S::Id, S::Fields
                 let Some(token) = backend.transport.read(&request.headers) else {
                     continue;
                 };
-                let id = match backend.strategy.read_token(&token).await {
-                    Ok(Some(id)) => id,
+                let owner = match backend.strategy.read_token_owner(&token).await {
+                    Ok(Some(owner)) => owner,
                     Ok(None) => continue,
                     Err(e) => {
                         outage = Some(ApiError::from(e));
                         continue;
                     }
                 };
-                match self.manager.user_of_token(&id).await {
+                let session_id = owner.session_id;
+                let user = match &session_id {
+                    Some(sid) if owner.revocable => {
+                        self.manager.user_of_session(&owner.user_id, sid).await
+                    }
+                    _ => self.manager.user_of_token(&owner.user_id).await,
+                };
+                match user {
                     Ok(Some(user)) => {
                         if backend.transport.is_cookie() {
                             self.origins.check(request)?;
@@ -170,6 +179,7 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> Authenticate<S::Id, S::Fields
                             user,
                             token: Secret::new(token),
                             backend: backend.name.clone(),
+                            session_id,
                         }));
                     }
                     Ok(None) => {}

@@ -41,6 +41,31 @@ impl IssuedToken {
     }
 }
 
+/// Who a token stands for: the user, and the session it belongs to when the strategy keeps one
+/// (the authenticator then checks that the session is live).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenOwner<Id> {
+    /// The user.
+    pub user_id: Id,
+    /// The session, for tokens issued for one.
+    pub session_id: Option<String>,
+    /// Whether the token is valid only while its session is live (every token with a
+    /// session, but a JWT of a strategy that is not revocable).
+    pub revocable: bool,
+}
+
+impl<Id> TokenOwner<Id> {
+    /// A token of `user_id`, of the session `session_id` if any (then revocable).
+    pub fn new(user_id: Id, session_id: Option<String>) -> Self {
+        Self {
+            revocable: session_id.is_some(),
+            user_id,
+            session_id,
+        }
+    }
+}
+
 /// Why a strategy could not read, write or revoke a token.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -80,6 +105,30 @@ pub trait Strategy<Id>: Send + Sync + 'static {
 
     /// Revokes a token; a no-op for stateless tokens.
     fn destroy_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StrategyError>>;
+
+    /// The user and session a token stands for. Strategies that keep no session answer with
+    /// [`Strategy::read_token`] and no session (their tokens then outlive a revocation).
+    fn read_token_owner<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TokenOwner<Id>>, StrategyError>>
+    where
+        Id: Send + 'a,
+    {
+        let read = self.read_token(token);
+        Box::pin(async move { Ok(read.await?.map(|id| TokenOwner::new(id, None))) })
+    }
+
+    /// A new token for a user that belongs to the session `session_id`, so that revoking the
+    /// session revokes it. Defaults to [`Strategy::write_token`].
+    fn write_session_token<'a>(
+        &'a self,
+        user_id: &'a Id,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
+        let _ = session_id;
+        self.write_token(user_id)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -89,14 +138,20 @@ struct AuthClaims {
     exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iat: Option<i64>,
+    /// The session the token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
-/// Stateless signed tokens. Logout cannot revoke them: they live until they expire.
+/// Signed tokens. Issued at a sign-in they carry the session id (`sid`); revocable (the
+/// default), each check also checks that the session is live, so logout revokes them. Not
+/// revocable, they are stateless and live until they expire.
 #[derive(Debug, Clone)]
 pub struct JwtStrategy<Id> {
     codec: JwtCodec,
     lifetime: Duration,
     audience: String,
+    revocable: bool,
     _id: PhantomData<fn() -> Id>,
 }
 
@@ -108,8 +163,33 @@ impl<Id> JwtStrategy<Id> {
             codec,
             lifetime,
             audience: AUTH_AUDIENCE.into(),
+            revocable: true,
             _id: PhantomData,
         }
+    }
+
+    /// Whether each check also checks the token's session (default `true`).
+    pub fn with_revocable(mut self, revocable: bool) -> Self {
+        self.revocable = revocable;
+        self
+    }
+
+    fn sign(&self, user_id: &Id, sid: Option<&str>) -> Result<IssuedToken, StrategyError>
+    where
+        Id: UserId,
+    {
+        let now = now_unix();
+        let claims = AuthClaims {
+            sub: user_id.to_string(),
+            aud: vec![self.audience.clone()],
+            exp: now + self.lifetime.as_secs() as i64,
+            iat: Some(now),
+            sid: sid.map(str::to_owned),
+        };
+        self.codec
+            .encode(&claims)
+            .map(|t| IssuedToken::new(t, Some(self.lifetime)))
+            .map_err(StrategyError::from)
     }
 
     /// Another audience than `fastapi-users:auth`.
@@ -136,23 +216,40 @@ impl<Id: UserId> Strategy<Id> for JwtStrategy<Id> {
         &'a self,
         user_id: &'a Id,
     ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
-        let now = now_unix();
-        let claims = AuthClaims {
-            sub: user_id.to_string(),
-            aud: vec![self.audience.clone()],
-            exp: now + self.lifetime.as_secs() as i64,
-            iat: Some(now),
-        };
-        let token = self
-            .codec
-            .encode(&claims)
-            .map(|t| IssuedToken::new(t, Some(self.lifetime)))
-            .map_err(StrategyError::from);
+        let token = self.sign(user_id, None);
         Box::pin(async move { token })
     }
 
     fn destroy_token<'a>(&'a self, _token: &'a str) -> BoxFuture<'a, Result<(), StrategyError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn read_token_owner<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TokenOwner<Id>>, StrategyError>>
+    where
+        Id: Send + 'a,
+    {
+        let owner = self
+            .codec
+            .decode::<AuthClaims>(token, &self.audience)
+            .ok()
+            .and_then(|c| {
+                let mut owner = TokenOwner::new(Id::parse(&c.sub)?, c.sid);
+                owner.revocable &= self.revocable;
+                Some(owner)
+            });
+        Box::pin(async move { Ok(owner) })
+    }
+
+    fn write_session_token<'a>(
+        &'a self,
+        user_id: &'a Id,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
+        let token = self.sign(user_id, Some(session_id));
+        Box::pin(async move { token })
     }
 }
 
@@ -205,6 +302,40 @@ impl<T: AccessTokenStore> Strategy<T::Id> for DatabaseStrategy<T> {
 
     fn destroy_token<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), StrategyError>> {
         Box::pin(async move { Ok(self.store.delete_token(&hash_token(token)).await?) })
+    }
+
+    fn read_token_owner<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TokenOwner<T::Id>>, StrategyError>>
+    where
+        T::Id: Send + 'a,
+    {
+        Box::pin(async move {
+            if token.is_empty() {
+                return Ok(None);
+            }
+            let not_before = self.lifetime.map(|d| now_unix() - d.as_secs() as i64);
+            let found = self
+                .store
+                .find_session_token(&hash_token(token), not_before)
+                .await?;
+            Ok(found.map(|(id, sid)| TokenOwner::new(id, sid)))
+        })
+    }
+
+    fn write_session_token<'a>(
+        &'a self,
+        user_id: &'a T::Id,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
+        Box::pin(async move {
+            let token = random_token(32);
+            self.store
+                .create_session_token(&hash_token(&token), user_id, session_id, now_unix())
+                .await?;
+            Ok(IssuedToken::new(token, self.lifetime))
+        })
     }
 }
 

@@ -158,7 +158,15 @@ impl Transport {
         let access = token.access_token.expose();
         let mut response = match self {
             Transport::Bearer { .. } => {
-                axum::Json(json!({"access_token": access, "token_type": "bearer"})).into_response()
+                let mut body = json!({"access_token": access, "token_type": "bearer"});
+                // Additive: FastAPI Users clients ignore the fields they do not know.
+                if let Some(refresh) = &token.refresh_token {
+                    body["refresh_token"] = json!(refresh.expose());
+                    if let Some(lifetime) = token.lifetime {
+                        body["expires_in"] = json!(lifetime.as_secs());
+                    }
+                }
+                axum::Json(body).into_response()
             }
             Transport::Cookie(cookie) => with_cookie(cookie.set_cookie(access, cookie.max_age)),
         };

@@ -14,7 +14,7 @@ pub(crate) use form::{FORM_BODY_LIMIT, LoginForm, parse_form};
 pub(crate) use json::{Fields, parse_json};
 
 /// The raw `Content-Type` of a request; empty when absent or not text.
-fn content_type(headers: &HeaderMap) -> &str {
+pub(crate) fn content_type(headers: &HeaderMap) -> &str {
     headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -154,8 +154,37 @@ fn bearer_response() -> ObjectBuilder {
         .title(Some("BearerResponse"))
         .property("access_token", string())
         .property("token_type", string())
+        // With refresh tokens on (additive to the reference).
+        .property("refresh_token", string())
+        .property(
+            "expires_in",
+            ObjectBuilder::new().schema_type(Type::Integer),
+        )
         .required("access_token")
         .required("token_type")
+}
+
+fn session_read() -> ObjectBuilder {
+    let time = || formatted("date-time");
+    ObjectBuilder::new()
+        .title(Some("SessionRead"))
+        .description(Some(
+            "A signed-in device; `current` marks the one making the request. No token material.",
+        ))
+        .property("id", string())
+        .property("created_at", time())
+        .property("last_seen_at", time())
+        .property("expires_at", time())
+        .property("ip", nullable(Type::String))
+        .property("user_agent", nullable(Type::String))
+        .property("method", string())
+        .property("current", boolean(None))
+        .required("id")
+        .required("created_at")
+        .required("last_seen_at")
+        .required("expires_at")
+        .required("method")
+        .required("current")
 }
 
 fn authorize_response() -> ObjectBuilder {
@@ -234,6 +263,7 @@ pub(super) fn components<Id: 'static>(
         ("HTTPValidationError", http_validation_error().into()),
         ("OAuth2AuthorizeResponse", authorize_response().into()),
         ("OAuthAccountRead", oauth_account_read::<Id>().into()),
+        ("SessionRead", session_read().into()),
         ("UserCreate", user_create(fields).into()),
         ("UserRead", user_read::<Id>(fields).into()),
         ("UserUpdate", user_update(fields).into()),

@@ -1,4 +1,4 @@
-//! `POST /login` and `POST /logout` of one backend.
+//! `POST /login`, `POST /logout` and `POST /refresh` of one backend.
 
 use std::sync::Arc;
 
@@ -16,9 +16,9 @@ use crate::error::ApiError;
 use crate::hooks::UserHooks;
 use crate::store::UserStore;
 
-struct BackendState<S: UserStore, H> {
-    inner: Arc<Inner<S, H>>,
-    index: usize,
+pub(super) struct BackendState<S: UserStore, H> {
+    pub(super) inner: Arc<Inner<S, H>>,
+    pub(super) index: usize,
 }
 
 impl<S: UserStore, H> Clone for BackendState<S, H> {
@@ -42,6 +42,12 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
             )),
         )
         .route("/logout", post(logout::<S, H>))
+        .route(
+            "/refresh",
+            post(super::refresh::refresh::<S, H>).layer(axum::extract::DefaultBodyLimit::max(
+                crate::body::FORM_BODY_LIMIT,
+            )),
+        )
         .with_state(BackendState { inner, index })
 }
 

@@ -4,8 +4,10 @@
 pub(crate) mod auth;
 #[cfg(feature = "oauth")]
 pub(crate) mod oauth;
+pub(crate) mod refresh;
 pub(crate) mod register;
 pub(crate) mod reset;
+pub(crate) mod sessions;
 pub(crate) mod users;
 pub(crate) mod verify;
 
@@ -64,6 +66,9 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
         ManagerError::OAuthAccountAlreadyLinked => ErrorCode::OAuthAccountAlreadyLinked,
         ManagerError::LastSignInMethod => ErrorCode::OAuthLastSignInMethod,
         ManagerError::InvalidLoginCode => ErrorCode::OAuthInvalidLoginCode,
+        ManagerError::RefreshTokenInvalid => ErrorCode::RefreshTokenInvalid,
+        ManagerError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
+        ManagerError::SessionNotFound => ErrorCode::SessionNotFound,
         ManagerError::OAuthAccountNotFound | ManagerError::UserNotExists => ErrorCode::NotFound,
         other => return ApiError::internal(&other),
     };

@@ -133,11 +133,18 @@ async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 /// Order as in the reference: JSON syntax (422), then authentication (401), then fields (422).
 async fn patch_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<Inner<S, H>>>,
-    parts: Parts,
+    mut parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let value = parse_json(&parts.headers, &body)?;
-    let user = current(&inner, &parts, active(&inner)).await?;
+    let me = inner.extension().require(&parts, active(&inner)).await?;
+    if let Some(sid) = me.session_id {
+        // A new password ends the user's other sessions, not this one.
+        parts
+            .extensions
+            .insert(crate::sessions::CurrentSession(sid));
+    }
+    let user = me.user;
     let update = parse_update::<S>(value)?;
     apply_update(&inner, user, update, Privilege::SelfService, &parts).await
 }

@@ -356,6 +356,12 @@ async fn hooks_fire_exactly_where_the_spec_says_with_integer_ids() {
         ]
     );
     let (_, user) = call(M::GET, format!("{base}/users/2"), Some(&token), None).await;
+    assert_eq!(
+        user["detail"], "Unauthorized",
+        "the reset ended every session, this token's too"
+    );
+    let token = login(&base, "ivan@example.com", "good2").await;
+    let (_, user) = call(M::GET, format!("{base}/users/2"), Some(&token), None).await;
     assert_eq!(user["detail"], "Forbidden");
 }
 

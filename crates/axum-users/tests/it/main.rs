@@ -11,3 +11,4 @@ mod oidc_provider;
 mod openapi;
 mod routes;
 mod security;
+mod sessions;

@@ -275,6 +275,7 @@ async fn the_codes_routes_answer_with_are_documented() {
 
     // (method, route, path when not the route, token, body or null, the code or None for a 422)
     let unlink = format!("/users/me/oauth-accounts/{id}");
+    let sessions_path = format!("/users/{id}/sessions");
     let cases = [
         (M::POST, "/auth/register", "", None, json!({}), None),
         (
@@ -419,6 +420,30 @@ async fn the_codes_routes_answer_with_are_documented() {
             "/users/me/oauth-accounts/{id}",
             &unlink,
             t,
+            Value::Null,
+            Some(E::NotFound),
+        ),
+        (
+            M::POST,
+            "/auth/jwt/refresh",
+            "",
+            None,
+            json!({"refresh_token": "x"}),
+            Some(E::RefreshTokenInvalid),
+        ),
+        (
+            M::DELETE,
+            "/users/me/sessions/{id}",
+            "/users/me/sessions/nope",
+            t,
+            Value::Null,
+            Some(E::SessionNotFound),
+        ),
+        (
+            M::GET,
+            "/users/{id}/sessions",
+            &sessions_path,
+            r,
             Value::Null,
             Some(E::NotFound),
         ),

@@ -1,0 +1,204 @@
+//! `GET|DELETE /me/sessions`, `DELETE /me/sessions/{id}`, and for superusers
+//! `GET|DELETE /{id}/sessions`: the signed-in devices, and signing out elsewhere.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use http::StatusCode;
+use http::request::Parts;
+use serde_json::{Value, json};
+
+use crate::app::Inner;
+use crate::auth::{Authenticated, Requirements};
+use crate::error::ApiError;
+use crate::error_code::ErrorCode;
+use crate::hooks::UserHooks;
+use crate::model::UserId;
+use crate::sessions::RevokeReason;
+use crate::store::UserStore;
+
+pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: Arc<Inner<S, H>>,
+) -> Router {
+    Router::new()
+        .route(
+            "/me/sessions",
+            get(list_mine::<S, H>).delete(revoke_others::<S, H>),
+        )
+        .route("/me/sessions/{id}", delete(revoke_mine::<S, H>))
+        .route(
+            "/{id}/sessions",
+            get(list_theirs::<S, H>).delete(revoke_theirs::<S, H>),
+        )
+        .with_state(inner)
+}
+
+fn requirements<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+    superuser: bool,
+) -> Requirements {
+    Requirements {
+        active: true,
+        verified: inner.requires_verification(),
+        superuser,
+    }
+}
+
+/// A session as clients see it: no token material.
+fn session_json<Id>(session: &crate::Session<Id>, current: Option<&str>) -> Value {
+    json!({
+        "id": session.id,
+        "created_at": iso8601(session.created_at),
+        "last_seen_at": iso8601(session.last_seen_at),
+        "expires_at": iso8601(session.expires_at),
+        "ip": session.ip,
+        "user_agent": session.user_agent,
+        "method": session.method,
+        "current": current == Some(session.id.as_str()),
+    })
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
+pub(crate) fn iso8601(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+async fn list<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+    user_id: &S::Id,
+    current: Option<&str>,
+) -> Result<Response, ApiError> {
+    let sessions = inner
+        .manager
+        .list_sessions(user_id)
+        .await
+        .map_err(super::server_error)?;
+    let body: Vec<Value> = sessions.iter().map(|s| session_json(s, current)).collect();
+    let mut response = axum::Json(body).into_response();
+    crate::auth::no_store(&mut response);
+    Ok(response)
+}
+
+async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+    parts: &Parts,
+) -> Result<Authenticated<S::Id, S::Fields>, ApiError> {
+    inner
+        .extension()
+        .require(parts, requirements(inner, false))
+        .await
+}
+
+async fn list_mine<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let me = me(&inner, &parts).await?;
+    list(&inner, &me.user.id, me.session_id.as_deref()).await
+}
+
+async fn revoke_others<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let me = me(&inner, &parts).await?;
+    inner
+        .manager
+        .revoke_sessions(&me.user.id, me.session_id.as_deref(), RevokeReason::User)
+        .await
+        .map_err(super::server_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn revoke_mine<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let me = me(&inner, &parts).await?;
+    let found = inner
+        .manager
+        .revoke_session(&me.user.id, &id, RevokeReason::User)
+        .await
+        .map_err(super::server_error)?;
+    if !found {
+        return Err(ApiError::code(ErrorCode::SessionNotFound));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The user a superuser names, or 404.
+async fn named_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+    parts: &Parts,
+    id: &str,
+) -> Result<S::Id, ApiError> {
+    inner
+        .extension()
+        .require(parts, requirements(inner, true))
+        .await?;
+    let Some(id) = S::Id::parse(id) else {
+        return Err(ApiError::not_found());
+    };
+    match inner.manager.store().get(&id).await {
+        Ok(Some(user)) => Ok(user.id),
+        Ok(None) => Err(ApiError::not_found()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn list_theirs<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let user_id = named_user(&inner, &parts, &id).await?;
+    list(&inner, &user_id, None).await
+}
+
+async fn revoke_theirs<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    State(inner): State<Arc<Inner<S, H>>>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Result<Response, ApiError> {
+    let user_id = named_user(&inner, &parts, &id).await?;
+    inner
+        .manager
+        .revoke_sessions(&user_id, None, RevokeReason::Admin)
+        .await
+        .map_err(super::server_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_iso_8601() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_767_225_600), "2026-01-01T00:00:00Z");
+        assert_eq!(iso8601(951_825_599), "2000-02-29T11:59:59Z");
+        assert_eq!(iso8601(-1), "1969-12-31T23:59:59Z");
+    }
+}
