@@ -53,10 +53,12 @@ ensure_redis() { # exports TEST_REDIS_URL
 
 ensure_aiosmtpd() { # the SMTP server of tests/smtp/ (aiosmtpd from PyPI) and openssl for its test CA
     command -v openssl >/dev/null || apt_install openssl
-    command -v python3 >/dev/null || apt_install python3 python3-pip
+    command -v python3 >/dev/null || apt_install python3
     if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+        python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip || true
         python3 -m pip install --quiet aiosmtpd \
-            || python3 -m pip install --quiet --break-system-packages aiosmtpd
+            || python3 -m pip install --quiet --break-system-packages aiosmtpd \
+            || apt_install python3-aiosmtpd
     fi
     python3 -c "import aiosmtpd; print('aiosmtpd', aiosmtpd.__version__)"
 }
