@@ -34,6 +34,8 @@ pub(crate) enum Purpose {
     LoginCode,
     /// Encryption of provider tokens at rest.
     ProviderTokens,
+    /// Encryption of queued mail (with its links' tokens) at rest.
+    MailOutbox,
 }
 
 impl Purpose {
@@ -47,6 +49,7 @@ impl Purpose {
             Purpose::OAuthDerivation => b"axum-users/oauth-derivation/v1",
             Purpose::LoginCode => b"axum-users/login-code/v1",
             Purpose::ProviderTokens => b"axum-users/provider-tokens/v1",
+            Purpose::MailOutbox => b"axum-users/mail-outbox/v1",
         }
     }
 }
@@ -182,6 +185,7 @@ mod tests {
             Purpose::OAuthDerivation,
             Purpose::LoginCode,
             Purpose::ProviderTokens,
+            Purpose::MailOutbox,
         ];
         let keys: std::collections::HashSet<String> = all
             .iter()

@@ -156,6 +156,7 @@ mod model;
 mod oauth_manager;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod outbox;
 mod password;
 mod routes;
 mod secret;
@@ -197,6 +198,7 @@ pub use model::{
 pub use oauth_manager::{OAuthPolicy, OAuthProfile, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
+pub use outbox::{MailSeal, NewOutboxMessage, OutboxMessage, OutboxStatus, OutboxStore};
 pub use password::{
     Argon2Params, BreachedPasswords, HasherLimits, HasherStats, PasswordError, PasswordHasher,
     PasswordPolicy, Verified,
