@@ -31,7 +31,8 @@ use crate::tokens::now_unix;
 const EMAIL_CHANGE_AUDIENCE: &str = "axum-users:email-change";
 
 /// How a self-service change of e-mail address is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum EmailChange {
     /// The new address gets a confirmation link; the change applies when it is used
@@ -48,6 +49,18 @@ impl EmailChange {
         match self {
             Self::Confirm => "confirm",
             Self::Immediate => "immediate",
+        }
+    }
+}
+
+impl std::str::FromStr for EmailChange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "confirm" => Ok(Self::Confirm),
+            "immediate" => Ok(Self::Immediate),
+            _ => Err("use `confirm` or `immediate`".into()),
         }
     }
 }
