@@ -11,6 +11,7 @@ use http::StatusCode;
 use http::request::Parts;
 
 use crate::app::Inner;
+use crate::auth::Requirements;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
@@ -28,14 +29,31 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 /// Rate-limited with the verify rule: both trade a mailed token for a change of the account.
+/// The route is public (the link may be opened anywhere); a request that also carries a valid
+/// session keeps that one, every other session of the user ends.
 async fn confirm<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<Inner<S, H>>>,
-    parts: Parts,
+    mut parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     inner.limit(LimitedRoute::Verify, &parts, None).await?;
     let value = parse_json(&parts.headers, &body)?;
     let token = Fields::read(&value, |f| f.string("token"))?;
+    let signed_in = Requirements {
+        active: true,
+        verified: false,
+        superuser: false,
+    };
+    if let Ok(Some(sid)) = inner
+        .extension()
+        .require(&parts, signed_in)
+        .await
+        .map(|me| me.session_id)
+    {
+        parts
+            .extensions
+            .insert(crate::sessions::CurrentSession(sid));
+    }
     match inner
         .manager
         .confirm_email_change(&token, Some(&parts))
