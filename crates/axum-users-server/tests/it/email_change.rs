@@ -279,3 +279,20 @@ async fn strict_compat_and_immediate_change_the_address_at_once() {
         );
     }
 }
+
+#[tokio::test]
+async fn confirmations_are_rate_limited_with_the_verify_rule() {
+    let s = Server::start_with(&[
+        ("AXUM_USERS_RATE_LIMITS", "true"),
+        ("AXUM_USERS_RATE_LIMITS_VERIFY_PER_IP", "3/600"),
+    ]);
+    for _ in 0..3 {
+        let (status, body) = confirm(&s, "guess").await;
+        assert_eq!(detail(&body), "EMAIL_CHANGE_BAD_TOKEN", "{status}");
+    }
+    let (status, body) = confirm(&s, "guess").await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, &json!("TOO_MANY_REQUESTS"))
+    );
+}
