@@ -17,6 +17,7 @@ use crate::tokens::{JwtCodec, TokenError};
 
 /// What a derived key is for; each gives a different key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "oauth"), allow(dead_code))] // the OAuth purposes
 pub(crate) enum Purpose {
     /// Reset-password tokens.
     Reset,

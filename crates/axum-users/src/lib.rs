@@ -159,6 +159,7 @@ mod oauth_manager;
 mod openapi;
 mod outbox;
 mod password;
+mod route_state;
 mod routes;
 mod secret;
 mod sessions;
@@ -167,7 +168,7 @@ mod store;
 pub mod testing;
 mod tokens;
 
-pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore, SecurityPolicy};
+pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore};
 pub use auth::{
     AuthBackend, CookieSettings, DatabaseStrategy, IssuedToken, JwtStrategy, Requirements,
     Strategy, StrategyError, TokenOwner, Transport,
@@ -205,6 +206,7 @@ pub use password::{
     Argon2Params, BreachedPasswords, HasherLimits, HasherStats, PasswordError, PasswordHasher,
     PasswordPolicy, Verified,
 };
+pub use route_state::SecurityPolicy;
 #[cfg(feature = "oauth")]
 pub use routes::oauth::OAuthClient;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};

@@ -102,6 +102,7 @@ where
 
     /// Signs in the user a one-time login code names (the code already proved who it is):
     /// the same steps as every way in, from the throttle seam on.
+    #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
     pub(crate) async fn login_with_code(
         &self,
         user_id: &S::Id,
