@@ -10,7 +10,6 @@ use axum::routing::post;
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::app::Inner;
 use crate::auth::Requirements;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
@@ -18,10 +17,11 @@ use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
 use crate::limits::LimitedRoute;
 use crate::manager::ManagerError;
+use crate::route_state::RouteState;
 use crate::store::UserStore;
 
 pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
 ) -> Router {
     Router::new()
         .route("/confirm-email-change", post(confirm::<S, H>))
@@ -32,7 +32,7 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 /// The route is public (the link may be opened anywhere); a request that also carries a valid
 /// session keeps that one, every other session of the user ends.
 async fn confirm<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     mut parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
