@@ -127,13 +127,23 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
         now: i64,
     ) -> BoxFuture<'a, Result<Option<Session<Id>>, StoreError>> {
         Box::pin(async move {
+            let live = self
+                .session_where(
+                    "(s.refresh_hash = ? OR s.previous_refresh_hash = ?) AND s.expires_at > ?",
+                    &[
+                        Arg::Text(hash.to_owned()),
+                        Arg::Text(hash.to_owned()),
+                        Arg::Int(now),
+                    ],
+                )
+                .await?;
+            if live.is_some() {
+                return Ok(live);
+            }
             self.session_where(
-                "(s.refresh_hash = ? OR s.previous_refresh_hash = ?) AND s.expires_at > ?",
-                &[
-                    Arg::Text(hash.to_owned()),
-                    Arg::Text(hash.to_owned()),
-                    Arg::Int(now),
-                ],
+                "s.id = (SELECT r.session_id FROM session_rotated_tokens r \
+                 WHERE r.token_hash = ?) AND s.expires_at > ?",
+                &[Arg::Text(hash.to_owned()), Arg::Int(now)],
             )
             .await
         })
@@ -144,10 +154,11 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
         id: &'a str,
         expected: &'a str,
         next: &'a RefreshState,
+        retired: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let changed = self
-                .db
+            let mut tx = self.db.begin().await?;
+            let changed = tx
                 .execute(
                     "UPDATE sessions SET refresh_hash = ?, previous_refresh_hash = ?, \
                      rotated_at = ? WHERE id = ? AND refresh_hash = ?",
@@ -160,7 +171,19 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
                     ],
                 )
                 .await?;
-            Ok(changed == 1)
+            if changed != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            if let Some(hash) = retired {
+                tx.execute(
+                    "INSERT INTO session_rotated_tokens (token_hash, session_id) VALUES (?, ?)",
+                    &[Arg::Text(hash.to_owned()), Arg::Text(id.to_owned())],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
@@ -238,6 +261,11 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
                 )
                 .await?;
                 tx.execute(
+                    &format!("DELETE FROM session_rotated_tokens WHERE session_id IN ({list})"),
+                    &batch_args,
+                )
+                .await?;
+                tx.execute(
                     &format!("DELETE FROM sessions WHERE id IN ({list})"),
                     &batch_args,
                 )
@@ -263,6 +291,12 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
                     &[Arg::Int(now)],
                 )
                 .await?;
+            tx.execute(
+                "DELETE FROM session_rotated_tokens WHERE session_id IN \
+                 (SELECT id FROM sessions WHERE expires_at <= ?)",
+                &[Arg::Int(now)],
+            )
+            .await?;
             let sessions = tx
                 .execute(
                     "DELETE FROM sessions WHERE expires_at <= ?",

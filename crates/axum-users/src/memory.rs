@@ -21,6 +21,8 @@ struct Tables<Id, F> {
     sessions: HashMap<String, Session<Id>>,
     /// The session of each access-token hash that belongs to one.
     token_sessions: HashMap<String, String>,
+    /// The session of every refresh-token hash rotated out of one (reuse detection).
+    rotated: HashMap<String, String>,
 }
 
 /// Users, OAuth accounts and access tokens in a mutex. With `i64` ids it numbers users itself.
@@ -54,6 +56,7 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             next_int: 0,
             sessions: HashMap::new(),
             token_sessions: HashMap::new(),
+            rotated: HashMap::new(),
         };
         Self {
             tables: Arc::new(Mutex::new(tables)),
@@ -216,7 +219,7 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
         self.with(|t| {
             t.accounts.retain(|a| &a.user_id != id);
             t.tokens.retain(|_, (owner, _)| owner != id);
-            t.sessions.retain(|_, s| &s.user_id != id);
+            Self::remove_sessions(t, |s| &s.user_id == id);
             Ok(t.users.remove(id).is_some())
         })
     }
@@ -407,6 +410,7 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             t.token_sessions.remove(&hash);
             t.tokens.remove(&hash);
         }
+        t.rotated.retain(|_, sid| !ids.contains(sid));
         ids
     }
 }
@@ -459,10 +463,14 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
         Box::pin(async move {
             self.with(|t| {
                 let is = |h: &Option<String>| h.as_deref() == Some(hash);
+                let rotated = t.rotated.get(hash);
                 Ok(t.sessions
                     .values()
                     .find(|s| {
-                        s.expires_at > now && (is(&s.refresh.current) || is(&s.refresh.previous))
+                        s.expires_at > now
+                            && (is(&s.refresh.current)
+                                || is(&s.refresh.previous)
+                                || rotated == Some(&s.id))
                     })
                     .cloned())
             })
@@ -474,11 +482,15 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
         id: &'a str,
         expected: &'a str,
         next: &'a RefreshState,
+        retired: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             self.with(|t| match t.sessions.get_mut(id) {
                 Some(s) if s.refresh.current.as_deref() == Some(expected) => {
                     s.refresh = next.clone();
+                    if let Some(hash) = retired {
+                        t.rotated.insert(hash.to_owned(), id.to_owned());
+                    }
                     Ok(true)
                 }
                 _ => Ok(false),

@@ -2,10 +2,11 @@
 //! access tokens of every strategy (JWTs carry its id as `sid`, database and Redis tokens name
 //! it) and its refresh token at once, on every node.
 //!
-//! Refresh tokens rotate: each is single-use and only its hash is kept. The hash it replaced is
-//! kept too, so that a second use is recognised: within the grace window (two tabs refreshing at
-//! once) it succeeds in the same session; after it, the session is revoked (a stolen token was
-//! used).
+//! Refresh tokens rotate: each is single-use and only its hash is kept. Every hash rotated out
+//! of a session is kept too, as long as the session lives, so that a second use is recognised:
+//! the token replaced last succeeds again within the grace window (two tabs refreshing at once);
+//! any other rotated-out token, or the last one after the window, revokes the session (a stolen
+//! token was used).
 
 use std::time::Duration;
 
@@ -363,22 +364,23 @@ where
                 hash.as_deref()
                     .is_some_and(|h| constant_time_eq(h.as_bytes(), presented.as_bytes()))
             };
-            let (expected, next) = if is(&state.current) {
+            let (expected, next, retired) = if is(&state.current) {
+                // The token it pushes out of `previous` stays known as rotated out.
                 let next = RefreshState {
                     current: Some(next_hash.clone()),
                     previous: Some(presented.clone()),
                     rotated_at: Some(now),
                 };
-                (presented.clone(), next)
+                (presented.clone(), next, state.previous.clone())
             } else if is(&state.previous) {
                 let rotated_at = state.rotated_at.unwrap_or(i64::MIN);
                 if now.saturating_sub(rotated_at) > grace {
-                    self.revoke_session(&session.user_id, &session.id, RevokeReason::ReuseDetected)
-                        .await?;
-                    return Err(ManagerError::RefreshTokenReused);
+                    return self.reuse_detected(&session).await;
                 }
                 // Within the grace window: the same session goes on with a new current token;
-                // the window still runs from the first rotation.
+                // the window still runs from the first rotation. The current token it replaces
+                // is recorded as rotated out: whoever holds it (the first tab, or the owner
+                // when a thief raced them) revokes the session by presenting it.
                 let Some(current) = state.current.clone() else {
                     return Err(ManagerError::RefreshTokenInvalid);
                 };
@@ -387,11 +389,15 @@ where
                     previous: state.previous.clone(),
                     rotated_at: state.rotated_at,
                 };
-                (current, next)
+                (current.clone(), next, Some(current))
             } else {
-                return Err(ManagerError::RefreshTokenInvalid);
+                // Found, but neither current nor previous: a token of an earlier rotation.
+                return self.reuse_detected(&session).await;
             };
-            if sessions.swap_refresh(&session.id, &expected, &next).await? {
+            if sessions
+                .swap_refresh(&session.id, &expected, &next, retired.as_deref())
+                .await?
+            {
                 rotated = Some(session);
                 break;
             }
@@ -420,6 +426,16 @@ where
             token,
             response: Box::new(response),
         })
+    }
+
+    /// A rotated-out refresh token came back: the session ends for everyone holding its tokens.
+    async fn reuse_detected(
+        &self,
+        session: &crate::Session<S::Id>,
+    ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
+        self.revoke_session(&session.user_id, &session.id, RevokeReason::ReuseDetected)
+            .await?;
+        Err(ManagerError::RefreshTokenReused)
     }
 
     /// The user of a live session, checking that the token's user owns it; writes

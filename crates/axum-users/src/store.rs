@@ -297,7 +297,8 @@ pub trait SessionStore<Id: UserId, F: UserFields>: Send + Sync + 'static {
         now: i64,
     ) -> BoxFuture<'a, Result<Option<UserSession<Id, F>>, StoreError>>;
 
-    /// The live session whose current or previous refresh-token hash is `hash`.
+    /// The live session whose current or previous refresh-token hash is `hash`, or that
+    /// `hash` was ever rotated out of (see [`SessionStore::swap_refresh`]).
     fn find_session_by_refresh<'a>(
         &'a self,
         hash: &'a str,
@@ -305,12 +306,15 @@ pub trait SessionStore<Id: UserId, F: UserFields>: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<Session<Id>>, StoreError>>;
 
     /// Compare-and-swap of the refresh state: writes it only if the current hash is still
-    /// `expected`; returns whether it wrote.
+    /// `expected`; returns whether it wrote. With the write, `retired` (a hash that leaves the
+    /// state) is recorded as rotated out of the session for as long as the session lives, so
+    /// that presenting it again is recognised as reuse.
     fn swap_refresh<'a>(
         &'a self,
         id: &'a str,
         expected: &'a str,
         next: &'a RefreshState,
+        retired: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Sets `last_seen_at` to `now` unless it is after `stale_before` already (at most one write

@@ -930,20 +930,48 @@ where
     };
     assert!(
         !sessions
-            .swap_refresh(&first.id, "not-the-current-hash", &next)
+            .swap_refresh(
+                &first.id,
+                "not-the-current-hash",
+                &next,
+                Some("never-written")
+            )
             .await
             .expect("swap"),
         "a swap from another hash writes nothing"
     );
+    let retired = crate::hash_token(&random_token(32));
     assert!(
         sessions
-            .swap_refresh(&first.id, &current, &next)
+            .swap_refresh(&first.id, &current, &next, Some(&retired))
             .await
             .expect("swap")
     );
+    assert_eq!(
+        sessions
+            .find_session_by_refresh(&retired, now)
+            .await
+            .expect("find")
+            .map(|s| s.id),
+        Some(first.id.clone()),
+        "a retired hash still names its session (reuse detection)"
+    );
+    assert!(
+        sessions
+            .find_session_by_refresh(&crate::hash_token("never-written"), now)
+            .await
+            .expect("find")
+            .is_none()
+            && sessions
+                .find_session_by_refresh("never-written", now)
+                .await
+                .expect("find")
+                .is_none(),
+        "a failed swap retires nothing"
+    );
     assert!(
         !sessions
-            .swap_refresh(&first.id, &current, &next)
+            .swap_refresh(&first.id, &current, &next, None)
             .await
             .expect("swap"),
         "the same swap succeeds once"
@@ -1101,7 +1129,7 @@ where
                     previous: Some(current.clone()),
                     rotated_at: Some(now_unix()),
                 };
-                sessions.swap_refresh(&id, &current, &next).await
+                sessions.swap_refresh(&id, &current, &next, None).await
             })
         })
         .collect();

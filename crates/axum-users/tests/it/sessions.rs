@@ -162,13 +162,56 @@ async fn a_reuse_within_the_grace_window_continues_the_session() {
     assert_eq!(status, StatusCode::OK, "a second tab within 10 s: {two}");
     assert_eq!(me(&app, access(&two)).await, StatusCode::OK);
     assert!(app.hooks.reasons().is_empty(), "nothing revoked");
-    let (status, _) = refresh(&app, refresh_token(&two)).await;
+    let (status, three) = refresh(&app, refresh_token(&two)).await;
     assert_eq!(
         status,
         StatusCode::OK,
         "the chain goes on from the last token"
     );
-    let _ = one;
+    // The first tab's token was replaced by the second tab's refresh: it stays recorded as
+    // rotated out, so presenting it (the owner, after a thief raced them) revokes the session.
+    assert_eq!(
+        refresh(&app, refresh_token(&one)).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "REFRESH_TOKEN_REUSED"})
+        ),
+        "the token the grace refresh replaced is reuse, even within the window"
+    );
+    assert_eq!(app.hooks.reasons(), vec![RevokeReason::ReuseDetected]);
+    assert_eq!(
+        refresh(&app, refresh_token(&three)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the whole session ended"
+    );
+    assert_eq!(me(&app, access(&three)).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_token_of_any_earlier_rotation_is_reuse_and_revokes_the_session() {
+    let app = app(SessionSettings::default()).await;
+    user(&app, "chain@example.com").await;
+    let login = sign_in(&app, "chain@example.com", "Firefox").await;
+    let first = refresh_token(&login).to_owned();
+    let (status, one) = refresh(&app, &first).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, two) = refresh(&app, refresh_token(&one)).await;
+    assert_eq!(status, StatusCode::OK);
+    // `first` is two rotations old: no longer the session's previous token, still reuse
+    // (even within the grace window, which covers the last replaced token only).
+    assert_eq!(
+        refresh(&app, &first).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "REFRESH_TOKEN_REUSED"})
+        )
+    );
+    assert_eq!(app.hooks.reasons(), vec![RevokeReason::ReuseDetected]);
+    assert_eq!(
+        refresh(&app, refresh_token(&two)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(me(&app, access(&two)).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
