@@ -272,6 +272,13 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
                 .await?;
                 gone.extend_from_slice(batch);
             }
+            if only.is_none() {
+                tx.execute(
+                    "DELETE FROM access_tokens WHERE user_id = ? AND session_id IS NULL",
+                    &[user_id.to_value().into()],
+                )
+                .await?;
+            }
             tx.commit().await?;
             Ok(gone)
         })

@@ -543,11 +543,17 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
             self.with(|t| {
-                Ok(Self::remove_sessions(t, |s| {
+                let gone = Self::remove_sessions(t, |s| {
                     &s.user_id == user_id
                         && only.is_none_or(|o| o == s.id)
                         && except.is_none_or(|e| e != s.id)
-                }))
+                });
+                if only.is_none() {
+                    let sessions = &t.token_sessions;
+                    t.tokens
+                        .retain(|hash, (owner, _)| owner != user_id || sessions.contains_key(hash));
+                }
+                Ok(gone)
             })
         })
     }

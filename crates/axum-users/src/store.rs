@@ -334,7 +334,9 @@ pub trait SessionStore<Id: UserId, F: UserFields>: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<Session<Id>>, StoreError>>;
 
     /// Deletes the user's sessions (only `only` when given, every one but `except` when
-    /// given) with their access tokens; returns the ids it deleted.
+    /// given) with their access tokens; returns the ids it deleted. Unless `only` is given, it
+    /// also deletes the user's access tokens of no session (issued before sessions existed),
+    /// which no other revocation reaches.
     fn delete_sessions<'a>(
         &'a self,
         user_id: &'a Id,

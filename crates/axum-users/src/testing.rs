@@ -1043,10 +1043,29 @@ where
         Vec::<String>::new(),
         "another user's session is not theirs to delete"
     );
+    let sessionless = crate::hash_token(&random_token(32));
+    tokens
+        .create_token(&sessionless, &user.id, now)
+        .await
+        .expect("token");
+    sessions
+        .delete_sessions(&user.id, Some("no-such-session"), None)
+        .await
+        .expect("delete");
+    assert_eq!(
+        tokens.find_token(&sessionless, None).await.expect("find"),
+        Some(user.id.clone()),
+        "revoking one session leaves tokens of no session alone"
+    );
     let mut gone = sessions
         .delete_sessions(&user.id, None, Some(&first.id))
         .await
         .expect("delete");
+    assert_eq!(
+        tokens.find_token(&sessionless, None).await.expect("find"),
+        None,
+        "revoking the other sessions deletes the user's tokens of no session too"
+    );
     gone.sort();
     let mut expected = vec![second.id.clone(), expired.id.clone()];
     expected.sort();

@@ -93,14 +93,23 @@ async fn upgrade_to_sessions(url: &str) {
         Some(session.id.clone())
     );
     assert_eq!(
-        store.delete_sessions(&ada, None, None).await.unwrap(),
+        store
+            .delete_sessions(&ada, Some(&session.id), None)
+            .await
+            .unwrap(),
         vec![session.id]
     );
     assert_eq!(store.find_token(&new_token, None).await.unwrap(), None);
     assert_eq!(
         store.find_token(&token_hash, None).await.unwrap(),
         Some(ada),
-        "revoking sessions leaves tokens of no session alone"
+        "revoking one session leaves tokens of no session alone"
+    );
+    store.delete_sessions(&ada, None, None).await.unwrap();
+    assert_eq!(
+        store.find_token(&token_hash, None).await.unwrap(),
+        None,
+        "revoking all sessions (reset, deactivation) reaches the old token too"
     );
     store.pool().close().await;
 }

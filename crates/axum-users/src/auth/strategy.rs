@@ -53,12 +53,18 @@ pub struct TokenOwner<Id> {
     /// Whether the token is valid only while its session is live (every token with a
     /// session, but a JWT of a strategy that is not revocable).
     pub revocable: bool,
+    /// Whether a token of this kind without a session is refused when the store keeps
+    /// sessions: no revocation could reach it (a JWT without `sid` of a revocable strategy, a
+    /// Redis value without a session: both issued before sessions existed). Database tokens
+    /// without a session are accepted: revoking the user's sessions deletes them.
+    pub needs_session: bool,
 }
 
 impl<Id> TokenOwner<Id> {
     /// A token of `user_id`, of the session `session_id` if any (then revocable).
     pub fn new(user_id: Id, session_id: Option<String>) -> Self {
         Self {
+            needs_session: false,
             revocable: session_id.is_some(),
             user_id,
             session_id,
@@ -238,6 +244,7 @@ impl<Id: UserId> Strategy<Id> for JwtStrategy<Id> {
             .and_then(|c| {
                 let mut owner = TokenOwner::new(Id::parse(&c.sub)?, c.sid);
                 owner.revocable &= self.revocable;
+                owner.needs_session = self.revocable;
                 Some(owner)
             });
         Box::pin(async move { Ok(owner) })

@@ -522,3 +522,62 @@ async fn deactivating_and_deleting_end_every_session_with_their_reason() {
     assert_eq!(app.hooks.reasons().last(), Some(&RevokeReason::Deleted));
     assert_eq!(app.hooks.reasons().len(), 3);
 }
+
+#[tokio::test]
+async fn tokens_of_no_session_cannot_outlive_a_revocation() {
+    let store = MemoryStore::new();
+    let builder = AxumUsers::builder(store.clone(), SECRET)
+        .argon2(FAST)
+        .sessions(SessionSettings::default());
+    let jwt = builder.jwt_strategy().unwrap();
+    let database = axum_users::AuthBackend::new(
+        "db",
+        axum_users::Transport::Bearer {
+            token_url: "auth/db/login".into(),
+        },
+        axum_users::DatabaseStrategy::new(store.clone(), None),
+    );
+    let users = builder.backend(database).build().unwrap();
+    let base = serve(users.router()).await;
+    let app = App {
+        base,
+        hooks: Revocations::default(),
+        users: AxumUsers::builder(store.clone(), SECRET)
+            .hooks(Revocations::default())
+            .build()
+            .unwrap(),
+    };
+    let u = user(&app, "legacy@example.com").await;
+
+    // A JWT without `sid` (as issued before sessions existed): no revocation could reach it,
+    // so a store that keeps sessions refuses it.
+    use axum_users::{AccessTokenStore, Strategy};
+    let old_jwt = jwt.write_token(&u.id).await.unwrap();
+    assert_eq!(
+        me(&app, old_jwt.access_token.expose()).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A database token of no session works, until the user's other sessions are revoked.
+    let raw = "a-database-token-from-before-sessions";
+    store
+        .create_token(&axum_users::hash_token(raw), &u.id, axum_users::now_unix())
+        .await
+        .unwrap();
+    assert_eq!(me(&app, raw).await, StatusCode::OK);
+    let current = sign_in(&app, "legacy@example.com", "A").await;
+    let (status, _) = call(
+        Method::PATCH,
+        format!("{}/users/me", app.base),
+        Some(access(&current)),
+        Some(json!({"password": "a new long password", "current_password": "correct horse"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        me(&app, raw).await,
+        StatusCode::UNAUTHORIZED,
+        "a password change deletes the tokens of no session"
+    );
+    assert_eq!(me(&app, access(&current)).await, StatusCode::OK);
+}
