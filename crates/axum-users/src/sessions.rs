@@ -199,16 +199,27 @@ fn user_agent(request: Option<&Parts>) -> Option<String> {
     Some(agent[..end].to_owned())
 }
 
-/// The refresh cookie of a cookie backend: the auth cookie's attributes, named
-/// `<name>_refresh`, sent only to the backend's refresh route.
+/// The refresh cookie of a cookie backend, named `<name>_refresh` and sent only to the
+/// backend's routes (`/auth/<backend>/`: refresh and logout). It takes the auth cookie's
+/// `Domain`, `SameSite`, `HttpOnly` and `Secure` (which is off only when the auth cookie's is
+/// turned off explicitly, for local development over plain HTTP); its `Max-Age` is the
+/// session's remaining lifetime (see [`login_response`]).
 pub(crate) fn refresh_cookie(
     cookie: &crate::auth::CookieSettings,
     backend: &str,
 ) -> crate::auth::CookieSettings {
     let mut refresh = cookie.clone();
     refresh.name = format!("{}_refresh", cookie.name);
-    refresh.path = format!("/auth/{backend}/refresh");
+    refresh.path = format!("/auth/{backend}/");
     refresh
+}
+
+/// The refresh cookie's `Max-Age`: what remains of the session, else the auth cookie's.
+fn refresh_max_age(settings: &crate::auth::CookieSettings, token: &IssuedToken) -> Option<u64> {
+    match token.session_expires_at {
+        Some(end) => Some(end.saturating_sub(now_unix()).max(0) as u64),
+        None => settings.max_age,
+    }
 }
 
 fn append_cookie(response: &mut Response, value: String) {
@@ -222,7 +233,7 @@ pub(crate) fn login_response<Id>(backend: &AuthBackend<Id>, token: &IssuedToken)
     let mut response = backend.transport.login_response(token);
     if let (Transport::Cookie(cookie), Some(refresh)) = (&backend.transport, &token.refresh_token) {
         let settings = refresh_cookie(cookie, &backend.name);
-        let max_age = settings.max_age;
+        let max_age = refresh_max_age(&settings, token);
         append_cookie(
             &mut response,
             settings.set_cookie(refresh.expose(), max_age),
@@ -289,6 +300,7 @@ where
             .await?;
         token.refresh_token = refresh.map(Secret::new);
         token.session_id = Some(session.id);
+        token.session_expires_at = Some(session.expires_at);
         Ok(token)
     }
 
@@ -305,6 +317,28 @@ where
                 .await?;
         }
         Ok(())
+    }
+
+    /// Ends the session a refresh token of `backend` belongs to (logout once the access token
+    /// expired); returns whether one ended.
+    pub(crate) async fn end_session_of_refresh(
+        &self,
+        backend: &AuthBackend<S::Id>,
+        refresh_token: &str,
+    ) -> Result<bool, ManagerError> {
+        let Some(sessions) = self.sessions() else {
+            return Ok(false);
+        };
+        let found = sessions
+            .find_session_by_refresh(&hash_token(refresh_token), now_unix())
+            .await?;
+        match found {
+            Some(session) if session.backend == backend.name => {
+                self.revoke_session(&session.user_id, &session.id, RevokeReason::Logout)
+                    .await
+            }
+            _ => Ok(false),
+        }
     }
 
     /// The session rules of an update: deactivating a user ends all their sessions; a new
@@ -420,6 +454,7 @@ where
             .await?;
         token.refresh_token = Some(Secret::new(next_token));
         token.session_id = Some(session.id);
+        token.session_expires_at = Some(session.expires_at);
         let response = login_response(backend, &token);
         Ok(LoginOutcome::SignedIn {
             user,
@@ -570,11 +605,26 @@ mod tests {
     }
 
     #[test]
-    fn the_refresh_cookie_is_scoped_to_the_refresh_route() {
-        let cookie = refresh_cookie(&crate::CookieSettings::auth(), "cookie");
-        assert_eq!(
-            cookie.set_cookie("r", None),
-            "fastapiusersauth_refresh=r; HttpOnly; Path=/auth/cookie/refresh; SameSite=lax; Secure"
+    fn the_refresh_cookie_is_scoped_to_the_backend_and_lives_as_long_as_the_session() {
+        let mut auth = crate::CookieSettings::auth();
+        auth.max_age = Some(3600);
+        let cookie = refresh_cookie(&auth, "cookie");
+        let mut token = IssuedToken::new("a", None);
+        assert_eq!(refresh_max_age(&cookie, &token), Some(3600));
+        token.session_expires_at = Some(now_unix() + 30 * 24 * 3600);
+        let age = refresh_max_age(&cookie, &token).unwrap();
+        assert!(
+            (30 * 24 * 3600 - 2..=30 * 24 * 3600).contains(&age),
+            "{age}"
         );
+        assert_eq!(
+            cookie.set_cookie("r", Some(age)),
+            format!(
+                "fastapiusersauth_refresh=r; HttpOnly; Max-Age={age}; Path=/auth/cookie/; \
+                 SameSite=lax; Secure"
+            )
+        );
+        token.session_expires_at = Some(now_unix() - 5);
+        assert_eq!(refresh_max_age(&cookie, &token), Some(0), "never negative");
     }
 }

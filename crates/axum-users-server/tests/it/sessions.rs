@@ -238,37 +238,31 @@ async fn twenty_simultaneous_refreshes_never_fork_the_session() {
             }
         }
         assert!(!issued.is_empty(), "{}: some refresh succeeded", db.name);
-        // One live chain: of all the tokens handed out, exactly one refreshes.
-        let mut live = Vec::new();
+        // One live chain: every token the burst handed out but the last one was rotated out
+        // (each grace refresh retires the current token it replaces), so at most one of them
+        // refreshes, and presenting a retired one is reuse that ends the session.
+        let (mut live, mut reused) = (0, 0);
         for t in &issued {
             let (status, body) = refresh(&s, t).await;
             if status == StatusCode::OK {
-                live.push((
-                    t.clone(),
-                    body["refresh_token"].as_str().unwrap().to_owned(),
-                ));
+                live += 1;
+                continue;
+            }
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{}: {body}", db.name);
+            if detail(&body) == &json!("REFRESH_TOKEN_REUSED") {
+                reused += 1;
             }
         }
-        assert_eq!(live.len(), 1, "{}: the session did not fork", db.name);
-        let (replaced, current) = &live[0];
-        // After the grace window, the token that was just replaced revokes the session.
-        tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
-        let (status, body) = refresh(&s, replaced).await;
-        assert_eq!(
-            (status, detail(&body).clone()),
-            (StatusCode::UNAUTHORIZED, json!("REFRESH_TOKEN_REUSED"))
-        );
-        assert_eq!(refresh(&s, current).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            get_me(&s, login["access_token"].as_str().unwrap()).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        let (status, body) = refresh(&s, &token).await;
-        assert_eq!(
-            (status, detail(&body).clone()),
-            (StatusCode::UNAUTHORIZED, json!("REFRESH_TOKEN_INVALID")),
-            "an older token is dead too"
-        );
+        assert!(live <= 1, "{}: the session did not fork ({live})", db.name);
+        if issued.len() > 1 {
+            assert!(reused >= 1, "{}: a retired token is reuse", db.name);
+            assert_eq!(
+                get_me(&s, login["access_token"].as_str().unwrap()).await.0,
+                StatusCode::UNAUTHORIZED,
+                "{}: reuse revoked the session",
+                db.name
+            );
+        }
         drop(s);
         db.finish().await;
     }

@@ -27,6 +27,8 @@ pub struct IssuedToken {
     pub refresh_token: Option<Secret>,
     /// The session the token belongs to, for strategies that keep sessions.
     pub session_id: Option<String>,
+    /// When that session ends (Unix seconds): the refresh token's lifetime.
+    pub session_expires_at: Option<i64>,
 }
 
 impl IssuedToken {
@@ -37,6 +39,7 @@ impl IssuedToken {
             lifetime,
             refresh_token: None,
             session_id: None,
+            session_expires_at: None,
         }
     }
 }

@@ -83,6 +83,25 @@ async fn refresh(app: &App, token: &str) -> (StatusCode, Value) {
     .await
 }
 
+/// `POST /auth/cookie/<route>` with one cookie header and nothing else.
+async fn post_with_cookie(app: &App, route: &str, cookie: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{}/auth/cookie/{route}", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// An app with `settings` and one user, signed in once through the bearer backend.
+async fn signed_in(settings: SessionSettings, email: &str) -> (App, Value) {
+    let app = app(settings).await;
+    user(&app, email).await;
+    let login = sign_in(&app, email, "Firefox").await;
+    (app, login)
+}
+
 fn access(body: &Value) -> &str {
     body["access_token"].as_str().unwrap()
 }
@@ -189,9 +208,7 @@ async fn a_reuse_within_the_grace_window_continues_the_session() {
 
 #[tokio::test]
 async fn a_token_of_any_earlier_rotation_is_reuse_and_revokes_the_session() {
-    let app = app(SessionSettings::default()).await;
-    user(&app, "chain@example.com").await;
-    let login = sign_in(&app, "chain@example.com", "Firefox").await;
+    let (app, login) = signed_in(SessionSettings::default(), "chain@example.com").await;
     let first = refresh_token(&login).to_owned();
     let (status, one) = refresh(&app, &first).await;
     assert_eq!(status, StatusCode::OK);
@@ -452,8 +469,33 @@ async fn the_cookie_backend_refreshes_with_its_path_scoped_refresh_cookie() {
         .iter()
         .find(|c| c.starts_with("fastapiusersauth_refresh="))
         .unwrap();
-    assert!(refresh_cookie.contains("HttpOnly"));
-    assert!(refresh_cookie.contains("Path=/auth/cookie/refresh"));
+    let attributes: Vec<&str> = refresh_cookie.split("; ").skip(1).collect();
+    let max_age: u64 = attributes
+        .iter()
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .expect("a persistent cookie")
+        .parse()
+        .unwrap();
+    assert!(
+        (30 * 24 * 3600 - 5..=30 * 24 * 3600).contains(&max_age),
+        "the session's remaining lifetime, not the access cookie's: {max_age}"
+    );
+    assert!(attributes.contains(&"HttpOnly"));
+    assert!(attributes.contains(&"SameSite=lax"));
+    assert!(
+        attributes.contains(&"Path=/auth/cookie/"),
+        "refresh and logout receive it: {refresh_cookie}"
+    );
+    assert!(
+        !attributes.contains(&"Secure"),
+        "Secure follows the auth cookie's, explicitly off here (plain HTTP)"
+    );
+    let refresh_value = refresh_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("fastapiusersauth_refresh=")
+        .to_owned();
 
     let r = client
         .post(format!("{}/auth/cookie/refresh", app.base))
@@ -479,6 +521,63 @@ async fn the_cookie_backend_refreshes_with_its_path_scoped_refresh_cookie() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Logout with the refresh cookie alone (the access cookie expired) ends the session.
+    let refreshed = client
+        .post(format!("{}/auth/cookie/refresh", app.base))
+        .send()
+        .await
+        .unwrap();
+    let current = refreshed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("fastapiusersauth_refresh="))
+        .unwrap();
+    let current = current.split(';').next().unwrap().to_owned();
+    assert_ne!(current, format!("fastapiusersauth_refresh={refresh_value}"));
+    // Only the refresh cookie, as a browser sends it once the access cookie is gone.
+    let with_refresh_cookie = |route: &'static str| post_with_cookie(&app, route, &current);
+    assert_eq!(with_refresh_cookie("logout").await, StatusCode::NO_CONTENT);
+    assert!(app.hooks.reasons().contains(&RevokeReason::Logout));
+    assert_eq!(
+        with_refresh_cookie("refresh").await,
+        StatusCode::UNAUTHORIZED,
+        "the session ended"
+    );
+    assert_eq!(
+        with_refresh_cookie("logout").await,
+        StatusCode::UNAUTHORIZED,
+        "a dead refresh token signs nothing out"
+    );
+}
+
+#[tokio::test]
+async fn logout_with_the_refresh_token_in_the_body_ends_the_session() {
+    let (app, login) = signed_in(SessionSettings::default(), "expired@example.com").await;
+    let (status, _) = call(
+        Method::POST,
+        format!("{}/auth/jwt/logout", app.base),
+        None,
+        Some(json!({"refresh_token": "not-a-token"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        Method::POST,
+        format!("{}/auth/jwt/logout", app.base),
+        None,
+        Some(json!({"refresh_token": refresh_token(&login)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "no access token needed");
+    assert_eq!(app.hooks.reasons(), vec![RevokeReason::Logout]);
+    assert_eq!(me(&app, access(&login)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refresh(&app, refresh_token(&login)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
