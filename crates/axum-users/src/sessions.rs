@@ -108,6 +108,10 @@ impl RevokeReason {
     }
 }
 
+/// The longest grace window after a rotation ([`SessionSettings::reuse_grace`]): within it a
+/// copied refresh token goes unnoticed.
+pub const MAX_REUSE_GRACE: Duration = Duration::from_secs(60);
+
 /// How sessions behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -119,7 +123,8 @@ pub struct SessionSettings {
     pub refresh_tokens: bool,
     /// How long a session lives, absolutely (default 30 days).
     pub refresh_lifetime: Duration,
-    /// How long after a rotation the old refresh token still succeeds (default 10 s).
+    /// How long after a rotation the old refresh token still succeeds (default 10 s, at most
+    /// [`MAX_REUSE_GRACE`]).
     pub reuse_grace: Duration,
     /// `last_seen_at` is written at most once per this interval and session (default 60 s).
     pub touch_interval: Duration,
@@ -156,9 +161,9 @@ impl SessionSettings {
         self
     }
 
-    /// Sets [`SessionSettings::reuse_grace`].
+    /// Sets [`SessionSettings::reuse_grace`], capped at [`MAX_REUSE_GRACE`].
     pub fn with_reuse_grace(mut self, grace: Duration) -> Self {
-        self.reuse_grace = grace;
+        self.reuse_grace = grace.min(MAX_REUSE_GRACE);
         self
     }
 }
@@ -296,7 +301,7 @@ where
         sessions.create_session(&session).await?;
         let mut token = backend
             .strategy
-            .write_session_token(&user.id, &session.id)
+            .write_session_token_until(&user.id, &session.id, session.expires_at)
             .await?;
         token.refresh_token = refresh.map(Secret::new);
         token.session_id = Some(session.id);
@@ -385,6 +390,7 @@ where
         let next_token = random_token(32);
         let next_hash = hash_token(&next_token);
         let mut rotated = None;
+        let mut user = None;
         for _ in 0..SWAP_ATTEMPTS {
             let now = now_unix();
             let Some(session) = sessions.find_session_by_refresh(&presented, now).await? else {
@@ -392,6 +398,10 @@ where
             };
             if session.backend != backend.name {
                 return Err(ManagerError::RefreshTokenInvalid);
+            }
+            // The user may still sign in: checked before anything rotates.
+            if user.is_none() {
+                user = Some(self.user_who_may_refresh(&session.user_id).await?);
             }
             let state = &session.refresh;
             let is = |hash: &Option<String>| {
@@ -441,16 +451,12 @@ where
                 "the refresh state kept changing under concurrent refreshes".into(),
             )));
         };
-        let user = match self.store().get(&session.user_id).await? {
-            Some(user) if user.is_active => user,
-            _ => return Err(ManagerError::RefreshTokenInvalid),
-        };
-        if self.login_rules().requires_verification && !user.is_verified {
+        let Some(user) = user else {
             return Err(ManagerError::RefreshTokenInvalid);
-        }
+        };
         let mut token = backend
             .strategy
-            .write_session_token(&user.id, &session.id)
+            .write_session_token_until(&user.id, &session.id, session.expires_at)
             .await?;
         token.refresh_token = Some(Secret::new(next_token));
         token.session_id = Some(session.id);
@@ -461,6 +467,19 @@ where
             token,
             response: Box::new(response),
         })
+    }
+
+    /// The user of a session being refreshed, if they may still sign in.
+    async fn user_who_may_refresh(&self, user_id: &S::Id) -> Result<UserOf<S>, ManagerError> {
+        match self.store().get(user_id).await? {
+            Some(user)
+                if user.is_active
+                    && (user.is_verified || !self.login_rules().requires_verification) =>
+            {
+                Ok(user)
+            }
+            _ => Err(ManagerError::RefreshTokenInvalid),
+        }
     }
 
     /// A rotated-out refresh token came back: the session ends for everyone holding its tokens.
@@ -582,6 +601,14 @@ fn short(id: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_grace_window_is_capped() {
+        let long = SessionSettings::default().with_reuse_grace(Duration::from_secs(3600));
+        assert_eq!(long.reuse_grace, MAX_REUSE_GRACE);
+        let short = SessionSettings::default().with_reuse_grace(Duration::from_secs(5));
+        assert_eq!(short.reuse_grace, Duration::from_secs(5));
+    }
 
     #[test]
     fn session_ids_have_128_bits_and_differ() {

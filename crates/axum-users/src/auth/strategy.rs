@@ -128,6 +128,19 @@ pub trait Strategy<Id>: Send + Sync + 'static {
         Box::pin(async move { Ok(read.await?.map(|id| TokenOwner::new(id, None))) })
     }
 
+    /// As [`Strategy::write_session_token`], for a session that ends at `session_ends` (Unix
+    /// seconds): a token that lives by itself (a JWT) expires then at the latest. Defaults to
+    /// [`Strategy::write_session_token`] (a stored token dies with its session).
+    fn write_session_token_until<'a>(
+        &'a self,
+        user_id: &'a Id,
+        session_id: &'a str,
+        session_ends: i64,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
+        let _ = session_ends;
+        self.write_session_token(user_id, session_id)
+    }
+
     /// A new token for a user that belongs to the session `session_id`, so that revoking the
     /// session revokes it. Defaults to [`Strategy::write_token`].
     fn write_session_token<'a>(
@@ -187,17 +200,34 @@ impl<Id> JwtStrategy<Id> {
     where
         Id: UserId,
     {
+        self.sign_until(user_id, sid, i64::MAX)
+    }
+
+    /// Signs a token that expires after its lifetime or at `not_after`, whichever is first.
+    fn sign_until(
+        &self,
+        user_id: &Id,
+        sid: Option<&str>,
+        not_after: i64,
+    ) -> Result<IssuedToken, StrategyError>
+    where
+        Id: UserId,
+    {
         let now = now_unix();
+        let exp = now
+            .saturating_add(self.lifetime.as_secs() as i64)
+            .min(not_after);
         let claims = AuthClaims {
             sub: user_id.to_string(),
             aud: vec![self.audience.clone()],
-            exp: now + self.lifetime.as_secs() as i64,
+            exp,
             iat: Some(now),
             sid: sid.map(str::to_owned),
         };
+        let lifetime = Duration::from_secs(exp.saturating_sub(now).max(0) as u64);
         self.codec
             .encode(&claims)
-            .map(|t| IssuedToken::new(t, Some(self.lifetime)))
+            .map(|t| IssuedToken::new(t, Some(lifetime)))
             .map_err(StrategyError::from)
     }
 
@@ -259,6 +289,16 @@ impl<Id: UserId> Strategy<Id> for JwtStrategy<Id> {
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
         let token = self.sign(user_id, Some(session_id));
+        Box::pin(async move { token })
+    }
+
+    fn write_session_token_until<'a>(
+        &'a self,
+        user_id: &'a Id,
+        session_id: &'a str,
+        session_ends: i64,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
+        let token = self.sign_until(user_id, Some(session_id), session_ends);
         Box::pin(async move { token })
     }
 }

@@ -275,6 +275,40 @@ async fn bad_refresh_tokens_are_401_refresh_token_invalid() {
         refresh(&app, &login2).await,
         (StatusCode::UNAUTHORIZED, invalid)
     );
+    let sessions = app.users.manager().store().session_store().unwrap();
+    let hash = axum_users::hash_token(&login2);
+    let session = sessions
+        .find_session_by_refresh(&hash, axum_users::now_unix())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.refresh.current,
+        Some(hash),
+        "the refused refresh rotated nothing (the user is checked first)"
+    );
+}
+
+#[tokio::test]
+async fn a_refreshed_jwt_never_outlives_its_session() {
+    let settings = SessionSettings::default()
+        .with_jwt_revocable(false)
+        .with_refresh_lifetime(Duration::from_secs(2));
+    let (app, login) = signed_in(settings, "short@example.com").await;
+    let (status, refreshed) = refresh(&app, refresh_token(&login)).await;
+    assert_eq!(status, StatusCode::OK);
+    for answer in [&login, &refreshed] {
+        let expires_in = answer["expires_in"].as_u64().unwrap();
+        assert!(expires_in <= 2, "capped at the session's end: {expires_in}");
+    }
+    assert_eq!(me(&app, access(&refreshed)).await, StatusCode::OK);
+    // Whole seconds: `exp` is at most 2 s after the sign-in's second, so 3.1 s is past it.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        me(&app, access(&refreshed)).await,
+        StatusCode::UNAUTHORIZED,
+        "a stateless JWT expires with its session, not an access lifetime later"
+    );
 }
 
 #[tokio::test]
