@@ -284,6 +284,21 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
         })
     }
 
+    fn delete_session_tokens_before<'a>(
+        &'a self,
+        id: &'a str,
+        before: i64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.db
+                .execute(
+                    "DELETE FROM access_tokens WHERE session_id = ? AND created_at < ?",
+                    &[Arg::Text(id.to_owned()), Arg::Int(before)],
+                )
+                .await
+        })
+    }
+
     fn prune<'a>(
         &'a self,
         now: i64,
@@ -308,6 +323,15 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
                 .execute(
                     "DELETE FROM sessions WHERE expires_at <= ?",
                     &[Arg::Int(now)],
+                )
+                .await?;
+            // Tokens whose session ended some other way (none should be left, but a token
+            // written while its session was being revoked could be).
+            access_tokens += tx
+                .execute(
+                    "DELETE FROM access_tokens WHERE session_id IS NOT NULL AND NOT EXISTS \
+                     (SELECT 1 FROM sessions s WHERE s.id = access_tokens.session_id)",
+                    &[],
                 )
                 .await?;
             if let Some(before) = tokens_before {

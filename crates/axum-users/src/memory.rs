@@ -558,6 +558,31 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
         })
     }
 
+    fn delete_session_tokens_before<'a>(
+        &'a self,
+        id: &'a str,
+        before: i64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let old: Vec<String> = t
+                    .token_sessions
+                    .iter()
+                    .filter(|(hash, sid)| {
+                        sid.as_str() == id
+                            && t.tokens.get(*hash).is_some_and(|(_, at)| *at < before)
+                    })
+                    .map(|(hash, _)| hash.clone())
+                    .collect();
+                for hash in &old {
+                    t.token_sessions.remove(hash);
+                    t.tokens.remove(hash);
+                }
+                Ok(old.len() as u64)
+            })
+        })
+    }
+
     fn prune<'a>(
         &'a self,
         now: i64,
@@ -567,6 +592,16 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
             self.with(|t| {
                 let before = t.tokens.len();
                 let sessions = Self::remove_sessions(t, |s| s.expires_at <= now).len() as u64;
+                let orphans: Vec<String> = t
+                    .token_sessions
+                    .iter()
+                    .filter(|(_, sid)| !t.sessions.contains_key(*sid))
+                    .map(|(hash, _)| hash.clone())
+                    .collect();
+                for hash in orphans {
+                    t.token_sessions.remove(&hash);
+                    t.tokens.remove(&hash);
+                }
                 if let Some(limit) = tokens_before {
                     t.tokens.retain(|_, (_, created)| *created >= limit);
                     let tokens = &t.tokens;

@@ -89,6 +89,9 @@ pub enum RevokeReason {
     Deleted,
     /// The user's e-mail address changed (a confirmed change ends the other sessions).
     EmailChange,
+    /// The user signed in once more than [`SessionSettings::max_sessions_per_user`] allows:
+    /// their oldest session ended.
+    TooManySessions,
 }
 
 impl RevokeReason {
@@ -104,6 +107,7 @@ impl RevokeReason {
             RevokeReason::Deactivated => "deactivated",
             RevokeReason::Deleted => "deleted",
             RevokeReason::EmailChange => "email_change",
+            RevokeReason::TooManySessions => "too_many_sessions",
         }
     }
 }
@@ -128,6 +132,8 @@ pub struct SessionSettings {
     pub reuse_grace: Duration,
     /// `last_seen_at` is written at most once per this interval and session (default 60 s).
     pub touch_interval: Duration,
+    /// The most live sessions a user keeps (default 100): a sign-in beyond ends the oldest.
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for SessionSettings {
@@ -138,6 +144,7 @@ impl Default for SessionSettings {
             refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
             reuse_grace: Duration::from_secs(10),
             touch_interval: Duration::from_secs(60),
+            max_sessions_per_user: 100,
         }
     }
 }
@@ -158,6 +165,12 @@ impl SessionSettings {
     /// Sets [`SessionSettings::refresh_lifetime`].
     pub fn with_refresh_lifetime(mut self, lifetime: Duration) -> Self {
         self.refresh_lifetime = lifetime;
+        self
+    }
+
+    /// Sets [`SessionSettings::max_sessions_per_user`] (at least 1).
+    pub fn with_max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_sessions_per_user = max.max(1);
         self
     }
 
@@ -299,6 +312,8 @@ where
             },
         };
         sessions.create_session(&session).await?;
+        self.evict_oldest_sessions(&user.id, &session.id, now)
+            .await?;
         let mut token = backend
             .strategy
             .write_session_token_until(&user.id, &session.id, session.expires_at)
@@ -454,6 +469,16 @@ where
         let Some(user) = user else {
             return Err(ManagerError::RefreshTokenInvalid);
         };
+        // The access tokens of before the previous refresh are superseded (database tokens
+        // would otherwise pile up, one per refresh); the last one lives on, so that requests
+        // in flight with it still succeed. Best effort: bookkeeping does not fail a refresh.
+        if let Some(previous) = session.refresh.rotated_at
+            && let Err(e) = sessions
+                .delete_session_tokens_before(&session.id, previous.saturating_sub(grace))
+                .await
+        {
+            tracing::warn!(error = %e, "could not delete superseded access tokens");
+        }
         let mut token = backend
             .strategy
             .write_session_token_until(&user.id, &session.id, session.expires_at)
@@ -467,6 +492,28 @@ where
             token,
             response: Box::new(response),
         })
+    }
+
+    /// Ends the user's oldest sessions beyond [`SessionSettings::max_sessions_per_user`] (a
+    /// sign-in loop cannot grow the table without bound).
+    async fn evict_oldest_sessions(
+        &self,
+        user_id: &S::Id,
+        new: &str,
+        now: i64,
+    ) -> Result<(), ManagerError> {
+        let Some(sessions) = self.sessions() else {
+            return Ok(());
+        };
+        let max = self.session_settings().max_sessions_per_user.max(1);
+        let live = sessions.list_sessions(user_id, now).await?;
+        // Newest first; the new session stays whatever its place among those of its second.
+        let others = live.iter().filter(|s| s.id != new);
+        for old in others.skip(max - 1) {
+            self.revoke_session(user_id, &old.id, RevokeReason::TooManySessions)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The user of a session being refreshed, if they may still sign in.

@@ -344,8 +344,17 @@ pub trait SessionStore<Id: UserId, F: UserFields>: Send + Sync + 'static {
         except: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 
-    /// Deletes sessions expired at `now` with their access tokens, and access tokens created
-    /// before `tokens_before` (the database strategy's lifetime, if it has one).
+    /// Deletes the access tokens of session `id` created before `before` (the ones a refresh
+    /// superseded); returns how many.
+    fn delete_session_tokens_before<'a>(
+        &'a self,
+        id: &'a str,
+        before: i64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Deletes sessions expired at `now` with their access tokens, access tokens whose session
+    /// is gone, and access tokens created before `tokens_before` (the database strategy's
+    /// lifetime, if it has one).
     fn prune<'a>(
         &'a self,
         now: i64,

@@ -1092,10 +1092,20 @@ where
         .create_token(&stale, &other.id, now - 7200)
         .await
         .expect("token");
+    let orphan = crate::hash_token(&random_token(32));
+    tokens
+        .create_session_token(&orphan, &other.id, "a-session-that-is-gone", now)
+        .await
+        .expect("token");
     let pruned = sessions.prune(now, Some(now - 3600)).await.expect("prune");
     assert!(
-        pruned.sessions >= 1 && pruned.access_tokens >= 1,
+        pruned.sessions >= 1 && pruned.access_tokens >= 2,
         "{pruned:?}"
+    );
+    assert_eq!(
+        tokens.find_token(&orphan, None).await.expect("find"),
+        None,
+        "a token whose session is gone is pruned"
     );
     assert!(
         sessions
@@ -1113,6 +1123,33 @@ where
         "live sessions stay"
     );
     assert_eq!(tokens.find_token(&stale, None).await.expect("find"), None);
+
+    // A refresh deletes the tokens it superseded: those created before a time.
+    let (older, newer) = (
+        crate::hash_token(&random_token(32)),
+        crate::hash_token(&random_token(32)),
+    );
+    for (hash, at) in [(&older, now - 100), (&newer, now)] {
+        tokens
+            .create_session_token(hash, &other.id, &theirs.id, at)
+            .await
+            .expect("token");
+    }
+    assert_eq!(
+        sessions
+            .delete_session_tokens_before(&theirs.id, now - 50)
+            .await
+            .expect("delete"),
+        1
+    );
+    assert_eq!(tokens.find_token(&older, None).await.expect("find"), None);
+    assert!(
+        tokens
+            .find_token(&newer, None)
+            .await
+            .expect("find")
+            .is_some()
+    );
 
     assert!(users.delete(&other.id).await.expect("delete"));
     assert!(

@@ -36,14 +36,25 @@ struct App {
 }
 
 async fn app(settings: SessionSettings) -> App {
+    serve_app(MemoryStore::new(), settings, None).await
+}
+
+/// An app on `store` with `settings`, plus `extra` backend if given.
+async fn serve_app(
+    store: MemoryStore,
+    settings: SessionSettings,
+    extra: Option<axum_users::AuthBackend<uuid::Uuid>>,
+) -> App {
     let hooks = Revocations::default();
-    let users = AxumUsers::builder(MemoryStore::new(), SECRET)
+    let mut builder = AxumUsers::builder(store, SECRET)
         .hooks(hooks.clone())
         .argon2(FAST)
         .sessions(settings)
-        .cookie(axum_users::CookieSettings::auth().with_secure(false))
-        .build()
-        .unwrap();
+        .cookie(axum_users::CookieSettings::auth().with_secure(false));
+    if let Some(backend) = extra {
+        builder = builder.backend(backend);
+    }
+    let users = builder.build().unwrap();
     let base = serve(users.router()).await;
     App { base, hooks, users }
 }
@@ -62,8 +73,13 @@ async fn user(app: &App, email: &str) -> User<uuid::Uuid> {
 
 /// Signs in through the bearer backend: the whole JSON answer.
 async fn sign_in(app: &App, email: &str, agent: &str) -> Value {
+    sign_in_at(app, "jwt", email, agent).await
+}
+
+/// Signs in through the bearer backend `backend`: the whole JSON answer.
+async fn sign_in_at(app: &App, backend: &str, email: &str, agent: &str) -> Value {
     let r = reqwest::Client::new()
-        .post(format!("{}/auth/jwt/login", app.base))
+        .post(format!("{}/auth/{backend}/login", app.base))
         .header("user-agent", agent)
         .form(&[("username", email), ("password", "correct horse")])
         .send()
@@ -658,28 +674,11 @@ async fn deactivating_and_deleting_end_every_session_with_their_reason() {
 
 #[tokio::test]
 async fn tokens_of_no_session_cannot_outlive_a_revocation() {
-    let store = MemoryStore::new();
-    let builder = AxumUsers::builder(store.clone(), SECRET)
-        .argon2(FAST)
-        .sessions(SessionSettings::default());
-    let jwt = builder.jwt_strategy().unwrap();
-    let database = axum_users::AuthBackend::new(
-        "db",
-        axum_users::Transport::Bearer {
-            token_url: "auth/db/login".into(),
-        },
-        axum_users::DatabaseStrategy::new(store.clone(), None),
-    );
-    let users = builder.backend(database).build().unwrap();
-    let base = serve(users.router()).await;
-    let app = App {
-        base,
-        hooks: Revocations::default(),
-        users: AxumUsers::builder(store.clone(), SECRET)
-            .hooks(Revocations::default())
-            .build()
-            .unwrap(),
-    };
+    let app = database_app(SessionSettings::default()).await;
+    let store = app.users.manager().store().clone();
+    let jwt = AxumUsers::builder(store.clone(), SECRET)
+        .jwt_strategy()
+        .unwrap();
     let u = user(&app, "legacy@example.com").await;
 
     // A JWT without `sid` (as issued before sessions existed): no revocation could reach it,
@@ -713,4 +712,64 @@ async fn tokens_of_no_session_cannot_outlive_a_revocation() {
         "a password change deletes the tokens of no session"
     );
     assert_eq!(me(&app, access(&current)).await, StatusCode::OK);
+}
+
+/// An app with an extra backend `db` (database tokens, bearer), with `settings`.
+async fn database_app(settings: SessionSettings) -> App {
+    let store = MemoryStore::new();
+    let database = axum_users::AuthBackend::new(
+        "db",
+        axum_users::Transport::Bearer {
+            token_url: "auth/db/login".into(),
+        },
+        axum_users::DatabaseStrategy::new(store.clone(), None),
+    );
+    serve_app(store, settings, Some(database)).await
+}
+
+#[tokio::test]
+async fn a_refresh_deletes_the_database_tokens_it_superseded() {
+    let app = database_app(SessionSettings::default().with_reuse_grace(Duration::ZERO)).await;
+    user(&app, "pile@example.com").await;
+    let login = sign_in_at(&app, "db", "pile@example.com", "x").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let db_refresh = |token: String| {
+        call(
+            Method::POST,
+            format!("{}/auth/db/refresh", app.base),
+            None,
+            Some(json!({"refresh_token": token})),
+        )
+    };
+    let (status, one) = db_refresh(refresh_token(&login).to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(
+        me(&app, access(&login)).await,
+        StatusCode::OK,
+        "the token of before the last refresh still works (requests in flight)"
+    );
+    let (status, two) = db_refresh(refresh_token(&one).to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        me(&app, access(&login)).await,
+        StatusCode::UNAUTHORIZED,
+        "superseded twice: deleted"
+    );
+    assert_eq!(me(&app, access(&one)).await, StatusCode::OK);
+    assert_eq!(me(&app, access(&two)).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_sign_in_beyond_the_cap_ends_the_oldest_session() {
+    let app = app(SessionSettings::default().with_max_sessions_per_user(2)).await;
+    user(&app, "many@example.com").await;
+    let first = sign_in(&app, "many@example.com", "1").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = sign_in(&app, "many@example.com", "2").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third = sign_in(&app, "many@example.com", "3").await;
+    assert_eq!(app.hooks.reasons(), vec![RevokeReason::TooManySessions]);
+    assert_eq!(me(&app, access(&first)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&app, access(&second)).await, StatusCode::OK);
+    assert_eq!(me(&app, access(&third)).await, StatusCode::OK);
 }
