@@ -773,3 +773,47 @@ async fn a_sign_in_beyond_the_cap_ends_the_oldest_session() {
     assert_eq!(me(&app, access(&second)).await, StatusCode::OK);
     assert_eq!(me(&app, access(&third)).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn another_users_session_cannot_be_ended_and_the_superuser_routes_are_403() {
+    let app = app(SessionSettings::default()).await;
+    user(&app, "alice@example.com").await;
+    let bob = user(&app, "bob@example.com").await;
+    let alice_login = sign_in(&app, "alice@example.com", "A").await;
+    let bob_login = sign_in(&app, "bob@example.com", "B").await;
+    let (status, list) = call(
+        Method::GET,
+        format!("{}/users/me/sessions", app.base),
+        Some(access(&bob_login)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let bob_session = list[0]["id"].as_str().unwrap().to_owned();
+    // A real id of another user's live session answers as an unknown one.
+    assert_eq!(
+        call(
+            Method::DELETE,
+            format!("{}/users/me/sessions/{bob_session}", app.base),
+            Some(access(&alice_login)),
+            None,
+        )
+        .await,
+        (
+            StatusCode::NOT_FOUND,
+            json!({"detail": "SESSION_NOT_FOUND"})
+        )
+    );
+    for method in [Method::GET, Method::DELETE] {
+        let (status, _) = call(
+            method.clone(),
+            format!("{}/users/{}/sessions", app.base, bob.id),
+            Some(access(&alice_login)),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} by a non-superuser");
+    }
+    assert!(app.hooks.reasons().is_empty(), "nothing was revoked");
+    assert_eq!(me(&app, access(&bob_login)).await, StatusCode::OK);
+}
