@@ -415,4 +415,29 @@ mod tests {
         );
         assert_eq!(s.read_token("garbage").await.unwrap(), None);
     }
+
+    #[tokio::test]
+    async fn a_jwt_without_sid_needs_a_session_when_revocable_and_exp_stops_at_the_session_end() {
+        let codec = JwtCodec::hs256(&Secret::new("0123456789abcdef0123456789abcdef")).unwrap();
+        let id = Uuid::new_v4();
+        for revocable in [true, false] {
+            let s: JwtStrategy<Uuid> = JwtStrategy::new(codec.clone(), Duration::from_secs(3600))
+                .with_revocable(revocable);
+            let old = s.write_token(&id).await.unwrap();
+            let owner = s
+                .read_token_owner(old.access_token.expose())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((owner.session_id, owner.needs_session), (None, revocable));
+        }
+        let s: JwtStrategy<Uuid> = JwtStrategy::new(codec.clone(), Duration::from_secs(3600));
+        let ends = now_unix() + 60;
+        let issued = s.write_session_token_until(&id, "sid", ends).await.unwrap();
+        let claims: serde_json::Value = codec
+            .decode(issued.access_token.expose(), AUTH_AUDIENCE)
+            .unwrap();
+        assert_eq!(claims["exp"], serde_json::json!(ends));
+        assert!(issued.lifetime.unwrap() <= Duration::from_secs(60));
+    }
 }
