@@ -16,7 +16,8 @@
 //
 // Login needs no browser: the authorization URL redirects to /interaction/<uid>, whose page is a
 // form posting to /interaction/<uid>/login with the fields account_id, email and email_verified
-// ("true"/"false"), which become the account's `sub`, `email` and `email_verified` claims. The
+// ("true"/"false"), which become the account's `sub`, `email` and `email_verified` claims, and an
+// optional `name`, the `name` claim of the `profile` scope. The
 // consent page posts to /interaction/<uid>/confirm. PKCE (S256) is required for every client;
 // every client may use refresh tokens (issued on each code exchange); revocation is enabled.
 
@@ -53,8 +54,8 @@ function configuration() {
     clients: configuredClients(),
     clientAuthMethods: [authMethod, otherMethod],
     pkce: { required: () => true },
-    scopes: ['openid', 'offline_access', 'email'],
-    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     features: {
       devInteractions: { enabled: false },
       revocation: { enabled: true },
@@ -64,7 +65,7 @@ function configuration() {
       accountId: sub,
       claims: async () => {
         const account = accounts.get(sub) ?? { email: undefined, email_verified: false };
-        return { sub, email: account.email, email_verified: account.email_verified };
+        return { sub, email: account.email, email_verified: account.email_verified, name: account.name };
       },
     }),
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
@@ -136,6 +137,7 @@ async function interaction(provider, req, res, uid, step) {
     accounts.set(accountId, {
       email: form.email || undefined,
       email_verified: form.email_verified === 'true',
+      name: form.name || undefined,
     });
     return provider.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
   }

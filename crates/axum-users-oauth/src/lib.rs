@@ -53,7 +53,11 @@ pub use error::{IdTokenErrorReason, OAuthError};
 pub use http::HttpConfig;
 pub use oidc::{OpenIdConnect, OpenIdConnectConfig};
 pub use pkce::{PkcePair, generate_nonce, random_urlsafe, s256_challenge};
-pub use provider::{AuthorizationRequest, BoxFuture, OAuthProvider, ProviderIdentity};
+pub use provider::{
+    AuthorizationRequest, BoxFuture, OAuthProvider, ProviderIdentity, ProviderProfile,
+};
 pub use providers::{Discord, Facebook, GitHub, GitLab, Google, LinkedIn, Microsoft};
 pub use secret::{AccessToken, ClientSecret, IdToken, PkceVerifier, RefreshToken};
 pub use token::OAuthToken;
+/// The URL type of the endpoint overrides ([`GitHub::with_base_url`], ...): `"https://..".parse()`.
+pub use url::Url;

@@ -56,7 +56,7 @@ impl AuthorizationRequest {
 }
 
 /// Who the user is at the provider.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderIdentity {
     /// The provider's stable id for the account (OpenID Connect: `sub`).
     pub account_id: String,
@@ -64,6 +64,42 @@ pub struct ProviderIdentity {
     pub email: Option<String>,
     /// True only when the provider says this e-mail address is verified.
     pub email_verified: bool,
+    /// The rest of what the provider says about the person (name, avatar, raw claims).
+    pub profile: ProviderProfile,
+}
+
+/// What a provider says about the person besides the e-mail, for an application to fill its
+/// own user fields (a display name, an avatar) on first sign-in and on link. Nothing here is
+/// verified by the provider; treat it as user input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProviderProfile {
+    /// The display name (GitHub/GitLab/Facebook/OpenID `name`, Google's first `displayName`,
+    /// Microsoft's `displayName`, Discord's `global_name` else `username`).
+    pub name: Option<String>,
+    /// The avatar or picture URL, when the provider has one.
+    pub avatar_url: Option<String>,
+    /// The profile document as the provider sent it: GitHub's and GitLab's `/user`, Google's
+    /// `people/me`, Microsoft's `/me`, Discord's `/users/@me`, Facebook's `/me`, LinkedIn's
+    /// `/v2/me`; for OpenID Connect the id_token's claims with the userinfo answer over them.
+    pub claims: serde_json::Value,
+}
+
+impl ProviderProfile {
+    /// Reads the name and avatar at two JSON pointers (`/name`, `/avatar_url`) of `claims`.
+    pub fn from_claims(claims: serde_json::Value, name: &str, avatar_url: &str) -> Self {
+        let text = |pointer: &str| {
+            claims
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+        };
+        Self {
+            name: text(name),
+            avatar_url: text(avatar_url),
+            claims,
+        }
+    }
 }
 
 impl ProviderIdentity {

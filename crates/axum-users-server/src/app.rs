@@ -166,6 +166,7 @@ pub(crate) fn users(
         .jwt_lifetime(std::time::Duration::from_secs(config.jwt_lifetime_seconds))
         .cookie(CookieSettings::auth().with_secure(config.cookie_secure))
         .strict_compat(config.strict_compat)
+        .send_verification_on_register(config.send_verification_on_register)
         .sessions(config.sessions)
         .trusted_origins(config.trusted_origins.iter().cloned())
         .build()

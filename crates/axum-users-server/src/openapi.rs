@@ -4,7 +4,6 @@
 
 use axum::Router;
 use axum_users::utoipa::openapi::path::{HttpMethod, OperationBuilder, Paths};
-use axum_users::utoipa::openapi::security::{Flow, SecurityScheme};
 use axum_users::utoipa::openapi::{OpenApi, Response};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -12,7 +11,7 @@ use crate::app::Users;
 
 /// The document: the library's, with the server's operational routes.
 pub(crate) fn document(users: &Users) -> OpenApi {
-    let mut document = users.openapi();
+    let mut document = users.openapi_for_explorer();
     let operation = |id: &str, summary: &str, responses: &[(&str, &str)]| {
         let mut operation = OperationBuilder::new()
             .tag("operations")
@@ -42,29 +41,7 @@ pub(crate) fn document(users: &Users) -> OpenApi {
         ),
     );
     document.paths.merge(paths);
-    root_token_urls(&mut document);
     document
-}
-
-/// Makes relative token URLs (`auth/jwt/login`, as the reference writes them) absolute:
-/// Swagger UI resolves them against its page, which is `/docs/` here (FastAPI's is `/docs`).
-fn root_token_urls(document: &mut OpenApi) {
-    let Some(components) = document.components.as_mut() else {
-        return;
-    };
-    for scheme in components.security_schemes.values_mut() {
-        let SecurityScheme::OAuth2(oauth2) = scheme else {
-            continue;
-        };
-        for flow in oauth2.flows.values_mut() {
-            if let Flow::Password(password) = flow
-                && !password.token_url.starts_with('/')
-                && !password.token_url.contains("://")
-            {
-                password.token_url.insert(0, '/');
-            }
-        }
-    }
 }
 
 /// `/openapi.json` and Swagger UI at `/docs`. No validator badge (it would call an outside

@@ -16,6 +16,14 @@
 //! # Ok(()) }
 //! ```
 //!
+//! One type, [`SqlStore<Id, F>`], serves every database: `Id` is `uuid::Uuid` (the default,
+//! kept as text) or `i64` (assigned by the database), `F` the application's
+//! [`axum_users::UserFields`]. The custom fields are kept in one column, `users.fields`, as
+//! the JSON of `F` (serde): adding or removing a field with `#[serde(default)]` needs no
+//! migration, and a row written before a field existed reads with its default. They are not
+//! columns of their own, so the database cannot index or constrain them; an application that
+//! queries by a field keeps it in a table of its own keyed by the user id.
+//!
 //! E-mail addresses are unique case-insensitively, enforced by the database (a unique
 //! constraint on the lower-cased address), so concurrent registrations cannot both succeed.
 //! A database that cannot be reached, or does not answer within [`StoreOptions::timeout`],
@@ -32,6 +40,7 @@ pub mod testing;
 
 pub use db::{SqlPool, StoreOptions};
 pub use id::{Dialect, IdValue, SqlId};
+#[allow(deprecated)]
 pub use store::{SqlStore, SqliteStore};
 
 /// The README's library example, compiled as a doctest so that it stays true.

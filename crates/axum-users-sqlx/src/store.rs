@@ -19,7 +19,11 @@ pub struct SqlStore<Id = Uuid, F = axum_users::NoFields> {
     _types: PhantomData<fn() -> (Id, F)>,
 }
 
-/// The store on SQLite: the same type, kept under its first name.
+/// The first name of [`SqlStore`] (one type for every database).
+#[deprecated(
+    since = "0.1.0",
+    note = "the same type as `SqlStore`: write `SqlStore`"
+)]
 pub type SqliteStore<Id = Uuid, F = axum_users::NoFields> = SqlStore<Id, F>;
 
 impl<Id, F> Clone for SqlStore<Id, F> {

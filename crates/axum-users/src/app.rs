@@ -26,9 +26,11 @@ pub(crate) struct Inner<S: UserStore, H> {
     pub(crate) auth: Arc<Authenticator<S, H>>,
     pub(crate) policy: SecurityPolicy,
     /// Bounds the mail work that runs after an always-202 answer.
-    pub(crate) background: Arc<tokio::sync::Semaphore>,
+    pub(crate) background: crate::background::BackgroundJobs,
     #[cfg(feature = "oauth")]
     pub(crate) oauth: OAuthSettings,
+    /// `POST /register` sends the verification mail (`on_after_request_verify`) by itself.
+    pub(crate) send_verification_on_register: bool,
 }
 
 /// How many forgot-password and request-verify jobs may run or wait at once; beyond it the
@@ -72,8 +74,8 @@ impl<S: UserStore, H> Inner<S, H> {
 /// let users = AxumUsers::builder(store, "a secret of at least 32 bytes, from config!").build().unwrap();
 /// let app: Router = Router::new()
 ///     .route("/hello", get(|ActiveUser(user): ActiveUser| async move { format!("Hello {}", user.email) }))
-///     .merge(users.router())
-///     .layer(users.layer());
+///     .with_state(users.clone())
+///     .merge(users.router());
 /// # }
 /// ```
 pub struct AxumUsers<S: UserStore, H = NoHooks> {
@@ -109,6 +111,7 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             oauth_clients: Vec::new(),
             #[cfg(feature = "oauth")]
             public_url: None,
+            send_verification_on_register: false,
         }
     }
 }
@@ -137,12 +140,27 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
         &self.inner.policy
     }
 
+    /// Resolves once no background job is running: the work after an always-202 answer
+    /// (forgot-password, request-verify-token) and the verification mail after a
+    /// registration ([`AxumUsersBuilder::send_verification_on_register`]). Such jobs start
+    /// before their request is answered, so a test that awaits this after the answer reads
+    /// the hook's token without racing it.
+    pub async fn background_idle(&self) {
+        self.inner.background.idle().await;
+    }
+
     /// The backends, in the order they are tried.
     pub fn backends(&self) -> &[AuthBackend<S::Id>] {
         &self.inner.auth.backends
     }
 
-    /// The layer that lets the extractors ([`crate::ActiveUser`], ...) find the current user.
+    /// The authenticator as a request extension. The extractors ([`crate::ActiveUser`], ...)
+    /// no longer read it: they read the router state (`.with_state(users.clone())`), so that
+    /// their types are checked against the store's at compile time.
+    #[deprecated(
+        since = "0.1.0",
+        note = "the extractors read the router state: `.with_state(users.clone())` instead"
+    )]
     pub fn layer(&self) -> Extension<AuthExtension<S::Id, S::Fields>> {
         Extension(self.inner.extension())
     }
@@ -152,6 +170,7 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
     /// `/auth/request-verify-token`, `/auth/verify`, `/users/me`, `/users/{id}`, and with the
     /// `oauth` feature the routes of every configured provider and
     /// `/users/me/oauth-accounts` (so no configured provider is left without routes).
+    #[allow(clippy::let_and_return)] // with the `oauth` feature off
     pub fn router(&self) -> Router {
         let mut auth = Router::new()
             .merge(self.register_router())
@@ -167,7 +186,8 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
             .nest("/users", self.users_router());
         #[cfg(feature = "oauth")]
         let router = router.merge(self.oauth_router());
-        router.layer(self.layer())
+        // The extractors read the router state, not an extension: nothing to layer.
+        router
     }
 
     /// `POST /register`.
@@ -237,6 +257,7 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     oauth_clients: Vec<crate::OAuthClient>,
     #[cfg(feature = "oauth")]
     public_url: Option<String>,
+    send_verification_on_register: bool,
 }
 
 /// The client-visible rules where axum-users is stricter than FastAPI Users, and the origins a
@@ -302,6 +323,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             oauth_clients: self.oauth_clients,
             #[cfg(feature = "oauth")]
             public_url: self.public_url,
+            send_verification_on_register: self.send_verification_on_register,
         }
     }
 
@@ -381,6 +403,15 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         secrets: impl IntoIterator<Item = K>,
     ) -> Self {
         self.previous_secrets = secrets.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `POST /register` also issues a verification token to the new (active, unverified) user
+    /// and calls `on_after_request_verify` with it, after the 201, as
+    /// `POST /request-verify-token` would (default `false`, as FastAPI Users). Tests wait for
+    /// that mail with [`AxumUsers::background_idle`].
+    pub fn send_verification_on_register(mut self, send: bool) -> Self {
+        self.send_verification_on_register = send;
         self
     }
 
@@ -508,10 +539,11 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             inner: Arc::new(Inner {
                 manager,
                 auth,
-                background: Arc::new(tokio::sync::Semaphore::new(BACKGROUND_JOBS)),
+                background: crate::background::BackgroundJobs::new(BACKGROUND_JOBS),
                 policy: self.policy,
                 #[cfg(feature = "oauth")]
                 oauth,
+                send_verification_on_register: self.send_verification_on_register,
             }),
         })
     }

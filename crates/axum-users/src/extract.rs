@@ -1,56 +1,126 @@
 //! Typed extractors for the current user, for the application's own handlers.
 //!
-//! They need [`crate::AxumUsers::layer`] on the router. Each answers as FastAPI Users'
-//! `current_user(...)` does: 401 without a valid token, 401 for an inactive user where activity
-//! is required, 403 for a missing verification or superuser flag.
+//! They read the router's state, which must be (or carry) the [`crate::AxumUsers`] value:
+//! `Router::new().route("/hello", get(hello)).with_state(users.clone())`. The state fixes the
+//! store's id and fields types, so an extractor written with other types is a compile error,
+//! not a 500 at run time. Each answers as FastAPI Users' `current_user(...)` does: 401 without
+//! a valid token, 401 for an inactive user where activity is required, 403 for a missing
+//! verification or superuser flag.
+//!
+//! An extractor with the wrong types does not compile:
+//!
+//! ```compile_fail
+//! use axum::{Router, routing::get};
+//! use axum_users::{AxumUsers, MemoryStore, VerifiedUser};
+//!
+//! // A store with i64 ids: `VerifiedUser` alone means `VerifiedUser<Uuid, NoFields>`.
+//! let users = AxumUsers::builder(MemoryStore::<i64>::new(), "a secret of at least 32 bytes, from config!")
+//!     .build()
+//!     .unwrap();
+//! let app: Router = Router::new()
+//!     .route("/hello", get(|VerifiedUser(user): VerifiedUser| async move { user.email }))
+//!     .with_state(users.clone());
+//! ```
+//!
+//! and written with the store's types, it does:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use axum_users::{AxumUsers, MemoryStore, NoFields, VerifiedUser};
+//!
+//! let users = AxumUsers::builder(MemoryStore::<i64>::new(), "a secret of at least 32 bytes, from config!")
+//!     .build()
+//!     .unwrap();
+//! let app: Router = Router::new()
+//!     .route("/hello", get(|VerifiedUser(user): VerifiedUser<i64, NoFields>| async move { user.email }))
+//!     .with_state(users.clone())
+//!     .merge(users.router());
+//! ```
+//!
+//! Without help, rustc says only that the handler does not implement `Handler`. With
+//! `#[axum::debug_handler]` on the handler (axum's `macros` feature) it names the mismatch:
+//! ``type mismatch resolving `<MemoryStore<i64> as UserStore>::Id == Uuid` ... required for
+//! `VerifiedUser` to implement `FromRequestParts<AxumUsers<MemoryStore<i64>>>` ``; and for a
+//! router whose state holds no users (`Router<()>`), [`UsersState`]'s message: ``the router's
+//! state `()` does not hold the users of an `axum_users::User<i64, NoFields>` store``, with
+//! what to write.
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
 use uuid::Uuid;
 
+use crate::app::{AxumUsers, RouterStore};
 use crate::auth::{AuthExtension, Requirements};
 use crate::error::ApiError;
+use crate::hooks::UserHooks;
 use crate::model::{NoFields, User, UserFields, UserId};
 
-fn extension<Id: UserId, F: UserFields>(parts: &Parts) -> Result<AuthExtension<Id, F>, ApiError> {
-    parts
-        .extensions
-        .get::<AuthExtension<Id, F>>()
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::internal(&format!(
-                "no axum-users layer for users of id type `{}` and fields `{}`: add \
-             `.layer(users.layer())` to the router, and write the extractor with the store's \
-             types, e.g. `ActiveUser<{}, {}>`",
-                std::any::type_name::<Id>(),
-                std::any::type_name::<F>(),
-                std::any::type_name::<Id>(),
-                std::any::type_name::<F>(),
-            ))
-        })
+/// A router state the extractors can find the users of one store in: the [`AxumUsers`] value
+/// itself, or an application's state that holds it.
+///
+/// `Id` and `F` are the store's id and custom fields types, so an extractor written with
+/// others does not compile. An application state implements it in one line:
+///
+/// ```
+/// use axum_users::{AxumUsers, MemoryStore, NoFields, UsersState};
+/// use axum_users::auth::AuthExtension;
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     users: AxumUsers<MemoryStore<i64>>,
+///     greeting: &'static str,
+/// }
+///
+/// impl UsersState<i64, NoFields> for AppState {
+///     fn authenticator(&self) -> AuthExtension<i64, NoFields> {
+///         self.users.authenticator()
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "the router's state `{Self}` does not hold the users of an `axum_users::User<{Id}, {F}>` store",
+    label = "this extractor reads the users from the router's state",
+    note = "write the extractor with the store's id and fields types, e.g. `VerifiedUser<i64, MyFields>` for a store of `i64` ids and `MyFields` (written alone, the extractors mean `<uuid::Uuid, NoFields>`)",
+    note = "give the router the `AxumUsers` value as state (`Router::new().route(..).with_state(users.clone())`), or implement `UsersState<Id, F>` for the application's state"
+)]
+pub trait UsersState<Id, F>: Send + Sync {
+    /// The authenticator of the users' backends.
+    fn authenticator(&self) -> AuthExtension<Id, F>;
+}
+
+impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> UsersState<S::Id, S::Fields>
+    for AxumUsers<S, H>
+{
+    fn authenticator(&self) -> AuthExtension<S::Id, S::Fields> {
+        self.inner.extension()
+    }
 }
 
 async fn current<Id: UserId, F: UserFields>(
+    auth: AuthExtension<Id, F>,
     parts: &Parts,
     requirements: Requirements,
 ) -> Result<User<Id, F>, ApiError> {
-    Ok(extension::<Id, F>(parts)?
-        .require(parts, requirements)
-        .await?
-        .user)
+    Ok(auth.require(parts, requirements).await?.user)
 }
 
 macro_rules! user_extractor {
     ($(#[$doc:meta])* $name:ident, $req:expr) => {
         $(#[$doc])*
+        ///
+        #[doc = concat!(
+            "Written alone it means `<uuid::Uuid, NoFields>`; with another store write its ",
+            "types, e.g. `", stringify!($name), "<i64, MyFields>`. The router's state must ",
+            "implement [`UsersState`] for them."
+        )]
         #[derive(Debug, Clone)]
         pub struct $name<Id = Uuid, F = NoFields>(pub User<Id, F>);
 
-        impl<S: Send + Sync, Id: UserId, F: UserFields> FromRequestParts<S> for $name<Id, F> {
+        impl<S: UsersState<Id, F>, Id: UserId, F: UserFields> FromRequestParts<S> for $name<Id, F> {
             type Rejection = ApiError;
 
-            async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-                current(parts, $req).await.map($name)
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+                current(state.authenticator(), parts, $req).await.map($name)
             }
         }
     };
@@ -78,15 +148,15 @@ user_extractor!(
 );
 
 /// The current user if there is one (`current_user(optional=True)`); never rejects but for a
-/// storage outage (503).
+/// storage outage (503). Written alone it means `<uuid::Uuid, NoFields>`.
 #[derive(Debug, Clone)]
 pub struct MaybeUser<Id = Uuid, F = NoFields>(pub Option<User<Id, F>>);
 
-impl<S: Send + Sync, Id: UserId, F: UserFields> FromRequestParts<S> for MaybeUser<Id, F> {
+impl<S: UsersState<Id, F>, Id: UserId, F: UserFields> FromRequestParts<S> for MaybeUser<Id, F> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let auth = extension::<Id, F>(parts)?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let auth = state.authenticator();
         Ok(MaybeUser(auth.0.authenticate(parts).await?.map(|a| a.user)))
     }
 }

@@ -6,6 +6,7 @@ use http::request::Parts;
 use serde_json::Value;
 
 use crate::model::{User, UserFields, UserId};
+use crate::oauth_manager::OAuthProfile;
 
 /// A password refused by [`UserHooks::validate_password`]; `reason` is echoed to the client as
 /// `{"detail": {"code": "..._INVALID_PASSWORD", "reason": reason}}`.
@@ -181,6 +182,20 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
     ) -> impl Future<Output = ()> + Send {
         let _ = event;
         async {}
+    }
+
+    /// Fills the application's own fields from a provider's profile (a display name from
+    /// `profile.name`, an avatar): on a first sign-in through a provider, with `user` `None`,
+    /// the fields returned are the new user's; when a provider account is linked to `user`
+    /// (by `associate` or by e-mail), the fields returned replace theirs. `None`, the
+    /// default, keeps them (`F::default()` for a new user). Later sign-ins do not call it.
+    fn on_oauth_profile(
+        &self,
+        profile: &OAuthProfile,
+        user: Option<&User<Id, F>>,
+    ) -> impl Future<Output = Option<F>> + Send {
+        let _ = (profile, user);
+        async { None }
     }
 
     /// After a user was deleted.

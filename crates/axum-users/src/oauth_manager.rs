@@ -10,7 +10,7 @@ use crate::login::{LoginOutcome, LoginResponse};
 use crate::manager::{ManagerError, UserManager, UserOf};
 use crate::model::{NewUser, OAuthAccount, PasswordHash, UserId};
 use crate::secret::Secret;
-use crate::store::{NewOAuthAccount, OAuthAccountStore, StoreError, Unlink};
+use crate::store::{NewOAuthAccount, OAuthAccountStore, StoreError, Unlink, UserChanges};
 
 /// What a provider said about a user after a successful code exchange.
 #[derive(Debug, Clone)]
@@ -30,6 +30,46 @@ pub struct OAuthSignIn {
     pub account_email: String,
     /// Whether the provider verified that e-mail *and* is trusted to (see docs/oauth.md).
     pub email_verified: bool,
+    /// The rest of what the provider said (name, avatar, raw claims), for
+    /// [`UserHooks::on_oauth_profile`].
+    pub profile: OAuthProfile,
+}
+
+/// What a provider says about the person besides the e-mail: what
+/// [`UserHooks::on_oauth_profile`] fills an application's own fields from. Not verified by
+/// anyone: treat it as user input.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct OAuthProfile {
+    /// The display name, when the provider has one (GitHub's `name`, OpenID's `name`, ...).
+    pub name: Option<String>,
+    /// The avatar or picture URL, when the provider has one.
+    pub avatar_url: Option<String>,
+    /// The provider's profile document as received (GitHub's `/user`, the OpenID Connect
+    /// claims, ...), for anything else; `null` when there is none.
+    pub claims: serde_json::Value,
+}
+
+impl OAuthProfile {
+    /// A profile from its parts.
+    pub fn new(
+        name: Option<String>,
+        avatar_url: Option<String>,
+        claims: serde_json::Value,
+    ) -> Self {
+        Self {
+            name,
+            avatar_url,
+            claims,
+        }
+    }
+}
+
+#[cfg(feature = "oauth")]
+impl From<axum_users_oauth::ProviderProfile> for OAuthProfile {
+    fn from(profile: axum_users_oauth::ProviderProfile) -> Self {
+        Self::new(profile.name, profile.avatar_url, profile.claims)
+    }
 }
 
 impl OAuthSignIn {
@@ -111,7 +151,7 @@ where
                 return Err(ManagerError::UserAlreadyExists);
             }
             return match self.link(&user, sign_in, &email).await {
-                Ok(()) => Ok(user),
+                Ok(()) => self.fill_from_profile(user, sign_in).await,
                 // A concurrent sign-in linked the account first: it signs in as its owner.
                 Err(ManagerError::OAuthAccountAlreadyLinked) => self
                     .refresh_linked(sign_in, &email)
@@ -120,6 +160,11 @@ where
                 Err(e) => Err(e),
             };
         }
+        let fields = self
+            .hooks()
+            .on_oauth_profile(&sign_in.profile, None)
+            .await
+            .unwrap_or_default();
         let new = NewUser {
             id: S::Id::generate(),
             email: email.clone(),
@@ -127,7 +172,7 @@ where
             is_active: true,
             is_superuser: false,
             is_verified: policy.is_verified_by_default,
-            fields: Default::default(),
+            fields,
         };
         let user = match self
             .store()
@@ -198,7 +243,8 @@ where
     }
 
     /// Links an external account to `user` (or refreshes it when already theirs) and fires
-    /// `on_after_update` with `{}`.
+    /// `on_after_update` with `{}`. Returns the user as stored, with the fields
+    /// `on_oauth_profile` filled on a new link.
     ///
     /// # Errors
     /// [`ManagerError::OAuthAccountAlreadyLinked`] when another user has it, or a store failure.
@@ -207,11 +253,11 @@ where
         user: &UserOf<S>,
         sign_in: &OAuthSignIn,
         request: Option<&Parts>,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<UserOf<S>, ManagerError> {
         // The same rules for the provider's address as a sign-in: validated and normalised.
         let email = crate::email::normalize_email(&sign_in.account_email)
             .map_err(|_| ManagerError::OAuthInvalidEmail)?;
-        match self
+        let user = match self
             .store()
             .get_by_oauth_account(&sign_in.oauth_name, &sign_in.account_id)
             .await?
@@ -221,13 +267,17 @@ where
             }
             Some(_) => {
                 self.refresh_linked(sign_in, &email).await?;
+                user.clone()
             }
-            None => self.link(user, sign_in, &email).await?,
-        }
+            None => {
+                self.link(user, sign_in, &email).await?;
+                self.fill_from_profile(user.clone(), sign_in).await?
+            }
+        };
         self.hooks()
-            .on_after_update(user, &json!({}), request)
+            .on_after_update(&user, &json!({}), request)
             .await;
-        Ok(())
+        Ok(user)
     }
 
     /// The accounts linked to a user, with their provider tokens decrypted.
@@ -293,6 +343,30 @@ where
         Ok(Some(user))
     }
 
+    /// Lets the hooks fill `user`'s fields from the profile of an account just linked to them.
+    async fn fill_from_profile(
+        &self,
+        user: UserOf<S>,
+        sign_in: &OAuthSignIn,
+    ) -> Result<UserOf<S>, ManagerError> {
+        let Some(fields) = self
+            .hooks()
+            .on_oauth_profile(&sign_in.profile, Some(&user))
+            .await
+        else {
+            return Ok(user);
+        };
+        let changes = UserChanges {
+            fields: Some(fields),
+            ..UserChanges::default()
+        };
+        Ok(self
+            .store()
+            .update(&user.id, changes)
+            .await?
+            .unwrap_or(user))
+    }
+
     async fn link(
         &self,
         user: &UserOf<S>,
@@ -351,6 +425,7 @@ mod tests {
             account_id: "1".into(),
             account_email: "not-an-address".into(),
             email_verified: true,
+            profile: OAuthProfile::default(),
         };
         assert!(matches!(
             m.oauth_associate(&user, &sign_in, None).await,

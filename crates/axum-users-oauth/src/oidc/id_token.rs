@@ -51,11 +51,13 @@ pub(crate) struct Expectations<'a> {
 }
 
 /// The validated claims we use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct IdTokenClaims {
     pub(crate) subject: String,
     pub(crate) email: Option<String>,
     pub(crate) email_verified: bool,
+    /// Every claim of the (validated) token, for the profile.
+    pub(crate) all: Value,
 }
 
 /// `email_verified` as a boolean; some providers send the string `"true"`.
@@ -115,6 +117,7 @@ pub(crate) fn validate(
         subject: subject.to_owned(),
         email_verified: email.is_some() && claims.email_verified() == Some(true),
         email,
+        all: payload(token).unwrap_or_default(),
     })
 }
 
@@ -138,6 +141,12 @@ fn verifier<'a>(keys: &CoreJsonWebKeySet, expected: &Expectations<'_>) -> CoreId
             Ok(())
         }
     })
+}
+
+/// The decoded claims of a token whose signature was checked.
+fn payload(token: &str) -> Option<Value> {
+    let part = token.split('.').nth(1)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
 }
 
 /// The decoded JOSE header, if the token has one.

@@ -21,7 +21,9 @@ use url::Url;
 use crate::client::{ClientAuthMethod, Endpoints, OAuth2Client};
 use crate::error::{IdTokenErrorReason, OAuthError};
 use crate::http::{HttpConfig, OidcHttp};
-use crate::provider::{AuthorizationRequest, BoxFuture, OAuthProvider, ProviderIdentity};
+use crate::provider::{
+    AuthorizationRequest, BoxFuture, OAuthProvider, ProviderIdentity, ProviderProfile,
+};
 use crate::secret::{ClientSecret, PkceVerifier, RefreshToken};
 use crate::token::OAuthToken;
 
@@ -257,6 +259,7 @@ impl OpenIdConnect {
                 account_id: claims.subject,
                 email: claims.email,
                 email_verified: claims.email_verified,
+                profile: oidc_profile(claims.all),
             });
         }
         let Some(userinfo_url) = &self.userinfo else {
@@ -264,6 +267,7 @@ impl OpenIdConnect {
                 account_id: claims.subject,
                 email: None,
                 email_verified: false,
+                profile: oidc_profile(claims.all),
             });
         };
         let userinfo: Value = self
@@ -281,12 +285,23 @@ impl OpenIdConnect {
             .and_then(Value::as_str)
             .filter(|email| !email.is_empty())
             .map(str::to_owned);
+        let email_verified = email.is_some() && verified_flag(userinfo.get("email_verified"));
+        let mut all = claims.all;
+        if let (Some(merged), Value::Object(answer)) = (all.as_object_mut(), userinfo) {
+            merged.extend(answer);
+        }
         Ok(ProviderIdentity {
             account_id: claims.subject,
-            email_verified: email.is_some() && verified_flag(userinfo.get("email_verified")),
+            email_verified,
             email,
+            profile: oidc_profile(all),
         })
     }
+}
+
+/// OpenID Connect's standard claims `name` and `picture` (Core §5.1).
+fn oidc_profile(claims: Value) -> ProviderProfile {
+    ProviderProfile::from_claims(claims, "/name", "/picture")
 }
 
 impl OAuthProvider for OpenIdConnect {

@@ -7,7 +7,7 @@ use url::Url;
 use super::{account_id, api_url, oauth2_provider, string_field};
 use crate::client::{ClientAuthMethod, Endpoints, OAuth2Client, parse_url};
 use crate::error::OAuthError;
-use crate::provider::ProviderIdentity;
+use crate::provider::{ProviderIdentity, ProviderProfile};
 use crate::secret::ClientSecret;
 use crate::token::OAuthToken;
 
@@ -60,10 +60,19 @@ impl Discord {
         let account_id = account_id(user.get("id"))?;
         let verified = user.get("verified").and_then(Value::as_bool) == Some(true);
         let email = string_field(user.get("email")).filter(|_| verified);
+        let mut profile = ProviderProfile::from_claims(user, "/global_name", "/avatar");
+        if profile.name.is_none() {
+            profile.name = string_field(profile.claims.get("username"));
+        }
+        // Discord sends the avatar's hash; its CDN serves it under the account id.
+        profile.avatar_url = profile
+            .avatar_url
+            .map(|hash| format!("https://cdn.discordapp.com/avatars/{account_id}/{hash}.png"));
         Ok(ProviderIdentity {
             account_id,
             email_verified: email.is_some(),
             email,
+            profile,
         })
     }
 }

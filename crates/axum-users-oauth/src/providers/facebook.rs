@@ -7,7 +7,7 @@ use url::Url;
 use super::{account_id, api_url, oauth2_provider, string_field};
 use crate::client::{Endpoints, OAuth2Client, parse_url};
 use crate::error::OAuthError;
-use crate::provider::ProviderIdentity;
+use crate::provider::{ProviderIdentity, ProviderProfile};
 use crate::secret::ClientSecret;
 use crate::token::OAuthToken;
 
@@ -53,7 +53,7 @@ impl Facebook {
         let me: Value = self
             .client
             .get_json(
-                api_url(&self.api, "/me?fields=id,email")?,
+                api_url(&self.api, "/me?fields=id,email,name,picture")?,
                 &token.access_token,
                 HeaderMap::new(),
             )
@@ -62,6 +62,7 @@ impl Facebook {
             account_id: account_id(me.get("id"))?,
             email: string_field(me.get("email")),
             email_verified: false,
+            profile: ProviderProfile::from_claims(me, "/name", "/picture/data/url"),
         })
     }
 }

@@ -8,7 +8,7 @@ use url::Url;
 use super::{account_id, api_url, oauth2_provider, string_field};
 use crate::client::{Endpoints, OAuth2Client, parse_url};
 use crate::error::OAuthError;
-use crate::provider::ProviderIdentity;
+use crate::provider::{ProviderIdentity, ProviderProfile};
 use crate::secret::ClientSecret;
 use crate::token::OAuthToken;
 
@@ -107,6 +107,7 @@ impl GitHub {
             account_id,
             email,
             email_verified,
+            profile: ProviderProfile::from_claims(profile, "/name", "/avatar_url"),
         })
     }
 }

@@ -7,7 +7,7 @@ use url::Url;
 use super::{account_id, api_url, oauth2_provider, string_field};
 use crate::client::{Endpoints, OAuth2Client, parse_url};
 use crate::error::OAuthError;
-use crate::provider::ProviderIdentity;
+use crate::provider::{ProviderIdentity, ProviderProfile};
 use crate::secret::ClientSecret;
 use crate::token::OAuthToken;
 
@@ -75,6 +75,7 @@ impl GitLab {
             account_id: account_id(user.get("id"))?,
             email_verified: email.is_some() && confirmed,
             email,
+            profile: ProviderProfile::from_claims(user, "/name", "/avatar_url"),
         })
     }
 }

@@ -7,7 +7,7 @@ use url::Url;
 use super::{account_id, api_url, oauth2_provider, string_field};
 use crate::client::{Endpoints, OAuth2Client, parse_url};
 use crate::error::OAuthError;
-use crate::provider::ProviderIdentity;
+use crate::provider::{ProviderIdentity, ProviderProfile};
 use crate::secret::ClientSecret;
 use crate::token::OAuthToken;
 
@@ -51,7 +51,10 @@ impl Google {
     }
 
     async fn fetch_identity(&self, token: &OAuthToken) -> Result<ProviderIdentity, OAuthError> {
-        let url = api_url(&self.api, "/v1/people/me?personFields=emailAddresses")?;
+        let url = api_url(
+            &self.api,
+            "/v1/people/me?personFields=emailAddresses,names,photos",
+        )?;
         let person: Value = self
             .client
             .get_json(url, &token.access_token, HeaderMap::new())
@@ -75,6 +78,7 @@ impl Google {
             account_id,
             email,
             email_verified,
+            profile: ProviderProfile::from_claims(person, "/names/0/displayName", "/photos/0/url"),
         })
     }
 }

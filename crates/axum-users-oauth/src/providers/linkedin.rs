@@ -7,7 +7,7 @@ use url::Url;
 use super::{account_id, api_url, oauth2_provider, string_field};
 use crate::client::{Endpoints, OAuth2Client, parse_url};
 use crate::error::OAuthError;
-use crate::provider::ProviderIdentity;
+use crate::provider::{ProviderIdentity, ProviderProfile};
 use crate::secret::ClientSecret;
 use crate::token::OAuthToken;
 
@@ -78,6 +78,11 @@ impl LinkedIn {
             account_id,
             email: string_field(emails.pointer("/elements/0/handle~/emailAddress")),
             email_verified: false,
+            // The legacy API's `/v2/me` with `projection=(id)` carries no name or picture.
+            profile: ProviderProfile {
+                claims: me,
+                ..ProviderProfile::default()
+            },
         })
     }
 }

@@ -7,7 +7,7 @@ use url::Url;
 use super::{account_id, api_url, oauth2_provider, string_field};
 use crate::client::{Endpoints, OAuth2Client, parse_url};
 use crate::error::OAuthError;
-use crate::provider::ProviderIdentity;
+use crate::provider::{ProviderIdentity, ProviderProfile};
 use crate::secret::ClientSecret;
 use crate::token::OAuthToken;
 
@@ -81,6 +81,12 @@ impl Microsoft {
             account_id: account_id(me.get("id"))?,
             email: string_field(me.get("userPrincipalName")),
             email_verified: false,
+            // Graph serves the photo as bytes at `/me/photo/$value`, not as a URL.
+            profile: ProviderProfile {
+                name: string_field(me.get("displayName")),
+                avatar_url: None,
+                claims: me,
+            },
         })
     }
 }

@@ -402,6 +402,7 @@ mod tests {
             account_id: "1".into(),
             email: Some("a@example.com".into()),
             email_verified: true,
+            profile: crate::ProviderProfile::default(),
         };
         assert!(reported.clone().trusted_if(true).email_verified);
         assert!(!reported.clone().trusted_if(false).email_verified);

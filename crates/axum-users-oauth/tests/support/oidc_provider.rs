@@ -80,6 +80,8 @@ pub struct TestAccount {
     pub email_verified: bool,
     /// Refuse at the login step: the provider answers `error=access_denied`.
     pub deny: bool,
+    /// The `name` claim (scope `profile`), if any.
+    pub name: Option<String>,
 }
 
 impl TestAccount {
@@ -90,7 +92,15 @@ impl TestAccount {
             email: email.map(str::to_owned),
             email_verified,
             deny: false,
+            name: None,
         }
+    }
+
+    /// The same account, with a `name` claim.
+    #[allow(dead_code)]
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
     }
 
     /// The same account, refusing to sign in.
@@ -289,6 +299,7 @@ pub async fn try_login(
                 ("email", account.email.as_deref().unwrap_or("")),
                 ("email_verified", verified),
                 ("deny", if account.deny { "true" } else { "false" }),
+                ("name", account.name.as_deref().unwrap_or("")),
             ];
             client.post(target.clone()).form(&form)
         } else {

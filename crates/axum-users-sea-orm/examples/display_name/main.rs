@@ -35,8 +35,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let router = Router::new()
         .route("/hello", hello)
-        .merge(users.router())
-        .layer(users.layer());
+        .with_state(users.clone())
+        .merge(users.router());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{addr}");
     axum::serve(listener, router).await?;

@@ -62,7 +62,7 @@ async fn the_example_serves_the_api_with_display_name_and_oauth_accounts() {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
     let users = app::users(&url, SECRET, FAST).await.unwrap();
     let store = users.manager().store().clone();
-    let router = users.router().layer(users.layer());
+    let router = users.router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use axum_users::{DatabaseStrategy, JwtCodec, JwtStrategy, Secret, UserStore, testing};
 use axum_users_sqlx::testing::TempDatabase;
-use axum_users_sqlx::{SqlId, SqlStore, SqliteStore, StoreOptions};
+use axum_users_sqlx::{SqlId, SqlStore, StoreOptions};
 
-async fn sqlite<Id: SqlId>() -> (SqliteStore<Id>, tempfile::TempDir) {
+async fn sqlite<Id: SqlId>() -> (SqlStore<Id>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let store = SqliteStore::<Id>::connect(&url).await.unwrap();
+    let store = SqlStore::<Id>::connect(&url).await.unwrap();
     assert_eq!(store.migrate().await.unwrap(), 3);
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     (store, dir)
@@ -89,7 +89,7 @@ async fn mysql_integer_store() {
 
 #[tokio::test]
 async fn in_memory_sqlite_works() {
-    let store = SqliteStore::<uuid::Uuid>::connect("sqlite::memory:")
+    let store = SqlStore::<uuid::Uuid>::connect("sqlite::memory:")
         .await
         .unwrap();
     store.migrate().await.unwrap();

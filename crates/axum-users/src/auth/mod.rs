@@ -252,8 +252,8 @@ impl OriginPolicy {
     }
 }
 
-/// The authenticator as request extension, so extractors can find it: add it with
-/// [`crate::AxumUsers::layer`].
+/// The authenticator of one store's users, as the extractors get it from the router state
+/// ([`crate::UsersState::authenticator`]).
 pub struct AuthExtension<Id, F>(pub(crate) Arc<dyn Authenticate<Id, F>>);
 
 impl<Id, F> Clone for AuthExtension<Id, F> {

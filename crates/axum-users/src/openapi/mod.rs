@@ -2,6 +2,7 @@
 //! it mounts for this configuration, its backends' security schemes, the user schemas with the
 //! application's fields, and every error code each route can answer, from [`ErrorCode`].
 
+mod explorer;
 mod schemas;
 mod table;
 

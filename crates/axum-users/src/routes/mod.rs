@@ -11,12 +11,11 @@ pub(crate) mod sessions;
 pub(crate) mod users;
 pub(crate) mod verify;
 
-use std::sync::Arc;
-
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
-use tokio::sync::Semaphore;
+
+use crate::background::BackgroundJobs;
 
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
@@ -108,7 +107,7 @@ pub(crate) fn redirect(response: &mut Response, url: &str) {
 /// answer: neither the status nor the timing tells whether the address has an account.
 pub(crate) fn accept_email<Fut>(
     what: &'static str,
-    background: &Arc<Semaphore>,
+    background: &BackgroundJobs,
     headers: &http::HeaderMap,
     body: &[u8],
     work: impl FnOnce(String) -> Fut,
@@ -127,23 +126,15 @@ where
 /// warning rather than queued without end (the client got its 202 either way).
 pub(crate) fn in_background(
     what: &'static str,
-    background: &Arc<Semaphore>,
+    background: &BackgroundJobs,
     work: impl Future<Output = Result<(), ManagerError>> + Send + 'static,
 ) {
-    let Ok(permit) = background.clone().try_acquire_owned() else {
-        tracing::warn!("{what}: too many jobs in flight, this one is dropped");
-        return;
-    };
-    tokio::spawn(async move {
-        if let Err(e) = work.await {
-            tracing::error!(error = %e, "{what} failed");
-        }
-        drop(permit);
-    });
+    background.spawn(what, work);
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
@@ -167,7 +158,7 @@ mod tests {
 
     #[tokio::test]
     async fn background_work_beyond_the_bound_is_dropped_not_queued() {
-        let bound = Arc::new(Semaphore::new(2));
+        let bound = BackgroundJobs::new(2);
         let ran = Arc::new(AtomicUsize::new(0));
         let (release, wait) = tokio::sync::watch::channel(false);
         for _ in 0..5 {
@@ -178,10 +169,10 @@ mod tests {
                 Ok(())
             });
         }
-        assert_eq!(bound.available_permits(), 0, "two jobs hold the bound");
+        assert_eq!(bound.available(), 0, "two jobs hold the bound");
         release.send(true).unwrap();
         for _ in 0..100 {
-            if bound.available_permits() == 2 {
+            if bound.available() == 2 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -191,6 +182,6 @@ mod tests {
             2,
             "the three beyond the bound never ran"
         );
-        assert_eq!(bound.available_permits(), 2, "permits come back");
+        assert_eq!(bound.available(), 2, "permits come back");
     }
 }

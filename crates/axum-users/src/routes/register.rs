@@ -46,7 +46,12 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         .create(create, Privilege::SelfService, Some(&parts))
         .await
     {
-        Ok(user) => Ok(super::user_response(StatusCode::CREATED, &user)),
+        Ok(user) => {
+            if inner.send_verification_on_register && user.is_active && !user.is_verified {
+                send_verification(&inner, user.clone(), parts);
+            }
+            Ok(super::user_response(StatusCode::CREATED, &user))
+        }
         Err(ManagerError::UserAlreadyExists) => {
             Err(ApiError::code(ErrorCode::RegisterUserAlreadyExists))
         }
@@ -56,4 +61,16 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         )),
         Err(e) => Err(super::server_error(e)),
     }
+}
+
+/// The verification mail of a new user, after the answer (its hook may talk to a mail server).
+fn send_verification<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Arc<Inner<S, H>>,
+    user: crate::store::UserOf<S>,
+    parts: Parts,
+) {
+    let owner = inner.clone();
+    super::in_background("verification on register", &inner.background, async move {
+        owner.manager.request_verify(&user, Some(&parts)).await
+    });
 }

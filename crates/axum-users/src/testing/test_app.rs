@@ -9,7 +9,7 @@
 //! let users = AxumUsers::builder(MemoryStore::<uuid::Uuid>::new(), "0123456789abcdef0123456789abcdef")
 //!     .build()
 //!     .unwrap();
-//! let app = TestApp::new(users.router().layer(users.layer()));
+//! let app = TestApp::new(users.router());
 //! let created = app
 //!     .post("/auth/register")
 //!     .json(&json!({"email": "ada@example.com", "password": "correct horse"}))

@@ -440,8 +440,8 @@ async fn extractors_answer_as_current_user_does() {
                 u.map(|u| u.email).unwrap_or_else(|| "anonymous".into())
             }),
         )
-        .merge(users.router())
-        .layer(users.layer());
+        .with_state(users.clone())
+        .merge(users.router());
     let base = serve(app).await;
     use reqwest::Method as M;
     call(
@@ -614,4 +614,60 @@ async fn login_accepts_multipart_forms() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json::<Value>().await.unwrap()["token_type"], "bearer");
+}
+
+/// A mail hook that takes its time, as a real mail server does.
+#[derive(Clone, Default)]
+struct SlowVerifyMail(Arc<Mutex<Vec<String>>>);
+
+impl UserHooks<i64, axum_users::NoFields> for SlowVerifyMail {
+    async fn on_after_request_verify(&self, _: &User<i64>, token: &str, _: Option<&Parts>) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.0.lock().unwrap().push(token.to_owned());
+    }
+}
+
+#[tokio::test]
+async fn register_sends_the_verification_when_asked_and_tests_await_it_without_racing() {
+    for send in [false, true] {
+        let mail = SlowVerifyMail::default();
+        let users = AxumUsers::builder(MemoryStore::<i64>::new(), SECRET)
+            .argon2(FAST)
+            .hooks(mail.clone())
+            .send_verification_on_register(send)
+            .build()
+            .unwrap();
+        let base = serve(users.router()).await;
+        let (status, body) = call(
+            reqwest::Method::POST,
+            format!("{base}/auth/register"),
+            None,
+            Some(json!({"email": "vi@example.com", "password": "vipass"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert!(
+            mail.0.lock().unwrap().is_empty(),
+            "answered before the mail"
+        );
+        users.background_idle().await;
+        let tokens = mail.0.lock().unwrap().clone();
+        if !send {
+            assert!(tokens.is_empty(), "off by default, as the reference");
+            continue;
+        }
+        assert_eq!(tokens.len(), 1, "the mail is there once the jobs are idle");
+        let (status, body) = call(
+            reqwest::Method::POST,
+            format!("{base}/auth/verify"),
+            None,
+            Some(json!({"token": tokens[0]})),
+        )
+        .await;
+        assert_eq!(
+            (status, body["is_verified"].clone()),
+            (StatusCode::OK, json!(true)),
+            "{body}"
+        );
+    }
 }

@@ -108,10 +108,23 @@ fn serve_app(
     client: OAuthClient,
     idp: OidcTestProvider,
 ) -> World {
+    serve_app_with(listener, base, client, idp, |builder| builder)
+}
+
+/// [`serve_app`], with more settings on the builder.
+fn serve_app_with(
+    listener: tokio::net::TcpListener,
+    base: String,
+    client: OAuthClient,
+    idp: OidcTestProvider,
+    settings: impl FnOnce(
+        axum_users::AxumUsersBuilder<MemoryStore, LoginSteps>,
+    ) -> axum_users::AxumUsersBuilder<MemoryStore, LoginSteps>,
+) -> World {
     let store = MemoryStore::new();
     let steps = LoginSteps::default();
-    let users = AxumUsers::builder(store.clone(), SECRET)
-        .hooks(steps.clone())
+    let builder = AxumUsers::builder(store.clone(), SECRET).hooks(steps.clone());
+    let users = settings(builder)
         .cookie(CookieSettings::auth().with_secure(false))
         .argon2(axum_users::Argon2Params {
             memory_kib: 64,
@@ -221,6 +234,17 @@ impl World {
             .authorize(&b, "/auth/oidc/authorize", None, account)
             .await;
         self.callback(&b, "/auth/oidc/callback", &code, &state, None)
+            .await
+    }
+
+    /// Links `account` to the user of the Bearer `token`, in one browser.
+    async fn link(&self, token: &str, account: &TestAccount) -> (StatusCode, Value) {
+        let b = browser();
+        let path = "/auth/associate/oidc";
+        let authorize = format!("{path}/authorize");
+        let (code, state) = self.authorize(&b, &authorize, Some(token), account).await;
+        let callback = format!("{path}/callback");
+        self.callback(&b, &callback, &code, &state, Some(token))
             .await
     }
 
@@ -1298,6 +1322,210 @@ async fn a_leaked_code_and_state_cannot_be_redeemed_from_another_browser() {
     // The victim's own browser still finishes the flow: the code was not spent.
     let (status, body) = w
         .callback(&victim, "/auth/oidc/callback", &code, &state, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// An application field filled from the provider's profile.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Named {
+    #[serde(default)]
+    display_name: Option<String>,
+    /// The raw claim `sub`, to show the hook sees the provider's claims.
+    #[serde(default)]
+    provider_sub: Option<String>,
+}
+
+impl axum_users::UserFields for Named {
+    type Update = Named;
+
+    fn apply(&mut self, update: Named) {
+        *self = update;
+    }
+}
+
+/// Fills `Named` from the profile, and records each call.
+#[derive(Clone, Default)]
+struct FromProfile(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl UserHooks<uuid::Uuid, Named> for FromProfile {
+    async fn on_oauth_profile(
+        &self,
+        profile: &axum_users::OAuthProfile,
+        user: Option<&User<uuid::Uuid, Named>>,
+    ) -> Option<Named> {
+        let call = match user {
+            None => "first sign-in".to_owned(),
+            Some(user) => format!("link to {}", user.email),
+        };
+        self.0.lock().unwrap().push(call);
+        Some(Named {
+            display_name: profile.name.clone(),
+            provider_sub: profile.claims["sub"].as_str().map(str::to_owned),
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link() {
+    let Some((listener, base, idp)) = listener_and_idp().await else {
+        return;
+    };
+    let provider = OpenIdConnectConfig::new(idp.issuer(), CLIENT_ID, CLIENT_SECRET)
+        .with_name("oidc")
+        .with_default_scopes(["openid", "email", "profile"])
+        .trust_email_verified(true)
+        .discover()
+        .await
+        .unwrap();
+    let store: MemoryStore<uuid::Uuid, Named> = MemoryStore::new();
+    let calls = FromProfile::default();
+    let users = AxumUsers::builder(store.clone(), SECRET)
+        .hooks(calls.clone())
+        .argon2(axum_users::Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .public_url(base.clone())
+        .oauth(OAuthClient::new(Arc::new(provider)).with_policy(OAuthPolicy::default()))
+        .build()
+        .unwrap();
+    let app: Router = users.router();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // The helpers of `World`; its own store and hooks are not used here.
+    let w = World {
+        base,
+        store: MemoryStore::new(),
+        steps: LoginSteps::default(),
+        _idp: idp,
+    };
+
+    let dana = TestAccount::new("dana", Some("dana@example.com"), true).with_name("Dana Scully");
+    let (status, body) = w.sign_in(&dana).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me = w.me(token(&body)).await;
+    assert_eq!(
+        (me["display_name"].clone(), me["provider_sub"].clone()),
+        (json!("Dana Scully"), json!("dana")),
+        "{me}"
+    );
+    // Later sign-ins leave the fields to the application.
+    let renamed = TestAccount::new("dana", Some("dana@example.com"), true).with_name("D. S.");
+    let (status, body) = w.sign_in(&renamed).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.me(token(&body)).await["display_name"], "Dana Scully");
+
+    let alice = w.register("alice@example.com", "alicepass").await;
+    assert_eq!(w.me(&alice).await["display_name"], Value::Null);
+    let elsewhere = TestAccount::new("alice-at-idp", Some("alice@idp.example.com"), true)
+        .with_name("Alice Liddell");
+    let (status, body) = w.link(&alice, &elsewhere).await;
+    assert_eq!(
+        (status, body["display_name"].clone()),
+        (StatusCode::OK, json!("Alice Liddell")),
+        "the callback answers with the filled fields: {body}"
+    );
+    let me = w.me(&alice).await;
+    assert_eq!(
+        (me["display_name"].clone(), me["provider_sub"].clone()),
+        (json!("Alice Liddell"), json!("alice-at-idp")),
+        "{me}"
+    );
+    let stored = store
+        .get_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.fields.display_name.as_deref(), Some("Alice Liddell"));
+    assert_eq!(
+        *calls.0.lock().unwrap(),
+        ["first sign-in", "link to alice@example.com"]
+    );
+}
+
+#[tokio::test]
+async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authorize() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let linked = |email: &'static str| {
+        let store = w.store.clone();
+        async move {
+            let user = store.get_by_email(email).await.unwrap().unwrap();
+            store.list_oauth_accounts(&user.id).await.unwrap().len()
+        }
+    };
+
+    // Cookie backend: the redirect back from the provider carries the session cookie.
+    w.register("cora@example.com", "corapass").await;
+    let b = browser();
+    let login = b
+        .post(w.url("/auth/cookie/login"))
+        .form(&[("username", "cora@example.com"), ("password", "corapass")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    let cora_idp = TestAccount::new("cora-at-idp", Some("cora@idp.example.com"), true);
+    let path = "/auth/associate/oidc";
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), None, &cora_idp)
+        .await;
+    let (status, body) = w
+        .callback(&b, &format!("{path}/callback"), &code, &state, None)
+        .await;
+    assert_eq!(
+        (status, body["email"].clone()),
+        (StatusCode::OK, json!("cora@example.com"))
+    );
+    assert_eq!(linked("cora@example.com").await, 1);
+
+    // Bearer backend: the front end calls authorize with its token; the browser's redirect to
+    // the callback has no token, and the state names the user.
+    let bea = w.register("bea@example.com", "beapass1").await;
+    let bea_idp = TestAccount::new("bea-at-idp", Some("bea@idp.example.com"), true);
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&bea), &bea_idp)
+        .await;
+    // The same state from a browser without the CSRF cookie is refused.
+    let (status, _) = w
+        .callback(&browser(), &format!("{path}/callback"), &code, &state, None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(linked("bea@example.com").await, 0);
+    let (status, body) = w
+        .callback(&b, &format!("{path}/callback"), &code, &state, None)
+        .await;
+    assert_eq!(
+        (status, body["email"].clone()),
+        (StatusCode::OK, json!("bea@example.com")),
+        "{body}"
+    );
+    assert_eq!(linked("bea@example.com").await, 1);
+}
+
+#[tokio::test]
+async fn strict_compat_keeps_the_reference_401_on_an_associate_callback_without_credentials() {
+    let Some((listener, base, idp)) = listener_and_idp().await else {
+        return;
+    };
+    let client = OAuthClient::new(discover(&idp, CLIENT_ID).await);
+    let w = serve_app_with(listener, base, client, idp, |b| b.strict_compat(true));
+    let token = w.register("sam@example.com", "sampass1").await;
+    let b = browser();
+    let account = TestAccount::new("sam-at-idp", Some("sam@idp.example.com"), true);
+    let path = "/auth/associate/oidc";
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&token), &account)
+        .await;
+    let (status, _) = w
+        .callback(&b, &format!("{path}/callback"), &code, &state, None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = w
+        .callback(&b, &format!("{path}/callback"), &code, &state, Some(&token))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }

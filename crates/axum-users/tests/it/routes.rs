@@ -18,7 +18,7 @@ fn app() -> TestApp {
     .cookie(CookieSettings::auth().with_secure(false))
     .build()
     .unwrap();
-    TestApp::new(users.router().layer(users.layer()))
+    TestApp::new(users.router())
 }
 
 const PASSWORD: &str = "a long and rare passphrase";

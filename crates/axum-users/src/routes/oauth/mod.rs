@@ -222,12 +222,49 @@ async fn current_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &Inner<S, H>,
     parts: &Parts,
 ) -> Result<UserOf<S>, ApiError> {
-    let requirements = Requirements {
+    Ok(inner
+        .extension()
+        .require(parts, user_requirements(inner))
+        .await?
+        .user)
+}
+
+/// What the users' own OAuth routes require: an active user, verified where required.
+fn user_requirements<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+) -> Requirements {
+    Requirements {
         active: true,
         verified: inner.requires_verification(),
         superuser: false,
-    };
-    Ok(inner.extension().require(parts, requirements).await?.user)
+    }
+}
+
+/// The user an associate callback links to: the one whose credentials it carries (a cookie
+/// rides on the provider's redirect), else, for a front end that called authorize with its
+/// Bearer token, the user the state was issued to. The state is signed and bound to the CSRF
+/// cookie of the browser that called authorize, so no other browser can complete it.
+/// `strict_compat` keeps the reference's 401 without credentials.
+async fn linking_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &Inner<S, H>,
+    parts: &Parts,
+    state_sub: Option<&str>,
+) -> Result<UserOf<S>, ApiError> {
+    if let Some(found) = inner.extension().0.authenticate(parts).await? {
+        return Ok(found.user);
+    }
+    if inner.policy.strict_compat {
+        return Err(ApiError::unauthorized());
+    }
+    let id = state_sub
+        .and_then(S::Id::parse)
+        .ok_or_else(|| ApiError::code(ErrorCode::BadRequest))?;
+    inner
+        .manager
+        .user_of_token(&id)
+        .await
+        .map_err(super::server_error)?
+        .ok_or_else(ApiError::unauthorized)
 }
 
 /// The provider's `error` as the detail, reduced to the characters an OAuth error code has.
@@ -334,6 +371,7 @@ async fn exchange<S: OAuthAccountStore, H>(
         account_id: identity.account_id,
         account_email: email,
         email_verified: identity.email_verified,
+        profile: identity.profile.into(),
     })
 }
 
@@ -431,13 +469,17 @@ async fn associate_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>
     RawQuery(query): RawQuery,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    let user = current_user(&state.inner, &parts).await?;
+    if state.inner.policy.strict_compat {
+        current_user(&state.inner, &parts).await?;
+    }
     let checked = check_callback(&state, &parts, query, Flow::Associate)?;
+    let user = linking_user(&state.inner, &parts, checked.claims.sub.as_deref()).await?;
+    user_requirements(&state.inner).check(Some(&user))?;
     if checked.claims.sub.as_deref() != Some(user.id.to_string().as_str()) {
         return Err(ApiError::code(ErrorCode::BadRequest));
     }
     let sign_in = exchange(&state, &checked, Flow::Associate).await?;
-    state
+    let user = state
         .inner
         .manager
         .oauth_associate(&user, &sign_in, Some(&parts))
