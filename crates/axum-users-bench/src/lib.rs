@@ -68,6 +68,10 @@ pub struct Options {
     /// Skip the SQLite suite (with --postgres-url, run PostgreSQL only).
     #[arg(long)]
     pub no_sqlite: bool,
+    /// true: the server's rate limits run on every limited route, with limits too high to refuse
+    /// (their cost is measured, not their refusals); false: AXUM_USERS_RATE_LIMITS=false.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub rate_limits: bool,
 }
 
 impl Options {

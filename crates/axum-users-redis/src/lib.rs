@@ -25,6 +25,8 @@
 //! [`StoreError::Unavailable`] (503 from the API); the connection is re-established by itself
 //! when Redis is back.
 
+mod limiter;
+
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -35,6 +37,8 @@ use axum_users::{
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, RedisError};
+
+pub use limiter::RedisLimiter;
 
 /// Key prefix, lifetime and timeouts of a [`RedisStrategy`].
 #[derive(Debug, Clone, PartialEq, Eq)]

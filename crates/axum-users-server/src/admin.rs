@@ -92,7 +92,7 @@ async fn find(users: &Users, email: &str) -> Result<axum_users::User> {
 pub(crate) async fn run(config: Config, command: UsersCommand) -> Result<()> {
     let store = app::open_store(&config).await?;
     let secret = app::resolve_secret(&config)?;
-    let users = app::users(&config, store.clone(), None, secret, Vec::new())?;
+    let users = app::users(&config, store.clone(), None, secret, Vec::new(), None)?;
     let set = |email: String, update: UserUpdate<axum_users::NoFields>| {
         let users = users.clone();
         async move {

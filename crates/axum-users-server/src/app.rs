@@ -26,8 +26,8 @@ use serde_json::json;
 
 use crate::config::{Config, ServerLimits};
 use crate::hooks::ServerHooks;
-use crate::mailer::Mailer;
 use crate::openapi;
+use axum_users_mail::Outbox;
 
 /// The store the server runs on (SQLite, PostgreSQL or MySQL, by the URL).
 pub(crate) type Store = SqlStore;
@@ -126,6 +126,27 @@ pub(crate) fn redis(config: &Config) -> Result<Option<Redis>> {
     Ok(Some(strategy))
 }
 
+/// The rate-limit counters in Redis when Redis is configured, so that every node shares them
+/// (under `<redis_key_prefix>limit:`); `None`: in this node's memory.
+///
+/// # Errors
+/// When the URL is malformed.
+pub(crate) fn redis_limiter(config: &Config) -> Result<Option<Arc<dyn axum_users::Limiter>>> {
+    let Some(redis) = &config.redis else {
+        return Ok(None);
+    };
+    let prefix = format!("{}limit:", redis.key_prefix);
+    let limiter =
+        axum_users_redis::RedisLimiter::connect(redis.url.expose(), prefix, redis.timeout)
+            .with_context(|| {
+                format!(
+                    "invalid Redis URL {} (check AXUM_USERS_REDIS_URL)",
+                    redis.url
+                )
+            })?;
+    Ok(Some(Arc::new(limiter)))
+}
+
 /// User management over `store` as configured: the `jwt` and `cookie` backends, then `db`
 /// (database tokens) and `redis` when enabled, all Bearer.
 ///
@@ -137,11 +158,28 @@ pub(crate) fn users(
     redis: Option<Redis>,
     secret: Secret,
     oauth: Vec<axum_users::OAuthClient>,
+    limiter: Option<std::sync::Arc<dyn axum_users::Limiter>>,
 ) -> Result<Users> {
+    Ok(users_with_outbox(config, store, redis, secret, oauth, limiter)?.0)
+}
+
+/// [`users`], and the mail outbox its hooks queue messages in (for the worker that sends them).
+///
+/// # Errors
+/// When the configuration is refused by the library.
+pub(crate) fn users_with_outbox(
+    config: &Config,
+    store: Store,
+    redis: Option<Redis>,
+    secret: Secret,
+    oauth: Vec<axum_users::OAuthClient>,
+    limiter: Option<std::sync::Arc<dyn axum_users::Limiter>>,
+) -> Result<(Users, Outbox<Store>)> {
+    let outbox = crate::mail_config::outbox(config, store.clone(), &secret);
     let hooks = ServerHooks {
-        mailer: Mailer::new(config.mailer.clone(), config.mail_from.clone()),
-        frontend_url: config.frontend_url.clone(),
-        password_min_length: config.password_min_length,
+        outbox: outbox.clone(),
+        composer: crate::mail_config::composer(&config.mail)?,
+        notify_password_changed: config.mail.notify_password_changed,
     };
     let mut builder = AxumUsers::builder(store.clone(), secret);
     if let Some(lifetime) = config.db_tokens {
@@ -160,7 +198,7 @@ pub(crate) fn users(
     for client in oauth {
         builder = builder.oauth(client);
     }
-    builder
+    let users = builder
         .hooks(hooks)
         .argon2(config.argon2)
         .jwt_lifetime(std::time::Duration::from_secs(config.jwt_lifetime_seconds))
@@ -169,8 +207,10 @@ pub(crate) fn users(
         .send_verification_on_register(config.send_verification_on_register)
         .sessions(config.sessions)
         .trusted_origins(config.trusted_origins.iter().cloned())
+        .defences(config.abuse.defences(limiter)?)
         .build()
-        .context("invalid user-management configuration")
+        .context("invalid user-management configuration")?;
+    Ok((users, outbox))
 }
 
 fn bearer(backend: &str) -> Transport {
@@ -266,9 +306,9 @@ pub(crate) async fn serve(
             permit = permits.clone().acquire_owned() => permit.context("connection limit")?,
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file handles and the like: wait instead of spinning.
                     tracing::warn!(error = %e, "cannot accept a connection");
@@ -278,10 +318,18 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
+        // The peer address, as `axum::serve` gives it: the rate limits read the client IP there.
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
         );
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -468,7 +516,7 @@ mod tests {
         let config = Config::load(None, &matches, &|_| None).unwrap();
         let store = open_store(&config).await.unwrap();
         let secret = resolve_secret(&config).unwrap();
-        let users = users(&config, store, None, secret, Vec::new()).unwrap();
+        let users = users(&config, store, None, secret, Vec::new(), None).unwrap();
         assert!(users.policy().strict_compat);
         assert_eq!(users.policy().trusted_origins, ["https://app.example.com"]);
     }

@@ -116,8 +116,15 @@ pub(crate) struct Settings {
         hide_env_values = true
     )]
     previous_secrets: Option<List<SecretValue>>,
-    /// log (links with the token redacted) | log+tokens (development only) | file:<dir> [default: log]
-    #[arg(long, global = true, env = "AXUM_USERS_MAILER", value_name = "MAILER")]
+    /// log (links with the token redacted) | log+tokens (development only) | file:<dir> |
+    /// smtp://[user:pass@]host:port | smtp+starttls://… | smtps://… [default: log]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_MAILER",
+        value_name = "MAILER",
+        hide_env_values = true
+    )]
     mailer: Option<MailerConfig>,
     /// Sender address of mail [default: axum-users <no-reply@localhost>]
     #[arg(
@@ -161,7 +168,7 @@ pub(crate) struct Settings {
         env = "AXUM_USERS_PASSWORD_MIN_LENGTH",
         value_name = "N"
     )]
-    password_min_length: Option<usize>,
+    pub(crate) password_min_length: Option<usize>,
     /// true: FastAPI Users' client-visible behaviour where axum-users is stricter [default: false]
     #[arg(
         long,
@@ -227,10 +234,102 @@ pub(crate) struct Settings {
         value_name = "ORIGINS"
     )]
     trusted_origins: Option<List<String>>,
+    /// Longest password accepted, in code points after NFKC (at least 64) [default: 1024]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PASSWORD_MAX_LENGTH",
+        value_name = "N"
+    )]
+    pub(crate) password_max_length: Option<usize>,
+    /// false: accept the passwords of the embedded common-password list [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PASSWORD_BLOCKLIST",
+        value_name = "BOOL"
+    )]
+    pub(crate) password_blocklist: Option<bool>,
+    /// false: accept passwords containing the user's e-mail address or a part of it [default: true]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PASSWORD_EMAIL_CHECK",
+        value_name = "BOOL"
+    )]
+    pub(crate) password_email_check: Option<bool>,
+    /// Name of the service, which no password may contain [default: none]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_SERVICE_NAME",
+        value_name = "NAME"
+    )]
+    pub(crate) service_name: Option<String>,
+    /// URL of a k-anonymity range API of breached passwords (Pwned Passwords style) [default: off]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_BREACHED_PASSWORDS_URL",
+        value_name = "URL"
+    )]
+    pub(crate) breached_passwords_url: Option<String>,
+    /// Breaches a password must appear in to be refused [default: 1]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_BREACHED_PASSWORDS_THRESHOLD",
+        value_name = "N"
+    )]
+    pub(crate) breached_passwords_threshold: Option<u64>,
+    /// Longest wait for the breached-password API, then the password is accepted [default: 2]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_BREACHED_PASSWORDS_TIMEOUT_SECONDS",
+        value_name = "S"
+    )]
+    pub(crate) breached_passwords_timeout_seconds: Option<f64>,
+    /// Failed sign-ins of one account, from any IP, before it is throttled; 0 = off [default: 10]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_LOGIN_MAX_FAILURES",
+        value_name = "N"
+    )]
+    pub(crate) login_max_failures: Option<u32>,
+    /// Window of those failures; throttled sign-ins get 429 until it has passed [default: 900]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_LOGIN_FAILURE_WINDOW_SECONDS",
+        value_name = "S"
+    )]
+    pub(crate) login_failure_window_seconds: Option<u64>,
+    /// At most one reset or verify mail per address per this long; 0 = off [default: 60]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_MAIL_COOLDOWN_SECONDS",
+        value_name = "S"
+    )]
+    pub(crate) mail_cooldown_seconds: Option<u64>,
+    /// Proxies (CIDRs, comma-separated) whose X-Forwarded-For / Forwarded name the client [default: none]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_TRUSTED_PROXIES",
+        value_name = "CIDRS"
+    )]
+    pub(crate) trusted_proxies: Option<List<crate::abuse::NetValue>>,
+    #[command(flatten)]
+    pub(crate) rate_limits: crate::abuse::RateLimitSettings,
     #[command(flatten)]
     argon2: Argon2Settings,
     #[command(flatten)]
     server: ServerSettings,
+    #[command(flatten)]
+    mail: crate::mail_config::MailKeys,
     /// OAuth providers by name (`[oauth.<name>]`, TOML only: a table per provider).
     #[arg(skip)]
     oauth: BTreeMap<String, ProviderConfig>,
@@ -322,6 +421,8 @@ pub(crate) enum MailerConfig {
     },
     /// One `.eml` file per message in this folder.
     File(PathBuf),
+    /// An SMTP relay (password redacted in `Debug`).
+    Smtp(axum_users_mail::SmtpUrl),
 }
 
 impl FromStr for MailerConfig {
@@ -333,9 +434,12 @@ impl FromStr for MailerConfig {
             "log+tokens" => return Ok(Self::Log { tokens: true }),
             _ => {}
         }
+        if text.starts_with("smtp") {
+            return text.parse().map(Self::Smtp).map_err(|e| e.to_string());
+        }
         match text.strip_prefix("file:").filter(|d| !d.is_empty()) {
             Some(dir) => Ok(Self::File(PathBuf::from(dir))),
-            None => Err("use `log`, `log+tokens` or `file:<dir>`".into()),
+            None => Err("use `log`, `log+tokens`, `file:<dir>` or an smtp:// URL".into()),
         }
     }
 }
@@ -355,6 +459,13 @@ impl FromStr for SecretValue {
 /// A comma-separated list (an array in the TOML file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct List<T>(Vec<T>);
+
+impl<T> List<T> {
+    /// The items.
+    pub(crate) fn into_inner(self) -> Vec<T> {
+        self.0
+    }
+}
 
 impl<T: FromStr> FromStr for List<T> {
     type Err = T::Err;
@@ -514,8 +625,6 @@ pub(crate) struct Config {
     pub(crate) jwt_lifetime_seconds: u64,
     /// Argon2id parameters.
     pub(crate) argon2: Argon2Params,
-    /// Shortest password accepted.
-    pub(crate) password_min_length: usize,
     /// FastAPI Users' client-visible behaviour where the library is stricter.
     pub(crate) strict_compat: bool,
     /// `POST /auth/register` also mails the verification token.
@@ -532,6 +641,10 @@ pub(crate) struct Config {
     pub(crate) limits: ServerLimits,
     /// OAuth providers by name (`[oauth.<name>]`).
     pub(crate) oauth: BTreeMap<String, ProviderConfig>,
+    /// Rate limits, login throttle, mail cooldown, password policy, breached passwords.
+    pub(crate) abuse: crate::abuse::AbuseConfig,
+    /// SMTP details, templates and links of mail (`[mail]`).
+    pub(crate) mail: crate::mail_config::MailSettings,
 }
 
 /// The settings as a clap command: flags, variables and help.
@@ -540,7 +653,7 @@ pub(crate) fn settings_command() -> clap::Command {
 }
 
 /// `key (AXUM_USERS_KEY)`: how messages name a setting.
-fn key(id: &str) -> String {
+pub(crate) fn key(id: &str) -> String {
     let command = settings_command();
     let env = command
         .get_arguments()
@@ -614,6 +727,7 @@ impl Config {
 
     /// Checks every setting and fills in the defaults.
     fn from_settings(s: Settings, env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
+        let abuse = crate::abuse::AbuseConfig::from_settings(&s)?;
         let bind = s
             .bind
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
@@ -734,6 +848,16 @@ impl Config {
         };
         at_least_one(limits.max_connections as u64, "server.max_connections")?;
         crate::oauth::validate(&s.oauth, env)?;
+        let smtp = match &s.mailer {
+            Some(MailerConfig::Smtp(url)) => Some(url),
+            _ => None,
+        };
+        let mail = crate::mail_config::MailSettings::resolve(
+            s.mail.clone(),
+            smtp,
+            s.mail_from.is_some(),
+            &frontend_url,
+        )?;
         if !s.oauth.is_empty() && public_url.is_none() {
             bail!(
                 "missing {}: an OAuth provider is configured, and its callback URL must not \
@@ -742,6 +866,7 @@ impl Config {
             );
         }
         Ok(Config {
+            abuse,
             bind,
             database_url,
             database_max_connections,
@@ -761,7 +886,6 @@ impl Config {
             cookie_secure: s.cookie_secure.unwrap_or(true),
             jwt_lifetime_seconds,
             argon2,
-            password_min_length: s.password_min_length.unwrap_or(8),
             strict_compat: s.strict_compat.unwrap_or(false),
             send_verification_on_register: s.send_verification_on_register.unwrap_or(false),
             sessions,
@@ -773,6 +897,7 @@ impl Config {
             public_url,
             limits,
             oauth: s.oauth,
+            mail,
         })
     }
 
@@ -1109,5 +1234,46 @@ mod tests {
         std::fs::write(&path, provider.replace("github", "myspace")).unwrap();
         let err = format!("{:#}", load_with(Some(&path), &[]).unwrap_err());
         assert!(err.contains("oauth.gh.kind"), "{err}");
+    }
+
+    #[test]
+    fn abuse_settings_are_read_and_bad_ones_name_their_key() {
+        use axum_users::{LimitedRoute, Rule};
+        let c = load(&[]).unwrap();
+        assert!(c.abuse.rate_limits.enabled);
+        assert_eq!(c.abuse.login_throttle.max_failures, 10);
+        assert_eq!(c.abuse.mail_cooldown, Duration::from_secs(60));
+        assert_eq!(c.abuse.password_policy.min_length, 8);
+        assert_eq!(c.abuse.password_policy.max_length, 1024);
+        let c = load(&[
+            ("AXUM_USERS_RATE_LIMITS", "false"),
+            ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_IP", "5/30"),
+            ("AXUM_USERS_RATE_LIMITS_OAUTH_PER_IP", "off"),
+            ("AXUM_USERS_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::/32"),
+            ("AXUM_USERS_LOGIN_MAX_FAILURES", "4"),
+            ("AXUM_USERS_PASSWORD_MIN_LENGTH", "15"),
+        ])
+        .unwrap();
+        let limits = &c.abuse.rate_limits;
+        assert!(!limits.enabled);
+        assert_eq!(
+            limits.route(LimitedRoute::Login).per_ip,
+            Some(Rule::per_seconds(5, 30))
+        );
+        assert_eq!(limits.route(LimitedRoute::OAuth).per_ip, None);
+        assert_eq!(c.abuse.trusted_proxies.len(), 2);
+        assert_eq!(c.abuse.login_throttle.max_failures, 4);
+        assert_eq!(c.abuse.password_policy.min_length, 15);
+        for (var, value) in [
+            ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_IP", "often"),
+            ("AXUM_USERS_TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("AXUM_USERS_PASSWORD_MAX_LENGTH", "63"),
+            ("AXUM_USERS_LOGIN_FAILURE_WINDOW_SECONDS", "0"),
+            ("AXUM_USERS_BREACHED_PASSWORDS_URL", "ftp://range"),
+            ("AXUM_USERS_RATE_LIMITS", "sometimes"),
+        ] {
+            let err = load(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}: {err}");
+        }
     }
 }

@@ -141,12 +141,14 @@ mod app;
 pub mod auth;
 mod background;
 mod body;
+mod client_ip;
 mod email;
 mod error;
 mod error_code;
 mod extract;
 mod hooks;
 mod keys;
+mod limits;
 mod login;
 mod manager;
 mod memory;
@@ -154,7 +156,9 @@ mod model;
 mod oauth_manager;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod outbox;
 mod password;
+mod route_state;
 mod routes;
 mod secret;
 mod sessions;
@@ -163,7 +167,7 @@ mod store;
 pub mod testing;
 mod tokens;
 
-pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore, SecurityPolicy};
+pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore};
 pub use auth::{
     AuthBackend, CookieSettings, DatabaseStrategy, IssuedToken, JwtStrategy, Requirements,
     Strategy, StrategyError, TokenOwner, Transport,
@@ -171,6 +175,7 @@ pub use auth::{
 /// The OAuth2 / OpenID Connect provider clients.
 #[cfg(feature = "oauth")]
 pub use axum_users_oauth as oauth;
+pub use client_ip::{ClientIpPolicy, InvalidIpNet, IpNet, ip_bucket};
 pub use email::{InvalidEmail, email_key, normalize_email};
 pub use error::{ApiError, ValidationIssue};
 pub use error_code::ErrorCode;
@@ -178,6 +183,10 @@ pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, UsersState, Ver
 pub use hooks::{
     InvalidPassword, LoginAttempt, LoginRefused, NoHooks, PasswordOwner, SecondFactor,
     SecurityEvent, SignInMethod, UserHooks,
+};
+pub use limits::{
+    Defences, LimitError, LimitFuture, LimitedRoute, Limiter, LoginThrottle, MemoryLimiter,
+    RateLimits, RouteLimits, Rule,
 };
 pub use login::LoginOutcome;
 pub use manager::{
@@ -190,9 +199,12 @@ pub use model::{
 pub use oauth_manager::{OAuthPolicy, OAuthProfile, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
+pub use outbox::{MailSeal, NewOutboxMessage, OutboxMessage, OutboxStatus, OutboxStore};
 pub use password::{
-    Argon2Params, HasherLimits, HasherStats, PasswordError, PasswordHasher, Verified,
+    Argon2Params, BreachedPasswords, HasherLimits, HasherStats, PasswordError, PasswordHasher,
+    PasswordPolicy, Verified,
 };
+pub use route_state::SecurityPolicy;
 #[cfg(feature = "oauth")]
 pub use routes::oauth::OAuthClient;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};

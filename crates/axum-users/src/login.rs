@@ -102,6 +102,7 @@ where
 
     /// Signs in the user a one-time login code names (the code already proved who it is):
     /// the same steps as every way in, from the throttle seam on.
+    #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
     pub(crate) async fn login_with_code(
         &self,
         user_id: &S::Id,
@@ -141,6 +142,9 @@ where
             let error = ManagerError::LoginRefused(refused.retry_after);
             return Err(self.refuse(method, account, error).await);
         }
+        if let Err(error) = self.defend_login(account, request).await {
+            return Err(self.refuse(method, account, error).await);
+        }
         Ok(())
     }
 
@@ -151,6 +155,9 @@ where
         account: &str,
         error: ManagerError,
     ) -> ManagerError {
+        if matches!(error, ManagerError::BadCredentials) {
+            self.defences().record_login_failure(account).await;
+        }
         let reason = match &error {
             ManagerError::BadCredentials => ErrorCode::LoginBadCredentials.as_str(),
             ManagerError::UserNotVerified => ErrorCode::LoginUserNotVerified.as_str(),

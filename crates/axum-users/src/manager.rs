@@ -238,6 +238,8 @@ pub struct UserManager<S, H> {
     keys: KeyRing,
     reset_codec: JwtCodec,
     verify_codec: JwtCodec,
+    /// Rate limits, login throttle, mail cooldown and password policy (`limits.rs`).
+    defences: Arc<crate::limits::Defences>,
     sessions: crate::SessionSettings,
 }
 
@@ -252,6 +254,7 @@ impl<S: Clone, H> Clone for UserManager<S, H> {
             keys: self.keys.clone(),
             reset_codec: self.reset_codec.clone(),
             verify_codec: self.verify_codec.clone(),
+            defences: self.defences.clone(),
             sessions: self.sessions,
         }
     }
@@ -305,6 +308,7 @@ where
             passwords,
             settings,
             rules: LoginRules::default(),
+            defences: Arc::default(),
             sessions: crate::SessionSettings::default(),
         })
     }
@@ -329,6 +333,17 @@ where
     /// The rules a sign-in must pass.
     pub fn login_rules(&self) -> LoginRules {
         self.rules
+    }
+
+    /// The same manager with other abuse defences (rate limits, throttle, password policy).
+    pub fn with_defences(mut self, defences: crate::limits::Defences) -> Self {
+        self.defences = Arc::new(defences);
+        self
+    }
+
+    /// The abuse defences in force.
+    pub fn defences(&self) -> &crate::limits::Defences {
+        &self.defences
     }
 
     /// The user a token names, for the authenticator: the token's strategy vouched for the
@@ -396,10 +411,7 @@ where
             email: &create.email,
             fields: &create.fields,
         };
-        self.hooks
-            .validate_password(create.password.expose(), owner)
-            .await
-            .map_err(ManagerError::InvalidPassword)?;
+        self.check_password(create.password.expose(), owner).await?;
         if self.store.get_by_email(&create.email).await?.is_some() {
             return Err(ManagerError::UserAlreadyExists);
         }
@@ -496,6 +508,13 @@ where
         email: &str,
         request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
+        if !self
+            .defences
+            .mail_allowed(crate::limits::MailKind::Reset, email)
+            .await?
+        {
+            return Ok(());
+        }
         let Some(user) = self.store.get_by_email(email).await? else {
             return Ok(());
         };
@@ -547,10 +566,8 @@ where
         {
             return Err(ManagerError::InvalidResetPasswordToken);
         }
-        self.hooks
-            .validate_password(password, PasswordOwner::Existing(&user))
-            .await
-            .map_err(ManagerError::InvalidPassword)?;
+        self.check_password(password, PasswordOwner::Existing(&user))
+            .await?;
         let new_hash = self.passwords.hash(password).await?;
         if !self
             .store
@@ -598,6 +615,13 @@ where
         email: &str,
         request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
+        if !self
+            .defences
+            .mail_allowed(crate::limits::MailKind::Verify, email)
+            .await?
+        {
+            return Ok(());
+        }
         let Some(user) = self.store.get_by_email(email).await? else {
             return Ok(());
         };
@@ -689,10 +713,8 @@ where
             }
         }
         if let Some(password) = &update.password {
-            self.hooks
-                .validate_password(password.expose(), PasswordOwner::Existing(&user))
-                .await
-                .map_err(ManagerError::InvalidPassword)?;
+            self.check_password(password.expose(), PasswordOwner::Existing(&user))
+                .await?;
         }
         // Only the columns this PATCH names are written: a concurrent change of the others
         // (a superuser deactivating the user while the hasher runs) survives.
@@ -943,14 +965,14 @@ mod tests {
         // An explicit new password from a stale copy still wins, and the columns the update
         // does not name (the address changed since) are left as they are.
         let update = UserUpdate {
-            password: Some(Secret::new("patched")),
+            password: Some(Secret::new("patched-passphrase")),
             ..Default::default()
         };
         m.update(stale, update, Privilege::Superuser, None)
             .await
             .unwrap();
         assert!(
-            m.authenticate("t2@example.com", "patched")
+            m.authenticate("t2@example.com", "patched-passphrase")
                 .await
                 .unwrap()
                 .is_some()

@@ -411,7 +411,7 @@ mod tests {
         .unwrap();
         let user = m
             .create(
-                UserCreate::new("me@example.com", "password1"),
+                UserCreate::new("me@example.com", "linking-passphrase-9"),
                 Privilege::SelfService,
                 None,
             )

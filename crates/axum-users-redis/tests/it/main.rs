@@ -2,6 +2,8 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+mod limiter;
+
 use std::time::{Duration, Instant};
 
 use axum_users::{Strategy, StrategyError, hash_token, testing};

@@ -2,12 +2,14 @@
 
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
+mod abuse;
 mod auth;
 mod backends;
 mod faults;
 mod flow;
 mod hashing;
 mod limits;
+mod mail;
 mod nodes;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]

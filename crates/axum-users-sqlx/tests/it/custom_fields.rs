@@ -76,7 +76,7 @@ async fn display_name_is_registered_updated_and_persisted() {
             "POST",
             "/auth/register",
             None,
-            json!({"email": "ann@example.com", "password": "annpass", "display_name": "Ann"}),
+            json!({"email": "ann@example.com", "password": "annpass-long-2", "display_name": "Ann"}),
         ),
     )
     .await;
@@ -88,7 +88,9 @@ async fn display_name_is_registered_updated_and_persisted() {
         .method("POST")
         .uri("/auth/jwt/login")
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(Body::from("username=ann%40example.com&password=annpass"))
+        .body(Body::from(
+            "username=ann%40example.com&password=annpass-long-2",
+        ))
         .unwrap();
     let (_, body) = send(&app, login).await;
     let token = body["access_token"].as_str().unwrap().to_owned();

@@ -154,6 +154,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
             E::RefreshTokenInvalid,
             E::RefreshTokenReused,
             E::CsrfOriginMismatch,
+            E::TooManyRequests,
             E::ServiceUnavailable,
             E::InternalServerError,
         ],
@@ -170,6 +171,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         success: Success::Json(201, "UserRead"),
         validates: true,
         codes: &[
+            E::TooManyRequests,
             E::RegisterUserAlreadyExists,
             E::RegisterInvalidPassword,
             E::ServiceUnavailable,
@@ -187,7 +189,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         params: &[],
         success: Success::Null(202),
         validates: true,
-        codes: &[],
+        codes: &[E::TooManyRequests],
     },
     RouteDoc {
         method: "post",
@@ -201,6 +203,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         success: Success::Null(200),
         validates: true,
         codes: &[
+            E::TooManyRequests,
             E::ResetPasswordBadToken,
             E::ResetPasswordInvalidPassword,
             E::ServiceUnavailable,
@@ -218,7 +221,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         params: &[],
         success: Success::Null(202),
         validates: true,
-        codes: &[],
+        codes: &[E::TooManyRequests],
     },
     RouteDoc {
         method: "post",
@@ -232,6 +235,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         success: Success::Json(200, "UserRead"),
         validates: true,
         codes: &[
+            E::TooManyRequests,
             E::VerifyUserBadToken,
             E::VerifyUserAlreadyVerified,
             E::ServiceUnavailable,
@@ -410,7 +414,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         params: &[Param::QueryList("scopes")],
         success: Success::Json(200, "OAuth2AuthorizeResponse"),
         validates: false,
-        codes: &[E::InternalServerError],
+        codes: &[E::TooManyRequests, E::InternalServerError],
     },
     RouteDoc {
         method: "get",
@@ -479,7 +483,11 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         params: &[Param::QueryList("scopes")],
         success: Success::Json(200, "OAuth2AuthorizeResponse"),
         validates: false,
-        codes: STORE,
+        codes: &[
+            E::TooManyRequests,
+            E::ServiceUnavailable,
+            E::InternalServerError,
+        ],
     },
     RouteDoc {
         method: "get",
@@ -497,6 +505,7 @@ pub(crate) const ROUTES: &[RouteDoc] = &[
         success: Success::Json(200, "UserRead"),
         validates: false,
         codes: &[
+            E::TooManyRequests,
             E::BadRequest,
             E::OAuthInvalidState,
             E::AccessTokenDecodeError,

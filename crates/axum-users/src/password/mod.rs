@@ -7,7 +7,10 @@
 //! megabytes, and a bound kept in the request (a semaphore permit) is lost when the client hangs
 //! up while the hash goes on. `pool.rs` says how the bound holds.
 
+#[cfg(feature = "breached-passwords")]
+mod breached;
 mod kdf;
+mod policy;
 mod pool;
 
 use std::sync::Arc;
@@ -17,7 +20,22 @@ use crate::model::PasswordHash;
 
 // The crate root re-exports these beside `PasswordHasher` (lib.rs is the lead's: until the merge
 // adds them there, the lint cannot see that they are reachable).
+#[cfg(feature = "breached-passwords")]
+pub use breached::BreachedPasswords;
+pub use policy::PasswordPolicy;
 pub use pool::{HasherLimits, HasherStats};
+
+/// Without the `breached-passwords` feature there is no check to configure.
+#[cfg(not(feature = "breached-passwords"))]
+#[derive(Debug, Clone)]
+pub enum BreachedPasswords {}
+
+#[cfg(not(feature = "breached-passwords"))]
+impl BreachedPasswords {
+    pub(crate) async fn check(&self, _: &str) -> Result<(), crate::InvalidPassword> {
+        match *self {}
+    }
+}
 
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -46,6 +46,9 @@ pub(super) async fn refresh<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let inner = &state.inner;
+    inner
+        .limit(crate::limits::LimitedRoute::Refresh, &parts, None)
+        .await?;
     let backend = inner.backend(state.index);
     if backend.transport.is_cookie() {
         // The refresh cookie rides on cross-site requests too.

@@ -10,16 +10,17 @@ use axum::routing::post;
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::app::Inner;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
+use crate::limits::LimitedRoute;
 use crate::manager::ManagerError;
+use crate::route_state::RouteState;
 use crate::store::UserStore;
 
 pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
 ) -> Router {
     Router::new()
         .route("/request-verify-token", post(request_verify_token::<S, H>))
@@ -29,10 +30,13 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 
 /// Always 202, answered before the lookup (see forgot-password).
 async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    inner
+        .limit(LimitedRoute::RequestVerify, &parts, None)
+        .await?;
     let background = inner.background.clone();
     let headers = parts.headers.clone();
     super::accept_email(
@@ -50,10 +54,11 @@ async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    inner.limit(LimitedRoute::Verify, &parts, None).await?;
     let value = parse_json(&parts.headers, &body)?;
     let token = Fields::read(&value, |f| f.string("token"))?;
     match inner.manager.verify(&token, Some(&parts)).await {

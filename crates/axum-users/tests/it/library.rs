@@ -100,7 +100,7 @@ async fn custom_fields_flow_through_register_read_and_update() {
         reqwest::Method::POST,
         format!("{base}/auth/register"),
         None,
-        Some(json!({"email": "ann@example.com", "password": "annpass", "display_name": "Ann"})),
+        Some(json!({"email": "ann@example.com", "password": "annpass-long-2", "display_name": "Ann"})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -117,7 +117,7 @@ async fn custom_fields_flow_through_register_read_and_update() {
             "display_name"
         ]
     );
-    let token = login(&base, "ann@example.com", "annpass").await;
+    let token = login(&base, "ann@example.com", "annpass-long-2").await;
     let (_, me) = call(
         reqwest::Method::GET,
         format!("{base}/users/me"),
@@ -264,7 +264,7 @@ async fn hooks_fire_exactly_where_the_spec_says_with_integer_ids() {
         M::POST,
         format!("{base}/auth/register"),
         None,
-        Some(json!({"email": "ivan@example.com", "password": "bad"})),
+        Some(json!({"email": "ivan@example.com", "password": "a-bad-long-phrase"})),
     )
     .await;
     assert_eq!(
@@ -275,7 +275,7 @@ async fn hooks_fire_exactly_where_the_spec_says_with_integer_ids() {
         M::POST,
         format!("{base}/auth/register"),
         None,
-        Some(json!({"email": "ivan@example.com", "password": "good1"})),
+        Some(json!({"email": "ivan@example.com", "password": "good-one-long1"})),
     )
     .await;
     assert_eq!(
@@ -285,7 +285,10 @@ async fn hooks_fire_exactly_where_the_spec_says_with_integer_ids() {
     );
     let r = reqwest::Client::new()
         .post(format!("{base}/auth/jwt/login"))
-        .form(&[("username", "ivan@example.com"), ("password", "good1")])
+        .form(&[
+            ("username", "ivan@example.com"),
+            ("password", "good-one-long1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -320,7 +323,7 @@ async fn hooks_fire_exactly_where_the_spec_says_with_integer_ids() {
         M::POST,
         format!("{base}/auth/reset-password"),
         None,
-        Some(json!({"token": reset, "password": "good2"})),
+        Some(json!({"token": reset, "password": "good-two-long2"})),
     )
     .await;
     call(
@@ -360,7 +363,7 @@ async fn hooks_fire_exactly_where_the_spec_says_with_integer_ids() {
         user["detail"], "Unauthorized",
         "the reset ended every session, this token's too"
     );
-    let token = login(&base, "ivan@example.com", "good2").await;
+    let token = login(&base, "ivan@example.com", "good-two-long2").await;
     let (_, user) = call(M::GET, format!("{base}/users/2"), Some(&token), None).await;
     assert_eq!(user["detail"], "Forbidden");
 }
@@ -382,7 +385,7 @@ async fn forgot_password_answers_before_the_mail_is_sent() {
         reqwest::Method::POST,
         format!("{base}/auth/register"),
         None,
-        Some(json!({"email": "jo@example.com", "password": "jopass"})),
+        Some(json!({"email": "jo@example.com", "password": "jopass-long-2"})),
     )
     .await;
     let (status, _) = call(
@@ -448,10 +451,10 @@ async fn extractors_answer_as_current_user_does() {
         M::POST,
         format!("{base}/auth/register"),
         None,
-        Some(json!({"email": "kay@example.com", "password": "kaypass"})),
+        Some(json!({"email": "kay@example.com", "password": "kaypass-long-2"})),
     )
     .await;
-    let token = login(&base, "kay@example.com", "kaypass").await;
+    let token = login(&base, "kay@example.com", "kaypass-long-2").await;
     let get = |path: &'static str, token: Option<String>| {
         let base = base.clone();
         async move { call(M::GET, format!("{base}{path}"), token.as_deref(), None).await }
@@ -521,10 +524,13 @@ async fn requires_verification_guards_login_and_the_users_routes() {
         M::POST,
         format!("{base}/auth/register"),
         None,
-        Some(json!({"email": "lou@example.com", "password": "loupass"})),
+        Some(json!({"email": "lou@example.com", "password": "loupass-long-2"})),
     )
     .await;
-    let form = [("username", "lou@example.com"), ("password", "loupass")];
+    let form = [
+        ("username", "lou@example.com"),
+        ("password", "loupass-long-2"),
+    ];
     let r = reqwest::Client::new()
         .post(format!("{base}/auth/jwt/login"))
         .form(&form)
@@ -557,7 +563,7 @@ async fn requires_verification_guards_login_and_the_users_routes() {
         changes
     };
     store.update(&lou.id, verified(true)).await.unwrap();
-    let token = login(&base, "lou@example.com", "loupass").await;
+    let token = login(&base, "lou@example.com", "loupass-long-2").await;
     store.update(&lou.id, verified(false)).await.unwrap();
     assert_eq!(
         call(M::GET, format!("{base}/users/me"), Some(&token), None)
@@ -601,10 +607,10 @@ async fn login_accepts_multipart_forms() {
         reqwest::Method::POST,
         format!("{base}/auth/register"),
         None,
-        Some(json!({"email": "max@example.com", "password": "maxpass"})),
+        Some(json!({"email": "max@example.com", "password": "maxpass-long-2"})),
     )
     .await;
-    let body = "--b0undary\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nmax@example.com\r\n--b0undary\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nmaxpass\r\n--b0undary--\r\n";
+    let body = "--b0undary\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nmax@example.com\r\n--b0undary\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nmaxpass-long-2\r\n--b0undary--\r\n";
     let r = reqwest::Client::new()
         .post(format!("{base}/auth/jwt/login"))
         .header("content-type", "multipart/form-data; boundary=b0undary")
@@ -642,7 +648,7 @@ async fn register_sends_the_verification_when_asked_and_tests_await_it_without_r
             reqwest::Method::POST,
             format!("{base}/auth/register"),
             None,
-            Some(json!({"email": "vi@example.com", "password": "vipass"})),
+            Some(json!({"email": "vi@example.com", "password": "vipass-long-2"})),
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");

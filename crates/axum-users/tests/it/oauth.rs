@@ -378,7 +378,7 @@ async fn linking_by_e_mail_needs_the_policy_and_a_verified_address() {
         return;
     };
     // An attacker registers the victim's address with a password of their own...
-    let password_token = w.register("dana@example.com", "danapass").await;
+    let password_token = w.register("dana@example.com", "pw-of-the-dance-1").await;
     let (status, body) = w
         .sign_in(&TestAccount::new(
             "dana-unverified",
@@ -436,7 +436,9 @@ async fn linking_by_e_mail_needs_the_policy_and_a_verified_address() {
     let Some(strict) = world(OAuthPolicy::default()).await else {
         return;
     };
-    strict.register("erin@example.com", "erinpass").await;
+    strict
+        .register("erin@example.com", "pw-of-the-river-1")
+        .await;
     let (status, body) = strict
         .sign_in(&TestAccount::new("erin", Some("erin@example.com"), true))
         .await;
@@ -776,7 +778,7 @@ async fn associate_then_list_then_unlink() {
     let Some(w) = world(OAuthPolicy::default()).await else {
         return;
     };
-    let alice = w.register("alice@example.com", "alicepass").await;
+    let alice = w.register("alice@example.com", "pw-of-the-mirror-1").await;
     let bob = w.register("bob@example.com", "bobpass1").await;
     let (status, _) = read(
         browser()
@@ -1165,12 +1167,15 @@ async fn every_way_in_runs_the_same_login_steps() {
             format!("login_succeeded({method})"),
         ]
     };
-    w.register("steps@example.com", "stepspass").await;
+    w.register("steps@example.com", "pw-of-the-stairs-1").await;
     w.steps.take();
     for backend in ["jwt", "cookie"] {
         let r = browser()
             .post(w.url(&format!("/auth/{backend}/login")))
-            .form(&[("username", "steps@example.com"), ("password", "stepspass")])
+            .form(&[
+                ("username", "steps@example.com"),
+                ("password", "pw-of-the-stairs-1"),
+            ])
             .send()
             .await
             .unwrap();
@@ -1416,7 +1421,7 @@ async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link()
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(w.me(token(&body)).await["display_name"], "Dana Scully");
 
-    let alice = w.register("alice@example.com", "alicepass").await;
+    let alice = w.register("alice@example.com", "pw-of-the-mirror-1").await;
     assert_eq!(w.me(&alice).await["display_name"], Value::Null);
     let elsewhere = TestAccount::new("alice-at-idp", Some("alice@idp.example.com"), true)
         .with_name("Alice Liddell");
@@ -1458,11 +1463,14 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
     };
 
     // Cookie backend: the redirect back from the provider carries the session cookie.
-    w.register("cora@example.com", "corapass").await;
+    w.register("cora@example.com", "pw-of-the-reef-1").await;
     let b = browser();
     let login = b
         .post(w.url("/auth/cookie/login"))
-        .form(&[("username", "cora@example.com"), ("password", "corapass")])
+        .form(&[
+            ("username", "cora@example.com"),
+            ("password", "pw-of-the-reef-1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -1483,7 +1491,7 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
 
     // Bearer backend: the front end calls authorize with its token; the browser's redirect to
     // the callback has no token, and the state names the user.
-    let bea = w.register("bea@example.com", "beapass1").await;
+    let bea = w.register("bea@example.com", "pw-of-the-hive-1").await;
     let bea_idp = TestAccount::new("bea-at-idp", Some("bea@idp.example.com"), true);
     let b = browser();
     let (code, state) = w
@@ -1513,7 +1521,7 @@ async fn strict_compat_keeps_the_reference_401_on_an_associate_callback_without_
     };
     let client = OAuthClient::new(discover(&idp, CLIENT_ID).await);
     let w = serve_app_with(listener, base, client, idp, |b| b.strict_compat(true));
-    let token = w.register("sam@example.com", "sampass1").await;
+    let token = w.register("sam@example.com", "pw-of-the-sand-1").await;
     let b = browser();
     let account = TestAccount::new("sam-at-idp", Some("sam@idp.example.com"), true);
     let path = "/auth/associate/oidc";

@@ -244,7 +244,7 @@ impl Checker {
 #[tokio::test]
 async fn the_codes_routes_answer_with_are_documented() {
     let users = users();
-    let mut root = UserCreate::new("root@example.com", "rootpass1");
+    let mut root = UserCreate::new("root@example.com", "superuser-phrase-1");
     root.is_superuser = Some(true);
     users
         .manager()
@@ -257,7 +257,7 @@ async fn the_codes_routes_answer_with_are_documented() {
     };
     let id = uuid::Uuid::new_v4().to_string();
     let user_path = format!("/users/{id}");
-    let ann = json!({"email": "ann@example.com", "password": "annpass1"});
+    let ann = json!({"email": "ann@example.com", "password": "annpass-long-1"});
     let (status, _) = call(
         Method::POST,
         format!("{}/auth/register", c.base),
@@ -266,8 +266,8 @@ async fn the_codes_routes_answer_with_are_documented() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let token = login(&c.base, "ann@example.com", "annpass1").await;
-    let root = login(&c.base, "root@example.com", "rootpass1").await;
+    let token = login(&c.base, "ann@example.com", "annpass-long-1").await;
+    let root = login(&c.base, "root@example.com", "superuser-phrase-1").await;
     let t = Some(token.as_str());
     let r = Some(root.as_str());
     use ErrorCode as E;
@@ -299,7 +299,7 @@ async fn the_codes_routes_answer_with_are_documented() {
             "/auth/reset-password",
             "",
             None,
-            json!({"token": "x", "password": "newpass1"}),
+            json!({"token": "x", "password": "newpass-long-1"}),
             Some(E::ResetPasswordBadToken),
         ),
         (
@@ -331,7 +331,7 @@ async fn the_codes_routes_answer_with_are_documented() {
             "/users/me",
             "",
             t,
-            json!({"password": "newpass1"}),
+            json!({"password": "newpass-long-1"}),
             Some(E::UpdateUserCurrentPasswordRequired),
         ),
         (
@@ -339,7 +339,7 @@ async fn the_codes_routes_answer_with_are_documented() {
             "/users/me",
             "",
             t,
-            json!({"password": "newpass1", "current_password": "wrong"}),
+            json!({"password": "newpass-long-1", "current_password": "wrong"}),
             Some(E::UpdateUserBadCurrentPassword),
         ),
         (M::PATCH, "/users/me", "", t, json!({"email": null}), None),
@@ -482,7 +482,10 @@ async fn the_codes_routes_answer_with_are_documented() {
     // A cookie-authenticated change from another site.
     let r = reqwest::Client::new()
         .post(format!("{}/auth/cookie/login", c.base))
-        .form(&[("username", "ann@example.com"), ("password", "annpass1")])
+        .form(&[
+            ("username", "ann@example.com"),
+            ("password", "annpass-long-1"),
+        ])
         .send()
         .await
         .unwrap();

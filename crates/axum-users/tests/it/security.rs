@@ -30,11 +30,11 @@ async fn a_self_change_of_email_or_password_needs_the_current_password() {
         .build()
         .unwrap();
     let base = serve(users.router()).await;
-    register(&base, "cp@example.com", "old-password").await;
-    let token = login(&base, "cp@example.com", "old-password").await;
+    register(&base, "cp@example.com", "old-phrase-77").await;
+    let token = login(&base, "cp@example.com", "old-phrase-77").await;
     let me = format!("{base}/users/me");
     for change in [
-        json!({"password": "new-password"}),
+        json!({"password": "new-phrase-77"}),
         json!({"email": "cp2@example.com"}),
     ] {
         let (status, body) = call(
@@ -63,7 +63,7 @@ async fn a_self_change_of_email_or_password_needs_the_current_password() {
         );
     }
     // Nothing changed: the old password still logs in at the old address.
-    login(&base, "cp@example.com", "old-password").await;
+    login(&base, "cp@example.com", "old-phrase-77").await;
     // Other fields need no proof; the same address is no change.
     let (status, _) = call(
         Method::PATCH,
@@ -77,12 +77,12 @@ async fn a_self_change_of_email_or_password_needs_the_current_password() {
         Method::PATCH,
         me.clone(),
         Some(&token),
-        Some(json!({"password": "new-password", "current_password": "old-password"})),
+        Some(json!({"password": "new-phrase-77", "current_password": "old-phrase-77"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.get("current_password").is_none());
-    login(&base, "cp@example.com", "new-password").await;
+    login(&base, "cp@example.com", "new-phrase-77").await;
 }
 
 #[tokio::test]
@@ -93,17 +93,17 @@ async fn strict_compat_restores_the_reference_patch() {
         .build()
         .unwrap();
     let base = serve(users.router()).await;
-    register(&base, "sc@example.com", "old-password").await;
-    let token = login(&base, "sc@example.com", "old-password").await;
+    register(&base, "sc@example.com", "old-phrase-77").await;
+    let token = login(&base, "sc@example.com", "old-phrase-77").await;
     let (status, _) = call(
         Method::PATCH,
         format!("{base}/users/me"),
         Some(&token),
-        Some(json!({"password": "new-password"})),
+        Some(json!({"password": "new-phrase-77"})),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    login(&base, "sc@example.com", "new-password").await;
+    login(&base, "sc@example.com", "new-phrase-77").await;
 }
 
 async fn cookie_login(base: &str, email: &str, password: &str) -> String {
@@ -139,8 +139,8 @@ async fn cookie_requests_that_change_state_from_another_site_are_refused() {
         .build()
         .unwrap();
     let base = serve(users.router()).await;
-    register(&base, "csrf@example.com", "password1").await;
-    let cookie = cookie_login(&base, "csrf@example.com", "password1").await;
+    register(&base, "csrf@example.com", "cross-site-phrase1").await;
+    let cookie = cookie_login(&base, "csrf@example.com", "cross-site-phrase1").await;
     let (status, body) = patch_with_cookie(&base, &cookie, Some("https://evil.example")).await;
     assert_eq!(
         (status, body),
@@ -153,7 +153,7 @@ async fn cookie_requests_that_change_state_from_another_site_are_refused() {
     let (status, _) = patch_with_cookie(&base, &cookie, None).await;
     assert_eq!(status, StatusCode::OK, "no browser, no cross-site request");
     // A bearer token is not sent by browsers on their own: no origin check.
-    let token = login(&base, "csrf@example.com", "password1").await;
+    let token = login(&base, "csrf@example.com", "cross-site-phrase1").await;
     let r = reqwest::Client::new()
         .patch(format!("{base}/users/me"))
         .bearer_auth(token)
@@ -170,8 +170,8 @@ async fn cookie_requests_that_change_state_from_another_site_are_refused() {
         .build()
         .unwrap();
     let base = serve(compat.router()).await;
-    register(&base, "csrf@example.com", "password1").await;
-    let cookie = cookie_login(&base, "csrf@example.com", "password1").await;
+    register(&base, "csrf@example.com", "cross-site-phrase1").await;
+    let cookie = cookie_login(&base, "csrf@example.com", "cross-site-phrase1").await;
     let (status, _) = patch_with_cookie(&base, &cookie, Some("https://evil.example")).await;
     assert_eq!(status, StatusCode::OK, "strict_compat: as the reference");
 }
@@ -183,10 +183,13 @@ async fn bearer_tokens_are_not_cached_and_jwts_without_exp_are_refused() {
         .build()
         .unwrap();
     let base = serve(users.router()).await;
-    register(&base, "exp@example.com", "password1").await;
+    register(&base, "exp@example.com", "cross-site-phrase1").await;
     let r = reqwest::Client::new()
         .post(format!("{base}/auth/jwt/login"))
-        .form(&[("username", "exp@example.com"), ("password", "password1")])
+        .form(&[
+            ("username", "exp@example.com"),
+            ("password", "cross-site-phrase1"),
+        ])
         .send()
         .await
         .unwrap();
@@ -266,7 +269,7 @@ async fn privileged_fields_are_the_superusers_alone() {
         Method::POST,
         format!("{base}/auth/register"),
         None,
-        Some(json!({"email": "plan@example.com", "password": "password1", "display_name": "P", "plan": "gold"})),
+        Some(json!({"email": "plan@example.com", "password": "cross-site-phrase1", "display_name": "P", "plan": "gold"})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -274,7 +277,7 @@ async fn privileged_fields_are_the_superusers_alone() {
         (body["display_name"].clone(), body["plan"].clone()),
         (json!("P"), Value::Null)
     );
-    let token = login(&base, "plan@example.com", "password1").await;
+    let token = login(&base, "plan@example.com", "cross-site-phrase1").await;
     let (_, body) = call(
         Method::PATCH,
         format!("{base}/users/me"),
@@ -286,14 +289,14 @@ async fn privileged_fields_are_the_superusers_alone() {
         (body["display_name"].clone(), body["plan"].clone()),
         (json!("Q"), Value::Null)
     );
-    let mut create = axum_users::UserCreate::new("root@example.com", "rootpass1");
+    let mut create = axum_users::UserCreate::new("root@example.com", "superuser-phrase-1");
     create.is_superuser = Some(true);
     users
         .manager()
         .create(create, axum_users::Privilege::Superuser, None)
         .await
         .unwrap();
-    let root = login(&base, "root@example.com", "rootpass1").await;
+    let root = login(&base, "root@example.com", "superuser-phrase-1").await;
     let (_, body) = call(
         Method::PATCH,
         format!("{base}/users/{}", body["id"].as_str().unwrap()),

@@ -26,20 +26,21 @@ pub use client::OAuthClient;
 pub(crate) use codes::LoginCodes;
 use state::{Flow, STATE_LIFETIME, StateClaims, StateCodec};
 
-use crate::app::Inner;
 use crate::auth::{Requirements, no_store};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::{SignInMethod, UserHooks};
 use crate::keys::Purpose;
+use crate::limits::LimitedRoute;
 use crate::manager::{ManagerError, UserOf};
 use crate::model::UserId;
 use crate::oauth_manager::OAuthSignIn;
+use crate::route_state::RouteState;
 use crate::secret::Secret;
 use crate::store::OAuthAccountStore;
 
 struct ClientState<S: OAuthAccountStore, H> {
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
     index: usize,
 }
 
@@ -95,7 +96,7 @@ impl<S: OAuthAccountStore, H> ClientState<S, H> {
 
 /// Every OAuth route of every configured provider, plus the linked-accounts routes.
 pub(crate) fn router<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
 ) -> Router {
     let mut router = Router::new();
     for index in 0..inner.oauth.clients.len() {
@@ -153,7 +154,9 @@ fn pkce(states: &StateCodec<'_>, cookie_secret: &str) -> PkcePair {
 async fn authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     State(state): State<ClientState<S, H>>,
     RawQuery(query): RawQuery,
+    parts: Parts,
 ) -> Result<Response, ApiError> {
+    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
     start(&state, query, Flow::SignIn, None)
 }
 
@@ -162,6 +165,7 @@ async fn associate_authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields
     RawQuery(query): RawQuery,
     parts: Parts,
 ) -> Result<Response, ApiError> {
+    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
     let user = current_user(&state.inner, &parts).await?;
     start(&state, query, Flow::Associate, Some(user.id.to_string()))
 }
@@ -219,7 +223,7 @@ fn clear_csrf_cookie<S: OAuthAccountStore, H>(state: &ClientState<S, H>, respons
 }
 
 async fn current_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     parts: &Parts,
 ) -> Result<UserOf<S>, ApiError> {
     Ok(inner
@@ -231,7 +235,7 @@ async fn current_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
 
 /// What the users' own OAuth routes require: an active user, verified where required.
 fn user_requirements<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
 ) -> Requirements {
     Requirements {
         active: true,
@@ -246,7 +250,7 @@ fn user_requirements<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
 /// cookie of the browser that called authorize, so no other browser can complete it.
 /// `strict_compat` keeps the reference's 401 without credentials.
 async fn linking_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     parts: &Parts,
     state_sub: Option<&str>,
 ) -> Result<UserOf<S>, ApiError> {
@@ -388,6 +392,7 @@ async fn callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     RawQuery(query): RawQuery,
     parts: Parts,
 ) -> Result<Response, ApiError> {
+    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
     let checked = check_callback(&state, &parts, query, Flow::SignIn)?;
     let sign_in = exchange(&state, &checked, Flow::SignIn).await?;
     let inner = &state.inner;
@@ -469,6 +474,7 @@ async fn associate_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>
     RawQuery(query): RawQuery,
     parts: Parts,
 ) -> Result<Response, ApiError> {
+    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
     if state.inner.policy.strict_compat {
         current_user(&state.inner, &parts).await?;
     }
@@ -491,7 +497,7 @@ async fn associate_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>
 }
 
 async fn list_accounts<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let user = current_user(&inner, &parts).await?;
@@ -511,7 +517,7 @@ async fn list_accounts<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn unlink_account<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {

@@ -1,0 +1,584 @@
+//! Abuse defences that count: rate limits per client IP and per account key, the per-account
+//! login throttle, and the mail cooldown. Counters live behind [`Limiter`]: in memory by
+//! default ([`MemoryLimiter`], GCRA from `governor`), or shared by several nodes (the Redis
+//! limiter of `axum-users-redis`).
+//!
+//! Where they run: the login throttle and the login limits at the manager's throttle seam
+//! (every way in: password, OAuth, a one-time code, and the refresh route, which calls
+//! [`UserManager::rate_limit`] with [`LimitedRoute::Refresh`]); the other routes call
+//! [`UserManager::rate_limit`] first thing; the mail cooldown in the manager before the mail
+//! hook. Every check runs before any lookup, so a known and an unknown e-mail meet the same
+//! counters, answers and timing.
+
+mod builder;
+mod memory;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use http::request::Parts;
+
+use crate::client_ip::{ClientIpPolicy, ip_bucket};
+use crate::hooks::UserHooks;
+use crate::manager::{ManagerError, UserManager};
+use crate::password::{BreachedPasswords, PasswordPolicy};
+use crate::store::{StoreError, UserStore};
+
+pub use memory::MemoryLimiter;
+
+/// At most `limit` events per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rule {
+    /// Events allowed in one window (at least 1).
+    pub limit: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl Rule {
+    /// `limit` events per `window`.
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            limit: limit.max(1),
+            window: window.max(Duration::from_millis(1)),
+        }
+    }
+
+    /// `limit` events per `seconds` seconds.
+    pub fn per_seconds(limit: u32, seconds: u64) -> Self {
+        Self::new(limit, Duration::from_secs(seconds))
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.limit, self.window.as_secs_f64())
+    }
+}
+
+impl std::str::FromStr for Rule {
+    type Err = String;
+
+    /// `N/S`: N events per S seconds, e.g. `10/60`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{text}` is not a rule like 10/60 (10 per 60 seconds)");
+        let (limit, seconds) = text.trim().split_once('/').ok_or_else(bad)?;
+        let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
+        let seconds: f64 = seconds
+            .trim()
+            .trim_end_matches('s')
+            .parse()
+            .map_err(|_| bad())?;
+        if limit == 0 || !(0.001..=86_400.0 * 31.0).contains(&seconds) {
+            return Err(bad());
+        }
+        Ok(Self::new(limit, Duration::from_secs_f64(seconds)))
+    }
+}
+
+/// The routes that are limited, each with its own counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LimitedRoute {
+    /// Every sign-in (password login of every backend, OAuth and one-time codes).
+    Login,
+    /// `POST /auth/register`.
+    Register,
+    /// `POST /auth/forgot-password`.
+    ForgotPassword,
+    /// `POST /auth/request-verify-token`.
+    RequestVerify,
+    /// `POST /auth/reset-password`.
+    ResetPassword,
+    /// `POST /auth/verify`.
+    Verify,
+    /// A refresh-token exchange (the route the sessions feature mounts).
+    Refresh,
+    /// OAuth `authorize` and `callback` of every provider (sign-in and associate).
+    OAuth,
+}
+
+impl LimitedRoute {
+    /// The name used in counter keys and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Register => "register",
+            Self::ForgotPassword => "forgot_password",
+            Self::RequestVerify => "request_verify",
+            Self::ResetPassword => "reset_password",
+            Self::Verify => "verify",
+            Self::Refresh => "refresh",
+            Self::OAuth => "oauth",
+        }
+    }
+}
+
+/// The limits of one route: per client IP and per account key; `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RouteLimits {
+    /// Per client IP (IPv6 per /64).
+    pub per_ip: Option<Rule>,
+    /// Per account key (the normalised e-mail, known or not).
+    pub per_account: Option<Rule>,
+}
+
+impl RouteLimits {
+    /// Both limits.
+    pub fn new(per_ip: Option<Rule>, per_account: Option<Rule>) -> Self {
+        Self {
+            per_ip,
+            per_account,
+        }
+    }
+}
+
+/// Every rate limit. The defaults suit a small site: a person never meets them, a script does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RateLimits {
+    /// `false` turns every rate limit off (the login throttle and mail cooldown stay).
+    pub enabled: bool,
+    /// Sign-in: 20 per minute per IP, 10 per minute per account.
+    pub login: RouteLimits,
+    /// Registration: 10 per hour per IP, 3 per hour per address.
+    pub register: RouteLimits,
+    /// Forgot-password: 10 per 10 minutes per IP (per address: the mail cooldown).
+    pub forgot_password: RouteLimits,
+    /// Request-verify-token: 10 per 10 minutes per IP (per address: the mail cooldown).
+    pub request_verify: RouteLimits,
+    /// Reset-password: 10 per 10 minutes per IP.
+    pub reset_password: RouteLimits,
+    /// Verify: 20 per 10 minutes per IP.
+    pub verify: RouteLimits,
+    /// Refresh: 60 per minute per IP.
+    pub refresh: RouteLimits,
+    /// OAuth authorize and callback: 30 per minute per IP.
+    pub oauth: RouteLimits,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let r = |limit, seconds| Some(Rule::per_seconds(limit, seconds));
+        Self {
+            enabled: true,
+            login: RouteLimits::new(r(20, 60), r(10, 60)),
+            register: RouteLimits::new(r(10, 3600), r(3, 3600)),
+            forgot_password: RouteLimits::new(r(10, 600), None),
+            request_verify: RouteLimits::new(r(10, 600), None),
+            reset_password: RouteLimits::new(r(10, 600), None),
+            verify: RouteLimits::new(r(20, 600), None),
+            refresh: RouteLimits::new(r(60, 60), None),
+            oauth: RouteLimits::new(r(30, 60), None),
+        }
+    }
+}
+
+impl RateLimits {
+    /// No rate limit at all.
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    /// The limits of `route`.
+    pub fn route(&self, route: LimitedRoute) -> RouteLimits {
+        match route {
+            LimitedRoute::Login => self.login,
+            LimitedRoute::Register => self.register,
+            LimitedRoute::ForgotPassword => self.forgot_password,
+            LimitedRoute::RequestVerify => self.request_verify,
+            LimitedRoute::ResetPassword => self.reset_password,
+            LimitedRoute::Verify => self.verify,
+            LimitedRoute::Refresh => self.refresh,
+            LimitedRoute::OAuth => self.oauth,
+        }
+    }
+
+    /// The limits of `route`, mutably (to change one rule).
+    pub fn route_mut(&mut self, route: LimitedRoute) -> &mut RouteLimits {
+        match route {
+            LimitedRoute::Login => &mut self.login,
+            LimitedRoute::Register => &mut self.register,
+            LimitedRoute::ForgotPassword => &mut self.forgot_password,
+            LimitedRoute::RequestVerify => &mut self.request_verify,
+            LimitedRoute::ResetPassword => &mut self.reset_password,
+            LimitedRoute::Verify => &mut self.verify,
+            LimitedRoute::Refresh => &mut self.refresh,
+            LimitedRoute::OAuth => &mut self.oauth,
+        }
+    }
+}
+
+/// The counter backend failed (Redis down...).
+#[derive(Debug, thiserror::Error)]
+#[error("the rate-limit counters are unavailable: {0}")]
+pub struct LimitError(#[source] pub crate::BoxError);
+
+/// A boxed future of a [`Limiter`]: the limiter is chosen at run time and kept as
+/// `Arc<dyn Limiter>`, which `impl Future` returns cannot be.
+pub type LimitFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, LimitError>> + Send + 'a>>;
+
+/// Counters, atomically updated; keys are opaque strings chosen by the caller.
+pub trait Limiter: Send + Sync + 'static {
+    /// Counts one event of `key` under `rule` (GCRA): `None` when allowed, or how long to wait
+    /// when over the limit (a refused event is not counted).
+    fn hit<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>>;
+
+    /// How long `key` is still blocked because it has `rule.limit` failures within the last
+    /// `rule.window` (a sliding window), or `None`.
+    fn blocked<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>>;
+
+    /// Records one failure of `key`, kept for `rule.window`.
+    fn record_failure<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, ()>;
+}
+
+/// The per-account login throttle: after `max_failures` failed sign-ins for one account key
+/// within `window`, from any IP, the next attempts are refused until the window has passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LoginThrottle {
+    /// Failures allowed within the window (default 10; 0 turns the throttle off).
+    pub max_failures: u32,
+    /// The sliding window (default 15 minutes).
+    pub window: Duration,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            max_failures: 10,
+            window: Duration::from_secs(900),
+        }
+    }
+}
+
+impl LoginThrottle {
+    /// `max_failures` within `window`.
+    pub fn new(max_failures: u32, window: Duration) -> Self {
+        Self {
+            max_failures,
+            window,
+        }
+    }
+}
+
+/// Which mail a cooldown is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MailKind {
+    Reset,
+    Verify,
+}
+
+/// Every abuse defence the manager applies; see the module.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Defences {
+    /// The counters.
+    pub limiter: Arc<dyn Limiter>,
+    /// Rate limits per route.
+    pub rate_limits: RateLimits,
+    /// The per-account login throttle.
+    pub login_throttle: LoginThrottle,
+    /// At most one reset or verify mail per address per this long (default 60 s; zero: off).
+    pub mail_cooldown: Duration,
+    /// Refuse (503) rather than serve when the counters are unavailable (default `false`:
+    /// serve, with a warning).
+    pub fail_closed: bool,
+    /// How the client IP is found.
+    pub client_ip: ClientIpPolicy,
+    /// The password policy.
+    pub password_policy: PasswordPolicy,
+    /// The breached-password check, when configured.
+    pub breached_passwords: Option<BreachedPasswords>,
+    outages: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Defences {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Defences")
+            .field("rate_limits", &self.rate_limits)
+            .field("login_throttle", &self.login_throttle)
+            .field("mail_cooldown", &self.mail_cooldown)
+            .field("fail_closed", &self.fail_closed)
+            .field("client_ip", &self.client_ip)
+            .field("password_policy", &self.password_policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Defences {
+    fn default() -> Self {
+        Self {
+            limiter: Arc::new(MemoryLimiter::new()),
+            rate_limits: RateLimits::default(),
+            login_throttle: LoginThrottle::default(),
+            mail_cooldown: Duration::from_secs(60),
+            fail_closed: false,
+            client_ip: ClientIpPolicy::default(),
+            password_policy: PasswordPolicy::default(),
+            breached_passwords: None,
+            outages: Arc::default(),
+        }
+    }
+}
+
+impl Defences {
+    /// How many times the counters were unavailable (and the request served or refused as
+    /// `fail_closed` says): a metric.
+    pub fn limiter_outages(&self) -> u64 {
+        self.outages.load(Ordering::Relaxed)
+    }
+
+    /// A counter answer, with an outage turned into "allowed" (fail open) or 503.
+    fn settle<T: Default>(
+        &self,
+        what: &str,
+        result: Result<T, LimitError>,
+    ) -> Result<T, ManagerError> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                self.outages.fetch_add(1, Ordering::Relaxed);
+                if self.fail_closed {
+                    tracing::error!(error = %e, what, "rate-limit counters unavailable; refusing (fail closed)");
+                    Err(StoreError::Unavailable(e.into()).into())
+                } else {
+                    tracing::warn!(error = %e, what, "rate-limit counters unavailable; serving (fail open)");
+                    Ok(T::default())
+                }
+            }
+        }
+    }
+
+    async fn hit(&self, key: &str, rule: Rule) -> Result<(), ManagerError> {
+        let wait = self.settle(key, self.limiter.hit(key, rule).await)?;
+        match wait {
+            Some(wait) => Err(ManagerError::LoginRefused(wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// The rate limits of `route` for this request and account key.
+    async fn rate_limit(
+        &self,
+        route: LimitedRoute,
+        request: Option<&Parts>,
+        account: Option<&str>,
+    ) -> Result<(), ManagerError> {
+        if !self.rate_limits.enabled {
+            return Ok(());
+        }
+        let limits = self.rate_limits.route(route);
+        let name = route.name();
+        if let (Some(rule), Some(ip)) = (
+            limits.per_ip,
+            request.and_then(|p| self.client_ip.client_ip(p)),
+        ) {
+            self.hit(&format!("{name}:ip:{}", ip_bucket(ip)), rule)
+                .await?;
+        }
+        if let (Some(rule), Some(account)) = (limits.per_account, account) {
+            self.hit(&format!("{name}:account:{account}"), rule).await?;
+        }
+        Ok(())
+    }
+
+    fn throttle_rule(&self) -> Option<Rule> {
+        (self.login_throttle.max_failures > 0)
+            .then(|| Rule::new(self.login_throttle.max_failures, self.login_throttle.window))
+    }
+
+    /// Refuses a sign-in for an account with too many recent failures.
+    async fn check_failures(&self, account: &str) -> Result<(), ManagerError> {
+        let Some(rule) = self.throttle_rule() else {
+            return Ok(());
+        };
+        let key = format!("login_failures:{account}");
+        let blocked = self.settle(&key, self.limiter.blocked(&key, rule).await)?;
+        match blocked {
+            Some(wait) => Err(ManagerError::LoginRefused(wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed sign-in for `account` (never erased by a success: it expires).
+    pub(crate) async fn record_login_failure(&self, account: &str) {
+        let Some(rule) = self.throttle_rule() else {
+            return;
+        };
+        let key = format!("login_failures:{account}");
+        let result = self.limiter.record_failure(&key, rule).await;
+        // A failure that cannot be recorded is logged; the sign-in was refused anyway.
+        let _ = self.settle::<()>(&key, result);
+    }
+
+    /// Whether a mail of `kind` may go to `email` now (at most one per cooldown).
+    pub(crate) async fn mail_allowed(
+        &self,
+        kind: MailKind,
+        email: &str,
+    ) -> Result<bool, ManagerError> {
+        if self.mail_cooldown.is_zero() {
+            return Ok(true);
+        }
+        let kind = match kind {
+            MailKind::Reset => "reset",
+            MailKind::Verify => "verify",
+        };
+        let key = format!("mail_cooldown:{kind}:{email}");
+        let rule = Rule::new(1, self.mail_cooldown);
+        let wait = self.settle(&key, self.limiter.hit(&key, rule).await)?;
+        Ok(wait.is_none())
+    }
+}
+
+impl<S, H> UserManager<S, H>
+where
+    S: UserStore,
+    H: UserHooks<S::Id, S::Fields>,
+{
+    /// Applies the rate limits of `route` to a request and, when given, an account key (the
+    /// normalised e-mail): `Err(ManagerError::LoginRefused(wait))` when over a limit, which
+    /// routes answer 429 `TOO_MANY_REQUESTS` with `Retry-After`. A route outside this crate (the
+    /// refresh route) calls it first thing with its [`LimitedRoute`].
+    ///
+    /// # Errors
+    /// [`ManagerError::LoginRefused`], or a store error when the counters are down and
+    /// `fail_closed` is set.
+    pub async fn rate_limit(
+        &self,
+        route: LimitedRoute,
+        request: Option<&Parts>,
+        account: Option<&str>,
+    ) -> Result<(), ManagerError> {
+        self.defences().rate_limit(route, request, account).await
+    }
+
+    /// The defences' part of the throttle seam: the login limits, then the failure count.
+    pub(crate) async fn defend_login(
+        &self,
+        account: &str,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        let defences = self.defences();
+        defences
+            .rate_limit(LimitedRoute::Login, request, Some(account))
+            .await?;
+        defences.check_failures(account).await
+    }
+}
+
+impl<S, H> crate::route_state::RouteState<S, H>
+where
+    S: UserStore,
+    H: UserHooks<S::Id, S::Fields>,
+{
+    /// A route's rate limits, answered as the route answers: 429 with `Retry-After`.
+    pub(crate) async fn limit(
+        &self,
+        route: LimitedRoute,
+        parts: &Parts,
+        account: Option<&str>,
+    ) -> Result<(), crate::error::ApiError> {
+        self.manager
+            .rate_limit(route, Some(parts), account)
+            .await
+            .map_err(crate::routes::server_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{AuthBackend, JwtStrategy, Transport};
+    use crate::hooks::NoHooks;
+    use crate::manager::{Privilege, TokenSettings, UserCreate};
+    use crate::memory::MemoryStore;
+    use crate::password::{Argon2Params, PasswordHasher};
+    use crate::secret::Secret;
+
+    fn manager(defences: Defences) -> UserManager<MemoryStore, NoHooks> {
+        let hasher = PasswordHasher::new(Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        UserManager::new(
+            MemoryStore::new(),
+            NoHooks,
+            hasher,
+            Secret::new("k".repeat(32)),
+            TokenSettings::default(),
+        )
+        .unwrap()
+        .with_defences(defences)
+    }
+
+    #[tokio::test]
+    async fn a_throttled_sign_in_spends_no_hash_and_a_success_erases_nothing() {
+        let m = manager(Defences {
+            login_throttle: LoginThrottle::new(3, Duration::from_secs(60)),
+            ..Defences::default()
+        });
+        let codec = m.key_ring().auth_codec().unwrap();
+        let backend = AuthBackend::new(
+            "jwt",
+            Transport::Bearer {
+                token_url: "auth/jwt/login".into(),
+            },
+            JwtStrategy::new(codec, Duration::from_secs(60)),
+        );
+        m.create(
+            UserCreate::new("t@example.com", "a long right passphrase"),
+            Privilege::SelfService,
+            None,
+        )
+        .await
+        .unwrap();
+        let attempt = |password: &'static str| {
+            let (m, backend) = (&m, &backend);
+            async move {
+                m.login_with_password("t@example.com", password, backend, None)
+                    .await
+            }
+        };
+        for _ in 0..2 {
+            assert!(matches!(
+                attempt("wrong").await,
+                Err(ManagerError::BadCredentials)
+            ));
+        }
+        assert!(attempt("a long right passphrase").await.is_ok());
+        assert!(matches!(
+            attempt("wrong").await,
+            Err(ManagerError::BadCredentials)
+        ));
+        let before = m.passwords().verifications();
+        let refused = attempt("a long right passphrase").await;
+        assert!(
+            matches!(refused, Err(ManagerError::LoginRefused(wait)) if wait > Duration::from_secs(50)),
+            "three failures within the window, the success between them did not erase them"
+        );
+        assert_eq!(m.passwords().verifications(), before, "no hash was spent");
+    }
+
+    #[test]
+    fn rules_parse() {
+        assert_eq!("10/60".parse::<Rule>().unwrap(), Rule::per_seconds(10, 60));
+        assert_eq!(
+            " 3 / 0.5s ".parse::<Rule>().unwrap(),
+            Rule::new(3, Duration::from_millis(500))
+        );
+        for bad in ["10", "0/60", "x/60", "10/0", "10/-1", "10/"] {
+            assert!(bad.parse::<Rule>().is_err(), "{bad}");
+        }
+    }
+}
