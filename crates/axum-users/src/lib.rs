@@ -184,7 +184,7 @@ pub use hooks::{
 };
 pub use limits::{
     Defences, LimitError, LimitFuture, LimitedRoute, Limiter, LoginThrottle, MemoryLimiter,
-    RateLimits, RouteLimits, Rule,
+    RateLimits, RouteLimits, Rule, account_key,
 };
 pub use login::LoginOutcome;
 pub use manager::{

@@ -63,7 +63,7 @@ where
         request: Option<&Parts>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         let method = SignInMethod::Password;
-        let account = crate::email::email_key(email);
+        let account = crate::limits::account_key(email).unwrap_or_else(|| email.to_owned());
         self.throttle(&method, &account, request).await?;
         let user = match self.authenticate(email, password).await? {
             Some(user) => user,

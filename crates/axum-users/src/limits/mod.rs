@@ -29,6 +29,20 @@ use crate::store::{StoreError, UserStore};
 
 pub use memory::MemoryLimiter;
 
+/// The longest account key a store can hold (the e-mail column): a longer one names no account.
+const MAX_ACCOUNT_KEY: usize = 320;
+
+/// The one key every per-account counter uses for what a client typed as its e-mail: NFKC,
+/// trimmed (a database that pads or trims, as MySQL's `PAD SPACE` does, finds the same account
+/// for `victim@x.org   `), then [`email_key`](crate::email_key). `None` when it is longer than
+/// any stored address can be, so no account can be found under it and no counter is spent.
+pub fn account_key(typed: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let nfkc: String = typed.nfkc().collect();
+    let key = crate::email::email_key(nfkc.trim());
+    (key.len() <= MAX_ACCOUNT_KEY).then_some(key)
+}
+
 /// At most `limit` events per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rule {
@@ -384,7 +398,7 @@ impl Defences {
             self.hit(&format!("{name}:ip:{}", ip_bucket(ip)), rule)
                 .await?;
         }
-        if let (Some(rule), Some(account)) = (limits.per_account, account) {
+        if let (Some(rule), Some(account)) = (limits.per_account, account.and_then(account_key)) {
             self.hit(&format!("{name}:account:{account}"), rule).await?;
         }
         Ok(())
@@ -397,7 +411,7 @@ impl Defences {
 
     /// Refuses a sign-in for an account with too many recent failures.
     async fn check_failures(&self, account: &str) -> Result<(), ManagerError> {
-        let Some(rule) = self.throttle_rule() else {
+        let (Some(rule), Some(account)) = (self.throttle_rule(), account_key(account)) else {
             return Ok(());
         };
         let key = format!("login_failures:{account}");
@@ -410,7 +424,7 @@ impl Defences {
 
     /// Counts a failed sign-in for `account` (never erased by a success: it expires).
     pub(crate) async fn record_login_failure(&self, account: &str) {
-        let Some(rule) = self.throttle_rule() else {
+        let (Some(rule), Some(account)) = (self.throttle_rule(), account_key(account)) else {
             return;
         };
         let key = format!("login_failures:{account}");
@@ -425,9 +439,9 @@ impl Defences {
         kind: MailKind,
         email: &str,
     ) -> Result<bool, ManagerError> {
-        if self.mail_cooldown.is_zero() {
+        let Some(email) = account_key(email).filter(|_| !self.mail_cooldown.is_zero()) else {
             return Ok(true);
-        }
+        };
         let kind = match kind {
             MailKind::Reset => "reset",
             MailKind::Verify => "verify",
@@ -568,6 +582,90 @@ mod tests {
             "three failures within the window, the success between them did not erase them"
         );
         assert_eq!(m.passwords().verifications(), before, "no hash was spent");
+    }
+
+    #[tokio::test]
+    async fn padded_or_case_folded_spellings_of_an_address_share_its_failures() {
+        let m = manager(Defences {
+            login_throttle: LoginThrottle::new(3, Duration::from_secs(60)),
+            ..Defences::default()
+        });
+        let codec = m.key_ring().auth_codec().unwrap();
+        let backend = AuthBackend::new(
+            "jwt",
+            Transport::Bearer {
+                token_url: "auth/jwt/login".into(),
+            },
+            JwtStrategy::new(codec, Duration::from_secs(60)),
+        );
+        m.create(
+            UserCreate::new("t@example.com", "a long right passphrase"),
+            Privilege::SelfService,
+            None,
+        )
+        .await
+        .unwrap();
+        // MySQL's PAD SPACE collation finds `t@example.com` for each of these.
+        for typed in [
+            "t@example.com   ",
+            " T@Example.com\t",
+            "t@example.com\u{a0}",
+        ] {
+            let _ = m.login_with_password(typed, "wrong", &backend, None).await;
+        }
+        let refused = m
+            .login_with_password("t@example.com", "a long right passphrase", &backend, None)
+            .await;
+        assert!(
+            matches!(refused, Err(ManagerError::LoginRefused(_))),
+            "three failures under spellings of one address throttle it"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_mail_cooldown_and_register_limit_key_on_the_case_folded_address() {
+        let defences = Defences {
+            rate_limits: RateLimits {
+                register: RouteLimits::new(None, Some(Rule::per_seconds(2, 3600))),
+                ..RateLimits::default()
+            },
+            ..Defences::default()
+        };
+        assert!(
+            defences
+                .mail_allowed(MailKind::Reset, "Victim@x.org")
+                .await
+                .unwrap()
+        );
+        for variant in ["vIctim@x.org", "VICTIM@X.ORG ", "victim@x.org"] {
+            assert!(
+                !defences
+                    .mail_allowed(MailKind::Reset, variant)
+                    .await
+                    .unwrap(),
+                "{variant}: one mail per address per cooldown, whatever its case"
+            );
+        }
+        for variant in ["Victim@x.org", "vIctim@x.org"] {
+            assert!(
+                defences
+                    .rate_limit(LimitedRoute::Register, None, Some(variant))
+                    .await
+                    .is_ok()
+            );
+        }
+        assert!(matches!(
+            defences
+                .rate_limit(LimitedRoute::Register, None, Some("VICTIM@x.org"))
+                .await,
+            Err(ManagerError::LoginRefused(_))
+        ));
+    }
+
+    #[test]
+    fn an_account_key_longer_than_any_address_is_no_key() {
+        assert_eq!(account_key(" A@B.org\t").as_deref(), Some("a@b.org"));
+        assert_eq!(account_key(&"a".repeat(321)), None);
     }
 
     #[test]
