@@ -173,7 +173,7 @@ pub use auth::{
 /// The OAuth2 / OpenID Connect provider clients.
 #[cfg(feature = "oauth")]
 pub use axum_users_oauth as oauth;
-pub use client_ip::{ClientIpPolicy, InvalidIpNet, IpNet, ip_bucket};
+pub use client_ip::{ClientIpPolicy, ForwardedHeader, InvalidIpNet, IpNet, ip_bucket};
 pub use email::{InvalidEmail, email_key, normalize_email};
 pub use error::{ApiError, ValidationIssue};
 pub use error_code::ErrorCode;
