@@ -1,6 +1,6 @@
 //! Abuse defences that count: rate limits per client IP and per account key, the per-account
 //! login throttle, and the mail cooldown. Counters live behind [`Limiter`]: in memory by
-//! default ([`MemoryLimiter`], GCRA from `governor`), or shared by several nodes (the Redis
+//! default ([`MemoryLimiter`], GCRA, bounded), or shared by several nodes (the Redis
 //! limiter of `axum-users-redis`).
 //!
 //! Where they run: the login throttle and the login limits at the manager's throttle seam
