@@ -489,6 +489,31 @@ where
     }
 }
 
+impl<S, H> UserManager<S, H>
+where
+    S: UserStore,
+    H: UserHooks<S::Id, S::Fields>,
+{
+    /// The current password of a self-service change, behind the login defences of the user's
+    /// account: a stolen session must not make it an unthrottled password oracle. A wrong one
+    /// counts as a failed sign-in.
+    pub(crate) async fn throttled_current_password(
+        &self,
+        user: &crate::manager::UserOf<S>,
+        current: Option<&crate::Secret>,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        if current.is_some() {
+            self.defend_login(&user.email, request).await?;
+        }
+        let checked = self.check_current_password(user, current).await;
+        if matches!(checked, Err(ManagerError::BadCurrentPassword)) {
+            self.defences().record_login_failure(&user.email).await;
+        }
+        checked
+    }
+}
+
 impl<S, H> crate::app::Inner<S, H>
 where
     S: UserStore,
@@ -660,6 +685,47 @@ mod tests {
                 .await,
             Err(ManagerError::LoginRefused(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn wrong_current_passwords_count_as_failed_sign_ins() {
+        let m = manager(Defences {
+            login_throttle: LoginThrottle::new(3, Duration::from_secs(60)),
+            ..Defences::default()
+        });
+        let user = m
+            .create(
+                UserCreate::new("c@example.com", "a long right passphrase"),
+                Privilege::SelfService,
+                None,
+            )
+            .await
+            .unwrap();
+        let patch = |current: &str| crate::manager::UserUpdate {
+            password: Some(Secret::new("another long passphrase")),
+            current_password: Some(Secret::new(current.to_owned())),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            let wrong = m
+                .update(user.clone(), patch("guess"), Privilege::SelfService, None)
+                .await;
+            assert!(matches!(wrong, Err(ManagerError::BadCurrentPassword)));
+        }
+        let before = m.passwords().verifications();
+        let refused = m
+            .update(
+                user.clone(),
+                patch("a long right passphrase"),
+                Privilege::SelfService,
+                None,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(ManagerError::LoginRefused(_))),
+            "the account's throttle covers the current password"
+        );
+        assert_eq!(m.passwords().verifications(), before, "no hash was spent");
     }
 
     #[test]
