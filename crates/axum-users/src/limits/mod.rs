@@ -43,6 +43,12 @@ pub fn account_key(typed: &str) -> Option<String> {
     (key.len() <= MAX_ACCOUNT_KEY).then_some(key)
 }
 
+/// The `Retry-After` of a wait: whole seconds, rounded up (a client that obeys is never early),
+/// at least 1.
+pub(crate) fn retry_after_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// At most `limit` events per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rule {
