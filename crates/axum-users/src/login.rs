@@ -101,7 +101,8 @@ where
     }
 
     /// Signs in the user a one-time login code names (the code already proved who it is):
-    /// the same steps as every way in, from the throttle seam on.
+    /// the same steps as every way in after the throttle seam, which the caller passed before
+    /// spending the code (so that a 429 does not burn it).
     pub(crate) async fn login_with_code(
         &self,
         user_id: &S::Id,
@@ -110,7 +111,6 @@ where
         backend: &AuthBackend<S::Id>,
         request: Option<&Parts>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
-        self.throttle(method, account, request).await?;
         let Some(user) = self.store().get(user_id).await? else {
             return Err(ManagerError::InvalidLoginCode);
         };
