@@ -197,6 +197,8 @@ pub use model::{
 pub use oauth_manager::{OAuthPolicy, OAuthProfile, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
+#[cfg(feature = "breached-passwords")]
+pub use password::BreachedSetupError;
 pub use password::{
     Argon2Params, BreachedPasswords, HasherLimits, HasherStats, PasswordError, PasswordHasher,
     PasswordPolicy, Verified,
