@@ -149,10 +149,13 @@ impl PasswordPolicy {
 }
 
 /// Whether the password is on the embedded list of 99,838 common passwords (MIT, the
-/// `passwords` crate), as given or in lower case.
+/// `passwords` crate), as given or in lower case, each also trimmed (padding a common
+/// password with spaces does not make it less guessable). The crate keeps its list private,
+/// so it cannot be normalised into a set: see `docs/security.md`.
 fn is_common(normalised: &str, lower: &str) -> bool {
-    passwords::analyzer::is_common_password(lower)
-        || passwords::analyzer::is_common_password(normalised)
+    [lower, normalised, lower.trim(), normalised.trim()]
+        .into_iter()
+        .any(passwords::analyzer::is_common_password)
 }
 
 /// The e-mail address, its local part and its domain labels but the last (the TLD), lower case,
@@ -254,6 +257,8 @@ mod tests {
             "12345678",
             "iloveyou",
             "qwertyuiop",
+            "  password  ",
+            "\tIloveyou ",
         ] {
             assert_eq!(
                 reason(policy.check(common, None)),
