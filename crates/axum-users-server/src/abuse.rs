@@ -57,7 +57,7 @@ macro_rules! rate_limit_settings {
         #[derive(Debug, Clone, Default, Args, Deserialize)]
         #[serde(default, deny_unknown_fields)]
         pub(crate) struct RateLimitSettings {
-            /// false: no rate limit at all (the login throttle and mail cooldown stay) [default: true]
+            /// false: no rate limit, login throttle or mail cooldown at all [default: true]
             #[arg(id = "rate_limits.enabled", long = "rate-limits", global = true, env = "AXUM_USERS_RATE_LIMITS", value_name = "BOOL")]
             pub(crate) enabled: Option<bool>,
             /// true: answer 503 when the shared counters (Redis) are down, instead of serving [default: false]

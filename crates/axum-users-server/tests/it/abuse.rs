@@ -134,7 +134,9 @@ async fn the_password_policy_refuses_and_accepts_on_every_way_a_password_is_set(
 #[tokio::test]
 async fn an_account_is_throttled_after_its_failures_from_any_ip_known_or_not() {
     let s = Server::start_with(&with_defences(&[
-        ("AXUM_USERS_RATE_LIMITS", "false"),
+        // The login rate limits off, the throttle on (`AXUM_USERS_RATE_LIMITS=false` is both).
+        ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_IP", "off"),
+        ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_ACCOUNT", "off"),
         ("AXUM_USERS_TRUSTED_PROXIES", "127.0.0.1/32"),
         ("AXUM_USERS_LOGIN_MAX_FAILURES", "3"),
         ("AXUM_USERS_LOGIN_FAILURE_WINDOW_SECONDS", "2"),
@@ -298,9 +300,11 @@ async fn a_spoofed_forwarded_header_from_an_untrusted_peer_is_ignored() {
 
 #[tokio::test]
 async fn rate_limits_false_turns_them_off() {
+    // The throttle too: two failures would otherwise refuse the third.
     let s = Server::start_with(&with_defences(&[
         ("AXUM_USERS_RATE_LIMITS", "false"),
         ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_IP", "1/60"),
+        ("AXUM_USERS_LOGIN_MAX_FAILURES", "2"),
     ]));
     for _ in 0..4 {
         let (status, _, _) =
@@ -311,7 +315,10 @@ async fn rate_limits_false_turns_them_off() {
 
 #[tokio::test]
 async fn forgot_password_sends_one_mail_per_cooldown_and_answers_alike() {
-    let s = Server::start_with(&with_defences(&[("AXUM_USERS_RATE_LIMITS", "false")]));
+    let s = Server::start_with(&with_defences(&[(
+        "AXUM_USERS_RATE_LIMITS_FORGOT_PASSWORD_PER_IP",
+        "off",
+    )]));
     register(&s, "cool@example.com", "a chilly passphrase").await;
     let c = client();
     for email in ["cool@example.com", "nobody@example.com"] {

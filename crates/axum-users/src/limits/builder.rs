@@ -17,7 +17,8 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
-    /// The rate limits (default [`RateLimits::default`]; [`RateLimits::off`] turns them off).
+    /// The rate limits (default [`RateLimits::default`]; [`RateLimits::off`] turns them, the
+    /// login throttle and the mail cooldown off).
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
         self.defences.rate_limits = limits;
         self

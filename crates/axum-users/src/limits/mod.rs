@@ -161,7 +161,8 @@ impl RouteLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RateLimits {
-    /// `false` turns every rate limit off (the login throttle and mail cooldown stay).
+    /// `false` turns every counting defence off: the rate limits, the login throttle and the
+    /// mail cooldown (for load tests and for a deployment that limits at its proxy).
     pub enabled: bool,
     /// Sign-in: 20 per minute per IP, 10 per minute per account.
     pub login: RouteLimits,
@@ -411,7 +412,7 @@ impl Defences {
     }
 
     fn throttle_rule(&self) -> Option<Rule> {
-        (self.login_throttle.max_failures > 0)
+        (self.rate_limits.enabled && self.login_throttle.max_failures > 0)
             .then(|| Rule::new(self.login_throttle.max_failures, self.login_throttle.window))
     }
 
@@ -445,7 +446,8 @@ impl Defences {
         kind: MailKind,
         email: &str,
     ) -> Result<bool, ManagerError> {
-        let Some(email) = account_key(email).filter(|_| !self.mail_cooldown.is_zero()) else {
+        let counted = self.rate_limits.enabled && !self.mail_cooldown.is_zero();
+        let Some(email) = account_key(email).filter(|_| counted) else {
             return Ok(true);
         };
         let kind = match kind {
@@ -732,6 +734,25 @@ mod tests {
             "the account's throttle covers the current password"
         );
         assert_eq!(m.passwords().verifications(), before, "no hash was spent");
+    }
+
+    #[tokio::test]
+    async fn rate_limits_off_turns_the_throttle_and_the_cooldown_off_too() {
+        let defences = Defences {
+            rate_limits: RateLimits::off(),
+            login_throttle: LoginThrottle::new(1, Duration::from_secs(60)),
+            ..Defences::default()
+        };
+        for _ in 0..3 {
+            defences.record_login_failure("o@example.com").await;
+            assert!(defences.check_failures("o@example.com").await.is_ok());
+            assert!(
+                defences
+                    .mail_allowed(MailKind::Verify, "o@example.com")
+                    .await
+                    .unwrap()
+            );
+        }
     }
 
     #[test]
