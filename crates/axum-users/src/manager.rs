@@ -713,6 +713,9 @@ where
             }
         }
         if let Some(password) = &update.password {
+            if let Some(email) = update.email.as_deref().filter(|e| *e != user.email) {
+                self.check_policy_for_new_address(password.expose(), email)?;
+            }
             self.check_password(password.expose(), PasswordOwner::Existing(&user))
                 .await?;
         }

@@ -755,6 +755,30 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_patch_of_email_and_password_checks_the_password_against_the_new_address() {
+        let m = manager(Defences::default());
+        let user = m
+            .create(
+                UserCreate::new("old.one@example.com", "a long right passphrase"),
+                Privilege::SelfService,
+                None,
+            )
+            .await
+            .unwrap();
+        let update = crate::manager::UserUpdate {
+            email: Some("zebedee@example.org".into()),
+            password: Some(Secret::new("zebedee-horse-battery")),
+            current_password: Some(Secret::new("a long right passphrase")),
+            ..Default::default()
+        };
+        let refused = m.update(user, update, Privilege::SelfService, None).await;
+        assert!(
+            matches!(refused, Err(ManagerError::InvalidPassword(_))),
+            "{refused:?}"
+        );
+    }
+
     #[test]
     fn an_account_key_longer_than_any_address_is_no_key() {
         assert_eq!(account_key(" A@B.org\t").as_deref(), Some("a@b.org"));
