@@ -16,7 +16,7 @@ mod memory;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::request::Parts;
@@ -47,6 +47,20 @@ pub fn account_key(typed: &str) -> Option<String> {
 /// at least 1.
 pub(crate) fn retry_after_seconds(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// Whether the missing peer address was warned about (once per process).
+static WARNED_WITHOUT_PEER: AtomicBool = AtomicBool::new(false);
+
+/// The per-IP limits need the peer address, which plain `axum::serve(listener, router)` does not
+/// give: said once, loudly, rather than limits silently off.
+fn warn_once_without_peer() {
+    if !WARNED_WITHOUT_PEER.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "no client address (ConnectInfo<SocketAddr>) on requests: the per-IP rate limits are \
+             off; serve with into_make_service_with_connect_info::<SocketAddr>()"
+        );
+    }
 }
 
 /// At most `limit` events per `window`.
@@ -398,10 +412,11 @@ impl Defences {
         }
         let limits = self.rate_limits.route(route);
         let name = route.name();
-        if let (Some(rule), Some(ip)) = (
-            limits.per_ip,
-            request.and_then(|p| self.client_ip.client_ip(p)),
-        ) {
+        let ip = request.and_then(|p| self.client_ip.client_ip(p));
+        if limits.per_ip.is_some() && request.is_some() && ip.is_none() {
+            warn_once_without_peer();
+        }
+        if let (Some(rule), Some(ip)) = (limits.per_ip, ip) {
             self.hit(&format!("{name}:ip:{}", ip_bucket(ip)), rule)
                 .await?;
         }
@@ -777,6 +792,16 @@ mod tests {
             matches!(refused, Err(ManagerError::InvalidPassword(_))),
             "{refused:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn per_ip_limits_without_a_peer_address_are_warned_about() {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        Defences::default()
+            .rate_limit(LimitedRoute::Verify, Some(&parts), None)
+            .await
+            .unwrap();
+        assert!(WARNED_WITHOUT_PEER.load(Ordering::Relaxed));
     }
 
     #[test]
