@@ -528,3 +528,53 @@ async fn the_refresh_route_has_its_rate_limit() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn every_mail_and_token_route_has_its_per_ip_limit_and_register_its_per_address_one() {
+    let s = Server::start_with(&with_defences(&[
+        ("AXUM_USERS_RATE_LIMITS_REQUEST_VERIFY_PER_IP", "1/60"),
+        ("AXUM_USERS_RATE_LIMITS_RESET_PASSWORD_PER_IP", "1/60"),
+        ("AXUM_USERS_RATE_LIMITS_VERIFY_PER_IP", "1/60"),
+        ("AXUM_USERS_RATE_LIMITS_REGISTER_PER_IP", "off"),
+        ("AXUM_USERS_RATE_LIMITS_REGISTER_PER_ACCOUNT", "1/60"),
+    ]));
+    let c = client();
+    for (path, body) in [
+        (
+            "/auth/request-verify-token",
+            json!({"email": "q@example.com"}),
+        ),
+        (
+            "/auth/reset-password",
+            json!({"token": "not-a-token", "password": "a fine passphrase"}),
+        ),
+        ("/auth/verify", json!({"token": "not-a-token"})),
+    ] {
+        let (first, _) = post_json(&c, s.url(path), body.clone()).await;
+        assert_ne!(first, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        let (second, answer) = post_json(&c, s.url(path), body).await;
+        assert_eq!(
+            (second, answer),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"detail": "TOO_MANY_REQUESTS"})
+            ),
+            "{path}"
+        );
+    }
+    // Per address, whatever its case.
+    let (status, _) = post_json(
+        &c,
+        s.url("/auth/register"),
+        json!({"email": "Dup@example.com", "password": "a fine passphrase"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = post_json(
+        &c,
+        s.url("/auth/register"),
+        json!({"email": "dUP@example.com", "password": "a fine passphrase"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}

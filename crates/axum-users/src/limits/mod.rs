@@ -694,6 +694,19 @@ mod tests {
                 "{variant}: one mail per address per cooldown, whatever its case"
             );
         }
+        assert!(
+            defences
+                .mail_allowed(MailKind::Verify, "victim@x.org")
+                .await
+                .unwrap(),
+            "the verify mail has its own cooldown"
+        );
+        assert!(
+            !defences
+                .mail_allowed(MailKind::Verify, "VICTIM@x.org")
+                .await
+                .unwrap()
+        );
         for variant in ["Victim@x.org", "vIctim@x.org"] {
             assert!(
                 defences
