@@ -247,7 +247,14 @@ async fn serve(config: Config) -> Result<()> {
         limiter,
     )?;
     sessions::spawn_pruning(&config, &users);
-    let router = app::router(&users, app::Services { store, redis });
+    let router = app::router(
+        &users,
+        app::Services {
+            store,
+            redis,
+            defences: users.manager().defences().clone(),
+        },
+    );
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| {

@@ -391,6 +391,11 @@ async fn two_nodes_share_their_counters_through_redis_and_fail_open_when_it_stop
             .any(|l| l.contains("fail open")),
         "a warning says the counters are down"
     );
+    let (_, ready) = read(client().get(a.url("/ready")).send().await.unwrap()).await;
+    assert!(
+        ready["limiter_outages"].as_u64().unwrap() >= 1,
+        "and /ready counts it: {ready}"
+    );
 
     // Fail closed: 503 while Redis is down.
     let closed = Server::start_with(
