@@ -49,6 +49,16 @@ pub(crate) fn retry_after_seconds(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
+/// How long limiter calls are skipped after one failed.
+const OUTAGE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Milliseconds since the first call, a monotonic clock an atomic can hold.
+fn elapsed_millis() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Whether the missing peer address was warned about (once per process).
 static WARNED_WITHOUT_PEER: AtomicBool = AtomicBool::new(false);
 
@@ -333,6 +343,8 @@ pub struct Defences {
     /// The breached-password check, when configured.
     pub breached_passwords: Option<BreachedPasswords>,
     outages: Arc<AtomicU64>,
+    /// Until when (milliseconds of [`elapsed_millis`]) limiter calls are skipped.
+    paused_until: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Defences {
@@ -360,6 +372,7 @@ impl Default for Defences {
             password_policy: PasswordPolicy::default(),
             breached_passwords: None,
             outages: Arc::default(),
+            paused_until: Arc::default(),
         }
     }
 }
@@ -369,6 +382,24 @@ impl Defences {
     /// `fail_closed` says): a metric.
     pub fn limiter_outages(&self) -> u64 {
         self.outages.load(Ordering::Relaxed)
+    }
+
+    /// One limiter call, skipped (an outage at once) for [`OUTAGE_PAUSE`] after a failed one: a
+    /// black-holed Redis costs one time-out per pause, not one per call of every request.
+    async fn call<T>(&self, call: LimitFuture<'_, T>) -> Result<T, LimitError> {
+        let now = elapsed_millis();
+        if now < self.paused_until.load(Ordering::Relaxed) {
+            return Err(LimitError(
+                "skipped: the counters failed less than a second ago".into(),
+            ));
+        }
+        let result = call.await;
+        if result.is_err() {
+            let pause = u64::try_from(OUTAGE_PAUSE.as_millis()).unwrap_or(u64::MAX);
+            self.paused_until
+                .store(elapsed_millis().saturating_add(pause), Ordering::Relaxed);
+        }
+        result
     }
 
     /// A counter answer, with an outage turned into "allowed" (fail open) or 503.
@@ -393,7 +424,7 @@ impl Defences {
     }
 
     async fn hit(&self, key: &str, rule: Rule) -> Result<(), ManagerError> {
-        let wait = self.settle(key, self.limiter.hit(key, rule).await)?;
+        let wait = self.settle(key, self.call(self.limiter.hit(key, rule)).await)?;
         match wait {
             Some(wait) => Err(ManagerError::LoginRefused(wait)),
             None => Ok(()),
@@ -437,7 +468,7 @@ impl Defences {
             return Ok(());
         };
         let key = format!("login_failures:{account}");
-        let blocked = self.settle(&key, self.limiter.blocked(&key, rule).await)?;
+        let blocked = self.settle(&key, self.call(self.limiter.blocked(&key, rule)).await)?;
         match blocked {
             Some(wait) => Err(ManagerError::LoginRefused(wait)),
             None => Ok(()),
@@ -450,7 +481,7 @@ impl Defences {
             return;
         };
         let key = format!("login_failures:{account}");
-        let result = self.limiter.record_failure(&key, rule).await;
+        let result = self.call(self.limiter.record_failure(&key, rule)).await;
         // A failure that cannot be recorded is logged; the sign-in was refused anyway.
         let _ = self.settle::<()>(&key, result);
     }
@@ -471,7 +502,7 @@ impl Defences {
         };
         let key = format!("mail_cooldown:{kind}:{email}");
         let rule = Rule::new(1, self.mail_cooldown);
-        let wait = self.settle(&key, self.limiter.hit(&key, rule).await)?;
+        let wait = self.settle(&key, self.call(self.limiter.hit(&key, rule)).await)?;
         Ok(wait.is_none())
     }
 }
@@ -815,6 +846,54 @@ mod tests {
             .await
             .unwrap();
         assert!(WARNED_WITHOUT_PEER.load(Ordering::Relaxed));
+    }
+
+    /// Counters that fail every call after a delay, counting the calls.
+    struct BlackHole(std::sync::atomic::AtomicUsize);
+
+    impl Limiter for BlackHole {
+        fn hit<'a>(&'a self, _: &'a str, _: Rule) -> LimitFuture<'a, Option<Duration>> {
+            Box::pin(async move {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(LimitError("black hole".into()))
+            })
+        }
+        fn blocked<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>> {
+            self.hit(key, rule)
+        }
+        fn record_failure<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, ()> {
+            Box::pin(async move { self.hit(key, rule).await.map(|_| ()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn black_holed_counters_cost_one_time_out_per_pause_not_one_per_call() {
+        let hole = Arc::new(BlackHole(Default::default()));
+        let defences = Defences {
+            limiter: hole.clone(),
+            ..Defences::default()
+        };
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            defences
+                .rate_limit(LimitedRoute::Login, None, Some("h@example.com"))
+                .await
+                .unwrap();
+            defences.check_failures("h@example.com").await.unwrap();
+            defences.record_login_failure("h@example.com").await;
+        }
+        assert_eq!(
+            hole.0.load(Ordering::SeqCst),
+            1,
+            "one call reached the counters"
+        );
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(
+            defences.limiter_outages(),
+            15,
+            "every skipped call is counted"
+        );
     }
 
     #[test]
