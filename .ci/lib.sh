@@ -50,3 +50,15 @@ ensure_redis() { # exports TEST_REDIS_URL
     fi
     export TEST_REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379}
 }
+
+ensure_aiosmtpd() { # the SMTP server of tests/smtp/ (aiosmtpd from PyPI) and openssl for its test CA
+    command -v openssl >/dev/null || apt_install openssl
+    command -v python3 >/dev/null || apt_install python3
+    if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+        python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip || true
+        python3 -m pip install --quiet aiosmtpd \
+            || python3 -m pip install --quiet --break-system-packages aiosmtpd \
+            || apt_install python3-aiosmtpd
+    fi
+    python3 -c "import aiosmtpd; print('aiosmtpd', aiosmtpd.__version__)"
+}

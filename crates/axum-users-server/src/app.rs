@@ -26,8 +26,8 @@ use serde_json::json;
 
 use crate::config::{Config, ServerLimits};
 use crate::hooks::ServerHooks;
-use crate::mailer::Mailer;
 use crate::openapi;
+use axum_users_mail::Outbox;
 
 /// The store the server runs on (SQLite, PostgreSQL or MySQL, by the URL).
 pub(crate) type Store = SqlStore;
@@ -160,9 +160,26 @@ pub(crate) fn users(
     oauth: Vec<axum_users::OAuthClient>,
     limiter: Option<std::sync::Arc<dyn axum_users::Limiter>>,
 ) -> Result<Users> {
+    Ok(users_with_outbox(config, store, redis, secret, oauth, limiter)?.0)
+}
+
+/// [`users`], and the mail outbox its hooks queue messages in (for the worker that sends them).
+///
+/// # Errors
+/// When the configuration is refused by the library.
+pub(crate) fn users_with_outbox(
+    config: &Config,
+    store: Store,
+    redis: Option<Redis>,
+    secret: Secret,
+    oauth: Vec<axum_users::OAuthClient>,
+    limiter: Option<std::sync::Arc<dyn axum_users::Limiter>>,
+) -> Result<(Users, Outbox<Store>)> {
+    let outbox = crate::mail_config::outbox(config, store.clone(), &secret);
     let hooks = ServerHooks {
-        mailer: Mailer::new(config.mailer.clone(), config.mail_from.clone()),
-        frontend_url: config.frontend_url.clone(),
+        outbox: outbox.clone(),
+        composer: crate::mail_config::composer(&config.mail)?,
+        notify_password_changed: config.mail.notify_password_changed,
     };
     let mut builder = AxumUsers::builder(store.clone(), secret);
     if let Some(lifetime) = config.db_tokens {
@@ -181,7 +198,7 @@ pub(crate) fn users(
     for client in oauth {
         builder = builder.oauth(client);
     }
-    builder
+    let users = builder
         .hooks(hooks)
         .argon2(config.argon2)
         .jwt_lifetime(std::time::Duration::from_secs(config.jwt_lifetime_seconds))
@@ -192,7 +209,8 @@ pub(crate) fn users(
         .trusted_origins(config.trusted_origins.iter().cloned())
         .defences(config.abuse.defences(limiter)?)
         .build()
-        .context("invalid user-management configuration")
+        .context("invalid user-management configuration")?;
+    Ok((users, outbox))
 }
 
 fn bearer(backend: &str) -> Transport {

@@ -116,8 +116,15 @@ pub(crate) struct Settings {
         hide_env_values = true
     )]
     previous_secrets: Option<List<SecretValue>>,
-    /// log (links with the token redacted) | log+tokens (development only) | file:<dir> [default: log]
-    #[arg(long, global = true, env = "AXUM_USERS_MAILER", value_name = "MAILER")]
+    /// log (links with the token redacted) | log+tokens (development only) | file:<dir> |
+    /// smtp://[user:pass@]host:port | smtp+starttls://… | smtps://… [default: log]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_MAILER",
+        value_name = "MAILER",
+        hide_env_values = true
+    )]
     mailer: Option<MailerConfig>,
     /// Sender address of mail [default: axum-users <no-reply@localhost>]
     #[arg(
@@ -329,6 +336,8 @@ pub(crate) struct Settings {
     argon2: Argon2Settings,
     #[command(flatten)]
     server: ServerSettings,
+    #[command(flatten)]
+    mail: crate::mail_config::MailKeys,
     /// OAuth providers by name (`[oauth.<name>]`, TOML only: a table per provider).
     #[arg(skip)]
     oauth: BTreeMap<String, ProviderConfig>,
@@ -420,6 +429,8 @@ pub(crate) enum MailerConfig {
     },
     /// One `.eml` file per message in this folder.
     File(PathBuf),
+    /// An SMTP relay (password redacted in `Debug`).
+    Smtp(axum_users_mail::SmtpUrl),
 }
 
 impl FromStr for MailerConfig {
@@ -431,9 +442,12 @@ impl FromStr for MailerConfig {
             "log+tokens" => return Ok(Self::Log { tokens: true }),
             _ => {}
         }
+        if text.starts_with("smtp") {
+            return text.parse().map(Self::Smtp).map_err(|e| e.to_string());
+        }
         match text.strip_prefix("file:").filter(|d| !d.is_empty()) {
             Some(dir) => Ok(Self::File(PathBuf::from(dir))),
-            None => Err("use `log`, `log+tokens` or `file:<dir>`".into()),
+            None => Err("use `log`, `log+tokens`, `file:<dir>` or an smtp:// URL".into()),
         }
     }
 }
@@ -637,6 +651,8 @@ pub(crate) struct Config {
     pub(crate) oauth: BTreeMap<String, ProviderConfig>,
     /// Rate limits, login throttle, mail cooldown, password policy, breached passwords.
     pub(crate) abuse: crate::abuse::AbuseConfig,
+    /// SMTP details, templates and links of mail (`[mail]`).
+    pub(crate) mail: crate::mail_config::MailSettings,
 }
 
 /// The settings as a clap command: flags, variables and help.
@@ -833,6 +849,16 @@ impl Config {
         };
         at_least_one(limits.max_connections as u64, "server.max_connections")?;
         crate::oauth::validate(&s.oauth, env)?;
+        let smtp = match &s.mailer {
+            Some(MailerConfig::Smtp(url)) => Some(url),
+            _ => None,
+        };
+        let mail = crate::mail_config::MailSettings::resolve(
+            s.mail.clone(),
+            smtp,
+            s.mail_from.is_some(),
+            &frontend_url,
+        )?;
         if !s.oauth.is_empty() && public_url.is_none() {
             bail!(
                 "missing {}: an OAuth provider is configured, and its callback URL must not \
@@ -872,6 +898,7 @@ impl Config {
             public_url,
             limits,
             oauth: s.oauth,
+            mail,
         })
     }
 

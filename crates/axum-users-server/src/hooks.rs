@@ -1,49 +1,81 @@
 //! The server's hooks: mail for reset and verification links (the password policy is the
 //! library's, configured in `abuse.rs`).
 
-use axum_users::{NoFields, Secret, User, UserHooks};
+use axum_users::{NoFields, User, UserHooks};
+use axum_users_mail::{Composer, Mail, Outbox, TemplateError};
 use http::request::Parts;
+use serde_json::Value;
 use uuid::Uuid;
 
-use crate::mailer::{Mail, Mailer};
+use crate::app::Store;
 
-/// Mails links.
+/// Mails links (through the outbox).
 #[derive(Debug, Clone)]
 pub(crate) struct ServerHooks {
-    /// Where mail goes.
-    pub(crate) mailer: Mailer,
-    /// Base URL of the links.
-    pub(crate) frontend_url: String,
+    /// Where messages are queued; the worker of `serve` sends them.
+    pub(crate) outbox: Outbox<Store>,
+    /// Templates and links of the messages.
+    pub(crate) composer: Composer,
+    /// Whether a changed or reset password is notified to the user's address.
+    pub(crate) notify_password_changed: bool,
 }
 
+/// Hours the reset and verify links are valid (the manager's default token lifetimes), for the
+/// templates.
+const LINK_VALID_HOURS: u64 = 1;
+
 impl ServerHooks {
-    async fn send(&self, to: &str, subject: &str, body: String, token: &str) {
-        let mail = Mail {
-            to: to.to_owned(),
-            subject: subject.to_owned(),
-            body,
-            token: Secret::new(token),
+    /// Queues a message; it is sent by the outbox worker, retried until it goes out.
+    async fn queue(&self, kind: &str, mail: Result<Mail, TemplateError>) {
+        let result = match mail {
+            Ok(mail) => self
+                .outbox
+                .enqueue(kind, &mail)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
-        if let Err(e) = self.mailer.send(mail).await {
-            tracing::error!(error = %e, "sending mail failed");
+        if let Err(e) = result {
+            tracing::error!(kind, error = %e, "queueing mail failed");
         }
     }
 }
 
 impl UserHooks<Uuid, NoFields> for ServerHooks {
     async fn on_after_forgot_password(&self, user: &User, token: &str, _request: Option<&Parts>) {
-        let link = format!("{}/reset-password?token={token}", self.frontend_url);
-        let body = format!(
-            "Someone asked to reset the password of this account.\n\nReset it here: {link}\n\nIf it was not you, ignore this message."
-        );
-        self.send(&user.email, "Reset your password", body, token)
-            .await;
+        self.queue(
+            "reset",
+            self.composer.reset(&user.email, token, LINK_VALID_HOURS),
+        )
+        .await;
     }
 
     async fn on_after_request_verify(&self, user: &User, token: &str, _request: Option<&Parts>) {
-        let link = format!("{}/verify?token={token}", self.frontend_url);
-        let body = format!("Confirm your e-mail address here: {link}");
-        self.send(&user.email, "Verify your e-mail address", body, token)
+        self.queue(
+            "verify",
+            self.composer.verify(&user.email, token, LINK_VALID_HOURS),
+        )
+        .await;
+    }
+
+    async fn on_after_reset_password(&self, user: &User, _request: Option<&Parts>) {
+        if self.notify_password_changed {
+            self.queue(
+                "password_changed",
+                self.composer.password_changed(&user.email),
+            )
             .await;
+        }
+    }
+
+    async fn on_after_update(&self, user: &User, update: &Value, _request: Option<&Parts>) {
+        let password_changed = update.get("password").is_some_and(Value::is_string);
+        if self.notify_password_changed && password_changed {
+            self.queue(
+                "password_changed",
+                self.composer.password_changed(&user.email),
+            )
+            .await;
+        }
     }
 }

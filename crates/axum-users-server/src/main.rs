@@ -5,6 +5,8 @@ mod admin;
 mod app;
 mod config;
 mod hooks;
+mod mail_admin;
+mod mail_config;
 mod mailer;
 mod oauth;
 mod openapi;
@@ -21,8 +23,8 @@ use crate::config::{Config, MailerConfig};
 
 /// What `--help` adds after the settings.
 const AFTER_HELP: &str = "\
-Each setting is also a key of the TOML file (argon2.* and server.* in the [argon2] and
-[server] tables); the environment overrides the file, and flags override both.
+Each setting is also a key of the TOML file (argon2.*, server.* and mail.* in the [argon2],
+[server] and [mail] tables); the environment overrides the file, and flags override both.
 OAuth providers are [oauth.<name>] tables of the file; their client secrets may come from
 AXUM_USERS_OAUTH_<NAME>_CLIENT_SECRET. See docs/configuration.md.";
 
@@ -72,6 +74,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: admin::UsersCommand,
+    },
+    /// List the mail outbox or queue failed messages again.
+    Mail {
+        #[command(subcommand)]
+        command: mail_admin::MailCommand,
     },
 }
 
@@ -138,6 +145,7 @@ async fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
             Ok(())
         }
         Command::Users { command } => admin::run(config, command).await,
+        Command::Mail { command } => mail_admin::run(config, command).await,
         Command::Prune => sessions::prune(&config).await,
         Command::Config {
             command: ConfigCommand::Check,
@@ -186,6 +194,13 @@ async fn check_config(config: Config) -> Result<()> {
         println!("  trusted origins: {}", config.trusted_origins.join(", "));
     }
     println!("  mailer: {}", describe_mailer(&config.mailer));
+    println!(
+        "  mail links (front end {}): {}, {}, {}",
+        config.frontend_url,
+        config.mail.reset_url,
+        config.mail.verify_url,
+        config.mail.email_change_url
+    );
     let limits = &config.limits;
     println!(
         "  limits: headers {:?}, body {:?}, request {:?}, {} connections",
@@ -204,6 +219,7 @@ fn describe_mailer(mailer: &MailerConfig) -> String {
             "log+tokens (no mail is sent; TOKENS ARE LOGGED)".into()
         }
         MailerConfig::File(dir) => format!("file:{}", dir.display()),
+        MailerConfig::Smtp(url) => url.to_string(),
     }
 }
 
@@ -218,7 +234,7 @@ fn warn_about_mailer(mailer: &MailerConfig) {
             "mailer `log+tokens`: no mail is sent and LIVE RESET AND VERIFY TOKENS ARE WRITTEN TO \
              THE LOG; whoever reads the log can take over accounts; for local development only"
         ),
-        MailerConfig::File(_) => {}
+        MailerConfig::File(_) | MailerConfig::Smtp(_) => {}
     }
 }
 
@@ -238,7 +254,7 @@ async fn serve(config: Config) -> Result<()> {
         tracing::info!(provider = %name, "OAuth sign-in at /auth/{name}/authorize");
     }
     let limiter = app::redis_limiter(&config)?;
-    let users = app::users(
+    let (users, outbox) = app::users_with_outbox(
         &config,
         store.clone(),
         redis.clone(),
@@ -247,6 +263,7 @@ async fn serve(config: Config) -> Result<()> {
         limiter,
     )?;
     sessions::spawn_pruning(&config, &users);
+    let mail_worker = mailer::start_worker(&config, &outbox)?;
     let router = app::router(
         &users,
         app::Services {
@@ -269,6 +286,7 @@ async fn serve(config: Config) -> Result<()> {
         "axum-users listening on http://{address}"
     );
     app::serve(listener, router, config.limits, shutdown_signal()).await?;
+    mail_worker.stop().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -104,5 +104,29 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                 "CREATE INDEX access_tokens_session_id ON access_tokens (session_id)".into(),
             ],
         },
+        // The mail outbox (migration 4; 3 belongs to the sessions): messages are written here
+        // before they are sent and deleted once sent. No foreign key: a message outlives its
+        // user (the notice of a deletion), and the table needs nothing of the others.
+        Migration {
+            version: 4,
+            statements: vec![
+                format!(
+                    "CREATE TABLE mail_outbox (
+                    id VARCHAR(36) PRIMARY KEY NOT NULL,
+                    recipient VARCHAR(320) NOT NULL,
+                    kind VARCHAR(64) NOT NULL,
+                    sealed TEXT NOT NULL,
+                    status VARCHAR(16) NOT NULL,
+                    attempts BIGINT NOT NULL DEFAULT 0,
+                    next_attempt_at BIGINT NOT NULL,
+                    locked_until BIGINT NOT NULL DEFAULT 0,
+                    locked_by VARCHAR(64),
+                    last_error TEXT,
+                    created_at BIGINT NOT NULL
+                ){table}"
+                ),
+                "CREATE INDEX mail_outbox_due ON mail_outbox (status, next_attempt_at)".into(),
+            ],
+        },
     ]
 }

@@ -14,54 +14,12 @@ use crate::keys::KeyRing;
 use crate::keys::Purpose;
 use crate::manager::{LoginRules, TokenSettings, UserManager};
 use crate::password::{Argon2Params, PasswordError, PasswordHasher};
+#[cfg(feature = "oauth")]
+use crate::route_state::OAuthSettings;
+use crate::route_state::{BACKGROUND_JOBS, RouteState, SecurityPolicy};
 use crate::routes;
 use crate::secret::Secret;
 use crate::store::UserStore;
-#[cfg(feature = "oauth")]
-use crate::tokens::JwtCodec;
-
-/// Shared by every route.
-pub(crate) struct Inner<S: UserStore, H> {
-    pub(crate) manager: UserManager<S, H>,
-    pub(crate) auth: Arc<Authenticator<S, H>>,
-    pub(crate) policy: SecurityPolicy,
-    /// Bounds the mail work that runs after an always-202 answer.
-    pub(crate) background: crate::background::BackgroundJobs,
-    #[cfg(feature = "oauth")]
-    pub(crate) oauth: OAuthSettings,
-    /// `POST /register` sends the verification mail (`on_after_request_verify`) by itself.
-    pub(crate) send_verification_on_register: bool,
-}
-
-/// How many forgot-password and request-verify jobs may run or wait at once; beyond it the
-/// request still answers 202 and the job is dropped with a warning.
-pub(crate) const BACKGROUND_JOBS: usize = 64;
-
-/// The OAuth clients and what their routes share.
-#[cfg(feature = "oauth")]
-pub(crate) struct OAuthSettings {
-    pub(crate) clients: Vec<crate::OAuthClient>,
-    pub(crate) public_url: String,
-    pub(crate) csrf_cookie: CookieSettings,
-    pub(crate) state_codec: JwtCodec,
-    pub(crate) login_codes: crate::routes::oauth::LoginCodes,
-}
-
-impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> Inner<S, H> {
-    pub(crate) fn extension(&self) -> AuthExtension<S::Id, S::Fields> {
-        AuthExtension(self.auth.clone())
-    }
-
-    pub(crate) fn requires_verification(&self) -> bool {
-        self.manager.login_rules().requires_verification
-    }
-}
-
-impl<S: UserStore, H> Inner<S, H> {
-    pub(crate) fn backend(&self, index: usize) -> &AuthBackend<S::Id> {
-        &self.auth.backends[index]
-    }
-}
 
 /// User management for an axum application: build it once, mount its routers, add its layer.
 ///
@@ -79,7 +37,7 @@ impl<S: UserStore, H> Inner<S, H> {
 /// # }
 /// ```
 pub struct AxumUsers<S: UserStore, H = NoHooks> {
-    pub(crate) inner: Arc<Inner<S, H>>,
+    pub(crate) inner: Arc<RouteState<S, H>>,
 }
 
 impl<S: UserStore, H> Clone for AxumUsers<S, H> {
@@ -261,20 +219,6 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     #[cfg(feature = "oauth")]
     public_url: Option<String>,
     send_verification_on_register: bool,
-}
-
-/// The client-visible rules where axum-users is stricter than FastAPI Users, and the origins a
-/// cookie-authenticated browser may send state-changing requests from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SecurityPolicy {
-    /// Restores the reference's client-visible behaviour (no current password on a self
-    /// e-mail or password change, no `Origin` check on cookie requests). The fixes clients
-    /// cannot see stay on.
-    pub strict_compat: bool,
-    /// Origins (`https://app.example.com`) besides the API's own from which a cookie-
-    /// authenticated request that changes state is accepted.
-    pub trusted_origins: Vec<String>,
 }
 
 /// Why [`AxumUsersBuilder::build`] refused the configuration.
@@ -541,7 +485,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             },
         });
         Ok(AxumUsers {
-            inner: Arc::new(Inner {
+            inner: Arc::new(RouteState {
                 manager,
                 auth,
                 background: crate::background::BackgroundJobs::new(BACKGROUND_JOBS),

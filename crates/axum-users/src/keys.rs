@@ -17,6 +17,7 @@ use crate::tokens::{JwtCodec, TokenError};
 
 /// What a derived key is for; each gives a different key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "oauth"), allow(dead_code))] // the OAuth purposes
 pub(crate) enum Purpose {
     /// Reset-password tokens.
     Reset,
@@ -34,6 +35,8 @@ pub(crate) enum Purpose {
     LoginCode,
     /// Encryption of provider tokens at rest.
     ProviderTokens,
+    /// Encryption of queued mail (with its links' tokens) at rest.
+    MailOutbox,
 }
 
 impl Purpose {
@@ -47,6 +50,7 @@ impl Purpose {
             Purpose::OAuthDerivation => b"axum-users/oauth-derivation/v1",
             Purpose::LoginCode => b"axum-users/login-code/v1",
             Purpose::ProviderTokens => b"axum-users/provider-tokens/v1",
+            Purpose::MailOutbox => b"axum-users/mail-outbox/v1",
         }
     }
 }
@@ -182,6 +186,7 @@ mod tests {
             Purpose::OAuthDerivation,
             Purpose::LoginCode,
             Purpose::ProviderTokens,
+            Purpose::MailOutbox,
         ];
         let keys: std::collections::HashSet<String> = all
             .iter()

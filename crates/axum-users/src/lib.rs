@@ -156,7 +156,9 @@ mod model;
 mod oauth_manager;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod outbox;
 mod password;
+mod route_state;
 mod routes;
 mod secret;
 mod sessions;
@@ -165,7 +167,7 @@ mod store;
 pub mod testing;
 mod tokens;
 
-pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore, SecurityPolicy};
+pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore};
 pub use auth::{
     AuthBackend, CookieSettings, DatabaseStrategy, IssuedToken, JwtStrategy, Requirements,
     Strategy, StrategyError, TokenOwner, Transport,
@@ -197,12 +199,14 @@ pub use model::{
 pub use oauth_manager::{OAuthPolicy, OAuthProfile, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
+pub use outbox::{MailSeal, NewOutboxMessage, OutboxMessage, OutboxStatus, OutboxStore};
 #[cfg(feature = "breached-passwords")]
 pub use password::BreachedSetupError;
 pub use password::{
     Argon2Params, BreachedPasswords, HasherLimits, HasherStats, PasswordError, PasswordHasher,
     PasswordPolicy, Verified,
 };
+pub use route_state::SecurityPolicy;
 #[cfg(feature = "oauth")]
 pub use routes::oauth::OAuthClient;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};

@@ -103,6 +103,7 @@ where
     /// Signs in the user a one-time login code names (the code already proved who it is):
     /// the same steps as every way in after the throttle seam, which the caller passed before
     /// spending the code (so that a 429 does not burn it).
+    #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
     pub(crate) async fn login_with_code(
         &self,
         user_id: &S::Id,

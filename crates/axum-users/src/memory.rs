@@ -21,6 +21,8 @@ struct Tables<Id, F> {
     sessions: HashMap<String, Session<Id>>,
     /// The session of each access-token hash that belongs to one.
     token_sessions: HashMap<String, String>,
+    /// Queued mail with the worker that holds each message.
+    outbox: Vec<(crate::outbox::OutboxMessage, Option<String>)>,
 }
 
 /// Users, OAuth accounts and access tokens in a mutex. With `i64` ids it numbers users itself.
@@ -54,6 +56,7 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             next_int: 0,
             sessions: HashMap::new(),
             token_sessions: HashMap::new(),
+            outbox: Vec::new(),
         };
         Self {
             tables: Arc::new(Mutex::new(tables)),
@@ -563,6 +566,116 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
     }
 }
 
+/// The outbox in memory: the same claim rule as the databases (a lease per message).
+impl<Id: UserId, F: UserFields> crate::outbox::OutboxStore for MemoryStore<Id, F> {
+    async fn enqueue(&self, message: crate::outbox::NewOutboxMessage) -> Result<(), StoreError> {
+        let stored = crate::outbox::OutboxMessage {
+            id: message.id,
+            recipient: message.recipient,
+            kind: message.kind,
+            sealed: message.sealed,
+            status: crate::outbox::OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: message.created_at,
+            locked_until: 0,
+            last_error: None,
+            created_at: message.created_at,
+        };
+        self.with(|t| {
+            t.outbox.push((stored, None));
+            Ok(())
+        })
+    }
+
+    async fn claim(
+        &self,
+        now: i64,
+        lease_seconds: i64,
+        limit: u32,
+        worker: &str,
+    ) -> Result<Vec<crate::outbox::OutboxMessage>, StoreError> {
+        self.with(|t| {
+            let due = t.outbox.iter_mut().filter(|(m, _)| {
+                m.status == crate::outbox::OutboxStatus::Pending
+                    && m.next_attempt_at <= now
+                    && m.locked_until <= now
+            });
+            let mut claimed = Vec::new();
+            for (m, holder) in due.take(limit as usize) {
+                m.locked_until = now.saturating_add(lease_seconds);
+                *holder = Some(worker.to_owned());
+                claimed.push(m.clone());
+            }
+            Ok(claimed)
+        })
+    }
+
+    async fn delete_sent(&self, id: &str, worker: &str) -> Result<bool, StoreError> {
+        self.with(|t| {
+            let before = t.outbox.len();
+            t.outbox
+                .retain(|(m, holder)| !(m.id == id && holder.as_deref() == Some(worker)));
+            Ok(t.outbox.len() < before)
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        id: &str,
+        worker: &str,
+        error: &str,
+        next_attempt_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.with(|t| {
+            let held = t
+                .outbox
+                .iter_mut()
+                .find(|(m, holder)| m.id == id && holder.as_deref() == Some(worker));
+            if let Some((m, holder)) = held {
+                *holder = None;
+                m.attempts += 1;
+                m.last_error = Some(error.chars().take(1000).collect());
+                m.locked_until = 0;
+                match next_attempt_at {
+                    Some(at) => m.next_attempt_at = at,
+                    None => m.status = crate::outbox::OutboxStatus::Failed,
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn list_outbox(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<crate::outbox::OutboxMessage>, StoreError> {
+        self.with(|t| {
+            Ok(t.outbox
+                .iter()
+                .take(limit as usize)
+                .map(|(m, _)| m.clone())
+                .collect())
+        })
+    }
+
+    async fn retry_failed(&self, id: Option<&str>, now: i64) -> Result<u64, StoreError> {
+        self.with(|t| {
+            let mut n = 0;
+            for (m, holder) in t.outbox.iter_mut().filter(|(m, _)| {
+                m.status == crate::outbox::OutboxStatus::Failed && id.is_none_or(|id| m.id == id)
+            }) {
+                m.status = crate::outbox::OutboxStatus::Pending;
+                m.attempts = 0;
+                m.next_attempt_at = now;
+                m.locked_until = 0;
+                *holder = None;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,6 +688,7 @@ mod tests {
         testing::oauth_account_store(&store).await;
         testing::access_token_store(&store, &store).await;
         testing::concurrent_creates(&store, 50).await;
+        testing::outbox_store(&store).await;
         testing::concurrent_unlinks(&store, 5).await;
         testing::session_store(&store, &store).await;
         let ints: MemoryStore<i64> = MemoryStore::new();

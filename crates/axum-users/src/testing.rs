@@ -20,6 +20,8 @@ use crate::store::{
 };
 use crate::tokens::now_unix;
 
+pub use crate::outbox::conformance::outbox_store;
+
 /// A fresh, unique, valid address with upper-case letters in it.
 pub fn unique_email() -> String {
     format!(

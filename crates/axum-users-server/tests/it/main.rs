@@ -9,6 +9,7 @@ mod faults;
 mod flow;
 mod hashing;
 mod limits;
+mod mail;
 mod nodes;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]

@@ -45,6 +45,11 @@ pub fn test_env(dir: &Path) -> Vec<(String, String)> {
         ("AXUM_USERS_MAIL_COOLDOWN_SECONDS", "0".to_owned()),
         ("AXUM_USERS_PASSWORD_BLOCKLIST", "false".to_owned()),
         ("AXUM_USERS_PASSWORD_EMAIL_CHECK", "false".to_owned()),
+        // The tests that count messages count links; tests/it/mail.rs turns notices on.
+        (
+            "AXUM_USERS_MAIL_NOTIFY_PASSWORD_CHANGED",
+            "false".to_owned(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

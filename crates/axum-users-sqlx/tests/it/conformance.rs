@@ -11,7 +11,11 @@ async fn sqlite<Id: SqlId>() -> (SqlStore<Id>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let store = SqlStore::<Id>::connect(&url).await.unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 3);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        4,
+        "migrations 1, 2, 3 (sessions) and 4 (the mail outbox)"
+    );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     (store, dir)
 }
@@ -25,6 +29,7 @@ async fn suite<Id: SqlId>(store: &SqlStore<Id>) {
     testing::concurrent_creates(store, 50).await;
     testing::concurrent_password_replace(store, 20).await;
     testing::concurrent_unlinks(store, 10).await;
+    testing::outbox_store(store).await;
     let user = store
         .create(testing::new_user::<SqlStore<Id>>(&testing::unique_email()))
         .await
@@ -48,7 +53,11 @@ async fn on_server<Id: SqlId>(var: &str, backend: &str) {
     let store = SqlStore::<Id>::connect_with(&db.url, options)
         .await
         .unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 3);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        4,
+        "migrations 1, 2, 3 (sessions) and 4 (the mail outbox)"
+    );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     suite(&store).await;
     store.pool().close().await;

@@ -69,6 +69,12 @@ pub(crate) fn first_release_schema(dialect: Dialect) -> Vec<String> {
     ]
 }
 
+/// The migrations after the first release's: 2 (e-mail epochs), 3 (sessions) and 4 (the mail
+/// outbox).
+fn store_migrations_after_the_first() -> usize {
+    3
+}
+
 pub(crate) async fn exec(pool: &SqlPool, sql: String) {
     let sql = AssertSqlSafe(sql);
     match pool {
@@ -122,8 +128,8 @@ async fn upgrade(url: &str) {
 
     assert_eq!(
         store.migrate().await.unwrap(),
-        2,
-        "only the new migrations (2, 3) are applied"
+        store_migrations_after_the_first(),
+        "only the new migrations (2, 3, 4) are applied"
     );
     assert_eq!(store.migrate().await.unwrap(), 0);
 
@@ -197,6 +203,9 @@ async fn upgrade(url: &str) {
     change.email = Some("ada@lovelace.example".into());
     let moved = store.update(&ada, change).await.unwrap().unwrap();
     assert_eq!((moved.email_epoch, moved.is_active), (1, false));
+
+    // Migration 4: the mail outbox exists on the upgraded database and works.
+    testing::outbox_store(&store).await;
     store.pool().close().await;
 }
 

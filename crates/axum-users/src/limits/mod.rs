@@ -568,7 +568,7 @@ where
     }
 }
 
-impl<S, H> crate::app::Inner<S, H>
+impl<S, H> crate::route_state::RouteState<S, H>
 where
     S: UserStore,
     H: UserHooks<S::Id, S::Fields>,

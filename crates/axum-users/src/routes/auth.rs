@@ -9,15 +9,15 @@ use axum::response::Response;
 use axum::routing::post;
 use http::request::Parts;
 
-use crate::app::Inner;
 use crate::auth::Requirements;
 use crate::body::{LoginForm, parse_form};
 use crate::error::ApiError;
 use crate::hooks::UserHooks;
+use crate::route_state::RouteState;
 use crate::store::UserStore;
 
 pub(super) struct BackendState<S: UserStore, H> {
-    pub(super) inner: Arc<Inner<S, H>>,
+    pub(super) inner: Arc<RouteState<S, H>>,
     pub(super) index: usize,
 }
 
@@ -31,7 +31,7 @@ impl<S: UserStore, H> Clone for BackendState<S, H> {
 }
 
 pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
     index: usize,
 ) -> Router {
     Router::new()

@@ -122,7 +122,7 @@ where
 }
 
 /// Runs work after the response, so that its duration (a lookup, a mail) reveals nothing. At
-/// most [`crate::app::BACKGROUND_JOBS`] run at once: beyond that the job is dropped with a
+/// most [`crate::route_state::BACKGROUND_JOBS`] run at once: beyond that the job is dropped with a
 /// warning rather than queued without end (the client got its 202 either way).
 pub(crate) fn in_background(
     what: &'static str,

@@ -10,18 +10,18 @@ use axum::routing::post;
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::app::Inner;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
 use crate::limits::LimitedRoute;
 use crate::manager::{ManagerError, Privilege, UserCreate};
+use crate::route_state::RouteState;
 use crate::secret::Secret;
 use crate::store::UserStore;
 
 pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
 ) -> Router {
     Router::new()
         .route("/register", post(register::<S, H>))
@@ -29,7 +29,7 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -69,7 +69,7 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 
 /// The verification mail of a new user, after the answer (its hook may talk to a mail server).
 fn send_verification<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Arc<Inner<S, H>>,
+    inner: &Arc<RouteState<S, H>>,
     user: crate::store::UserOf<S>,
     parts: Parts,
 ) {

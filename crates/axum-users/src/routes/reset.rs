@@ -10,17 +10,17 @@ use axum::routing::post;
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::app::Inner;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
 use crate::limits::LimitedRoute;
 use crate::manager::ManagerError;
+use crate::route_state::RouteState;
 use crate::store::UserStore;
 
 pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
 ) -> Router {
     Router::new()
         .route("/forgot-password", post(forgot_password::<S, H>))
@@ -31,7 +31,7 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 /// Always 202: the lookup, the token and the mail happen after the answer, so neither the
 /// status nor the timing tells whether the address has an account.
 async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -55,7 +55,7 @@ async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {

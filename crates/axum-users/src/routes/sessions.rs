@@ -11,17 +11,17 @@ use http::StatusCode;
 use http::request::Parts;
 use serde_json::{Value, json};
 
-use crate::app::Inner;
 use crate::auth::{Authenticated, Requirements};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
 use crate::model::UserId;
+use crate::route_state::RouteState;
 use crate::sessions::RevokeReason;
 use crate::store::UserStore;
 
 pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
 ) -> Router {
     Router::new()
         .route(
@@ -37,7 +37,7 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 fn requirements<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     superuser: bool,
 ) -> Requirements {
     Requirements {
@@ -84,7 +84,7 @@ pub(crate) fn iso8601(unix: i64) -> String {
 }
 
 async fn list<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     user_id: &S::Id,
     current: Option<&str>,
 ) -> Result<Response, ApiError> {
@@ -100,7 +100,7 @@ async fn list<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     parts: &Parts,
 ) -> Result<Authenticated<S::Id, S::Fields>, ApiError> {
     inner
@@ -110,7 +110,7 @@ async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn list_mine<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let me = me(&inner, &parts).await?;
@@ -118,7 +118,7 @@ async fn list_mine<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn revoke_others<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let me = me(&inner, &parts).await?;
@@ -131,7 +131,7 @@ async fn revoke_others<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn revoke_mine<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
@@ -149,7 +149,7 @@ async fn revoke_mine<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 
 /// The user a superuser names, or 404.
 async fn named_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     parts: &Parts,
     id: &str,
 ) -> Result<S::Id, ApiError> {
@@ -168,7 +168,7 @@ async fn named_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn list_theirs<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
@@ -177,7 +177,7 @@ async fn list_theirs<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn revoke_theirs<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {

@@ -11,7 +11,6 @@ use http::StatusCode;
 use http::request::Parts;
 use serde_json::Value;
 
-use crate::app::Inner;
 use crate::auth::Requirements;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
@@ -19,11 +18,12 @@ use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
 use crate::manager::{ManagerError, Privilege, UserOf, UserUpdate};
 use crate::model::UserId;
+use crate::route_state::RouteState;
 use crate::secret::Secret;
 use crate::store::UserStore;
 
 pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
 ) -> Router {
     Router::new()
         // `DELETE /me` falls through to `/{id}` with id "me", as in the reference: 404 for a superuser.
@@ -42,7 +42,7 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         .with_state(inner)
 }
 
-fn active<S: UserStore, H: UserHooks<S::Id, S::Fields>>(inner: &Inner<S, H>) -> Requirements {
+fn active<S: UserStore, H: UserHooks<S::Id, S::Fields>>(inner: &RouteState<S, H>) -> Requirements {
     Requirements {
         active: true,
         verified: inner.requires_verification(),
@@ -50,7 +50,9 @@ fn active<S: UserStore, H: UserHooks<S::Id, S::Fields>>(inner: &Inner<S, H>) -> 
     }
 }
 
-fn superuser<S: UserStore, H: UserHooks<S::Id, S::Fields>>(inner: &Inner<S, H>) -> Requirements {
+fn superuser<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &RouteState<S, H>,
+) -> Requirements {
     Requirements {
         superuser: true,
         ..active(inner)
@@ -58,7 +60,7 @@ fn superuser<S: UserStore, H: UserHooks<S::Id, S::Fields>>(inner: &Inner<S, H>) 
 }
 
 async fn current<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     parts: &Parts,
     requirements: Requirements,
 ) -> Result<UserOf<S>, ApiError> {
@@ -66,7 +68,7 @@ async fn current<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn user_or_404<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     id: &str,
 ) -> Result<UserOf<S>, ApiError> {
     let Some(id) = S::Id::parse(id) else {
@@ -99,7 +101,7 @@ fn parse_update<S: UserStore>(value: Value) -> Result<UserUpdate<S::Fields>, Api
 }
 
 async fn apply_update<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     user: UserOf<S>,
     update: UserUpdate<S::Fields>,
     privilege: Privilege,
@@ -123,7 +125,7 @@ async fn apply_update<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let user = current(&inner, &parts, active(&inner)).await?;
@@ -132,7 +134,7 @@ async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 
 /// Order as in the reference: JSON syntax (422), then authentication (401), then fields (422).
 async fn patch_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     mut parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -150,7 +152,7 @@ async fn patch_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn get_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
@@ -160,7 +162,7 @@ async fn get_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn patch_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
     parts: Parts,
     body: Bytes,
@@ -173,7 +175,7 @@ async fn patch_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn delete_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
@@ -181,14 +183,14 @@ async fn delete_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn delete_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     delete(&inner, "me", &parts).await
 }
 
 async fn delete<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     id: &str,
     parts: &Parts,
 ) -> Result<Response, ApiError> {

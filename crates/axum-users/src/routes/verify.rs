@@ -10,17 +10,17 @@ use axum::routing::post;
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::app::Inner;
 use crate::body::{Fields, parse_json};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
 use crate::limits::LimitedRoute;
 use crate::manager::ManagerError;
+use crate::route_state::RouteState;
 use crate::store::UserStore;
 
 pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
 ) -> Router {
     Router::new()
         .route("/request-verify-token", post(request_verify_token::<S, H>))
@@ -30,7 +30,7 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 
 /// Always 202, answered before the lookup (see forgot-password).
 async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -54,7 +54,7 @@ async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {

@@ -26,7 +26,6 @@ pub use client::OAuthClient;
 pub(crate) use codes::LoginCodes;
 use state::{Flow, STATE_LIFETIME, StateClaims, StateCodec};
 
-use crate::app::Inner;
 use crate::auth::{Requirements, no_store};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
@@ -36,11 +35,12 @@ use crate::limits::LimitedRoute;
 use crate::manager::{ManagerError, UserOf};
 use crate::model::UserId;
 use crate::oauth_manager::OAuthSignIn;
+use crate::route_state::RouteState;
 use crate::secret::Secret;
 use crate::store::OAuthAccountStore;
 
 struct ClientState<S: OAuthAccountStore, H> {
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
     index: usize,
 }
 
@@ -96,7 +96,7 @@ impl<S: OAuthAccountStore, H> ClientState<S, H> {
 
 /// Every OAuth route of every configured provider, plus the linked-accounts routes.
 pub(crate) fn router<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: Arc<Inner<S, H>>,
+    inner: Arc<RouteState<S, H>>,
 ) -> Router {
     let mut router = Router::new();
     for index in 0..inner.oauth.clients.len() {
@@ -223,7 +223,7 @@ fn clear_csrf_cookie<S: OAuthAccountStore, H>(state: &ClientState<S, H>, respons
 }
 
 async fn current_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     parts: &Parts,
 ) -> Result<UserOf<S>, ApiError> {
     Ok(inner
@@ -235,7 +235,7 @@ async fn current_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
 
 /// What the users' own OAuth routes require: an active user, verified where required.
 fn user_requirements<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
 ) -> Requirements {
     Requirements {
         active: true,
@@ -250,7 +250,7 @@ fn user_requirements<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
 /// cookie of the browser that called authorize, so no other browser can complete it.
 /// `strict_compat` keeps the reference's 401 without credentials.
 async fn linking_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &Inner<S, H>,
+    inner: &RouteState<S, H>,
     parts: &Parts,
     state_sub: Option<&str>,
 ) -> Result<UserOf<S>, ApiError> {
@@ -516,7 +516,7 @@ async fn associate_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>
 }
 
 async fn list_accounts<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
     let user = current_user(&inner, &parts).await?;
@@ -536,7 +536,7 @@ async fn list_accounts<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 async fn unlink_account<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
-    State(inner): State<Arc<Inner<S, H>>>,
+    State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
