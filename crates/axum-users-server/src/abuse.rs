@@ -57,7 +57,7 @@ macro_rules! rate_limit_settings {
         #[derive(Debug, Clone, Default, Args, Deserialize)]
         #[serde(default, deny_unknown_fields)]
         pub(crate) struct RateLimitSettings {
-            /// false: no rate limit at all (the login throttle and mail cooldown stay) [default: true]
+            /// false: no rate limit, login throttle or mail cooldown at all [default: true]
             #[arg(id = "rate_limits.enabled", long = "rate-limits", global = true, env = "AXUM_USERS_RATE_LIMITS", value_name = "BOOL")]
             pub(crate) enabled: Option<bool>,
             /// true: answer 503 when the shared counters (Redis) are down, instead of serving [default: false]
@@ -113,6 +113,7 @@ pub(crate) struct AbuseConfig {
     pub(crate) login_throttle: LoginThrottle,
     pub(crate) mail_cooldown: Duration,
     pub(crate) trusted_proxies: Vec<IpNet>,
+    pub(crate) forwarded_header: axum_users::ForwardedHeader,
     pub(crate) password_policy: PasswordPolicy,
     pub(crate) breached: Option<BreachedConfig>,
 }
@@ -190,6 +191,12 @@ impl AbuseConfig {
                 .clone()
                 .map(|l| l.into_inner().into_iter().map(|n| n.0).collect())
                 .unwrap_or_default(),
+            forwarded_header: match &s.forwarded_header {
+                Some(h) => h.parse().map_err(|e| {
+                    anyhow::anyhow!("invalid value for {}: {e}", key("forwarded_header"))
+                })?,
+                None => axum_users::ForwardedHeader::default(),
+            },
             password_policy: policy,
             breached,
         })
@@ -206,6 +213,7 @@ impl AbuseConfig {
         defences.login_throttle = self.login_throttle;
         defences.mail_cooldown = self.mail_cooldown;
         defences.client_ip.trusted_proxies = self.trusted_proxies.clone();
+        defences.client_ip.header = self.forwarded_header;
         defences.password_policy = self.password_policy.clone();
         if let Some(b) = &self.breached {
             let check = BreachedPasswords::new(b.url.clone(), b.threshold, b.timeout)

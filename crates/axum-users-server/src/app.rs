@@ -225,6 +225,8 @@ fn bearer(backend: &str) -> Transport {
 pub(crate) struct Services {
     pub(crate) store: Store,
     pub(crate) redis: Option<Redis>,
+    /// Whose fail-open counters `/ready` reports.
+    pub(crate) defences: axum_users::Defences,
 }
 
 /// The whole HTTP application.
@@ -253,6 +255,11 @@ async fn ready(State(services): State<Services>) -> Response {
     };
     let (database, redis) = tokio::join!(services.store.ping(), redis);
     let mut body = json!({"status": "ok", "database": state("database", &database)});
+    // The fail-open metrics: how often the counters (Redis) and the breach check were away.
+    body["limiter_outages"] = services.defences.limiter_outages().into();
+    if let Some(breached) = &services.defences.breached_passwords {
+        body["breached_passwords_outages"] = breached.outages().into();
+    }
     let mut ok = database.is_ok();
     if let Some(redis) = redis {
         body["redis"] = state("redis", &redis).into();

@@ -323,7 +323,7 @@ pub(crate) struct Settings {
         value_name = "S"
     )]
     pub(crate) mail_cooldown_seconds: Option<u64>,
-    /// Proxies (CIDRs, comma-separated) whose X-Forwarded-For / Forwarded name the client [default: none]
+    /// Proxies (CIDRs, comma-separated) whose forwarded header names the client [default: none]
     #[arg(
         long,
         global = true,
@@ -331,6 +331,14 @@ pub(crate) struct Settings {
         value_name = "CIDRS"
     )]
     pub(crate) trusted_proxies: Option<List<crate::abuse::NetValue>>,
+    /// The one header the trusted proxies write: x-forwarded-for or forwarded (the other is ignored) [default: x-forwarded-for]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_FORWARDED_HEADER",
+        value_name = "HEADER"
+    )]
+    pub(crate) forwarded_header: Option<String>,
     #[command(flatten)]
     pub(crate) rate_limits: crate::abuse::RateLimitSettings,
     #[command(flatten)]

@@ -264,7 +264,14 @@ async fn serve(config: Config) -> Result<()> {
     )?;
     sessions::spawn_pruning(&config, &users);
     let mail_worker = mailer::start_worker(&config, &outbox)?;
-    let router = app::router(&users, app::Services { store, redis });
+    let router = app::router(
+        &users,
+        app::Services {
+            store,
+            redis,
+            defences: users.manager().defences().clone(),
+        },
+    );
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| {

@@ -73,11 +73,38 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The one header the trusted proxies write. Only that one is read: a proxy that appends to
+/// `X-Forwarded-For` passes a client's own `Forwarded` through untouched (nginx, AWS ALB), so
+/// believing the other would let every client pick its bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (the default: nginx, HAProxy, AWS ALB, most CDNs).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded: for=` (RFC 7239).
+    Forwarded,
+}
+
+impl FromStr for ForwardedHeader {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Ok(Self::XForwardedFor),
+            "forwarded" => Ok(Self::Forwarded),
+            _ => Err(format!("`{text}` is neither x-forwarded-for nor forwarded")),
+        }
+    }
+}
+
 /// Finds the client's address of a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientIpPolicy {
-    /// Proxies whose `X-Forwarded-For` / `Forwarded` headers are believed (default none).
+    /// Proxies whose forwarded header is believed (default none).
     pub trusted_proxies: Vec<IpNet>,
+    /// Which header they write (default `X-Forwarded-For`); the other is ignored.
+    pub header: ForwardedHeader,
 }
 
 impl ClientIpPolicy {
@@ -89,7 +116,7 @@ impl ClientIpPolicy {
         if !self.is_trusted(peer) {
             return Some(peer);
         }
-        let forwarded = forwarded_for(parts);
+        let forwarded = forwarded_for(parts, self.header);
         let client = forwarded
             .iter()
             .rev()
@@ -116,33 +143,19 @@ pub fn ip_bucket(ip: IpAddr) -> String {
     }
 }
 
-/// The addresses of `Forwarded: for=` (RFC 7239) or else `X-Forwarded-For`, left to right; a
-/// value that does not parse ends the list there (nothing to its left can be trusted).
-fn forwarded_for(parts: &Parts) -> Vec<IpAddr> {
-    let forwarded: Vec<&str> = parts
-        .headers
-        .get_all(http::header::FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (name, value) = pair.trim().split_once('=')?;
-                name.eq_ignore_ascii_case("for").then_some(value)
-            })
-        })
-        .collect();
-    let values: Vec<String> = if forwarded.is_empty() {
-        parts
+/// The addresses of `header`, left to right; a value that does not parse ends the list there
+/// (nothing to its left can be trusted).
+fn forwarded_for(parts: &Parts, header: ForwardedHeader) -> Vec<IpAddr> {
+    let values: Vec<String> = match header {
+        ForwardedHeader::Forwarded => forwarded_values(parts),
+        ForwardedHeader::XForwardedFor => parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(|v| v.trim().to_owned())
-            .collect()
-    } else {
-        forwarded.into_iter().map(|v| v.trim().to_owned()).collect()
+            .collect(),
     };
     let parsed: Vec<Option<IpAddr>> = values.iter().map(|v| parse_node(v)).collect();
     // Keep only the unbroken run of parseable addresses at the right end.
@@ -151,6 +164,24 @@ fn forwarded_for(parts: &Parts) -> Vec<IpAddr> {
         .rposition(Option::is_none)
         .map_or(0, |i| i + 1);
     parsed[start..].iter().flatten().copied().collect()
+}
+
+/// The `for=` values of `Forwarded` (RFC 7239), left to right.
+fn forwarded_values(parts: &Parts) -> Vec<String> {
+    parts
+        .headers
+        .get_all(http::header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                name.eq_ignore_ascii_case("for")
+                    .then_some(value.trim().to_owned())
+            })
+        })
+        .collect()
 }
 
 /// `203.0.113.7`, `"[2001:db8::1]:4711"`, `203.0.113.7:80`.
@@ -185,6 +216,7 @@ mod tests {
     fn policy(nets: &[&str]) -> ClientIpPolicy {
         ClientIpPolicy {
             trusted_proxies: nets.iter().map(|n| n.parse().unwrap()).collect(),
+            header: ForwardedHeader::default(),
         }
     }
 
@@ -222,10 +254,31 @@ mod tests {
                 "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\"",
             )],
         );
-        assert_eq!(
-            policy(&["127.0.0.1"]).client_ip(&p),
-            ip("2001:db8:cafe::17")
+        let forwarded = ClientIpPolicy {
+            header: ForwardedHeader::Forwarded,
+            ..policy(&["127.0.0.1"])
+        };
+        assert_eq!(forwarded.client_ip(&p), ip("2001:db8:cafe::17"));
+    }
+
+    #[test]
+    fn only_the_header_the_proxy_writes_is_read() {
+        // nginx appends the peer to X-Forwarded-For and passes the client's Forwarded through.
+        let p = parts(
+            "10.0.0.2:5000",
+            &[
+                ("forwarded", "for=6.6.6.6"),
+                ("x-forwarded-for", "203.0.113.7"),
+            ],
         );
+        assert_eq!(policy(&["10.0.0.0/8"]).client_ip(&p), ip("203.0.113.7"));
+        let forwarded = ClientIpPolicy {
+            header: ForwardedHeader::Forwarded,
+            ..policy(&["10.0.0.0/8"])
+        };
+        assert_eq!(forwarded.client_ip(&p), ip("6.6.6.6"));
+        assert_eq!("Forwarded".parse(), Ok(ForwardedHeader::Forwarded));
+        assert!("x-real-ip".parse::<ForwardedHeader>().is_err());
     }
 
     #[test]

@@ -176,7 +176,7 @@ pub use auth::{
 /// The OAuth2 / OpenID Connect provider clients.
 #[cfg(feature = "oauth")]
 pub use axum_users_oauth as oauth;
-pub use client_ip::{ClientIpPolicy, InvalidIpNet, IpNet, ip_bucket};
+pub use client_ip::{ClientIpPolicy, ForwardedHeader, InvalidIpNet, IpNet, ip_bucket};
 pub use email::{InvalidEmail, email_key, normalize_email};
 pub use email_change::{EmailChange, EmailChangeSettings};
 pub use error::{ApiError, ValidationIssue};
@@ -188,7 +188,7 @@ pub use hooks::{
 };
 pub use limits::{
     Defences, LimitError, LimitFuture, LimitedRoute, Limiter, LoginThrottle, MemoryLimiter,
-    RateLimits, RouteLimits, Rule,
+    RateLimits, RouteLimits, Rule, account_key,
 };
 pub use login::LoginOutcome;
 pub use manager::{
@@ -202,6 +202,8 @@ pub use oauth_manager::{OAuthPolicy, OAuthProfile, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
 pub use outbox::{MailSeal, NewOutboxMessage, OutboxMessage, OutboxStatus, OutboxStore};
+#[cfg(feature = "breached-passwords")]
+pub use password::BreachedSetupError;
 pub use password::{
     Argon2Params, BreachedPasswords, HasherLimits, HasherStats, PasswordError, PasswordHasher,
     PasswordPolicy, Verified,

@@ -63,7 +63,7 @@ where
         request: Option<&Parts>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         let method = SignInMethod::Password;
-        let account = crate::email::email_key(email);
+        let account = crate::limits::account_key(email).unwrap_or_else(|| email.to_owned());
         self.throttle(&method, &account, request).await?;
         let user = match self.authenticate(email, password).await? {
             Some(user) => user,
@@ -101,7 +101,8 @@ where
     }
 
     /// Signs in the user a one-time login code names (the code already proved who it is):
-    /// the same steps as every way in, from the throttle seam on.
+    /// the same steps as every way in after the throttle seam, which the caller passed before
+    /// spending the code (so that a 429 does not burn it).
     #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
     pub(crate) async fn login_with_code(
         &self,
@@ -111,7 +112,6 @@ where
         backend: &AuthBackend<S::Id>,
         request: Option<&Parts>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
-        self.throttle(method, account, request).await?;
         let Some(user) = self.store().get(user_id).await? else {
             return Err(ManagerError::InvalidLoginCode);
         };

@@ -745,11 +745,14 @@ where
             let changes_credentials = update.password.is_some()
                 || update.email.as_ref().is_some_and(|e| *e != user.email);
             if changes_credentials && !self.rules.strict_compat {
-                self.check_current_password(&user, update.current_password.as_ref())
+                self.throttled_current_password(&user, update.current_password.as_ref(), request)
                     .await?;
             }
         }
         if let Some(password) = &update.password {
+            if let Some(email) = update.email.as_deref().filter(|e| *e != user.email) {
+                self.check_policy_for_new_address(password.expose(), email)?;
+            }
             self.check_password(password.expose(), PasswordOwner::Existing(&user))
                 .await?;
         }
@@ -823,7 +826,7 @@ where
     /// The proof a self-service change of credentials needs: the current password, checked at
     /// the cost of one hash whatever the outcome. A user without a password (signed up
     /// through a provider) sets one through forgot/reset password instead.
-    async fn check_current_password(
+    pub(crate) async fn check_current_password(
         &self,
         user: &UserOf<S>,
         current: Option<&Secret>,

@@ -92,8 +92,12 @@ impl OAuthSignIn {
         account.account_email = email.to_owned();
     }
 
+    /// The per-account counters' key: the provider's e-mail, as a password sign-in and a
+    /// one-time code of the same account count it (else the provider's account id).
     fn account_key(&self) -> String {
-        format!("{}:{}", self.oauth_name, self.account_id)
+        crate::limits::account_key(&self.account_email)
+            .filter(|key| key.contains('@'))
+            .unwrap_or_else(|| format!("{}:{}", self.oauth_name, self.account_id))
     }
 }
 

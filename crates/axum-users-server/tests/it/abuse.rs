@@ -134,7 +134,9 @@ async fn the_password_policy_refuses_and_accepts_on_every_way_a_password_is_set(
 #[tokio::test]
 async fn an_account_is_throttled_after_its_failures_from_any_ip_known_or_not() {
     let s = Server::start_with(&with_defences(&[
-        ("AXUM_USERS_RATE_LIMITS", "false"),
+        // The login rate limits off, the throttle on (`AXUM_USERS_RATE_LIMITS=false` is both).
+        ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_IP", "off"),
+        ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_ACCOUNT", "off"),
         ("AXUM_USERS_TRUSTED_PROXIES", "127.0.0.1/32"),
         ("AXUM_USERS_LOGIN_MAX_FAILURES", "3"),
         ("AXUM_USERS_LOGIN_FAILURE_WINDOW_SECONDS", "2"),
@@ -298,9 +300,11 @@ async fn a_spoofed_forwarded_header_from_an_untrusted_peer_is_ignored() {
 
 #[tokio::test]
 async fn rate_limits_false_turns_them_off() {
+    // The throttle too: two failures would otherwise refuse the third.
     let s = Server::start_with(&with_defences(&[
         ("AXUM_USERS_RATE_LIMITS", "false"),
         ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_IP", "1/60"),
+        ("AXUM_USERS_LOGIN_MAX_FAILURES", "2"),
     ]));
     for _ in 0..4 {
         let (status, _, _) =
@@ -311,7 +315,10 @@ async fn rate_limits_false_turns_them_off() {
 
 #[tokio::test]
 async fn forgot_password_sends_one_mail_per_cooldown_and_answers_alike() {
-    let s = Server::start_with(&with_defences(&[("AXUM_USERS_RATE_LIMITS", "false")]));
+    let s = Server::start_with(&with_defences(&[(
+        "AXUM_USERS_RATE_LIMITS_FORGOT_PASSWORD_PER_IP",
+        "off",
+    )]));
     register(&s, "cool@example.com", "a chilly passphrase").await;
     let c = client();
     for email in ["cool@example.com", "nobody@example.com"] {
@@ -383,6 +390,11 @@ async fn two_nodes_share_their_counters_through_redis_and_fail_open_when_it_stop
             .iter()
             .any(|l| l.contains("fail open")),
         "a warning says the counters are down"
+    );
+    let (_, ready) = read(client().get(a.url("/ready")).send().await.unwrap()).await;
+    assert!(
+        ready["limiter_outages"].as_u64().unwrap() >= 1,
+        "and /ready counts it: {ready}"
     );
 
     // Fail closed: 503 while Redis is down.
@@ -520,4 +532,54 @@ async fn the_refresh_route_has_its_rate_limit() {
             .all(|s| s.is_client_error() && *s != StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn every_mail_and_token_route_has_its_per_ip_limit_and_register_its_per_address_one() {
+    let s = Server::start_with(&with_defences(&[
+        ("AXUM_USERS_RATE_LIMITS_REQUEST_VERIFY_PER_IP", "1/60"),
+        ("AXUM_USERS_RATE_LIMITS_RESET_PASSWORD_PER_IP", "1/60"),
+        ("AXUM_USERS_RATE_LIMITS_VERIFY_PER_IP", "1/60"),
+        ("AXUM_USERS_RATE_LIMITS_REGISTER_PER_IP", "off"),
+        ("AXUM_USERS_RATE_LIMITS_REGISTER_PER_ACCOUNT", "1/60"),
+    ]));
+    let c = client();
+    for (path, body) in [
+        (
+            "/auth/request-verify-token",
+            json!({"email": "q@example.com"}),
+        ),
+        (
+            "/auth/reset-password",
+            json!({"token": "not-a-token", "password": "a fine passphrase"}),
+        ),
+        ("/auth/verify", json!({"token": "not-a-token"})),
+    ] {
+        let (first, _) = post_json(&c, s.url(path), body.clone()).await;
+        assert_ne!(first, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        let (second, answer) = post_json(&c, s.url(path), body).await;
+        assert_eq!(
+            (second, answer),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"detail": "TOO_MANY_REQUESTS"})
+            ),
+            "{path}"
+        );
+    }
+    // Per address, whatever its case.
+    let (status, _) = post_json(
+        &c,
+        s.url("/auth/register"),
+        json!({"email": "Dup@example.com", "password": "a fine passphrase"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = post_json(
+        &c,
+        s.url("/auth/register"),
+        json!({"email": "dUP@example.com", "password": "a fine passphrase"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }

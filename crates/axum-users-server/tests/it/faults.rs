@@ -19,8 +19,14 @@ async fn timed_me(s: &Server, token: &str) -> (StatusCode, Value, Duration) {
     (status, body, started.elapsed())
 }
 
+/// `/ready`'s status and services (its fail-open counters, `abuse.rs`'s business, left out).
 async fn ready(s: &Server) -> (StatusCode, Value) {
-    read(client().get(s.url("/ready")).send().await.unwrap()).await
+    let (status, mut body) = read(client().get(s.url("/ready")).send().await.unwrap()).await;
+    if let Some(map) = body.as_object_mut() {
+        map.remove("limiter_outages");
+        map.remove("breached_passwords_outages");
+    }
+    (status, body)
 }
 
 /// Polls `/ready` until it answers 200, for up to 30 s.

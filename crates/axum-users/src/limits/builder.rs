@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::AxumUsersBuilder;
-use crate::client_ip::{ClientIpPolicy, IpNet};
+use crate::client_ip::{ClientIpPolicy, ForwardedHeader, IpNet};
 use crate::password::{BreachedPasswords, PasswordPolicy};
 use crate::store::UserStore;
 
@@ -17,7 +17,8 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
-    /// The rate limits (default [`RateLimits::default`]; [`RateLimits::off`] turns them off).
+    /// The rate limits (default [`RateLimits::default`]; [`RateLimits::off`] turns them, the
+    /// login throttle and the mail cooldown off).
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
         self.defences.rate_limits = limits;
         self
@@ -47,11 +48,19 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
-    /// Proxies whose `X-Forwarded-For` / `Forwarded` name the client (default none).
+    /// Proxies whose forwarded header (see [`Self::forwarded_header`]) names the client (default none).
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpNet>) -> Self {
         self.defences.client_ip = ClientIpPolicy {
             trusted_proxies: proxies.into_iter().collect(),
+            header: self.defences.client_ip.header,
         };
+        self
+    }
+
+    /// The one header the trusted proxies write (default `X-Forwarded-For`); the other is
+    /// ignored, since a proxy passes a client's own copy of it through.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.defences.client_ip.header = header;
         self
     }
 

@@ -1,70 +1,144 @@
-//! The in-memory [`Limiter`]: one node's counters. Rate limits are GCRA from `governor`, one
-//! keyed limiter per distinct rule; failures are a sliding log of at most `limit` instants per
-//! key. Both are pruned as they grow, so a flood of distinct keys cannot grow them forever.
+//! The in-memory [`Limiter`]: one node's counters. Rate limits are GCRA (one theoretical
+//! arrival time per key and rule); failures are a sliding log of at most `limit` instants per
+//! key. Keys are stored as their SHA-256, so an entry has a fixed size whatever a client sends;
+//! the expired entries are swept every [`SWEEP_EVERY`] new keys, and past the capacity an
+//! arbitrary entry makes room, so a flood of distinct keys has a hard memory bound.
 
 use std::collections::{HashMap, VecDeque};
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use sha2::{Digest, Sha256};
 
 use super::{LimitFuture, Limiter, Rule};
 
-/// Keys a structure holds before it is pruned of the expired ones.
-const PRUNE_AT: usize = 10_000;
+/// Entries each table holds at most, by default (about 100 bytes each).
+const DEFAULT_CAPACITY: usize = 100_000;
 
-type Keyed = DefaultKeyedRateLimiter<String>;
+/// New keys between two sweeps of the expired entries.
+const SWEEP_EVERY: usize = 1024;
+
+type Digest32 = [u8; 32];
+
+fn digest(key: &str) -> Digest32 {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// A map with a capacity and a periodic sweep of what has expired.
+struct Bounded<K, V> {
+    entries: HashMap<K, V>,
+    inserts: usize,
+}
+
+impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
+    fn new() -> Self {
+        Self {
+            entries: HashMap::new(),
+            inserts: 0,
+        }
+    }
+
+    /// The entry of `key`, made room for when new: the expired ones are swept every
+    /// [`SWEEP_EVERY`] new keys; at `capacity`, one arbitrary entry is dropped.
+    fn entry(
+        &mut self,
+        key: K,
+        capacity: usize,
+        expired: impl Fn(&V) -> bool,
+        new: impl FnOnce() -> V,
+    ) -> &mut V {
+        if !self.entries.contains_key(&key) {
+            self.inserts += 1;
+            if self.inserts >= SWEEP_EVERY {
+                self.inserts = 0;
+                self.entries.retain(|_, v| !expired(v));
+            }
+            if self.entries.len() >= capacity.max(1) {
+                let victim = self.entries.keys().next().cloned();
+                if let Some(victim) = victim {
+                    self.entries.remove(&victim);
+                }
+            }
+        }
+        self.entries.entry(key).or_insert_with(new)
+    }
+}
 
 /// Counters in this process's memory (the default; several nodes need the Redis limiter).
-#[derive(Default)]
 pub struct MemoryLimiter {
-    rates: Mutex<HashMap<Rule, Arc<Keyed>>>,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    capacity: usize,
+    /// The theoretical arrival time of each (rule, key).
+    rates: Mutex<Bounded<(Rule, Digest32), Instant>>,
+    /// The recent failures of each key, with the window they count in.
+    failures: Mutex<Bounded<Digest32, (Duration, VecDeque<Instant>)>>,
+}
+
+impl Default for MemoryLimiter {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_CAPACITY)
+    }
 }
 
 impl std::fmt::Debug for MemoryLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryLimiter").finish_non_exhaustive()
+        f.debug_struct("MemoryLimiter")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
     }
 }
 
 impl MemoryLimiter {
-    /// Empty counters.
+    /// Empty counters, at most 100,000 rate entries and 100,000 failure logs.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn limiter(&self, rule: Rule) -> Arc<Keyed> {
-        let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
-        rates
-            .entry(rule)
-            .or_insert_with(|| {
-                let burst = NonZeroU32::new(rule.limit).unwrap_or(NonZeroU32::MIN);
-                let period = (rule.window / rule.limit).max(Duration::from_nanos(1));
-                let quota = Quota::with_period(period)
-                    .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-                    .allow_burst(burst);
-                Arc::new(Keyed::keyed(quota))
-            })
-            .clone()
+    /// Empty counters holding at most `capacity` rate entries and as many failure logs.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            rates: Mutex::new(Bounded::new()),
+            failures: Mutex::new(Bounded::new()),
+        }
+    }
+
+    /// How many rate entries and failure logs are held (a gauge; bounded by the capacity).
+    pub fn len(&self) -> usize {
+        let rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
+        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        rates.entries.len() + failures.entries.len()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn hit_now(&self, key: &str, rule: Rule) -> Option<Duration> {
-        let limiter = self.limiter(rule);
-        if limiter.len() > PRUNE_AT {
-            limiter.retain_recent();
+        // GCRA: one event per `interval`, a burst of `limit`.
+        let interval = (rule.window / rule.limit).max(Duration::from_nanos(1));
+        let tolerance = rule.window.saturating_sub(interval);
+        let now = Instant::now();
+        let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
+        let tat = rates.entry(
+            (rule, digest(key)),
+            self.capacity,
+            |tat| *tat <= now,
+            || now,
+        );
+        let start = (*tat).max(now);
+        let ahead = start.duration_since(now);
+        if ahead > tolerance {
+            return Some(ahead - tolerance);
         }
-        match limiter.check_key(&key.to_owned()) {
-            Ok(()) => None,
-            Err(not_until) => Some(not_until.wait_time_from(DefaultClock::default().now())),
-        }
+        *tat = start + interval;
+        None
     }
 
     fn blocked_now(&self, key: &str, rule: Rule) -> Option<Duration> {
         let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let log = failures.get(key)?;
+        let (_, log) = failures.entries.get(&digest(key))?;
         let now = Instant::now();
         let recent: Vec<&Instant> = log
             .iter()
@@ -79,15 +153,18 @@ impl MemoryLimiter {
     }
 
     fn record_now(&self, key: &str, rule: Rule) {
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        if failures.len() > PRUNE_AT {
-            failures.retain(|_, log| {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let (window, log) = failures.entry(
+            digest(key),
+            self.capacity,
+            |(window, log)| {
                 log.back()
-                    .is_some_and(|at| now.duration_since(*at) < rule.window)
-            });
-        }
-        let log = failures.entry(key.to_owned()).or_default();
+                    .is_none_or(|at| now.duration_since(*at) >= *window)
+            },
+            || (rule.window, VecDeque::new()),
+        );
+        *window = rule.window;
         log.push_back(now);
         while log.len() > rule.limit as usize {
             log.pop_front();
@@ -132,6 +209,18 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_lets_one_more_through_per_interval() {
+        let limiter = MemoryLimiter::new();
+        let rule = Rule::new(2, Duration::from_millis(200));
+        assert_eq!(limiter.hit_now("a", rule), None);
+        assert_eq!(limiter.hit_now("a", rule), None);
+        assert!(limiter.hit_now("a", rule).is_some());
+        std::thread::sleep(Duration::from_millis(110));
+        assert_eq!(limiter.hit_now("a", rule), None, "one interval later");
+        assert!(limiter.hit_now("a", rule).is_some());
+    }
+
+    #[test]
     fn failures_block_until_the_window_passes() {
         let limiter = MemoryLimiter::new();
         let rule = Rule::new(2, Duration::from_millis(200));
@@ -142,5 +231,42 @@ mod tests {
         assert!(wait <= Duration::from_millis(200));
         std::thread::sleep(Duration::from_millis(220));
         assert_eq!(limiter.blocked_now("k", rule), None, "never permanent");
+    }
+
+    #[test]
+    fn a_flood_of_distinct_long_keys_stays_within_the_capacity() {
+        let limiter = MemoryLimiter::with_capacity(100);
+        let rule = Rule::per_seconds(5, 3600);
+        let long = "x".repeat(16 * 1024);
+        for i in 0..5_000 {
+            let key = format!("{long}{i}");
+            assert_eq!(limiter.hit_now(&key, rule), None);
+            limiter.record_now(&key, rule);
+        }
+        assert!(limiter.len() <= 200, "{} entries", limiter.len());
+        // A key just used is still counted.
+        for _ in 0..5 {
+            limiter.hit_now("fresh", rule);
+        }
+        assert!(limiter.hit_now("fresh", rule).is_some());
+    }
+
+    #[test]
+    fn expired_entries_are_swept() {
+        let limiter = MemoryLimiter::new();
+        let rule = Rule::new(1, Duration::from_millis(20));
+        for i in 0..SWEEP_EVERY / 2 {
+            limiter.hit_now(&i.to_string(), rule);
+            limiter.record_now(&i.to_string(), rule);
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        for i in 0..SWEEP_EVERY {
+            limiter.hit_now(&format!("new{i}"), rule);
+        }
+        let rates = limiter.rates.lock().unwrap().entries.len();
+        assert!(
+            rates <= SWEEP_EVERY,
+            "{rates} of 1.5 x SWEEP_EVERY: the expired were swept"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Abuse defences that count: rate limits per client IP and per account key, the per-account
 //! login throttle, and the mail cooldown. Counters live behind [`Limiter`]: in memory by
-//! default ([`MemoryLimiter`], GCRA from `governor`), or shared by several nodes (the Redis
+//! default ([`MemoryLimiter`], GCRA, bounded), or shared by several nodes (the Redis
 //! limiter of `axum-users-redis`).
 //!
 //! Where they run: the login throttle and the login limits at the manager's throttle seam
@@ -16,7 +16,7 @@ mod memory;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::request::Parts;
@@ -28,6 +28,50 @@ use crate::password::{BreachedPasswords, PasswordPolicy};
 use crate::store::{StoreError, UserStore};
 
 pub use memory::MemoryLimiter;
+
+/// The longest account key a store can hold (the e-mail column): a longer one names no account.
+const MAX_ACCOUNT_KEY: usize = 320;
+
+/// The one key every per-account counter uses for what a client typed as its e-mail: NFKC,
+/// trimmed (a database that pads or trims, as MySQL's `PAD SPACE` does, finds the same account
+/// for `victim@x.org   `), then [`email_key`](crate::email_key). `None` when it is longer than
+/// any stored address can be, so no account can be found under it and no counter is spent.
+pub fn account_key(typed: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let nfkc: String = typed.nfkc().collect();
+    let key = crate::email::email_key(nfkc.trim());
+    (key.len() <= MAX_ACCOUNT_KEY).then_some(key)
+}
+
+/// The `Retry-After` of a wait: whole seconds, rounded up (a client that obeys is never early),
+/// at least 1.
+pub(crate) fn retry_after_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// How long limiter calls are skipped after one failed.
+const OUTAGE_PAUSE: Duration = Duration::from_secs(1);
+
+/// Milliseconds since the first call, a monotonic clock an atomic can hold.
+fn elapsed_millis() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether the missing peer address was warned about (once per process).
+static WARNED_WITHOUT_PEER: AtomicBool = AtomicBool::new(false);
+
+/// The per-IP limits need the peer address, which plain `axum::serve(listener, router)` does not
+/// give: said once, loudly, rather than limits silently off.
+fn warn_once_without_peer() {
+    if !WARNED_WITHOUT_PEER.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "no client address (ConnectInfo<SocketAddr>) on requests: the per-IP rate limits are \
+             off; serve with into_make_service_with_connect_info::<SocketAddr>()"
+        );
+    }
+}
 
 /// At most `limit` events per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,7 +185,8 @@ impl RouteLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RateLimits {
-    /// `false` turns every rate limit off (the login throttle and mail cooldown stay).
+    /// `false` turns every counting defence off: the rate limits, the login throttle and the
+    /// mail cooldown (for load tests and for a deployment that limits at its proxy).
     pub enabled: bool,
     /// Sign-in: 20 per minute per IP, 10 per minute per account.
     pub login: RouteLimits,
@@ -298,6 +343,8 @@ pub struct Defences {
     /// The breached-password check, when configured.
     pub breached_passwords: Option<BreachedPasswords>,
     outages: Arc<AtomicU64>,
+    /// Until when (milliseconds of [`elapsed_millis`]) limiter calls are skipped.
+    paused_until: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Defences {
@@ -325,6 +372,7 @@ impl Default for Defences {
             password_policy: PasswordPolicy::default(),
             breached_passwords: None,
             outages: Arc::default(),
+            paused_until: Arc::default(),
         }
     }
 }
@@ -334,6 +382,24 @@ impl Defences {
     /// `fail_closed` says): a metric.
     pub fn limiter_outages(&self) -> u64 {
         self.outages.load(Ordering::Relaxed)
+    }
+
+    /// One limiter call, skipped (an outage at once) for [`OUTAGE_PAUSE`] after a failed one: a
+    /// black-holed Redis costs one time-out per pause, not one per call of every request.
+    async fn call<T>(&self, call: LimitFuture<'_, T>) -> Result<T, LimitError> {
+        let now = elapsed_millis();
+        if now < self.paused_until.load(Ordering::Relaxed) {
+            return Err(LimitError(
+                "skipped: the counters failed less than a second ago".into(),
+            ));
+        }
+        let result = call.await;
+        if result.is_err() {
+            let pause = u64::try_from(OUTAGE_PAUSE.as_millis()).unwrap_or(u64::MAX);
+            self.paused_until
+                .store(elapsed_millis().saturating_add(pause), Ordering::Relaxed);
+        }
+        result
     }
 
     /// A counter answer, with an outage turned into "allowed" (fail open) or 503.
@@ -358,7 +424,7 @@ impl Defences {
     }
 
     async fn hit(&self, key: &str, rule: Rule) -> Result<(), ManagerError> {
-        let wait = self.settle(key, self.limiter.hit(key, rule).await)?;
+        let wait = self.settle(key, self.call(self.limiter.hit(key, rule)).await)?;
         match wait {
             Some(wait) => Err(ManagerError::LoginRefused(wait)),
             None => Ok(()),
@@ -377,31 +443,32 @@ impl Defences {
         }
         let limits = self.rate_limits.route(route);
         let name = route.name();
-        if let (Some(rule), Some(ip)) = (
-            limits.per_ip,
-            request.and_then(|p| self.client_ip.client_ip(p)),
-        ) {
+        let ip = request.and_then(|p| self.client_ip.client_ip(p));
+        if limits.per_ip.is_some() && request.is_some() && ip.is_none() {
+            warn_once_without_peer();
+        }
+        if let (Some(rule), Some(ip)) = (limits.per_ip, ip) {
             self.hit(&format!("{name}:ip:{}", ip_bucket(ip)), rule)
                 .await?;
         }
-        if let (Some(rule), Some(account)) = (limits.per_account, account) {
+        if let (Some(rule), Some(account)) = (limits.per_account, account.and_then(account_key)) {
             self.hit(&format!("{name}:account:{account}"), rule).await?;
         }
         Ok(())
     }
 
     fn throttle_rule(&self) -> Option<Rule> {
-        (self.login_throttle.max_failures > 0)
+        (self.rate_limits.enabled && self.login_throttle.max_failures > 0)
             .then(|| Rule::new(self.login_throttle.max_failures, self.login_throttle.window))
     }
 
     /// Refuses a sign-in for an account with too many recent failures.
     async fn check_failures(&self, account: &str) -> Result<(), ManagerError> {
-        let Some(rule) = self.throttle_rule() else {
+        let (Some(rule), Some(account)) = (self.throttle_rule(), account_key(account)) else {
             return Ok(());
         };
         let key = format!("login_failures:{account}");
-        let blocked = self.settle(&key, self.limiter.blocked(&key, rule).await)?;
+        let blocked = self.settle(&key, self.call(self.limiter.blocked(&key, rule)).await)?;
         match blocked {
             Some(wait) => Err(ManagerError::LoginRefused(wait)),
             None => Ok(()),
@@ -410,11 +477,11 @@ impl Defences {
 
     /// Counts a failed sign-in for `account` (never erased by a success: it expires).
     pub(crate) async fn record_login_failure(&self, account: &str) {
-        let Some(rule) = self.throttle_rule() else {
+        let (Some(rule), Some(account)) = (self.throttle_rule(), account_key(account)) else {
             return;
         };
         let key = format!("login_failures:{account}");
-        let result = self.limiter.record_failure(&key, rule).await;
+        let result = self.call(self.limiter.record_failure(&key, rule)).await;
         // A failure that cannot be recorded is logged; the sign-in was refused anyway.
         let _ = self.settle::<()>(&key, result);
     }
@@ -425,16 +492,17 @@ impl Defences {
         kind: MailKind,
         email: &str,
     ) -> Result<bool, ManagerError> {
-        if self.mail_cooldown.is_zero() {
+        let counted = self.rate_limits.enabled && !self.mail_cooldown.is_zero();
+        let Some(email) = account_key(email).filter(|_| counted) else {
             return Ok(true);
-        }
+        };
         let kind = match kind {
             MailKind::Reset => "reset",
             MailKind::Verify => "verify",
         };
         let key = format!("mail_cooldown:{kind}:{email}");
         let rule = Rule::new(1, self.mail_cooldown);
-        let wait = self.settle(&key, self.limiter.hit(&key, rule).await)?;
+        let wait = self.settle(&key, self.call(self.limiter.hit(&key, rule)).await)?;
         Ok(wait.is_none())
     }
 }
@@ -472,6 +540,31 @@ where
             .rate_limit(LimitedRoute::Login, request, Some(account))
             .await?;
         defences.check_failures(account).await
+    }
+}
+
+impl<S, H> UserManager<S, H>
+where
+    S: UserStore,
+    H: UserHooks<S::Id, S::Fields>,
+{
+    /// The current password of a self-service change, behind the login defences of the user's
+    /// account: a stolen session must not make it an unthrottled password oracle. A wrong one
+    /// counts as a failed sign-in.
+    pub(crate) async fn throttled_current_password(
+        &self,
+        user: &crate::manager::UserOf<S>,
+        current: Option<&crate::Secret>,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        if current.is_some() {
+            self.defend_login(&user.email, request).await?;
+        }
+        let checked = self.check_current_password(user, current).await;
+        if matches!(checked, Err(ManagerError::BadCurrentPassword)) {
+            self.defences().record_login_failure(&user.email).await;
+        }
+        checked
     }
 }
 
@@ -568,6 +661,245 @@ mod tests {
             "three failures within the window, the success between them did not erase them"
         );
         assert_eq!(m.passwords().verifications(), before, "no hash was spent");
+    }
+
+    #[tokio::test]
+    async fn padded_or_case_folded_spellings_of_an_address_share_its_failures() {
+        let m = manager(Defences {
+            login_throttle: LoginThrottle::new(3, Duration::from_secs(60)),
+            ..Defences::default()
+        });
+        let codec = m.key_ring().auth_codec().unwrap();
+        let backend = AuthBackend::new(
+            "jwt",
+            Transport::Bearer {
+                token_url: "auth/jwt/login".into(),
+            },
+            JwtStrategy::new(codec, Duration::from_secs(60)),
+        );
+        m.create(
+            UserCreate::new("t@example.com", "a long right passphrase"),
+            Privilege::SelfService,
+            None,
+        )
+        .await
+        .unwrap();
+        // MySQL's PAD SPACE collation finds `t@example.com` for each of these.
+        for typed in [
+            "t@example.com   ",
+            " T@Example.com\t",
+            "t@example.com\u{a0}",
+        ] {
+            let _ = m.login_with_password(typed, "wrong", &backend, None).await;
+        }
+        let refused = m
+            .login_with_password("t@example.com", "a long right passphrase", &backend, None)
+            .await;
+        assert!(
+            matches!(refused, Err(ManagerError::LoginRefused(_))),
+            "three failures under spellings of one address throttle it"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_mail_cooldown_and_register_limit_key_on_the_case_folded_address() {
+        let defences = Defences {
+            rate_limits: RateLimits {
+                register: RouteLimits::new(None, Some(Rule::per_seconds(2, 3600))),
+                ..RateLimits::default()
+            },
+            ..Defences::default()
+        };
+        assert!(
+            defences
+                .mail_allowed(MailKind::Reset, "Victim@x.org")
+                .await
+                .unwrap()
+        );
+        for variant in ["vIctim@x.org", "VICTIM@X.ORG ", "victim@x.org"] {
+            assert!(
+                !defences
+                    .mail_allowed(MailKind::Reset, variant)
+                    .await
+                    .unwrap(),
+                "{variant}: one mail per address per cooldown, whatever its case"
+            );
+        }
+        assert!(
+            defences
+                .mail_allowed(MailKind::Verify, "victim@x.org")
+                .await
+                .unwrap(),
+            "the verify mail has its own cooldown"
+        );
+        assert!(
+            !defences
+                .mail_allowed(MailKind::Verify, "VICTIM@x.org")
+                .await
+                .unwrap()
+        );
+        for variant in ["Victim@x.org", "vIctim@x.org"] {
+            assert!(
+                defences
+                    .rate_limit(LimitedRoute::Register, None, Some(variant))
+                    .await
+                    .is_ok()
+            );
+        }
+        assert!(matches!(
+            defences
+                .rate_limit(LimitedRoute::Register, None, Some("VICTIM@x.org"))
+                .await,
+            Err(ManagerError::LoginRefused(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn wrong_current_passwords_count_as_failed_sign_ins() {
+        let m = manager(Defences {
+            login_throttle: LoginThrottle::new(3, Duration::from_secs(60)),
+            ..Defences::default()
+        });
+        let user = m
+            .create(
+                UserCreate::new("c@example.com", "a long right passphrase"),
+                Privilege::SelfService,
+                None,
+            )
+            .await
+            .unwrap();
+        let patch = |current: &str| crate::manager::UserUpdate {
+            password: Some(Secret::new("another long passphrase")),
+            current_password: Some(Secret::new(current.to_owned())),
+            ..Default::default()
+        };
+        for _ in 0..3 {
+            let wrong = m
+                .update(user.clone(), patch("guess"), Privilege::SelfService, None)
+                .await;
+            assert!(matches!(wrong, Err(ManagerError::BadCurrentPassword)));
+        }
+        let before = m.passwords().verifications();
+        let refused = m
+            .update(
+                user.clone(),
+                patch("a long right passphrase"),
+                Privilege::SelfService,
+                None,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(ManagerError::LoginRefused(_))),
+            "the account's throttle covers the current password"
+        );
+        assert_eq!(m.passwords().verifications(), before, "no hash was spent");
+    }
+
+    #[tokio::test]
+    async fn rate_limits_off_turns_the_throttle_and_the_cooldown_off_too() {
+        let defences = Defences {
+            rate_limits: RateLimits::off(),
+            login_throttle: LoginThrottle::new(1, Duration::from_secs(60)),
+            ..Defences::default()
+        };
+        for _ in 0..3 {
+            defences.record_login_failure("o@example.com").await;
+            assert!(defences.check_failures("o@example.com").await.is_ok());
+            assert!(
+                defences
+                    .mail_allowed(MailKind::Verify, "o@example.com")
+                    .await
+                    .unwrap()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_patch_of_email_and_password_checks_the_password_against_the_new_address() {
+        let m = manager(Defences::default());
+        let user = m
+            .create(
+                UserCreate::new("old.one@example.com", "a long right passphrase"),
+                Privilege::SelfService,
+                None,
+            )
+            .await
+            .unwrap();
+        let update = crate::manager::UserUpdate {
+            email: Some("zebedee@example.org".into()),
+            password: Some(Secret::new("zebedee-horse-battery")),
+            current_password: Some(Secret::new("a long right passphrase")),
+            ..Default::default()
+        };
+        let refused = m.update(user, update, Privilege::SelfService, None).await;
+        assert!(
+            matches!(refused, Err(ManagerError::InvalidPassword(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn per_ip_limits_without_a_peer_address_are_warned_about() {
+        let (parts, ()) = http::Request::new(()).into_parts();
+        Defences::default()
+            .rate_limit(LimitedRoute::Verify, Some(&parts), None)
+            .await
+            .unwrap();
+        assert!(WARNED_WITHOUT_PEER.load(Ordering::Relaxed));
+    }
+
+    /// Counters that fail every call after a delay, counting the calls.
+    struct BlackHole(std::sync::atomic::AtomicUsize);
+
+    impl Limiter for BlackHole {
+        fn hit<'a>(&'a self, _: &'a str, _: Rule) -> LimitFuture<'a, Option<Duration>> {
+            Box::pin(async move {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(LimitError("black hole".into()))
+            })
+        }
+        fn blocked<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>> {
+            self.hit(key, rule)
+        }
+        fn record_failure<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, ()> {
+            Box::pin(async move { self.hit(key, rule).await.map(|_| ()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn black_holed_counters_cost_one_time_out_per_pause_not_one_per_call() {
+        let hole = Arc::new(BlackHole(Default::default()));
+        let defences = Defences {
+            limiter: hole.clone(),
+            ..Defences::default()
+        };
+        let started = std::time::Instant::now();
+        for _ in 0..5 {
+            defences
+                .rate_limit(LimitedRoute::Login, None, Some("h@example.com"))
+                .await
+                .unwrap();
+            defences.check_failures("h@example.com").await.unwrap();
+            defences.record_login_failure("h@example.com").await;
+        }
+        assert_eq!(
+            hole.0.load(Ordering::SeqCst),
+            1,
+            "one call reached the counters"
+        );
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(
+            defences.limiter_outages(),
+            15,
+            "every skipped call is counted"
+        );
+    }
+
+    #[test]
+    fn an_account_key_longer_than_any_address_is_no_key() {
+        assert_eq!(account_key(" A@B.org\t").as_deref(), Some("a@b.org"));
+        assert_eq!(account_key(&"a".repeat(321)), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::model::PasswordHash;
 // The crate root re-exports these beside `PasswordHasher` (lib.rs is the lead's: until the merge
 // adds them there, the lint cannot see that they are reachable).
 #[cfg(feature = "breached-passwords")]
-pub use breached::BreachedPasswords;
+pub use breached::{BreachedPasswords, BreachedSetupError};
 pub use policy::PasswordPolicy;
 pub use pool::{HasherLimits, HasherStats};
 

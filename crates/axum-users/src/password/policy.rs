@@ -132,6 +132,7 @@ impl PasswordPolicy {
         let service = self
             .context_words
             .iter()
+            .flat_map(|w| with_tokens(w))
             .map(|w| w.nfkc().collect::<String>().to_lowercase())
             .filter(|w| w.chars().count() >= SHORTEST_CONTEXT_WORD);
         if service.into_iter().any(|word| lower.contains(&word)) {
@@ -149,21 +150,32 @@ impl PasswordPolicy {
 }
 
 /// Whether the password is on the embedded list of 99,838 common passwords (MIT, the
-/// `passwords` crate), as given or in lower case.
+/// `passwords` crate), as given or in lower case, each also trimmed (padding a common
+/// password with spaces does not make it less guessable). The crate keeps its list private,
+/// so it cannot be normalised into a set: see `docs/security.md`.
 fn is_common(normalised: &str, lower: &str) -> bool {
-    passwords::analyzer::is_common_password(lower)
-        || passwords::analyzer::is_common_password(normalised)
+    [lower, normalised, lower.trim(), normalised.trim()]
+        .into_iter()
+        .any(passwords::analyzer::is_common_password)
 }
 
-/// The e-mail address, its local part and its domain labels but the last (the TLD), lower case,
-/// the short ones left out.
+/// `text` and its alphanumeric runs: "Acme Portal" gives "Acme Portal", "Acme", "Portal".
+fn with_tokens(text: &str) -> impl Iterator<Item = &str> {
+    std::iter::once(text).chain(
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(move |token| !token.is_empty() && *token != text),
+    )
+}
+
+/// The e-mail address, its local part and its alphanumeric runs ("margaret" of "margaret.h"),
+/// its domain labels but the last (the TLD), lower case, the short ones left out.
 fn email_words(email: &str) -> impl Iterator<Item = String> + '_ {
     let email = email.trim();
     let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
     let labels: Vec<&str> = domain.split('.').collect();
     let labels = &labels[..labels.len().saturating_sub(1)];
     std::iter::once(email)
-        .chain(std::iter::once(local))
+        .chain(with_tokens(local))
         .chain(labels.iter().copied())
         .map(|w| w.nfkc().collect::<String>().to_lowercase())
         .filter(|w| w.chars().count() >= SHORTEST_CONTEXT_WORD)
@@ -176,6 +188,19 @@ where
     S: UserStore,
     H: UserHooks<S::Id, S::Fields>,
 {
+    /// The policy for a password that a PATCH sets together with a new e-mail address: the
+    /// context words are the new address's (the old one is checked by `check_password`).
+    pub(crate) fn check_policy_for_new_address(
+        &self,
+        password: &str,
+        new_email: &str,
+    ) -> Result<(), ManagerError> {
+        self.defences()
+            .password_policy
+            .check(password, Some(new_email))
+            .map_err(ManagerError::InvalidPassword)
+    }
+
     /// The checks every new password meets, in order: the policy, the breach check, then the
     /// application's [`UserHooks::validate_password`].
     pub(crate) async fn check_password(
@@ -254,6 +279,8 @@ mod tests {
             "12345678",
             "iloveyou",
             "qwertyuiop",
+            "  password  ",
+            "\tIloveyou ",
         ] {
             assert_eq!(
                 reason(policy.check(common, None)),
@@ -285,6 +312,16 @@ mod tests {
         }
         assert_eq!(
             reason(policy.check("my-ACME-password-77", email)),
+            "Password must not contain the name of this service"
+        );
+        // Each word of the local part and of the service's name counts alone.
+        assert_eq!(
+            reason(policy.check("Margaret1985", email)),
+            "Password must not contain your e-mail address or a part of it"
+        );
+        let portal = PasswordPolicy::default().with_context_words(["Acme Portal"]);
+        assert_eq!(
+            reason(portal.check("my portal 2024", None)),
             "Password must not contain the name of this service"
         );
         // The TLD and short labels are not context words.

@@ -55,7 +55,7 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
         }
         ManagerError::LoginRefused(wait) => {
             return ApiError::code(ErrorCode::TooManyRequests)
-                .with_retry_after(wait.as_secs().max(1));
+                .with_retry_after(crate::limits::retry_after_seconds(wait));
         }
         ManagerError::BadCredentials => ErrorCode::LoginBadCredentials,
         ManagerError::UserNotVerified => ErrorCode::LoginUserNotVerified,
@@ -154,6 +154,14 @@ mod tests {
         )));
         assert_eq!(throttled.error_code(), Some(ErrorCode::TooManyRequests));
         assert_eq!(throttled.retry_after, Some(30));
+        let rounded = server_error(ManagerError::LoginRefused(
+            std::time::Duration::from_millis(29_001),
+        ));
+        assert_eq!(
+            rounded.retry_after,
+            Some(30),
+            "rounded up: no retry too early"
+        );
         let response = busy.into_response();
         assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
     }

@@ -1537,3 +1537,62 @@ async fn strict_compat_keeps_the_reference_401_on_an_associate_callback_without_
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn a_one_time_code_meets_the_accounts_throttle_before_it_is_spent() {
+    let Some((listener, base, idp)) = listener_and_idp().await else {
+        return;
+    };
+    let client = OAuthClient::new(discover(&idp, CLIENT_ID).await)
+        .with_policy(OAuthPolicy::default())
+        .with_after_login_redirect("https://spa.example.com/signed-in")
+        .with_backend("jwt");
+    let w = serve_app_with(listener, base, client, idp, |builder| {
+        builder.login_throttle(axum_users::LoginThrottle::new(
+            3,
+            std::time::Duration::from_secs(2),
+        ))
+    });
+    let b = browser();
+    let (code, state) = w
+        .authorize(
+            &b,
+            "/auth/oidc/authorize",
+            None,
+            &TestAccount::new("lee", Some("lee@example.com"), true),
+        )
+        .await;
+    let r = b
+        .get(w.url("/auth/oidc/callback"))
+        .query(&[("code", &code), ("state", &state)])
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let login_code = location
+        .strip_prefix("https://spa.example.com/signed-in?code=")
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_owned();
+    // Password guesses at the same account (it has none: each is a failure)...
+    for _ in 0..3 {
+        let r = browser()
+            .post(w.url("/auth/jwt/login"))
+            .form(&[("username", "Lee@example.com "), ("password", "guess")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    let redeem = || {
+        browser()
+            .post(w.url("/auth/oidc/token"))
+            .json(&json!({"code": login_code}))
+            .send()
+    };
+    // ...throttle its one-time code too, which the 429 does not spend.
+    let r = redeem().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, body) = read(redeem().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "the code survived the 429: {body}");
+}

@@ -49,6 +49,13 @@ impl LoginCodes {
         })
     }
 
+    /// The user id of a validly signed, unexpired code of `provider`, without spending it: so
+    /// that the sign-in can be throttled before the code is spent (a 429 must not burn it).
+    pub(crate) fn peek(codec: &JwtCodec, code: &str, provider: &str) -> Option<String> {
+        let claims: CodeClaims = codec.decode(code, LOGIN_CODE_AUDIENCE).ok()?;
+        (claims.provider == provider).then_some(claims.sub)
+    }
+
     /// The user id of a valid, unspent code of `provider`, spending it.
     pub(crate) fn redeem(&self, codec: &JwtCodec, code: &str, provider: &str) -> Option<String> {
         let claims: CodeClaims = codec.decode(code, LOGIN_CODE_AUDIENCE).ok()?;
@@ -76,6 +83,11 @@ mod tests {
         let codec = JwtCodec::hs256(&Secret::new("c".repeat(32))).unwrap();
         let codes = LoginCodes::default();
         let code = LoginCodes::issue(&codec, "42", "github").unwrap();
+        assert_eq!(LoginCodes::peek(&codec, &code, "google"), None);
+        assert_eq!(
+            LoginCodes::peek(&codec, &code, "github").as_deref(),
+            Some("42")
+        );
         assert_eq!(codes.redeem(&codec, &code, "google"), None);
         assert_eq!(codes.redeem(&codec, &code, "github").as_deref(), Some("42"));
         assert_eq!(codes.redeem(&codec, &code, "github"), None, "single use");

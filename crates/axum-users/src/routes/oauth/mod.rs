@@ -453,15 +453,34 @@ async fn redeem_code<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
         .key_ring()
         .codec(Purpose::LoginCode)
         .map_err(|e| ApiError::internal(&e))?;
-    let user_id = inner
+    let invalid = || ApiError::code(ErrorCode::OAuthInvalidLoginCode);
+    let user_id = LoginCodes::peek(&codec, &code, client.name())
+        .and_then(|id| S::Id::parse(&id))
+        .ok_or_else(invalid)?;
+    let backend = state.backend()?;
+    let method = SignInMethod::OAuth(client.name().to_owned());
+    // The throttle runs before the code is spent, under the account's e-mail key: the same
+    // counters as the password and provider sign-ins of that account.
+    let owner = inner
+        .manager
+        .store()
+        .get(&user_id)
+        .await
+        .map_err(|e| super::server_error(e.into()))?;
+    let account = owner
+        .as_ref()
+        .and_then(|u| crate::limits::account_key(&u.email))
+        .unwrap_or_else(|| format!("{}:{user_id}", client.name()));
+    inner
+        .manager
+        .throttle(&method, &account, Some(&parts))
+        .await
+        .map_err(super::server_error)?;
+    inner
         .oauth
         .login_codes
         .redeem(&codec, &code, client.name())
-        .and_then(|id| S::Id::parse(&id))
-        .ok_or_else(|| ApiError::code(ErrorCode::OAuthInvalidLoginCode))?;
-    let backend = state.backend()?;
-    let method = SignInMethod::OAuth(client.name().to_owned());
-    let account = format!("{}:{user_id}", client.name());
+        .ok_or_else(invalid)?;
     let outcome = inner
         .manager
         .login_with_code(&user_id, &method, &account, backend, Some(&parts))
