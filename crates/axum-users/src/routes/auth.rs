@@ -77,9 +77,14 @@ async fn logout<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         superuser: false,
     };
     let authenticated = inner.extension().require(&parts, requirements).await?;
-    inner
+    #[allow(unused_mut)]
+    let mut response = inner
         .manager
         .logout(inner.backend(state.index), &authenticated.token)
         .await
-        .map_err(super::server_error)
+        .map_err(super::server_error)?;
+    // A linking flow the user started ends with the sign-in it stood for.
+    #[cfg(feature = "oauth")]
+    super::oauth::clear_csrf_cookie(&inner.oauth, &mut response);
+    Ok(response)
 }

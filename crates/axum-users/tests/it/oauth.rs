@@ -194,9 +194,21 @@ impl World {
         }
         let r = request.send().await.unwrap();
         let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-        assert!(cookie.starts_with("fastapiusersoauthcsrf="), "{cookie}");
         assert!(
-            cookie.contains("HttpOnly; Max-Age=3600; Path=/; SameSite=lax"),
+            cookie.starts_with("fastapiusersoauthcsrf=")
+                || cookie.starts_with("__Host-fastapiusersoauthcsrf="),
+            "{cookie}"
+        );
+        // A linking state lives 10 minutes, a sign-in state an hour (as the reference).
+        let lifetime = if path.contains("/associate/") {
+            600
+        } else {
+            3600
+        };
+        assert!(
+            cookie.contains(&format!(
+                "HttpOnly; Max-Age={lifetime}; Path=/; SameSite=lax"
+            )),
             "{cookie}"
         );
         let (status, body) = read(r).await;
@@ -246,6 +258,30 @@ impl World {
         let callback = format!("{path}/callback");
         self.callback(&b, &callback, &code, &state, Some(token))
             .await
+    }
+
+    /// Registers a user and signs them in with the cookie backend, in a new browser.
+    async fn cookie_user(&self, email: &str, password: &str) -> Client {
+        self.register(email, password).await;
+        let b = browser();
+        let login = b
+            .post(self.url("/auth/cookie/login"))
+            .form(&[("username", email), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::NO_CONTENT);
+        b
+    }
+
+    /// How many provider accounts the user of `email` has linked.
+    async fn linked(&self, email: &str) -> usize {
+        let user = self.store.get_by_email(email).await.unwrap().unwrap();
+        self.store
+            .list_oauth_accounts(&user.id)
+            .await
+            .unwrap()
+            .len()
     }
 
     async fn me(&self, token: &str) -> Value {
@@ -812,6 +848,16 @@ async fn associate_then_list_then_unlink() {
         .await,
         (StatusCode::BAD_REQUEST, json!({"detail": "Bad Request"}))
     );
+    // That ended the flow (the state had matched the cookie): alice starts again.
+    let b = browser();
+    let (code, state) = w
+        .authorize(
+            &b,
+            "/auth/associate/oidc/authorize",
+            Some(&alice),
+            &elsewhere,
+        )
+        .await;
     let (status, body) = w
         .callback(
             &b,
@@ -1454,27 +1500,9 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
     let Some(w) = world(OAuthPolicy::default()).await else {
         return;
     };
-    let linked = |email: &'static str| {
-        let store = w.store.clone();
-        async move {
-            let user = store.get_by_email(email).await.unwrap().unwrap();
-            store.list_oauth_accounts(&user.id).await.unwrap().len()
-        }
-    };
 
     // Cookie backend: the redirect back from the provider carries the session cookie.
-    w.register("cora@example.com", "pw-of-the-reef-1").await;
-    let b = browser();
-    let login = b
-        .post(w.url("/auth/cookie/login"))
-        .form(&[
-            ("username", "cora@example.com"),
-            ("password", "pw-of-the-reef-1"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    let b = w.cookie_user("cora@example.com", "pw-of-the-reef-1").await;
     let cora_idp = TestAccount::new("cora-at-idp", Some("cora@idp.example.com"), true);
     let path = "/auth/associate/oidc";
     let (code, state) = w
@@ -1487,7 +1515,7 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
         (status, body["email"].clone()),
         (StatusCode::OK, json!("cora@example.com"))
     );
-    assert_eq!(linked("cora@example.com").await, 1);
+    assert_eq!(w.linked("cora@example.com").await, 1);
 
     // Bearer backend: the front end calls authorize with its token; the browser's redirect to
     // the callback has no token, and the state names the user.
@@ -1502,7 +1530,7 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
         .callback(&browser(), &format!("{path}/callback"), &code, &state, None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(linked("bea@example.com").await, 0);
+    assert_eq!(w.linked("bea@example.com").await, 0);
     let (status, body) = w
         .callback(&b, &format!("{path}/callback"), &code, &state, None)
         .await;
@@ -1511,7 +1539,7 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
         (StatusCode::OK, json!("bea@example.com")),
         "{body}"
     );
-    assert_eq!(linked("bea@example.com").await, 1);
+    assert_eq!(w.linked("bea@example.com").await, 1);
 }
 
 #[tokio::test]
@@ -1536,4 +1564,190 @@ async fn strict_compat_keeps_the_reference_401_on_an_associate_callback_without_
         .callback(&b, &format!("{path}/callback"), &code, &state, Some(&token))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// Whether a response clears the CSRF cookie.
+fn clears_the_csrf_cookie(r: &reqwest::Response) -> bool {
+    r.headers().get_all("set-cookie").iter().any(|c| {
+        c.to_str()
+            .unwrap()
+            .starts_with("fastapiusersoauthcsrf=\"\"; HttpOnly; Max-Age=0")
+    })
+}
+
+#[tokio::test]
+async fn a_credential_less_link_ends_with_logout_or_a_password_change_and_errors_clear_the_cookie()
+{
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let path = "/auth/associate/oidc";
+    let callback = |b: Client, code: String, state: String| {
+        let url = w.url(&format!("{path}/callback"));
+        async move {
+            b.get(url)
+                .query(&[("code", code), ("state", state)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Logout ends the session the state stood for.
+    let token = w.register("lou@example.com", "pw-of-the-loft-1").await;
+    let account = TestAccount::new("lou-at-idp", Some("lou@idp.example.com"), true);
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&token), &account)
+        .await;
+    let r = b
+        .post(w.url("/auth/jwt/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert!(clears_the_csrf_cookie(&r), "logout clears the CSRF cookie");
+    // That browser no longer has the cookie: the callback is refused.
+    let r = callback(b.clone(), code, state).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Logout, with the cookie of the flow still in the browser.
+    let token = w.register("liz@example.com", "pw-of-the-lake-1").await;
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&token), &account)
+        .await;
+    let r = Client::new()
+        .post(w.url("/auth/jwt/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = callback(b.clone(), code, state).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        clears_the_csrf_cookie(&r),
+        "an error after the state matched ends the flow"
+    );
+
+    // A password change (as after a reset) ends it too.
+    let token = w.register("pat@example.com", "pw-of-the-pier-1").await;
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&token), &account)
+        .await;
+    let r = Client::new()
+        .patch(w.url("/users/me"))
+        .bearer_auth(&token)
+        .json(&json!({"password": "Zq9 an unrelated passphrase", "current_password": "pw-of-the-pier-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let r = callback(b.clone(), code, state).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        w.linked("liz@example.com").await + w.linked("pat@example.com").await,
+        0
+    );
+}
+
+/// The secret of the CSRF cookie a response sets.
+fn csrf_secret(r: &reqwest::Response) -> String {
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let (_, rest) = cookie.split_once('=').unwrap();
+    rest.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn planted_csrf_cookies_and_cookie_authorizes_do_not_link_without_credentials() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let path = "/auth/associate/oidc";
+    let account = TestAccount::new("cy-at-idp", Some("cy@idp.example.com"), true);
+
+    // A cookie app's authorize: its state never stands in for the cookie.
+    let b = w.cookie_user("cy@example.com", "pw-of-the-cove-1").await;
+    let r = b
+        .get(w.url(&format!("{path}/authorize")))
+        .send()
+        .await
+        .unwrap();
+    let secret = csrf_secret(&r);
+    let (_, body) = read(r).await;
+    let cb = login(body["authorization_url"].as_str().unwrap(), &account).await;
+    let r = Client::new()
+        .get(w.url(&format!("{path}/callback")))
+        .query(&[("code", &cb.code), ("state", &cb.state)])
+        .header("cookie", format!("fastapiusersoauthcsrf={secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(w.linked("cy@example.com").await, 0);
+
+    // Two CSRF cookies (one planted by a sibling site) are refused, whichever comes first.
+    let token = w.register("di@example.com", "pw-of-the-dune-1").await;
+    let r = Client::new()
+        .get(w.url(&format!("{path}/authorize")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let secret = csrf_secret(&r);
+    let (_, body) = read(r).await;
+    let cb = login(body["authorization_url"].as_str().unwrap(), &account).await;
+    let r = Client::new()
+        .get(w.url(&format!("{path}/callback")))
+        .query(&[("code", &cb.code), ("state", &cb.state)])
+        .header(
+            "cookie",
+            format!("fastapiusersoauthcsrf={secret}; fastapiusersoauthcsrf=planted"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(r).await;
+    assert_eq!(
+        (status, body["detail"].clone()),
+        (StatusCode::BAD_REQUEST, json!("OAUTH_INVALID_STATE"))
+    );
+    assert_eq!(w.linked("di@example.com").await, 0);
+}
+
+#[tokio::test]
+async fn the_csrf_cookie_is_host_prefixed_when_secure_unless_strict_compat() {
+    for (strict, expected) in [
+        (false, "__Host-fastapiusersoauthcsrf="),
+        (true, "fastapiusersoauthcsrf="),
+    ] {
+        let Some((listener, base, idp)) = listener_and_idp().await else {
+            return;
+        };
+        let users = AxumUsers::builder(MemoryStore::<uuid::Uuid, NoFields>::new(), SECRET)
+            .strict_compat(strict)
+            .public_url(base.clone())
+            .oauth(OAuthClient::new(discover(&idp, CLIENT_ID).await))
+            .build()
+            .unwrap();
+        let app: Router = users.router();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let r = Client::new()
+            .get(format!("{base}/auth/oidc/authorize"))
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            cookie.starts_with(expected)
+                && cookie.contains("; Path=/;")
+                && cookie.ends_with("; Secure"),
+            "{cookie}"
+        );
+        assert!(!cookie.contains("Domain="), "{cookie}");
+        drop(idp);
+    }
 }
