@@ -1417,11 +1417,13 @@ impl UserHooks<uuid::Uuid, Named> for FromProfile {
     }
 }
 
-#[tokio::test]
-async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link() {
-    let Some((listener, base, idp)) = listener_and_idp().await else {
-        return;
-    };
+/// The API with custom fields `F` and `hooks`, asking the provider for the `profile` scope.
+/// Only the helpers of the `World` returned are used: its store and steps are not the app's.
+async fn profile_world<F: axum_users::UserFields, H: UserHooks<uuid::Uuid, F>>(
+    store: MemoryStore<uuid::Uuid, F>,
+    hooks: H,
+) -> Option<World> {
+    let (listener, base, idp) = listener_and_idp().await?;
     let provider = OpenIdConnectConfig::new(idp.issuer(), CLIENT_ID, CLIENT_SECRET)
         .with_name("oidc")
         .with_default_scopes(["openid", "email", "profile"])
@@ -1429,10 +1431,8 @@ async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link()
         .discover()
         .await
         .unwrap();
-    let store: MemoryStore<uuid::Uuid, Named> = MemoryStore::new();
-    let calls = FromProfile::default();
-    let users = AxumUsers::builder(store.clone(), SECRET)
-        .hooks(calls.clone())
+    let users = AxumUsers::builder(store, SECRET)
+        .hooks(hooks)
         .argon2(axum_users::Argon2Params {
             memory_kib: 64,
             iterations: 1,
@@ -1444,12 +1444,20 @@ async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link()
         .unwrap();
     let app: Router = users.router();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    // The helpers of `World`; its own store and hooks are not used here.
-    let w = World {
+    Some(World {
         base,
         store: MemoryStore::new(),
         steps: LoginSteps::default(),
         _idp: idp,
+    })
+}
+
+#[tokio::test]
+async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link() {
+    let store: MemoryStore<uuid::Uuid, Named> = MemoryStore::new();
+    let calls = FromProfile::default();
+    let Some(w) = profile_world(store.clone(), calls.clone()).await else {
+        return;
     };
 
     let dana = TestAccount::new("dana", Some("dana@example.com"), true).with_name("Dana Scully");
@@ -1750,4 +1758,110 @@ async fn the_csrf_cookie_is_host_prefixed_when_secure_unless_strict_compat() {
         assert!(!cookie.contains("Domain="), "{cookie}");
         drop(idp);
     }
+}
+
+/// Fields with one only a superuser may set.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Planned {
+    #[serde(default)]
+    display_name: Option<String>,
+    /// Privileged: a self-service change never touches it.
+    #[serde(default)]
+    plan: Option<String>,
+}
+
+impl axum_users::UserFields for Planned {
+    type Update = Planned;
+
+    fn apply(&mut self, update: Planned) {
+        if update.display_name.is_some() {
+            self.display_name = update.display_name;
+        }
+        if update.plan.is_some() {
+            self.plan = update.plan;
+        }
+    }
+
+    fn drop_privileged(update: &mut Planned) {
+        update.plan = None;
+    }
+
+    fn reset_privileged(&mut self) {
+        self.plan = None;
+    }
+}
+
+/// A profile hook that tries to grant a plan, and records the `on_after_update` dicts.
+#[derive(Clone, Default)]
+struct Upgrading(Arc<std::sync::Mutex<Vec<Value>>>);
+
+impl UserHooks<uuid::Uuid, Planned> for Upgrading {
+    async fn on_oauth_profile(
+        &self,
+        profile: &axum_users::OAuthProfile,
+        _: Option<&User<uuid::Uuid, Planned>>,
+    ) -> Option<Planned> {
+        Some(Planned {
+            display_name: profile.name.clone(),
+            plan: Some("enterprise".into()),
+        })
+    }
+
+    async fn on_after_update(
+        &self,
+        _: &User<uuid::Uuid, Planned>,
+        update: &Value,
+        _: Option<&http::request::Parts>,
+    ) {
+        self.0.lock().unwrap().push(update.clone());
+    }
+}
+
+#[tokio::test]
+async fn the_provider_profile_cannot_set_privileged_fields_and_updates_name_what_changed() {
+    let store: MemoryStore<uuid::Uuid, Planned> = MemoryStore::new();
+    let updates = Upgrading::default();
+    let Some(w) = profile_world(store.clone(), updates.clone()).await else {
+        return;
+    };
+
+    // A new user: the name from the profile, no plan.
+    let eve = TestAccount::new("eve", Some("eve@example.com"), true).with_name("Eve");
+    let (status, body) = w.sign_in(&eve).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me = w.me(token(&body)).await;
+    assert_eq!(
+        (me["display_name"].clone(), me["plan"].clone()),
+        (json!("Eve"), Value::Null),
+        "{me}"
+    );
+
+    // A link: the name changes, the plan the user had stays.
+    let alice = w.register("alice@example.com", "pw-of-the-mirror-1").await;
+    let stored = store
+        .get_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut changes = axum_users::UserChanges::default();
+    changes.fields = Some(Planned {
+        display_name: None,
+        plan: Some("basic".into()),
+    });
+    store.update(&stored.id, changes).await.unwrap();
+    updates.0.lock().unwrap().clear();
+    let elsewhere =
+        TestAccount::new("alice-at-idp", Some("alice@idp.example.com"), true).with_name("Alice");
+    let (status, body) = w.link(&alice, &elsewhere).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["display_name"].clone(), body["plan"].clone()),
+        (json!("Alice"), json!("basic")),
+        "{body}"
+    );
+    assert_eq!(
+        *updates.0.lock().unwrap(),
+        [json!({"display_name": "Alice"})],
+        "on_after_update names what the profile changed"
+    );
 }
