@@ -162,7 +162,11 @@ impl<Id: UserId> RedisStrategy<Id> {
         let value: Option<String> = self.timed(async move { connection.get(key).await }).await?;
         Ok(value.and_then(|value| match value.split_once(' ') {
             Some((id, sid)) => Some(TokenOwner::new(Id::parse(id)?, Some(sid.to_owned()))),
-            None => Some(TokenOwner::new(Id::parse(&value)?, None)),
+            None => {
+                let mut owner = TokenOwner::new(Id::parse(&value)?, None);
+                owner.needs_session = true;
+                Some(owner)
+            }
         }))
     }
 

@@ -209,7 +209,7 @@ pub(crate) struct Settings {
         value_name = "S"
     )]
     refresh_lifetime_seconds: Option<u64>,
-    /// How long a rotated-out refresh token still succeeds (two tabs) [default: 10]
+    /// How long a rotated-out refresh token still succeeds (two tabs), at most 60 [default: 10]
     #[arg(
         long,
         global = true,
@@ -805,13 +805,20 @@ impl Config {
         at_least_one(jwt_lifetime_seconds, "jwt_lifetime_seconds")?;
         let refresh_lifetime = s.refresh_lifetime_seconds.unwrap_or(30 * 24 * 3600);
         at_least_one(refresh_lifetime, "refresh_lifetime_seconds")?;
+        let reuse_grace = s.refresh_reuse_grace_seconds.unwrap_or(10);
+        if reuse_grace > axum_users::MAX_REUSE_GRACE.as_secs() {
+            bail!(
+                "invalid value for {}: `{reuse_grace}` must be at most {} seconds (a longer \
+                 window lets a copied refresh token be used unnoticed)",
+                key("refresh_reuse_grace_seconds"),
+                axum_users::MAX_REUSE_GRACE.as_secs()
+            );
+        }
         let sessions = axum_users::SessionSettings::default()
             .with_jwt_revocable(s.jwt_revocable.unwrap_or(true))
             .with_refresh_tokens(s.refresh_tokens.unwrap_or(true))
             .with_refresh_lifetime(Duration::from_secs(refresh_lifetime))
-            .with_reuse_grace(Duration::from_secs(
-                s.refresh_reuse_grace_seconds.unwrap_or(10),
-            ));
+            .with_reuse_grace(Duration::from_secs(reuse_grace));
         let defaults = Argon2Params::default();
         let argon2 = Argon2Params {
             memory_kib: s.argon2.memory_kib.unwrap_or(defaults.memory_kib),
@@ -1040,6 +1047,7 @@ mod tests {
             ("AXUM_USERS_DATABASE_MAX_CONNECTIONS", "0"),
             ("AXUM_USERS_DB_TOKENS", "yes please"),
             ("AXUM_USERS_REDIS_URL", "http://cache"),
+            ("AXUM_USERS_REFRESH_REUSE_GRACE_SECONDS", "61"),
         ] {
             let err = load(&[(var, value)]).unwrap_err().to_string();
             assert!(

@@ -100,6 +100,17 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                 "CREATE INDEX sessions_refresh_hash ON sessions (refresh_hash)".into(),
                 "CREATE INDEX sessions_previous_refresh_hash ON sessions (previous_refresh_hash)"
                     .into(),
+                // Every refresh-token hash rotated out of a session, for as long as the session
+                // lives: presenting one again is reuse (one row per refresh).
+                format!(
+                    "CREATE TABLE session_rotated_tokens (
+                    token_hash VARCHAR(64) PRIMARY KEY NOT NULL,
+                    session_id VARCHAR(64) NOT NULL REFERENCES sessions (id) ON DELETE CASCADE
+                ){table}"
+                ),
+                "CREATE INDEX session_rotated_tokens_session_id ON session_rotated_tokens \
+                 (session_id)"
+                    .into(),
                 "ALTER TABLE access_tokens ADD COLUMN session_id VARCHAR(64)".into(),
                 "CREATE INDEX access_tokens_session_id ON access_tokens (session_id)".into(),
             ],

@@ -127,13 +127,23 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
         now: i64,
     ) -> BoxFuture<'a, Result<Option<Session<Id>>, StoreError>> {
         Box::pin(async move {
+            let live = self
+                .session_where(
+                    "(s.refresh_hash = ? OR s.previous_refresh_hash = ?) AND s.expires_at > ?",
+                    &[
+                        Arg::Text(hash.to_owned()),
+                        Arg::Text(hash.to_owned()),
+                        Arg::Int(now),
+                    ],
+                )
+                .await?;
+            if live.is_some() {
+                return Ok(live);
+            }
             self.session_where(
-                "(s.refresh_hash = ? OR s.previous_refresh_hash = ?) AND s.expires_at > ?",
-                &[
-                    Arg::Text(hash.to_owned()),
-                    Arg::Text(hash.to_owned()),
-                    Arg::Int(now),
-                ],
+                "s.id = (SELECT r.session_id FROM session_rotated_tokens r \
+                 WHERE r.token_hash = ?) AND s.expires_at > ?",
+                &[Arg::Text(hash.to_owned()), Arg::Int(now)],
             )
             .await
         })
@@ -144,10 +154,11 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
         id: &'a str,
         expected: &'a str,
         next: &'a RefreshState,
+        retired: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let changed = self
-                .db
+            let mut tx = self.db.begin().await?;
+            let changed = tx
                 .execute(
                     "UPDATE sessions SET refresh_hash = ?, previous_refresh_hash = ?, \
                      rotated_at = ? WHERE id = ? AND refresh_hash = ?",
@@ -160,7 +171,19 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
                     ],
                 )
                 .await?;
-            Ok(changed == 1)
+            if changed != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            if let Some(hash) = retired {
+                tx.execute(
+                    "INSERT INTO session_rotated_tokens (token_hash, session_id) VALUES (?, ?)",
+                    &[Arg::Text(hash.to_owned()), Arg::Text(id.to_owned())],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
@@ -238,14 +261,41 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
                 )
                 .await?;
                 tx.execute(
+                    &format!("DELETE FROM session_rotated_tokens WHERE session_id IN ({list})"),
+                    &batch_args,
+                )
+                .await?;
+                tx.execute(
                     &format!("DELETE FROM sessions WHERE id IN ({list})"),
                     &batch_args,
                 )
                 .await?;
                 gone.extend_from_slice(batch);
             }
+            if only.is_none() {
+                tx.execute(
+                    "DELETE FROM access_tokens WHERE user_id = ? AND session_id IS NULL",
+                    &[user_id.to_value().into()],
+                )
+                .await?;
+            }
             tx.commit().await?;
             Ok(gone)
+        })
+    }
+
+    fn delete_session_tokens_before<'a>(
+        &'a self,
+        id: &'a str,
+        before: i64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.db
+                .execute(
+                    "DELETE FROM access_tokens WHERE session_id = ? AND created_at < ?",
+                    &[Arg::Text(id.to_owned()), Arg::Int(before)],
+                )
+                .await
         })
     }
 
@@ -263,10 +313,25 @@ impl<Id: SqlId, F: UserFields> SessionStore<Id, F> for SqlStore<Id, F> {
                     &[Arg::Int(now)],
                 )
                 .await?;
+            tx.execute(
+                "DELETE FROM session_rotated_tokens WHERE session_id IN \
+                 (SELECT id FROM sessions WHERE expires_at <= ?)",
+                &[Arg::Int(now)],
+            )
+            .await?;
             let sessions = tx
                 .execute(
                     "DELETE FROM sessions WHERE expires_at <= ?",
                     &[Arg::Int(now)],
+                )
+                .await?;
+            // Tokens whose session ended some other way (none should be left, but a token
+            // written while its session was being revoked could be).
+            access_tokens += tx
+                .execute(
+                    "DELETE FROM access_tokens WHERE session_id IS NOT NULL AND NOT EXISTS \
+                     (SELECT 1 FROM sessions s WHERE s.id = access_tokens.session_id)",
+                    &[],
                 )
                 .await?;
             if let Some(before) = tokens_before {

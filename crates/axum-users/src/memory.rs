@@ -21,6 +21,8 @@ struct Tables<Id, F> {
     sessions: HashMap<String, Session<Id>>,
     /// The session of each access-token hash that belongs to one.
     token_sessions: HashMap<String, String>,
+    /// The session of every refresh-token hash rotated out of one (reuse detection).
+    rotated: HashMap<String, String>,
     /// Queued mail with the worker that holds each message.
     outbox: Vec<(crate::outbox::OutboxMessage, Option<String>)>,
 }
@@ -56,6 +58,7 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             next_int: 0,
             sessions: HashMap::new(),
             token_sessions: HashMap::new(),
+            rotated: HashMap::new(),
             outbox: Vec::new(),
         };
         Self {
@@ -219,7 +222,7 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
         self.with(|t| {
             t.accounts.retain(|a| &a.user_id != id);
             t.tokens.retain(|_, (owner, _)| owner != id);
-            t.sessions.retain(|_, s| &s.user_id != id);
+            Self::remove_sessions(t, |s| &s.user_id == id);
             Ok(t.users.remove(id).is_some())
         })
     }
@@ -410,6 +413,7 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             t.token_sessions.remove(&hash);
             t.tokens.remove(&hash);
         }
+        t.rotated.retain(|_, sid| !ids.contains(sid));
         ids
     }
 }
@@ -462,10 +466,14 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
         Box::pin(async move {
             self.with(|t| {
                 let is = |h: &Option<String>| h.as_deref() == Some(hash);
+                let rotated = t.rotated.get(hash);
                 Ok(t.sessions
                     .values()
                     .find(|s| {
-                        s.expires_at > now && (is(&s.refresh.current) || is(&s.refresh.previous))
+                        s.expires_at > now
+                            && (is(&s.refresh.current)
+                                || is(&s.refresh.previous)
+                                || rotated == Some(&s.id))
                     })
                     .cloned())
             })
@@ -477,11 +485,15 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
         id: &'a str,
         expected: &'a str,
         next: &'a RefreshState,
+        retired: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             self.with(|t| match t.sessions.get_mut(id) {
                 Some(s) if s.refresh.current.as_deref() == Some(expected) => {
                     s.refresh = next.clone();
+                    if let Some(hash) = retired {
+                        t.rotated.insert(hash.to_owned(), id.to_owned());
+                    }
                     Ok(true)
                 }
                 _ => Ok(false),
@@ -534,11 +546,42 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         Box::pin(async move {
             self.with(|t| {
-                Ok(Self::remove_sessions(t, |s| {
+                let gone = Self::remove_sessions(t, |s| {
                     &s.user_id == user_id
                         && only.is_none_or(|o| o == s.id)
                         && except.is_none_or(|e| e != s.id)
-                }))
+                });
+                if only.is_none() {
+                    let sessions = &t.token_sessions;
+                    t.tokens
+                        .retain(|hash, (owner, _)| owner != user_id || sessions.contains_key(hash));
+                }
+                Ok(gone)
+            })
+        })
+    }
+
+    fn delete_session_tokens_before<'a>(
+        &'a self,
+        id: &'a str,
+        before: i64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let old: Vec<String> = t
+                    .token_sessions
+                    .iter()
+                    .filter(|(hash, sid)| {
+                        sid.as_str() == id
+                            && t.tokens.get(*hash).is_some_and(|(_, at)| *at < before)
+                    })
+                    .map(|(hash, _)| hash.clone())
+                    .collect();
+                for hash in &old {
+                    t.token_sessions.remove(hash);
+                    t.tokens.remove(hash);
+                }
+                Ok(old.len() as u64)
             })
         })
     }
@@ -552,6 +595,16 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
             self.with(|t| {
                 let before = t.tokens.len();
                 let sessions = Self::remove_sessions(t, |s| s.expires_at <= now).len() as u64;
+                let orphans: Vec<String> = t
+                    .token_sessions
+                    .iter()
+                    .filter(|(_, sid)| !t.sessions.contains_key(*sid))
+                    .map(|(hash, _)| hash.clone())
+                    .collect();
+                for hash in orphans {
+                    t.token_sessions.remove(&hash);
+                    t.tokens.remove(&hash);
+                }
                 if let Some(limit) = tokens_before {
                     t.tokens.retain(|_, (_, created)| *created >= limit);
                     let tokens = &t.tokens;

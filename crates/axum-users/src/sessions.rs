@@ -2,10 +2,11 @@
 //! access tokens of every strategy (JWTs carry its id as `sid`, database and Redis tokens name
 //! it) and its refresh token at once, on every node.
 //!
-//! Refresh tokens rotate: each is single-use and only its hash is kept. The hash it replaced is
-//! kept too, so that a second use is recognised: within the grace window (two tabs refreshing at
-//! once) it succeeds in the same session; after it, the session is revoked (a stolen token was
-//! used).
+//! Refresh tokens rotate: each is single-use and only its hash is kept. Every hash rotated out
+//! of a session is kept too, as long as the session lives, so that a second use is recognised:
+//! the token replaced last succeeds again within the grace window (two tabs refreshing at once);
+//! any other rotated-out token, or the last one after the window, revokes the session (a stolen
+//! token was used).
 
 use std::time::Duration;
 
@@ -88,6 +89,9 @@ pub enum RevokeReason {
     Deleted,
     /// The user's e-mail address changed (a confirmed change ends the other sessions).
     EmailChange,
+    /// The user signed in once more than [`SessionSettings::max_sessions_per_user`] allows:
+    /// their oldest session ended.
+    TooManySessions,
 }
 
 impl RevokeReason {
@@ -103,9 +107,14 @@ impl RevokeReason {
             RevokeReason::Deactivated => "deactivated",
             RevokeReason::Deleted => "deleted",
             RevokeReason::EmailChange => "email_change",
+            RevokeReason::TooManySessions => "too_many_sessions",
         }
     }
 }
+
+/// The longest grace window after a rotation ([`SessionSettings::reuse_grace`]): within it a
+/// copied refresh token goes unnoticed.
+pub const MAX_REUSE_GRACE: Duration = Duration::from_secs(60);
 
 /// How sessions behave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +127,13 @@ pub struct SessionSettings {
     pub refresh_tokens: bool,
     /// How long a session lives, absolutely (default 30 days).
     pub refresh_lifetime: Duration,
-    /// How long after a rotation the old refresh token still succeeds (default 10 s).
+    /// How long after a rotation the old refresh token still succeeds (default 10 s, at most
+    /// [`MAX_REUSE_GRACE`]).
     pub reuse_grace: Duration,
     /// `last_seen_at` is written at most once per this interval and session (default 60 s).
     pub touch_interval: Duration,
+    /// The most live sessions a user keeps (default 100): a sign-in beyond ends the oldest.
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for SessionSettings {
@@ -132,6 +144,7 @@ impl Default for SessionSettings {
             refresh_lifetime: Duration::from_secs(30 * 24 * 3600),
             reuse_grace: Duration::from_secs(10),
             touch_interval: Duration::from_secs(60),
+            max_sessions_per_user: 100,
         }
     }
 }
@@ -155,9 +168,15 @@ impl SessionSettings {
         self
     }
 
-    /// Sets [`SessionSettings::reuse_grace`].
+    /// Sets [`SessionSettings::max_sessions_per_user`] (at least 1).
+    pub fn with_max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_sessions_per_user = max.max(1);
+        self
+    }
+
+    /// Sets [`SessionSettings::reuse_grace`], capped at [`MAX_REUSE_GRACE`].
     pub fn with_reuse_grace(mut self, grace: Duration) -> Self {
-        self.reuse_grace = grace;
+        self.reuse_grace = grace.min(MAX_REUSE_GRACE);
         self
     }
 }
@@ -198,16 +217,27 @@ fn user_agent(request: Option<&Parts>) -> Option<String> {
     Some(agent[..end].to_owned())
 }
 
-/// The refresh cookie of a cookie backend: the auth cookie's attributes, named
-/// `<name>_refresh`, sent only to the backend's refresh route.
+/// The refresh cookie of a cookie backend, named `<name>_refresh` and sent only to the
+/// backend's routes (`/auth/<backend>/`: refresh and logout). It takes the auth cookie's
+/// `Domain`, `SameSite`, `HttpOnly` and `Secure` (which is off only when the auth cookie's is
+/// turned off explicitly, for local development over plain HTTP); its `Max-Age` is the
+/// session's remaining lifetime (see [`login_response`]).
 pub(crate) fn refresh_cookie(
     cookie: &crate::auth::CookieSettings,
     backend: &str,
 ) -> crate::auth::CookieSettings {
     let mut refresh = cookie.clone();
     refresh.name = format!("{}_refresh", cookie.name);
-    refresh.path = format!("/auth/{backend}/refresh");
+    refresh.path = format!("/auth/{backend}/");
     refresh
+}
+
+/// The refresh cookie's `Max-Age`: what remains of the session, else the auth cookie's.
+fn refresh_max_age(settings: &crate::auth::CookieSettings, token: &IssuedToken) -> Option<u64> {
+    match token.session_expires_at {
+        Some(end) => Some(end.saturating_sub(now_unix()).max(0) as u64),
+        None => settings.max_age,
+    }
 }
 
 fn append_cookie(response: &mut Response, value: String) {
@@ -221,7 +251,7 @@ pub(crate) fn login_response<Id>(backend: &AuthBackend<Id>, token: &IssuedToken)
     let mut response = backend.transport.login_response(token);
     if let (Transport::Cookie(cookie), Some(refresh)) = (&backend.transport, &token.refresh_token) {
         let settings = refresh_cookie(cookie, &backend.name);
-        let max_age = settings.max_age;
+        let max_age = refresh_max_age(&settings, token);
         append_cookie(
             &mut response,
             settings.set_cookie(refresh.expose(), max_age),
@@ -282,12 +312,15 @@ where
             },
         };
         sessions.create_session(&session).await?;
+        self.evict_oldest_sessions(&user.id, &session.id, now)
+            .await?;
         let mut token = backend
             .strategy
-            .write_session_token(&user.id, &session.id)
+            .write_session_token_until(&user.id, &session.id, session.expires_at)
             .await?;
         token.refresh_token = refresh.map(Secret::new);
         token.session_id = Some(session.id);
+        token.session_expires_at = Some(session.expires_at);
         Ok(token)
     }
 
@@ -304,6 +337,28 @@ where
                 .await?;
         }
         Ok(())
+    }
+
+    /// Ends the session a refresh token of `backend` belongs to (logout once the access token
+    /// expired); returns whether one ended.
+    pub(crate) async fn end_session_of_refresh(
+        &self,
+        backend: &AuthBackend<S::Id>,
+        refresh_token: &str,
+    ) -> Result<bool, ManagerError> {
+        let Some(sessions) = self.sessions() else {
+            return Ok(false);
+        };
+        let found = sessions
+            .find_session_by_refresh(&hash_token(refresh_token), now_unix())
+            .await?;
+        match found {
+            Some(session) if session.backend == backend.name => {
+                self.revoke_session(&session.user_id, &session.id, RevokeReason::Logout)
+                    .await
+            }
+            _ => Ok(false),
+        }
     }
 
     /// The session rules of an update: deactivating a user ends all their sessions; a new
@@ -350,6 +405,7 @@ where
         let next_token = random_token(32);
         let next_hash = hash_token(&next_token);
         let mut rotated = None;
+        let mut user = None;
         for _ in 0..SWAP_ATTEMPTS {
             let now = now_unix();
             let Some(session) = sessions.find_session_by_refresh(&presented, now).await? else {
@@ -358,27 +414,32 @@ where
             if session.backend != backend.name {
                 return Err(ManagerError::RefreshTokenInvalid);
             }
+            // The user may still sign in: checked before anything rotates.
+            if user.is_none() {
+                user = Some(self.user_who_may_refresh(&session.user_id).await?);
+            }
             let state = &session.refresh;
             let is = |hash: &Option<String>| {
                 hash.as_deref()
                     .is_some_and(|h| constant_time_eq(h.as_bytes(), presented.as_bytes()))
             };
-            let (expected, next) = if is(&state.current) {
+            let (expected, next, retired) = if is(&state.current) {
+                // The token it pushes out of `previous` stays known as rotated out.
                 let next = RefreshState {
                     current: Some(next_hash.clone()),
                     previous: Some(presented.clone()),
                     rotated_at: Some(now),
                 };
-                (presented.clone(), next)
+                (presented.clone(), next, state.previous.clone())
             } else if is(&state.previous) {
                 let rotated_at = state.rotated_at.unwrap_or(i64::MIN);
                 if now.saturating_sub(rotated_at) > grace {
-                    self.revoke_session(&session.user_id, &session.id, RevokeReason::ReuseDetected)
-                        .await?;
-                    return Err(ManagerError::RefreshTokenReused);
+                    return self.reuse_detected(&session).await;
                 }
                 // Within the grace window: the same session goes on with a new current token;
-                // the window still runs from the first rotation.
+                // the window still runs from the first rotation. The current token it replaces
+                // is recorded as rotated out: whoever holds it (the first tab, or the owner
+                // when a thief raced them) revokes the session by presenting it.
                 let Some(current) = state.current.clone() else {
                     return Err(ManagerError::RefreshTokenInvalid);
                 };
@@ -387,11 +448,15 @@ where
                     previous: state.previous.clone(),
                     rotated_at: state.rotated_at,
                 };
-                (current, next)
+                (current.clone(), next, Some(current))
             } else {
-                return Err(ManagerError::RefreshTokenInvalid);
+                // Found, but neither current nor previous: a token of an earlier rotation.
+                return self.reuse_detected(&session).await;
             };
-            if sessions.swap_refresh(&session.id, &expected, &next).await? {
+            if sessions
+                .swap_refresh(&session.id, &expected, &next, retired.as_deref())
+                .await?
+            {
                 rotated = Some(session);
                 break;
             }
@@ -401,25 +466,77 @@ where
                 "the refresh state kept changing under concurrent refreshes".into(),
             )));
         };
-        let user = match self.store().get(&session.user_id).await? {
-            Some(user) if user.is_active => user,
-            _ => return Err(ManagerError::RefreshTokenInvalid),
-        };
-        if self.login_rules().requires_verification && !user.is_verified {
+        let Some(user) = user else {
             return Err(ManagerError::RefreshTokenInvalid);
+        };
+        // The access tokens of before the previous refresh are superseded (database tokens
+        // would otherwise pile up, one per refresh); the last one lives on, so that requests
+        // in flight with it still succeed. Best effort: bookkeeping does not fail a refresh.
+        if let Some(previous) = session.refresh.rotated_at
+            && let Err(e) = sessions
+                .delete_session_tokens_before(&session.id, previous.saturating_sub(grace))
+                .await
+        {
+            tracing::warn!(error = %e, "could not delete superseded access tokens");
         }
         let mut token = backend
             .strategy
-            .write_session_token(&user.id, &session.id)
+            .write_session_token_until(&user.id, &session.id, session.expires_at)
             .await?;
         token.refresh_token = Some(Secret::new(next_token));
         token.session_id = Some(session.id);
+        token.session_expires_at = Some(session.expires_at);
         let response = login_response(backend, &token);
         Ok(LoginOutcome::SignedIn {
             user,
             token,
             response: Box::new(response),
         })
+    }
+
+    /// Ends the user's oldest sessions beyond [`SessionSettings::max_sessions_per_user`] (a
+    /// sign-in loop cannot grow the table without bound).
+    async fn evict_oldest_sessions(
+        &self,
+        user_id: &S::Id,
+        new: &str,
+        now: i64,
+    ) -> Result<(), ManagerError> {
+        let Some(sessions) = self.sessions() else {
+            return Ok(());
+        };
+        let max = self.session_settings().max_sessions_per_user.max(1);
+        let live = sessions.list_sessions(user_id, now).await?;
+        // Newest first; the new session stays whatever its place among those of its second.
+        let others = live.iter().filter(|s| s.id != new);
+        for old in others.skip(max - 1) {
+            self.revoke_session(user_id, &old.id, RevokeReason::TooManySessions)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The user of a session being refreshed, if they may still sign in.
+    async fn user_who_may_refresh(&self, user_id: &S::Id) -> Result<UserOf<S>, ManagerError> {
+        match self.store().get(user_id).await? {
+            Some(user)
+                if user.is_active
+                    && (user.is_verified || !self.login_rules().requires_verification) =>
+            {
+                Ok(user)
+            }
+            _ => Err(ManagerError::RefreshTokenInvalid),
+        }
+    }
+
+    /// A rotated-out refresh token came back: the session ends for everyone holding its tokens.
+    async fn reuse_detected(
+        &self,
+        session: &crate::Session<S::Id>,
+    ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
+        self.revoke_session(&session.user_id, &session.id, RevokeReason::ReuseDetected)
+            .await?;
+        Err(ManagerError::RefreshTokenReused)
     }
 
     /// The user of a live session, checking that the token's user owns it; writes
@@ -533,6 +650,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_grace_window_is_capped() {
+        let long = SessionSettings::default().with_reuse_grace(Duration::from_secs(3600));
+        assert_eq!(long.reuse_grace, MAX_REUSE_GRACE);
+        let short = SessionSettings::default().with_reuse_grace(Duration::from_secs(5));
+        assert_eq!(short.reuse_grace, Duration::from_secs(5));
+    }
+
+    #[test]
     fn session_ids_have_128_bits_and_differ() {
         let a = new_session_id();
         assert_eq!(a.len(), 22, "16 bytes in unpadded base64url");
@@ -554,11 +679,26 @@ mod tests {
     }
 
     #[test]
-    fn the_refresh_cookie_is_scoped_to_the_refresh_route() {
-        let cookie = refresh_cookie(&crate::CookieSettings::auth(), "cookie");
-        assert_eq!(
-            cookie.set_cookie("r", None),
-            "fastapiusersauth_refresh=r; HttpOnly; Path=/auth/cookie/refresh; SameSite=lax; Secure"
+    fn the_refresh_cookie_is_scoped_to_the_backend_and_lives_as_long_as_the_session() {
+        let mut auth = crate::CookieSettings::auth();
+        auth.max_age = Some(3600);
+        let cookie = refresh_cookie(&auth, "cookie");
+        let mut token = IssuedToken::new("a", None);
+        assert_eq!(refresh_max_age(&cookie, &token), Some(3600));
+        token.session_expires_at = Some(now_unix() + 30 * 24 * 3600);
+        let age = refresh_max_age(&cookie, &token).unwrap();
+        assert!(
+            (30 * 24 * 3600 - 2..=30 * 24 * 3600).contains(&age),
+            "{age}"
         );
+        assert_eq!(
+            cookie.set_cookie("r", Some(age)),
+            format!(
+                "fastapiusersauth_refresh=r; HttpOnly; Max-Age={age}; Path=/auth/cookie/; \
+                 SameSite=lax; Secure"
+            )
+        );
+        token.session_expires_at = Some(now_unix() - 5);
+        assert_eq!(refresh_max_age(&cookie, &token), Some(0), "never negative");
     }
 }

@@ -297,7 +297,8 @@ pub trait SessionStore<Id: UserId, F: UserFields>: Send + Sync + 'static {
         now: i64,
     ) -> BoxFuture<'a, Result<Option<UserSession<Id, F>>, StoreError>>;
 
-    /// The live session whose current or previous refresh-token hash is `hash`.
+    /// The live session whose current or previous refresh-token hash is `hash`, or that
+    /// `hash` was ever rotated out of (see [`SessionStore::swap_refresh`]).
     fn find_session_by_refresh<'a>(
         &'a self,
         hash: &'a str,
@@ -305,12 +306,15 @@ pub trait SessionStore<Id: UserId, F: UserFields>: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<Session<Id>>, StoreError>>;
 
     /// Compare-and-swap of the refresh state: writes it only if the current hash is still
-    /// `expected`; returns whether it wrote.
+    /// `expected`; returns whether it wrote. With the write, `retired` (a hash that leaves the
+    /// state) is recorded as rotated out of the session for as long as the session lives, so
+    /// that presenting it again is recognised as reuse.
     fn swap_refresh<'a>(
         &'a self,
         id: &'a str,
         expected: &'a str,
         next: &'a RefreshState,
+        retired: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Sets `last_seen_at` to `now` unless it is after `stale_before` already (at most one write
@@ -330,7 +334,9 @@ pub trait SessionStore<Id: UserId, F: UserFields>: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<Session<Id>>, StoreError>>;
 
     /// Deletes the user's sessions (only `only` when given, every one but `except` when
-    /// given) with their access tokens; returns the ids it deleted.
+    /// given) with their access tokens; returns the ids it deleted. Unless `only` is given, it
+    /// also deletes the user's access tokens of no session (issued before sessions existed),
+    /// which no other revocation reaches.
     fn delete_sessions<'a>(
         &'a self,
         user_id: &'a Id,
@@ -338,8 +344,17 @@ pub trait SessionStore<Id: UserId, F: UserFields>: Send + Sync + 'static {
         except: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 
-    /// Deletes sessions expired at `now` with their access tokens, and access tokens created
-    /// before `tokens_before` (the database strategy's lifetime, if it has one).
+    /// Deletes the access tokens of session `id` created before `before` (the ones a refresh
+    /// superseded); returns how many.
+    fn delete_session_tokens_before<'a>(
+        &'a self,
+        id: &'a str,
+        before: i64,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Deletes sessions expired at `now` with their access tokens, access tokens whose session
+    /// is gone, and access tokens created before `tokens_before` (the database strategy's
+    /// lifetime, if it has one).
     fn prune<'a>(
         &'a self,
         now: i64,

@@ -932,20 +932,48 @@ where
     };
     assert!(
         !sessions
-            .swap_refresh(&first.id, "not-the-current-hash", &next)
+            .swap_refresh(
+                &first.id,
+                "not-the-current-hash",
+                &next,
+                Some("never-written")
+            )
             .await
             .expect("swap"),
         "a swap from another hash writes nothing"
     );
+    let retired = crate::hash_token(&random_token(32));
     assert!(
         sessions
-            .swap_refresh(&first.id, &current, &next)
+            .swap_refresh(&first.id, &current, &next, Some(&retired))
             .await
             .expect("swap")
     );
+    assert_eq!(
+        sessions
+            .find_session_by_refresh(&retired, now)
+            .await
+            .expect("find")
+            .map(|s| s.id),
+        Some(first.id.clone()),
+        "a retired hash still names its session (reuse detection)"
+    );
+    assert!(
+        sessions
+            .find_session_by_refresh(&crate::hash_token("never-written"), now)
+            .await
+            .expect("find")
+            .is_none()
+            && sessions
+                .find_session_by_refresh("never-written", now)
+                .await
+                .expect("find")
+                .is_none(),
+        "a failed swap retires nothing"
+    );
     assert!(
         !sessions
-            .swap_refresh(&first.id, &current, &next)
+            .swap_refresh(&first.id, &current, &next, None)
             .await
             .expect("swap"),
         "the same swap succeeds once"
@@ -1017,10 +1045,29 @@ where
         Vec::<String>::new(),
         "another user's session is not theirs to delete"
     );
+    let sessionless = crate::hash_token(&random_token(32));
+    tokens
+        .create_token(&sessionless, &user.id, now)
+        .await
+        .expect("token");
+    sessions
+        .delete_sessions(&user.id, Some("no-such-session"), None)
+        .await
+        .expect("delete");
+    assert_eq!(
+        tokens.find_token(&sessionless, None).await.expect("find"),
+        Some(user.id.clone()),
+        "revoking one session leaves tokens of no session alone"
+    );
     let mut gone = sessions
         .delete_sessions(&user.id, None, Some(&first.id))
         .await
         .expect("delete");
+    assert_eq!(
+        tokens.find_token(&sessionless, None).await.expect("find"),
+        None,
+        "revoking the other sessions deletes the user's tokens of no session too"
+    );
     gone.sort();
     let mut expected = vec![second.id.clone(), expired.id.clone()];
     expected.sort();
@@ -1047,10 +1094,20 @@ where
         .create_token(&stale, &other.id, now - 7200)
         .await
         .expect("token");
+    let orphan = crate::hash_token(&random_token(32));
+    tokens
+        .create_session_token(&orphan, &other.id, "a-session-that-is-gone", now)
+        .await
+        .expect("token");
     let pruned = sessions.prune(now, Some(now - 3600)).await.expect("prune");
     assert!(
-        pruned.sessions >= 1 && pruned.access_tokens >= 1,
+        pruned.sessions >= 1 && pruned.access_tokens >= 2,
         "{pruned:?}"
+    );
+    assert_eq!(
+        tokens.find_token(&orphan, None).await.expect("find"),
+        None,
+        "a token whose session is gone is pruned"
     );
     assert!(
         sessions
@@ -1068,6 +1125,33 @@ where
         "live sessions stay"
     );
     assert_eq!(tokens.find_token(&stale, None).await.expect("find"), None);
+
+    // A refresh deletes the tokens it superseded: those created before a time.
+    let (older, newer) = (
+        crate::hash_token(&random_token(32)),
+        crate::hash_token(&random_token(32)),
+    );
+    for (hash, at) in [(&older, now - 100), (&newer, now)] {
+        tokens
+            .create_session_token(hash, &other.id, &theirs.id, at)
+            .await
+            .expect("token");
+    }
+    assert_eq!(
+        sessions
+            .delete_session_tokens_before(&theirs.id, now - 50)
+            .await
+            .expect("delete"),
+        1
+    );
+    assert_eq!(tokens.find_token(&older, None).await.expect("find"), None);
+    assert!(
+        tokens
+            .find_token(&newer, None)
+            .await
+            .expect("find")
+            .is_some()
+    );
 
     assert!(users.delete(&other.id).await.expect("delete"));
     assert!(
@@ -1103,7 +1187,7 @@ where
                     previous: Some(current.clone()),
                     rotated_at: Some(now_unix()),
                 };
-                sessions.swap_refresh(&id, &current, &next).await
+                sessions.swap_refresh(&id, &current, &next, None).await
             })
         })
         .collect();

@@ -128,3 +128,36 @@ async fn no_redis_is_unavailable_within_the_timeout() {
     ));
     assert!(format!("{strategy:?}").contains("RedisStrategy"));
 }
+
+#[tokio::test]
+async fn a_value_without_a_session_is_marked_as_needing_one() {
+    let Some(url) = testing::service_url("TEST_REDIS_URL", "Redis") else {
+        return;
+    };
+    let strategy = RedisStrategy::<Uuid>::connect(&url, options()).unwrap();
+    let user = Uuid::new_v4();
+    let old = strategy.write_token(&user).await.unwrap();
+    let owner = strategy
+        .read_token_owner(old.access_token.expose())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (owner.session_id, owner.needs_session),
+        (None, true),
+        "no revocation reaches it: refused where the store keeps sessions"
+    );
+    let new = strategy.write_session_token(&user, "sid").await.unwrap();
+    let owner = strategy
+        .read_token_owner(new.access_token.expose())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner.session_id.as_deref(), Some("sid"));
+    for token in [old, new] {
+        strategy
+            .destroy_token(token.access_token.expose())
+            .await
+            .unwrap();
+    }
+}

@@ -70,15 +70,46 @@ async fn upgrade_to_sessions(url: &str) {
         store.find_session_token(&new_token, None).await.unwrap(),
         Some((ada, Some(session.id.clone())))
     );
+    // Rotated-out refresh hashes are kept in their own table, per session.
+    let current = session.refresh.current.clone().unwrap();
+    let next = axum_users::RefreshState {
+        current: Some(axum_users::hash_token("the-next-refresh-token")),
+        previous: Some(current.clone()),
+        rotated_at: Some(axum_users::now_unix()),
+    };
+    let retired = axum_users::hash_token("a-retired-refresh-token");
+    assert!(
+        store
+            .swap_refresh(&session.id, &current, &next, Some(&retired))
+            .await
+            .unwrap()
+    );
     assert_eq!(
-        store.delete_sessions(&ada, None, None).await.unwrap(),
+        store
+            .find_session_by_refresh(&retired, axum_users::now_unix())
+            .await
+            .unwrap()
+            .map(|s| s.id),
+        Some(session.id.clone())
+    );
+    assert_eq!(
+        store
+            .delete_sessions(&ada, Some(&session.id), None)
+            .await
+            .unwrap(),
         vec![session.id]
     );
     assert_eq!(store.find_token(&new_token, None).await.unwrap(), None);
     assert_eq!(
         store.find_token(&token_hash, None).await.unwrap(),
         Some(ada),
-        "revoking sessions leaves tokens of no session alone"
+        "revoking one session leaves tokens of no session alone"
+    );
+    store.delete_sessions(&ada, None, None).await.unwrap();
+    assert_eq!(
+        store.find_token(&token_hash, None).await.unwrap(),
+        None,
+        "revoking all sessions (reset, deactivation) reaches the old token too"
     );
     store.pool().close().await;
 }

@@ -165,6 +165,13 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> Authenticate<S::Id, S::Fields
                         continue;
                     }
                 };
+                // A token no revocation can reach is refused once sessions exist.
+                if owner.session_id.is_none()
+                    && owner.needs_session
+                    && self.manager.sessions().is_some()
+                {
+                    continue;
+                }
                 let session_id = owner.session_id;
                 let user = match &session_id {
                     Some(sid) if owner.revocable => {

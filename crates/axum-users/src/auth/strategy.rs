@@ -27,6 +27,8 @@ pub struct IssuedToken {
     pub refresh_token: Option<Secret>,
     /// The session the token belongs to, for strategies that keep sessions.
     pub session_id: Option<String>,
+    /// When that session ends (Unix seconds): the refresh token's lifetime.
+    pub session_expires_at: Option<i64>,
 }
 
 impl IssuedToken {
@@ -37,6 +39,7 @@ impl IssuedToken {
             lifetime,
             refresh_token: None,
             session_id: None,
+            session_expires_at: None,
         }
     }
 }
@@ -53,12 +56,18 @@ pub struct TokenOwner<Id> {
     /// Whether the token is valid only while its session is live (every token with a
     /// session, but a JWT of a strategy that is not revocable).
     pub revocable: bool,
+    /// Whether a token of this kind without a session is refused when the store keeps
+    /// sessions: no revocation could reach it (a JWT without `sid` of a revocable strategy, a
+    /// Redis value without a session: both issued before sessions existed). Database tokens
+    /// without a session are accepted: revoking the user's sessions deletes them.
+    pub needs_session: bool,
 }
 
 impl<Id> TokenOwner<Id> {
     /// A token of `user_id`, of the session `session_id` if any (then revocable).
     pub fn new(user_id: Id, session_id: Option<String>) -> Self {
         Self {
+            needs_session: false,
             revocable: session_id.is_some(),
             user_id,
             session_id,
@@ -117,6 +126,19 @@ pub trait Strategy<Id>: Send + Sync + 'static {
     {
         let read = self.read_token(token);
         Box::pin(async move { Ok(read.await?.map(|id| TokenOwner::new(id, None))) })
+    }
+
+    /// As [`Strategy::write_session_token`], for a session that ends at `session_ends` (Unix
+    /// seconds): a token that lives by itself (a JWT) expires then at the latest. Defaults to
+    /// [`Strategy::write_session_token`] (a stored token dies with its session).
+    fn write_session_token_until<'a>(
+        &'a self,
+        user_id: &'a Id,
+        session_id: &'a str,
+        session_ends: i64,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
+        let _ = session_ends;
+        self.write_session_token(user_id, session_id)
     }
 
     /// A new token for a user that belongs to the session `session_id`, so that revoking the
@@ -178,17 +200,34 @@ impl<Id> JwtStrategy<Id> {
     where
         Id: UserId,
     {
+        self.sign_until(user_id, sid, i64::MAX)
+    }
+
+    /// Signs a token that expires after its lifetime or at `not_after`, whichever is first.
+    fn sign_until(
+        &self,
+        user_id: &Id,
+        sid: Option<&str>,
+        not_after: i64,
+    ) -> Result<IssuedToken, StrategyError>
+    where
+        Id: UserId,
+    {
         let now = now_unix();
+        let exp = now
+            .saturating_add(self.lifetime.as_secs() as i64)
+            .min(not_after);
         let claims = AuthClaims {
             sub: user_id.to_string(),
             aud: vec![self.audience.clone()],
-            exp: now + self.lifetime.as_secs() as i64,
+            exp,
             iat: Some(now),
             sid: sid.map(str::to_owned),
         };
+        let lifetime = Duration::from_secs(exp.saturating_sub(now).max(0) as u64);
         self.codec
             .encode(&claims)
-            .map(|t| IssuedToken::new(t, Some(self.lifetime)))
+            .map(|t| IssuedToken::new(t, Some(lifetime)))
             .map_err(StrategyError::from)
     }
 
@@ -238,6 +277,7 @@ impl<Id: UserId> Strategy<Id> for JwtStrategy<Id> {
             .and_then(|c| {
                 let mut owner = TokenOwner::new(Id::parse(&c.sub)?, c.sid);
                 owner.revocable &= self.revocable;
+                owner.needs_session = self.revocable;
                 Some(owner)
             });
         Box::pin(async move { Ok(owner) })
@@ -249,6 +289,16 @@ impl<Id: UserId> Strategy<Id> for JwtStrategy<Id> {
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
         let token = self.sign(user_id, Some(session_id));
+        Box::pin(async move { token })
+    }
+
+    fn write_session_token_until<'a>(
+        &'a self,
+        user_id: &'a Id,
+        session_id: &'a str,
+        session_ends: i64,
+    ) -> BoxFuture<'a, Result<IssuedToken, StrategyError>> {
+        let token = self.sign_until(user_id, Some(session_id), session_ends);
         Box::pin(async move { token })
     }
 }
@@ -364,5 +414,30 @@ mod tests {
             "the token is redacted"
         );
         assert_eq!(s.read_token("garbage").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_jwt_without_sid_needs_a_session_when_revocable_and_exp_stops_at_the_session_end() {
+        let codec = JwtCodec::hs256(&Secret::new("0123456789abcdef0123456789abcdef")).unwrap();
+        let id = Uuid::new_v4();
+        for revocable in [true, false] {
+            let s: JwtStrategy<Uuid> = JwtStrategy::new(codec.clone(), Duration::from_secs(3600))
+                .with_revocable(revocable);
+            let old = s.write_token(&id).await.unwrap();
+            let owner = s
+                .read_token_owner(old.access_token.expose())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((owner.session_id, owner.needs_session), (None, revocable));
+        }
+        let s: JwtStrategy<Uuid> = JwtStrategy::new(codec.clone(), Duration::from_secs(3600));
+        let ends = now_unix() + 60;
+        let issued = s.write_session_token_until(&id, "sid", ends).await.unwrap();
+        let claims: serde_json::Value = codec
+            .decode(issued.access_token.expose(), AUTH_AUDIENCE)
+            .unwrap();
+        assert_eq!(claims["exp"], serde_json::json!(ends));
+        assert!(issued.lifetime.unwrap() <= Duration::from_secs(60));
     }
 }

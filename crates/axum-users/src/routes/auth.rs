@@ -41,7 +41,12 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
                 crate::body::FORM_BODY_LIMIT,
             )),
         )
-        .route("/logout", post(logout::<S, H>))
+        .route(
+            "/logout",
+            post(logout::<S, H>).layer(axum::extract::DefaultBodyLimit::max(
+                crate::body::FORM_BODY_LIMIT,
+            )),
+        )
         .route(
             "/refresh",
             post(super::refresh::refresh::<S, H>).layer(axum::extract::DefaultBodyLimit::max(
@@ -66,25 +71,61 @@ async fn login<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     super::login_answer(outcome, super::server_error)
 }
 
+/// Signs out with the access token; without a valid one (it expired), with the session's
+/// refresh token (the refresh cookie, or `refresh_token` in the body), which ends the session.
 async fn logout<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(state): State<BackendState<S, H>>,
     parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    #[allow(unused_mut)]
+    let mut response = sign_out(&state, &parts, &body).await?;
+    // A linking flow the user started ends with the sign-in it stood for.
+    #[cfg(feature = "oauth")]
+    super::oauth::clear_csrf_cookie(&state.inner.oauth, &mut response);
+    Ok(response)
+}
+
+async fn sign_out<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    state: &BackendState<S, H>,
+    parts: &Parts,
+    body: &Bytes,
 ) -> Result<Response, ApiError> {
     let inner = &state.inner;
+    let backend = inner.backend(state.index);
     let requirements = Requirements {
         active: true,
         verified: inner.requires_verification(),
         superuser: false,
     };
-    let authenticated = inner.extension().require(&parts, requirements).await?;
-    #[allow(unused_mut)]
-    let mut response = inner
+    let refused = match inner.extension().require(parts, requirements).await {
+        Ok(authenticated) => {
+            return inner
+                .manager
+                .logout(backend, &authenticated.token)
+                .await
+                .map_err(super::server_error);
+        }
+        Err(refused) => refused,
+    };
+    let Some(token) = super::refresh::presented_token(backend, parts, body)
+        .ok()
+        .flatten()
+        .filter(|t| !t.is_empty())
+    else {
+        return Err(refused);
+    };
+    if backend.transport.is_cookie() {
+        inner.auth.origins.check(parts)?;
+    }
+    let ended = inner
         .manager
-        .logout(inner.backend(state.index), &authenticated.token)
+        .end_session_of_refresh(backend, &token)
         .await
         .map_err(super::server_error)?;
-    // A linking flow the user started ends with the sign-in it stood for.
-    #[cfg(feature = "oauth")]
-    super::oauth::clear_csrf_cookie(&inner.oauth, &mut response);
-    Ok(response)
+    if ended {
+        Ok(crate::sessions::logout_response(backend))
+    } else {
+        Err(refused)
+    }
 }

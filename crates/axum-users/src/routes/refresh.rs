@@ -15,7 +15,7 @@ use crate::store::UserStore;
 
 /// The refresh token of a request: the cookie backend's refresh cookie, or the body's
 /// `refresh_token` (form or JSON).
-fn presented_token<Id>(
+pub(super) fn presented_token<Id>(
     backend: &crate::auth::AuthBackend<Id>,
     parts: &Parts,
     body: &[u8],

@@ -36,14 +36,25 @@ struct App {
 }
 
 async fn app(settings: SessionSettings) -> App {
+    serve_app(MemoryStore::new(), settings, None).await
+}
+
+/// An app on `store` with `settings`, plus `extra` backend if given.
+async fn serve_app(
+    store: MemoryStore,
+    settings: SessionSettings,
+    extra: Option<axum_users::AuthBackend<uuid::Uuid>>,
+) -> App {
     let hooks = Revocations::default();
-    let users = AxumUsers::builder(MemoryStore::new(), SECRET)
+    let mut builder = AxumUsers::builder(store, SECRET)
         .hooks(hooks.clone())
         .argon2(FAST)
         .sessions(settings)
-        .cookie(axum_users::CookieSettings::auth().with_secure(false))
-        .build()
-        .unwrap();
+        .cookie(axum_users::CookieSettings::auth().with_secure(false));
+    if let Some(backend) = extra {
+        builder = builder.backend(backend);
+    }
+    let users = builder.build().unwrap();
     let base = serve(users.router()).await;
     App { base, hooks, users }
 }
@@ -62,8 +73,13 @@ async fn user(app: &App, email: &str) -> User<uuid::Uuid> {
 
 /// Signs in through the bearer backend: the whole JSON answer.
 async fn sign_in(app: &App, email: &str, agent: &str) -> Value {
+    sign_in_at(app, "jwt", email, agent).await
+}
+
+/// Signs in through the bearer backend `backend`: the whole JSON answer.
+async fn sign_in_at(app: &App, backend: &str, email: &str, agent: &str) -> Value {
     let r = reqwest::Client::new()
-        .post(format!("{}/auth/jwt/login", app.base))
+        .post(format!("{}/auth/{backend}/login", app.base))
         .header("user-agent", agent)
         .form(&[("username", email), ("password", "correct horse")])
         .send()
@@ -81,6 +97,25 @@ async fn refresh(app: &App, token: &str) -> (StatusCode, Value) {
         Some(json!({"refresh_token": token})),
     )
     .await
+}
+
+/// `POST /auth/cookie/<route>` with one cookie header and nothing else.
+async fn post_with_cookie(app: &App, route: &str, cookie: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!("{}/auth/cookie/{route}", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// An app with `settings` and one user, signed in once through the bearer backend.
+async fn signed_in(settings: SessionSettings, email: &str) -> (App, Value) {
+    let app = app(settings).await;
+    user(&app, email).await;
+    let login = sign_in(&app, email, "Firefox").await;
+    (app, login)
 }
 
 fn access(body: &Value) -> &str {
@@ -162,13 +197,54 @@ async fn a_reuse_within_the_grace_window_continues_the_session() {
     assert_eq!(status, StatusCode::OK, "a second tab within 10 s: {two}");
     assert_eq!(me(&app, access(&two)).await, StatusCode::OK);
     assert!(app.hooks.reasons().is_empty(), "nothing revoked");
-    let (status, _) = refresh(&app, refresh_token(&two)).await;
+    let (status, three) = refresh(&app, refresh_token(&two)).await;
     assert_eq!(
         status,
         StatusCode::OK,
         "the chain goes on from the last token"
     );
-    let _ = one;
+    // The first tab's token was replaced by the second tab's refresh: it stays recorded as
+    // rotated out, so presenting it (the owner, after a thief raced them) revokes the session.
+    assert_eq!(
+        refresh(&app, refresh_token(&one)).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "REFRESH_TOKEN_REUSED"})
+        ),
+        "the token the grace refresh replaced is reuse, even within the window"
+    );
+    assert_eq!(app.hooks.reasons(), vec![RevokeReason::ReuseDetected]);
+    assert_eq!(
+        refresh(&app, refresh_token(&three)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the whole session ended"
+    );
+    assert_eq!(me(&app, access(&three)).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_token_of_any_earlier_rotation_is_reuse_and_revokes_the_session() {
+    let (app, login) = signed_in(SessionSettings::default(), "chain@example.com").await;
+    let first = refresh_token(&login).to_owned();
+    let (status, one) = refresh(&app, &first).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, two) = refresh(&app, refresh_token(&one)).await;
+    assert_eq!(status, StatusCode::OK);
+    // `first` is two rotations old: no longer the session's previous token, still reuse
+    // (even within the grace window, which covers the last replaced token only).
+    assert_eq!(
+        refresh(&app, &first).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"detail": "REFRESH_TOKEN_REUSED"})
+        )
+    );
+    assert_eq!(app.hooks.reasons(), vec![RevokeReason::ReuseDetected]);
+    assert_eq!(
+        refresh(&app, refresh_token(&two)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(me(&app, access(&two)).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -214,6 +290,40 @@ async fn bad_refresh_tokens_are_401_refresh_token_invalid() {
     assert_eq!(
         refresh(&app, &login2).await,
         (StatusCode::UNAUTHORIZED, invalid)
+    );
+    let sessions = app.users.manager().store().session_store().unwrap();
+    let hash = axum_users::hash_token(&login2);
+    let session = sessions
+        .find_session_by_refresh(&hash, axum_users::now_unix())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.refresh.current,
+        Some(hash),
+        "the refused refresh rotated nothing (the user is checked first)"
+    );
+}
+
+#[tokio::test]
+async fn a_refreshed_jwt_never_outlives_its_session() {
+    let settings = SessionSettings::default()
+        .with_jwt_revocable(false)
+        .with_refresh_lifetime(Duration::from_secs(2));
+    let (app, login) = signed_in(settings, "short@example.com").await;
+    let (status, refreshed) = refresh(&app, refresh_token(&login)).await;
+    assert_eq!(status, StatusCode::OK);
+    for answer in [&login, &refreshed] {
+        let expires_in = answer["expires_in"].as_u64().unwrap();
+        assert!(expires_in <= 2, "capped at the session's end: {expires_in}");
+    }
+    assert_eq!(me(&app, access(&refreshed)).await, StatusCode::OK);
+    // Whole seconds: `exp` is at most 2 s after the sign-in's second, so 3.1 s is past it.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        me(&app, access(&refreshed)).await,
+        StatusCode::UNAUTHORIZED,
+        "a stateless JWT expires with its session, not an access lifetime later"
     );
 }
 
@@ -409,8 +519,33 @@ async fn the_cookie_backend_refreshes_with_its_path_scoped_refresh_cookie() {
         .iter()
         .find(|c| c.starts_with("fastapiusersauth_refresh="))
         .unwrap();
-    assert!(refresh_cookie.contains("HttpOnly"));
-    assert!(refresh_cookie.contains("Path=/auth/cookie/refresh"));
+    let attributes: Vec<&str> = refresh_cookie.split("; ").skip(1).collect();
+    let max_age: u64 = attributes
+        .iter()
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .expect("a persistent cookie")
+        .parse()
+        .unwrap();
+    assert!(
+        (30 * 24 * 3600 - 5..=30 * 24 * 3600).contains(&max_age),
+        "the session's remaining lifetime, not the access cookie's: {max_age}"
+    );
+    assert!(attributes.contains(&"HttpOnly"));
+    assert!(attributes.contains(&"SameSite=lax"));
+    assert!(
+        attributes.contains(&"Path=/auth/cookie/"),
+        "refresh and logout receive it: {refresh_cookie}"
+    );
+    assert!(
+        !attributes.contains(&"Secure"),
+        "Secure follows the auth cookie's, explicitly off here (plain HTTP)"
+    );
+    let refresh_value = refresh_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("fastapiusersauth_refresh=")
+        .to_owned();
 
     let r = client
         .post(format!("{}/auth/cookie/refresh", app.base))
@@ -436,6 +571,63 @@ async fn the_cookie_backend_refreshes_with_its_path_scoped_refresh_cookie() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Logout with the refresh cookie alone (the access cookie expired) ends the session.
+    let refreshed = client
+        .post(format!("{}/auth/cookie/refresh", app.base))
+        .send()
+        .await
+        .unwrap();
+    let current = refreshed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("fastapiusersauth_refresh="))
+        .unwrap();
+    let current = current.split(';').next().unwrap().to_owned();
+    assert_ne!(current, format!("fastapiusersauth_refresh={refresh_value}"));
+    // Only the refresh cookie, as a browser sends it once the access cookie is gone.
+    let with_refresh_cookie = |route: &'static str| post_with_cookie(&app, route, &current);
+    assert_eq!(with_refresh_cookie("logout").await, StatusCode::NO_CONTENT);
+    assert!(app.hooks.reasons().contains(&RevokeReason::Logout));
+    assert_eq!(
+        with_refresh_cookie("refresh").await,
+        StatusCode::UNAUTHORIZED,
+        "the session ended"
+    );
+    assert_eq!(
+        with_refresh_cookie("logout").await,
+        StatusCode::UNAUTHORIZED,
+        "a dead refresh token signs nothing out"
+    );
+}
+
+#[tokio::test]
+async fn logout_with_the_refresh_token_in_the_body_ends_the_session() {
+    let (app, login) = signed_in(SessionSettings::default(), "expired@example.com").await;
+    let (status, _) = call(
+        Method::POST,
+        format!("{}/auth/jwt/logout", app.base),
+        None,
+        Some(json!({"refresh_token": "not-a-token"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = call(
+        Method::POST,
+        format!("{}/auth/jwt/logout", app.base),
+        None,
+        Some(json!({"refresh_token": refresh_token(&login)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "no access token needed");
+    assert_eq!(app.hooks.reasons(), vec![RevokeReason::Logout]);
+    assert_eq!(me(&app, access(&login)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refresh(&app, refresh_token(&login)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -478,4 +670,150 @@ async fn deactivating_and_deleting_end_every_session_with_their_reason() {
     manager.delete(&current, None).await.unwrap();
     assert_eq!(app.hooks.reasons().last(), Some(&RevokeReason::Deleted));
     assert_eq!(app.hooks.reasons().len(), 3);
+}
+
+#[tokio::test]
+async fn tokens_of_no_session_cannot_outlive_a_revocation() {
+    let app = database_app(SessionSettings::default()).await;
+    let store = app.users.manager().store().clone();
+    let jwt = AxumUsers::builder(store.clone(), SECRET)
+        .jwt_strategy()
+        .unwrap();
+    let u = user(&app, "legacy@example.com").await;
+
+    // A JWT without `sid` (as issued before sessions existed): no revocation could reach it,
+    // so a store that keeps sessions refuses it.
+    use axum_users::{AccessTokenStore, Strategy};
+    let old_jwt = jwt.write_token(&u.id).await.unwrap();
+    assert_eq!(
+        me(&app, old_jwt.access_token.expose()).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A database token of no session works, until the user's other sessions are revoked.
+    let raw = "a-database-token-from-before-sessions";
+    store
+        .create_token(&axum_users::hash_token(raw), &u.id, axum_users::now_unix())
+        .await
+        .unwrap();
+    assert_eq!(me(&app, raw).await, StatusCode::OK);
+    let current = sign_in(&app, "legacy@example.com", "A").await;
+    let (status, _) = call(
+        Method::PATCH,
+        format!("{}/users/me", app.base),
+        Some(access(&current)),
+        Some(json!({"password": "a new long password", "current_password": "correct horse"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        me(&app, raw).await,
+        StatusCode::UNAUTHORIZED,
+        "a password change deletes the tokens of no session"
+    );
+    assert_eq!(me(&app, access(&current)).await, StatusCode::OK);
+}
+
+/// An app with an extra backend `db` (database tokens, bearer), with `settings`.
+async fn database_app(settings: SessionSettings) -> App {
+    let store = MemoryStore::new();
+    let database = axum_users::AuthBackend::new(
+        "db",
+        axum_users::Transport::Bearer {
+            token_url: "auth/db/login".into(),
+        },
+        axum_users::DatabaseStrategy::new(store.clone(), None),
+    );
+    serve_app(store, settings, Some(database)).await
+}
+
+#[tokio::test]
+async fn a_refresh_deletes_the_database_tokens_it_superseded() {
+    let app = database_app(SessionSettings::default().with_reuse_grace(Duration::ZERO)).await;
+    user(&app, "pile@example.com").await;
+    let login = sign_in_at(&app, "db", "pile@example.com", "x").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let db_refresh = |token: String| {
+        call(
+            Method::POST,
+            format!("{}/auth/db/refresh", app.base),
+            None,
+            Some(json!({"refresh_token": token})),
+        )
+    };
+    let (status, one) = db_refresh(refresh_token(&login).to_owned()).await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(
+        me(&app, access(&login)).await,
+        StatusCode::OK,
+        "the token of before the last refresh still works (requests in flight)"
+    );
+    let (status, two) = db_refresh(refresh_token(&one).to_owned()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        me(&app, access(&login)).await,
+        StatusCode::UNAUTHORIZED,
+        "superseded twice: deleted"
+    );
+    assert_eq!(me(&app, access(&one)).await, StatusCode::OK);
+    assert_eq!(me(&app, access(&two)).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_sign_in_beyond_the_cap_ends_the_oldest_session() {
+    let app = app(SessionSettings::default().with_max_sessions_per_user(2)).await;
+    user(&app, "many@example.com").await;
+    let first = sign_in(&app, "many@example.com", "1").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = sign_in(&app, "many@example.com", "2").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let third = sign_in(&app, "many@example.com", "3").await;
+    assert_eq!(app.hooks.reasons(), vec![RevokeReason::TooManySessions]);
+    assert_eq!(me(&app, access(&first)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&app, access(&second)).await, StatusCode::OK);
+    assert_eq!(me(&app, access(&third)).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn another_users_session_cannot_be_ended_and_the_superuser_routes_are_403() {
+    let app = app(SessionSettings::default()).await;
+    user(&app, "alice@example.com").await;
+    let bob = user(&app, "bob@example.com").await;
+    let alice_login = sign_in(&app, "alice@example.com", "A").await;
+    let bob_login = sign_in(&app, "bob@example.com", "B").await;
+    let (status, list) = call(
+        Method::GET,
+        format!("{}/users/me/sessions", app.base),
+        Some(access(&bob_login)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let bob_session = list[0]["id"].as_str().unwrap().to_owned();
+    // A real id of another user's live session answers as an unknown one.
+    assert_eq!(
+        call(
+            Method::DELETE,
+            format!("{}/users/me/sessions/{bob_session}", app.base),
+            Some(access(&alice_login)),
+            None,
+        )
+        .await,
+        (
+            StatusCode::NOT_FOUND,
+            json!({"detail": "SESSION_NOT_FOUND"})
+        )
+    );
+    for method in [Method::GET, Method::DELETE] {
+        let (status, _) = call(
+            method.clone(),
+            format!("{}/users/{}/sessions", app.base, bob.id),
+            Some(access(&alice_login)),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} by a non-superuser");
+    }
+    assert!(app.hooks.reasons().is_empty(), "nothing was revoked");
+    assert_eq!(me(&app, access(&bob_login)).await, StatusCode::OK);
 }
