@@ -308,8 +308,15 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> UserStore for SeaOrmStore<U,
             return self.get(id).await;
         }
         // The read in the same transaction returns the row as this update left it.
+        if let Some(epoch) = changes.if_email_epoch {
+            update = update.filter(c.email_epoch.eq(epoch));
+        }
         let txn = self.db.begin().await.map_err(store_error)?;
-        update.exec(&txn).await.map_err(store_error)?;
+        let written = update.exec(&txn).await.map_err(store_error)?;
+        if changes.if_email_epoch.is_some() && written.rows_affected == 0 {
+            // The epoch moved on (or the user is gone): the compare-and-swap lost.
+            return Ok(None);
+        }
         let user = self
             .one_user_in(&txn, U::find().filter(c.id.eq(id.clone())))
             .await?;

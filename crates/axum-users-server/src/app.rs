@@ -205,6 +205,7 @@ pub(crate) fn users_with_outbox(
         .cookie(CookieSettings::auth().with_secure(config.cookie_secure))
         .strict_compat(config.strict_compat)
         .send_verification_on_register(config.send_verification_on_register)
+        .email_change(axum_users::EmailChangeSettings::new(config.email_change))
         .sessions(config.sessions)
         .trusted_origins(config.trusted_origins.iter().cloned())
         .defences(config.abuse.defences(limiter)?)

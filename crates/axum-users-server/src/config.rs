@@ -185,6 +185,15 @@ pub(crate) struct Settings {
         value_name = "BOOL"
     )]
     send_verification_on_register: Option<bool>,
+    /// confirm: a change of one's own e-mail waits for a link mailed to the new address;
+    /// immediate: FastAPI Users' [default: confirm; immediate with strict_compat]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_EMAIL_CHANGE",
+        value_name = "MODE"
+    )]
+    email_change: Option<axum_users::EmailChange>,
     /// false: JWTs are stateless (logout and revocation cannot reach them) [default: true]
     #[arg(
         long,
@@ -629,6 +638,8 @@ pub(crate) struct Config {
     pub(crate) strict_compat: bool,
     /// `POST /auth/register` also mails the verification token.
     pub(crate) send_verification_on_register: bool,
+    /// Confirm (through a link to the new address) or immediate.
+    pub(crate) email_change: axum_users::EmailChange,
     /// Revocable JWTs, refresh tokens and their lifetimes.
     pub(crate) sessions: axum_users::SessionSettings,
     /// How often expired sessions and tokens are removed (`None`: never).
@@ -888,6 +899,11 @@ impl Config {
             argon2,
             strict_compat: s.strict_compat.unwrap_or(false),
             send_verification_on_register: s.send_verification_on_register.unwrap_or(false),
+            email_change: s.email_change.unwrap_or(if s.strict_compat == Some(true) {
+                axum_users::EmailChange::Immediate
+            } else {
+                axum_users::EmailChange::Confirm
+            }),
             sessions,
             prune_interval: Some(Duration::from_secs(
                 s.prune_interval_seconds.unwrap_or(3600),

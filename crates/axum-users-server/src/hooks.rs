@@ -24,6 +24,9 @@ pub(crate) struct ServerHooks {
 /// templates.
 const LINK_VALID_HOURS: u64 = 1;
 
+/// Hours an e-mail change link is valid (the library's default), for the template.
+const EMAIL_CHANGE_VALID_HOURS: u64 = 24;
+
 impl ServerHooks {
     /// Queues a message; it is sent by the outbox worker, retried until it goes out.
     async fn queue(&self, kind: &str, mail: Result<Mail, TemplateError>) {
@@ -66,6 +69,29 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
             )
             .await;
         }
+    }
+
+    async fn on_after_request_email_change(
+        &self,
+        user: &User,
+        new_email: &str,
+        token: &str,
+        _request: Option<&Parts>,
+    ) {
+        let confirm = self.composer.email_change_confirm(
+            &user.email,
+            new_email,
+            token,
+            EMAIL_CHANGE_VALID_HOURS,
+        );
+        self.queue("email_change_confirm", confirm).await;
+        let notice = self.composer.email_change_notice(&user.email, new_email);
+        self.queue("email_change_notice", notice).await;
+    }
+
+    async fn on_after_email_change(&self, user: &User, old_email: &str, _request: Option<&Parts>) {
+        let notice = self.composer.email_change_notice(old_email, &user.email);
+        self.queue("email_change_notice", notice).await;
     }
 
     async fn on_after_update(&self, user: &User, update: &Value, _request: Option<&Parts>) {

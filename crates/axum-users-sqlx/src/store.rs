@@ -326,10 +326,21 @@ impl<Id: SqlId, F: UserFields> UserStore for SqlStore<Id, F> {
             return self.get(id).await;
         }
         args.push(id.to_value().into());
+        let guard = match changes.if_email_epoch {
+            Some(epoch) => {
+                args.push(Arg::OptInt(Some(epoch)));
+                " AND email_epoch = ?"
+            }
+            None => "",
+        };
         // The read in the same transaction returns the row as this update left it.
         let mut tx = self.db.begin().await?;
-        let sql = format!("UPDATE users SET {} WHERE id = ?", sets.join(", "));
-        tx.execute(&sql, &args).await?;
+        let sql = format!("UPDATE users SET {} WHERE id = ?{guard}", sets.join(", "));
+        let written = tx.execute(&sql, &args).await?;
+        if !guard.is_empty() && written == 0 {
+            // The epoch moved on (or the user is gone): the compare-and-swap lost.
+            return Ok(None);
+        }
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?");
         let row = tx.fetch_optional(&sql, &[id.to_value().into()]).await?;
         let user = row.map(|r| user_from_row(&r)).transpose()?;

@@ -66,6 +66,7 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             previous_secrets: Vec::new(),
             defences: crate::limits::Defences::default(),
             sessions: crate::SessionSettings::default(),
+            email_change: None,
             #[cfg(feature = "oauth")]
             oauth_clients: Vec::new(),
             #[cfg(feature = "oauth")]
@@ -165,9 +166,10 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
         routes::reset::router(self.inner.clone())
     }
 
-    /// `POST /request-verify-token` and `POST /verify`.
+    /// `POST /request-verify-token`, `POST /verify` and `POST /confirm-email-change`.
     pub fn verify_router(&self) -> Router {
         routes::verify::router(self.inner.clone())
+            .merge(routes::email_change::router(self.inner.clone()))
     }
 
     /// `GET|PATCH /me` and `GET|PATCH|DELETE /{id}`, with the sessions routes
@@ -214,6 +216,8 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     /// Rate limits, throttle, password policy: set through the methods in `limits/builder.rs`.
     pub(crate) defences: crate::limits::Defences,
     sessions: crate::SessionSettings,
+    /// `None`: confirm, or immediate under `strict_compat`.
+    email_change: Option<crate::EmailChangeSettings>,
     #[cfg(feature = "oauth")]
     oauth_clients: Vec<crate::OAuthClient>,
     #[cfg(feature = "oauth")]
@@ -267,6 +271,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             previous_secrets: self.previous_secrets,
             defences: self.defences,
             sessions: self.sessions,
+            email_change: self.email_change,
             #[cfg(feature = "oauth")]
             oauth_clients: self.oauth_clients,
             #[cfg(feature = "oauth")]
@@ -369,6 +374,14 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
+    /// How a self-service change of e-mail address applies (see docs/compatibility.md):
+    /// confirmed through a link to the new address (the default), or at once (FastAPI Users,
+    /// and the default under `strict_compat`).
+    pub fn email_change(mut self, settings: crate::EmailChangeSettings) -> Self {
+        self.email_change = Some(settings);
+        self
+    }
+
     /// Login, logout and the users routes refuse unverified users.
     pub fn requires_verification(mut self, required: bool) -> Self {
         self.requires_verification = required;
@@ -441,7 +454,14 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         .map_err(|_| BuildError::WeakSecret)?
         .with_login_rules(rules)
         .with_defences(self.defences)
-        .with_session_settings(self.sessions);
+        .with_session_settings(self.sessions)
+        .with_email_change(self.email_change.unwrap_or_else(|| {
+            crate::EmailChangeSettings::new(if self.policy.strict_compat {
+                crate::EmailChange::Immediate
+            } else {
+                crate::EmailChange::Confirm
+            })
+        }));
         #[cfg(feature = "oauth")]
         let oauth = {
             for (i, c) in self.oauth_clients.iter().enumerate() {

@@ -125,6 +125,9 @@ error_codes! {
     /// Sessions: no such session of this user.
     SessionNotFound = "SESSION_NOT_FOUND", NOT_FOUND,
         "No such session of this user.";
+    /// E-mail change: the confirmation token is malformed, expired, used or superseded.
+    EmailChangeBadToken = "EMAIL_CHANGE_BAD_TOKEN", BAD_REQUEST,
+        "The e-mail change token is malformed, expired, already used or superseded by another change.";
     /// A request the route cannot read.
     BadRequest = "Bad Request", BAD_REQUEST,
         "The request is malformed.";

@@ -114,6 +114,32 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
         async {}
     }
 
+    /// After a self-service change of address to `new_email` was requested (`email_change =
+    /// confirm`): mail the confirmation `token` to `new_email` and a notice to the old address
+    /// (`user.email`). The address changes only when the token comes back to
+    /// `POST /auth/confirm-email-change`.
+    fn on_after_request_email_change(
+        &self,
+        user: &User<Id, F>,
+        new_email: &str,
+        token: &str,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, new_email, token, request);
+        async {}
+    }
+
+    /// After a confirmed change of address: `user` has the new one, `old_email` was theirs.
+    fn on_after_email_change(
+        &self,
+        user: &User<Id, F>,
+        old_email: &str,
+        request: Option<&Parts>,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, old_email, request);
+        async {}
+    }
+
     /// After a user was verified.
     fn on_after_verify(
         &self,

@@ -37,6 +37,8 @@ pub(crate) enum Purpose {
     ProviderTokens,
     /// Encryption of queued mail (with its links' tokens) at rest.
     MailOutbox,
+    /// E-mail change confirmation tokens (`email_change.rs`).
+    EmailChange,
 }
 
 impl Purpose {
@@ -51,6 +53,7 @@ impl Purpose {
             Purpose::LoginCode => b"axum-users/login-code/v1",
             Purpose::ProviderTokens => b"axum-users/provider-tokens/v1",
             Purpose::MailOutbox => b"axum-users/mail-outbox/v1",
+            Purpose::EmailChange => b"axum-users/email-change/v1",
         }
     }
 }

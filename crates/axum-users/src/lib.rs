@@ -143,6 +143,7 @@ mod background;
 mod body;
 mod client_ip;
 mod email;
+mod email_change;
 mod error;
 mod error_code;
 mod extract;
@@ -177,6 +178,7 @@ pub use auth::{
 pub use axum_users_oauth as oauth;
 pub use client_ip::{ClientIpPolicy, InvalidIpNet, IpNet, ip_bucket};
 pub use email::{InvalidEmail, email_key, normalize_email};
+pub use email_change::{EmailChange, EmailChangeSettings};
 pub use error::{ApiError, ValidationIssue};
 pub use error_code::ErrorCode;
 pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, UsersState, VerifiedUser};

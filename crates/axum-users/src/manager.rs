@@ -98,6 +98,9 @@ pub enum ManagerError {
     /// No such session of this user.
     #[error("no such session")]
     SessionNotFound,
+    /// The e-mail change token is malformed, expired, used or superseded.
+    #[error("invalid e-mail change token")]
+    InvalidEmailChangeToken,
 }
 
 /// Who is asking for a change: the user on themselves, or a superuser (or the application).
@@ -241,6 +244,8 @@ pub struct UserManager<S, H> {
     /// Rate limits, login throttle, mail cooldown and password policy (`limits.rs`).
     defences: Arc<crate::limits::Defences>,
     sessions: crate::SessionSettings,
+    /// Confirm or immediate, and the token lifetime (`email_change.rs`).
+    email_change: crate::EmailChangeSettings,
 }
 
 impl<S: Clone, H> Clone for UserManager<S, H> {
@@ -256,6 +261,7 @@ impl<S: Clone, H> Clone for UserManager<S, H> {
             verify_codec: self.verify_codec.clone(),
             defences: self.defences.clone(),
             sessions: self.sessions,
+            email_change: self.email_change,
         }
     }
 }
@@ -310,7 +316,19 @@ where
             rules: LoginRules::default(),
             defences: Arc::default(),
             sessions: crate::SessionSettings::default(),
+            email_change: crate::EmailChangeSettings::default(),
         })
+    }
+
+    /// The same manager with another e-mail change mode or token lifetime.
+    pub fn with_email_change(mut self, settings: crate::EmailChangeSettings) -> Self {
+        self.email_change = settings;
+        self
+    }
+
+    /// The e-mail change mode and token lifetime.
+    pub fn email_change_settings(&self) -> crate::EmailChangeSettings {
+        self.email_change
     }
 
     /// The same manager with other session settings (revocable JWTs, refresh tokens).
@@ -698,10 +716,29 @@ where
     pub async fn update(
         &self,
         user: UserOf<S>,
-        mut update: UserUpdate<S::Fields>,
+        update: UserUpdate<S::Fields>,
         privilege: Privilege,
         request: Option<&Parts>,
     ) -> Result<UserOf<S>, ManagerError> {
+        Ok(self
+            .update_pending(user, update, privilege, request)
+            .await?
+            .0)
+    }
+
+    /// [`UserManager::update`], with the address a self-service change now waits to confirm
+    /// (`email_change = confirm`): the user is returned with the old address, the new one gets
+    /// a confirmation link (see `email_change.rs`).
+    ///
+    /// # Errors
+    /// As [`UserManager::update`].
+    pub async fn update_pending(
+        &self,
+        user: UserOf<S>,
+        mut update: UserUpdate<S::Fields>,
+        privilege: Privilege,
+        request: Option<&Parts>,
+    ) -> Result<(UserOf<S>, Option<String>), ManagerError> {
         let safe = privilege == Privilege::SelfService;
         if safe {
             S::Fields::drop_privileged(&mut update.fields);
@@ -719,12 +756,17 @@ where
         // Only the columns this PATCH names are written: a concurrent change of the others
         // (a superuser deactivating the user while the hasher runs) survives.
         let mut changes = UserChanges::default();
+        let mut pending = None;
         if let Some(email) = update.email.filter(|e| *e != user.email) {
             if self.store.get_by_email(&email).await?.is_some() {
                 return Err(ManagerError::UserAlreadyExists);
             }
-            changes.email = Some(email);
-            changes.is_verified = Some(false);
+            if safe && self.email_change_confirms() {
+                pending = Some(email);
+            } else {
+                changes.email = Some(email);
+                changes.is_verified = Some(false);
+            }
         }
         let new_hash = match &update.password {
             Some(password) => Some(self.passwords.hash(password.expose()).await?),
@@ -768,8 +810,14 @@ where
                 }
             }
         }
+        if let (Value::Object(map), Some(_)) = (&mut raw, &pending) {
+            map.remove("email");
+        }
         self.hooks.on_after_update(&user, &raw, request).await;
-        Ok(user)
+        if let Some(email) = &pending {
+            self.request_email_change(&user, email, request).await?;
+        }
+        Ok((user, pending))
     }
 
     /// The proof a self-service change of credentials needs: the current password, checked at

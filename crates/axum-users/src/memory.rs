@@ -181,6 +181,12 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
             let Some(stored) = t.users.get_mut(id) else {
                 return Ok(None);
             };
+            if changes
+                .if_email_epoch
+                .is_some_and(|epoch| epoch != stored.email_epoch)
+            {
+                return Ok(None);
+            }
             if let Some(email) = changes.email
                 && email != stored.email
             {

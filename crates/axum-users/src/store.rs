@@ -46,6 +46,10 @@ pub struct UserChanges<F> {
     pub is_verified: Option<bool>,
     /// The whole custom-fields value.
     pub fields: Option<F>,
+    /// Writes only if the stored `email_epoch` is still this value, in the same statement;
+    /// otherwise nothing is written and the update returns `Ok(None)`. A compare-and-swap, so
+    /// that of two e-mail change confirmations made from the same epoch at most one lands.
+    pub if_email_epoch: Option<i64>,
 }
 
 impl<F> Default for UserChanges<F> {
@@ -56,6 +60,7 @@ impl<F> Default for UserChanges<F> {
             is_superuser: None,
             is_verified: None,
             fields: None,
+            if_email_epoch: None,
         }
     }
 }

@@ -110,6 +110,7 @@ where
         is_superuser: Some(true),
         is_verified: Some(true),
         fields: Some(user.fields.clone()),
+        if_email_epoch: None,
     };
     let changed = store
         .update(&user.id, changes.clone())
@@ -219,6 +220,73 @@ where
 
     stale_writes(store).await;
     email_epochs(store).await;
+    email_epoch_guard(store).await;
+}
+
+/// [`UserChanges::if_email_epoch`]: an update from a stale epoch writes nothing and is
+/// `None`; of two concurrent changes from the same epoch, exactly one lands.
+pub async fn email_epoch_guard<S: UserStore>(store: &S)
+where
+    S::Fields: PartialEq + Debug,
+{
+    let user = create(store).await;
+    let guarded = |email: &str, epoch: i64| UserChanges {
+        email: Some(email.to_owned()),
+        is_verified: Some(true),
+        if_email_epoch: Some(epoch),
+        ..UserChanges::default()
+    };
+    let change = |email: String| {
+        let (store, id, changes) = (store.clone(), user.id.clone(), guarded(&email, 0));
+        tokio::spawn(async move { store.update(&id, changes).await })
+    };
+    let (first, second) = tokio::join!(change(unique_email()), change(unique_email()));
+    let landed: Vec<_> = [first.expect("join"), second.expect("join")]
+        .into_iter()
+        .filter_map(|r| r.expect("update"))
+        .collect();
+    assert_eq!(landed.len(), 1, "exactly one change from epoch 0 lands");
+    let stored = store.get(&user.id).await.expect("get").expect("exists");
+    assert_eq!(
+        stored.email, landed[0].email,
+        "the stored address is the winner's"
+    );
+    assert_eq!((stored.email_epoch, stored.is_verified), (1, true));
+    assert!(
+        store
+            .update(&user.id, guarded(&unique_email(), 0))
+            .await
+            .expect("stale")
+            .is_none(),
+        "a stale epoch writes nothing"
+    );
+    assert_eq!(
+        store.get(&user.id).await.expect("get").expect("exists"),
+        stored,
+        "the stale update left the row alone"
+    );
+    let flags_only = UserChanges {
+        is_active: Some(false),
+        if_email_epoch: Some(0),
+        ..UserChanges::default()
+    };
+    assert!(
+        store
+            .update(&user.id, flags_only)
+            .await
+            .expect("stale flags")
+            .is_none(),
+        "the guard holds for any column"
+    );
+    assert!(
+        store
+            .get(&user.id)
+            .await
+            .expect("get")
+            .expect("exists")
+            .is_active
+    );
+    assert!(store.delete(&user.id).await.expect("delete"));
 }
 
 /// The interleaving of the security review: a writer reads a user, a second writer changes the

@@ -5,6 +5,7 @@
 mod abuse;
 mod auth;
 mod backends;
+mod email_change;
 mod faults;
 mod flow;
 mod hashing;

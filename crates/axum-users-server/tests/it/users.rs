@@ -7,7 +7,8 @@ use crate::support::*;
 
 #[tokio::test]
 async fn patch_me_rules() {
-    let s = Server::start();
+    // The reference's immediate change (the confirmed one: tests/it/email_change.rs).
+    let s = Server::start_with(&[("AXUM_USERS_EMAIL_CHANGE", "immediate")]);
     register(&s, "alice@example.com", "alicepass1").await;
     register(&s, "bob@example.com", "bobpass1").await;
     let token = login(&s, "alice@example.com", "alicepass1").await;

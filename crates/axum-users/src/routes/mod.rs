@@ -2,6 +2,7 @@
 //! FastAPI Users' codes; the rules live in the manager.
 
 pub(crate) mod auth;
+pub(crate) mod email_change;
 #[cfg(feature = "oauth")]
 pub(crate) mod oauth;
 pub(crate) mod refresh;
@@ -68,6 +69,7 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
         ManagerError::RefreshTokenInvalid => ErrorCode::RefreshTokenInvalid,
         ManagerError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
         ManagerError::SessionNotFound => ErrorCode::SessionNotFound,
+        ManagerError::InvalidEmailChangeToken => ErrorCode::EmailChangeBadToken,
         ManagerError::OAuthAccountNotFound | ManagerError::UserNotExists => ErrorCode::NotFound,
         other => return ApiError::internal(&other),
     };

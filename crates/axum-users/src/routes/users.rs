@@ -109,10 +109,17 @@ async fn apply_update<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 ) -> Result<Response, ApiError> {
     match inner
         .manager
-        .update(user, update, privilege, Some(parts))
+        .update_pending(user, update, privilege, Some(parts))
         .await
     {
-        Ok(user) => Ok(super::user_response(StatusCode::OK, &user)),
+        Ok((user, None)) => Ok(super::user_response(StatusCode::OK, &user)),
+        Ok((user, Some(pending))) => {
+            let mut body = serde_json::to_value(user.public()).unwrap_or_default();
+            if let serde_json::Value::Object(map) = &mut body {
+                map.insert("pending_email".into(), pending.into());
+            }
+            Ok(super::json(StatusCode::OK, body))
+        }
         Err(ManagerError::UserAlreadyExists) => {
             Err(ApiError::code(ErrorCode::UpdateUserEmailAlreadyExists))
         }
