@@ -246,7 +246,7 @@ impl OAuth2Client {
         if status.is_success() {
             return Ok(());
         }
-        let body = response.bytes().await?;
+        let body = crate::http::read_body(response).await?;
         Err(rejection_from_body(status.as_u16(), &body))
     }
 
@@ -275,7 +275,7 @@ impl OAuth2Client {
                 status.as_u16()
             )));
         }
-        let body = response.bytes().await?;
+        let body = crate::http::read_body(response).await?;
         serde_json::from_slice(&body)
             .map_err(|error| OAuthError::ProfileFetch(format!("unexpected body: {error}")))
     }
@@ -292,7 +292,7 @@ impl OAuth2Client {
                 status.as_u16()
             )));
         }
-        let body = response.bytes().await?;
+        let body = crate::http::read_body(response).await?;
         if !status.is_success() {
             return Err(rejection_from_body(status.as_u16(), &body));
         }

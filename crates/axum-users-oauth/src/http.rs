@@ -63,6 +63,30 @@ impl HttpConfig {
     }
 }
 
+/// The most a provider's answer may hold: token, profile, discovery and JWKS answers are a few
+/// KiB, and a hostile or broken provider must not make us buffer more.
+pub(crate) const MAX_BODY: usize = 1 << 20;
+
+/// Reads a provider's answer, refusing one larger than [`MAX_BODY`] (by its `Content-Length`, or
+/// as it arrives) with [`OAuthError::InvalidResponse`].
+pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, OAuthError> {
+    let too_large = || OAuthError::InvalidResponse(format!("answer larger than {MAX_BODY} bytes"));
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_BODY as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Our reqwest client as `openidconnect`'s HTTP client (discovery and JWKS), so those requests
 /// get the same rules: no redirects followed, time-outs, rustls, and errors without URLs.
 #[derive(Debug, Clone)]
@@ -79,7 +103,7 @@ impl<'c> openidconnect::AsyncHttpClient<'c> for OidcHttp {
             let response = self.0.execute(request).await?;
             let status = response.status();
             let headers = response.headers().clone();
-            let body = response.bytes().await?.to_vec();
+            let body = read_body(response).await?;
             let mut converted = openidconnect::HttpResponse::new(body);
             *converted.status_mut() = status;
             *converted.headers_mut() = headers;
@@ -97,6 +121,45 @@ mod tests {
         let config = HttpConfig::default();
         assert!(config.connect_timeout <= config.timeout);
         assert!(config.user_agent.starts_with("axum-users-oauth/"));
+    }
+
+    /// Serves one answer of `size` bytes, with or without a `Content-Length`.
+    fn serve_once(size: usize, with_length: bool) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request);
+            let head = if with_length {
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n")
+            } else {
+                "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".to_owned()
+            };
+            let _ = socket.write_all(head.as_bytes());
+            let _ = socket.write_all(&vec![b'a'; size]);
+        });
+        format!("http://{address}/")
+    }
+
+    #[tokio::test]
+    async fn answers_over_a_mebibyte_are_refused() {
+        let client = HttpConfig::default().build_client().unwrap();
+        for with_length in [true, false] {
+            let url = serve_once(MAX_BODY + 1, with_length);
+            let response = client.get(url).send().await.unwrap();
+            assert!(
+                matches!(
+                    read_body(response).await,
+                    Err(OAuthError::InvalidResponse(_))
+                ),
+                "with_length: {with_length}"
+            );
+            let url = serve_once(1000, with_length);
+            let response = client.get(url).send().await.unwrap();
+            assert_eq!(read_body(response).await.unwrap().len(), 1000);
+        }
     }
 
     #[test]

@@ -85,7 +85,13 @@ pub struct ProviderProfile {
 }
 
 impl ProviderProfile {
-    /// Reads the name and avatar at two JSON pointers (`/name`, `/avatar_url`) of `claims`.
+    /// The longest name kept, in characters (longer ones are cut).
+    pub const MAX_NAME_CHARS: usize = 256;
+    /// The longest avatar URL kept, in bytes (longer ones are dropped: a cut URL is wrong).
+    pub const MAX_AVATAR_URL_BYTES: usize = 2048;
+
+    /// Reads the name and avatar at two JSON pointers (`/name`, `/avatar_url`) of `claims`,
+    /// within [`Self::MAX_NAME_CHARS`] and [`Self::MAX_AVATAR_URL_BYTES`].
     pub fn from_claims(claims: serde_json::Value, name: &str, avatar_url: &str) -> Self {
         let text = |pointer: &str| {
             claims
@@ -95,8 +101,8 @@ impl ProviderProfile {
                 .map(str::to_owned)
         };
         Self {
-            name: text(name),
-            avatar_url: text(avatar_url),
+            name: text(name).map(|n| n.chars().take(Self::MAX_NAME_CHARS).collect()),
+            avatar_url: text(avatar_url).filter(|u| u.len() <= Self::MAX_AVATAR_URL_BYTES),
             claims,
         }
     }
@@ -171,6 +177,20 @@ pub trait OAuthProvider: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_cut_and_long_avatar_urls_dropped() {
+        let claims = serde_json::json!({
+            "name": "é".repeat(1000),
+            "avatar_url": format!("https://example.com/{}", "a".repeat(5000)),
+        });
+        let profile = ProviderProfile::from_claims(claims, "/name", "/avatar_url");
+        assert_eq!(
+            profile.name.map(|n| n.chars().count()),
+            Some(ProviderProfile::MAX_NAME_CHARS)
+        );
+        assert_eq!(profile.avatar_url, None);
+    }
 
     #[test]
     fn builder_fills_every_field() {

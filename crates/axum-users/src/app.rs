@@ -488,8 +488,11 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             OAuthSettings {
                 clients: self.oauth_clients,
                 public_url,
-                csrf_cookie: CookieSettings::named("fastapiusersoauthcsrf")
-                    .with_secure(self.cookie.secure),
+                csrf_cookie: CookieSettings::named(crate::routes::oauth::csrf_cookie_name(
+                    self.cookie.secure,
+                    self.policy.strict_compat,
+                ))
+                .with_secure(self.cookie.secure),
                 state_codec: keys
                     .codec(Purpose::OAuthState)
                     .map_err(|_| BuildError::WeakSecret)?,

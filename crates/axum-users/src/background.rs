@@ -2,17 +2,27 @@
 //! mail after a registration): bounded, and observable, so that a test can wait for it
 //! instead of racing it ([`crate::AxumUsers::background_idle`]).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
 
 use crate::manager::ManagerError;
 
-/// The bound on jobs in flight and the count of those running.
+/// How long a job (a hook, a mail) may run before it is abandoned with a warning, so that a
+/// hung mailer gives its slot back.
+const JOB_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// The bound on jobs in flight, per kind of job, and the count of those running.
 #[derive(Clone)]
 pub(crate) struct BackgroundJobs {
-    bound: Arc<Semaphore>,
+    limit: usize,
+    time_limit: Duration,
+    /// One budget per kind (`what`): a flood of forgot-password requests cannot starve
+    /// register's verification mail, nor the other way round.
+    bounds: Arc<Mutex<HashMap<&'static str, Arc<Semaphore>>>>,
     running: Arc<watch::Sender<usize>>,
 }
 
@@ -26,12 +36,27 @@ impl Drop for Running {
 }
 
 impl BackgroundJobs {
-    /// At most `limit` jobs run or wait at once.
+    /// At most `limit` jobs of each kind run or wait at once.
     pub(crate) fn new(limit: usize) -> Self {
+        Self::with_time_limit(limit, JOB_TIME_LIMIT)
+    }
+
+    /// [`Self::new`], each job abandoned after `time_limit`.
+    pub(crate) fn with_time_limit(limit: usize, time_limit: Duration) -> Self {
         Self {
-            bound: Arc::new(Semaphore::new(limit)),
+            limit,
+            time_limit,
+            bounds: Arc::default(),
             running: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    fn bound(&self, what: &'static str) -> Arc<Semaphore> {
+        let mut bounds = self.bounds.lock().unwrap_or_else(|e| e.into_inner());
+        bounds
+            .entry(what)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limit)))
+            .clone()
     }
 
     /// Runs `work` on its own task; beyond the bound the job is dropped with a warning rather
@@ -41,16 +66,19 @@ impl BackgroundJobs {
         what: &'static str,
         work: impl Future<Output = Result<(), ManagerError>> + Send + 'static,
     ) {
-        let Ok(permit) = self.bound.clone().try_acquire_owned() else {
+        let Ok(permit) = self.bound(what).try_acquire_owned() else {
             tracing::warn!("{what}: too many jobs in flight, this one is dropped");
             return;
         };
         // Counted before the answer leaves, so `idle` never misses a job.
         self.running.send_modify(|n| *n += 1);
         let running = Running(self.running.clone());
+        let time_limit = self.time_limit;
         tokio::spawn(async move {
-            if let Err(e) = work.await {
-                tracing::error!(error = %e, "{what} failed");
+            match tokio::time::timeout(time_limit, work).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "{what} failed"),
+                Err(_) => tracing::warn!("{what}: still running after {time_limit:?}, abandoned"),
             }
             drop(permit);
             drop(running);
@@ -64,10 +92,10 @@ impl BackgroundJobs {
         let _ = count.wait_for(|n| *n == 0).await;
     }
 
-    /// Jobs that may still start now.
+    /// Jobs of kind `what` that may still start now.
     #[cfg(test)]
-    pub(crate) fn available(&self) -> usize {
-        self.bound.available_permits()
+    pub(crate) fn available(&self, what: &'static str) -> usize {
+        self.bound(what).available_permits()
     }
 }
 
@@ -98,6 +126,31 @@ mod tests {
             .await
             .expect("idle once every job ended, the panicking one too");
         assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 2);
-        assert_eq!(jobs.available(), 4, "permits come back");
+        assert_eq!(jobs.available("test"), 4, "permits come back");
+    }
+
+    #[tokio::test]
+    async fn each_kind_has_its_own_budget_and_hung_jobs_are_abandoned() {
+        let jobs = BackgroundJobs::with_time_limit(2, Duration::from_millis(100));
+        let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for _ in 0..3 {
+            let ran = ran.clone();
+            jobs.spawn("forgot", async move {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+        }
+        assert_eq!(jobs.available("forgot"), 0, "the third was dropped");
+        let ran_register = ran.clone();
+        jobs.spawn("register", async move {
+            ran_register.fetch_add(10, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        tokio::time::timeout(Duration::from_secs(5), jobs.idle())
+            .await
+            .expect("the hung jobs are abandoned after their time limit");
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 12);
+        assert_eq!(jobs.available("forgot"), 2, "their slots come back");
     }
 }

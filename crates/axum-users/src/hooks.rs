@@ -215,6 +215,13 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
     /// the fields returned are the new user's; when a provider account is linked to `user`
     /// (by `associate` or by e-mail), the fields returned replace theirs. `None`, the
     /// default, keeps them (`F::default()` for a new user). Later sign-ins do not call it.
+    ///
+    /// The profile and its claims are the provider's unvetted word (`email` and
+    /// `email_verified` in the claims are raw, not the checks the manager made). What the hook
+    /// returns is self-service input: a new user's fields go through
+    /// [`UserFields::reset_privileged`](crate::UserFields::reset_privileged), a linked user's
+    /// through `Update` and [`UserFields::drop_privileged`](crate::UserFields::drop_privileged)
+    /// as a `PATCH /users/me` would, and `on_after_update` receives the members that changed.
     fn on_oauth_profile(
         &self,
         profile: &OAuthProfile,

@@ -892,7 +892,7 @@ where
 
     /// HMAC of the stored hash: changes whenever the password hash does, reveals nothing of it,
     /// and costs microseconds rather than an Argon2 run (see docs/compatibility.md).
-    fn password_fingerprint(&self, hash: &PasswordHash) -> String {
+    pub(crate) fn password_fingerprint(&self, hash: &PasswordHash) -> String {
         self.keys
             .mac(Purpose::PasswordFingerprint, &[hash.0.as_bytes()])
     }

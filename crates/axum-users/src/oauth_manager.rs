@@ -8,7 +8,7 @@ use crate::hooks::{SignInMethod, UserHooks};
 use crate::keys::{KeyRing, Purpose};
 use crate::login::{LoginOutcome, LoginResponse};
 use crate::manager::{ManagerError, UserManager, UserOf};
-use crate::model::{NewUser, OAuthAccount, PasswordHash, UserId};
+use crate::model::{NewUser, OAuthAccount, PasswordHash, UserFields, UserId};
 use crate::secret::Secret;
 use crate::store::{NewOAuthAccount, OAuthAccountStore, StoreError, Unlink, UserChanges};
 
@@ -123,6 +123,23 @@ pub struct OAuthPolicy {
     pub is_verified_by_default: bool,
 }
 
+/// The hook's fields for an existing user as a self-service PATCH would change them: read as
+/// an `Update`, stripped by `drop_privileged`, applied to the current fields. Returns the
+/// merged fields and the non-null members of the update; `None` when the fields do not read
+/// as an update.
+fn unprivileged_merge<F: UserFields>(current: &F, proposed: F) -> Option<(F, serde_json::Value)> {
+    let mut update: F::Update =
+        serde_json::from_value(serde_json::to_value(&proposed).ok()?).ok()?;
+    F::drop_privileged(&mut update);
+    let changed = match serde_json::to_value(&update).ok()? {
+        serde_json::Value::Object(map) => map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        _ => serde_json::Map::new(),
+    };
+    let mut merged = current.clone();
+    merged.apply(update);
+    Some((merged, serde_json::Value::Object(changed)))
+}
+
 impl<S, H> UserManager<S, H>
 where
     S: OAuthAccountStore,
@@ -155,7 +172,13 @@ where
                 return Err(ManagerError::UserAlreadyExists);
             }
             return match self.link(&user, sign_in, &email).await {
-                Ok(()) => self.fill_from_profile(user, sign_in).await,
+                Ok(()) => {
+                    let (user, changed) = self.fill_from_profile(user, sign_in).await?;
+                    if changed.as_object().is_some_and(|c| !c.is_empty()) {
+                        self.hooks().on_after_update(&user, &changed, request).await;
+                    }
+                    Ok(user)
+                }
                 // A concurrent sign-in linked the account first: it signs in as its owner.
                 Err(ManagerError::OAuthAccountAlreadyLinked) => self
                     .refresh_linked(sign_in, &email)
@@ -164,11 +187,13 @@ where
                 Err(e) => Err(e),
             };
         }
-        let fields = self
+        let mut fields = self
             .hooks()
             .on_oauth_profile(&sign_in.profile, None)
             .await
             .unwrap_or_default();
+        // The profile is the user's own input, as a self-registration's body is.
+        fields.reset_privileged();
         let new = NewUser {
             id: S::Id::generate(),
             email: email.clone(),
@@ -247,7 +272,7 @@ where
     }
 
     /// Links an external account to `user` (or refreshes it when already theirs) and fires
-    /// `on_after_update` with `{}`. Returns the user as stored, with the fields
+    /// `on_after_update` with the fields `on_oauth_profile` changed (`{}` when none). Returns the user as stored, with the fields
     /// `on_oauth_profile` filled on a new link.
     ///
     /// # Errors
@@ -271,16 +296,15 @@ where
             }
             Some(_) => {
                 self.refresh_linked(sign_in, &email).await?;
-                user.clone()
+                (user.clone(), json!({}))
             }
             None => {
                 self.link(user, sign_in, &email).await?;
                 self.fill_from_profile(user.clone(), sign_in).await?
             }
         };
-        self.hooks()
-            .on_after_update(&user, &json!({}), request)
-            .await;
+        let (user, changed) = user;
+        self.hooks().on_after_update(&user, &changed, request).await;
         Ok(user)
     }
 
@@ -347,28 +371,34 @@ where
         Ok(Some(user))
     }
 
-    /// Lets the hooks fill `user`'s fields from the profile of an account just linked to them.
+    /// Lets the hooks fill `user`'s fields from the profile of an account just linked to them;
+    /// returns the user as stored and the fields that changed, as an `on_after_update` dict.
     async fn fill_from_profile(
         &self,
         user: UserOf<S>,
         sign_in: &OAuthSignIn,
-    ) -> Result<UserOf<S>, ManagerError> {
-        let Some(fields) = self
+    ) -> Result<(UserOf<S>, serde_json::Value), ManagerError> {
+        let Some(proposed) = self
             .hooks()
             .on_oauth_profile(&sign_in.profile, Some(&user))
             .await
         else {
-            return Ok(user);
+            return Ok((user, json!({})));
+        };
+        let Some((fields, changed)) = unprivileged_merge(&user.fields, proposed) else {
+            tracing::warn!("on_oauth_profile's fields do not read as an update; ignored");
+            return Ok((user, json!({})));
         };
         let changes = UserChanges {
             fields: Some(fields),
             ..UserChanges::default()
         };
-        Ok(self
+        let user = self
             .store()
             .update(&user.id, changes)
             .await?
-            .unwrap_or(user))
+            .unwrap_or(user);
+        Ok((user, changed))
     }
 
     async fn link(

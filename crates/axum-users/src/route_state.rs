@@ -27,8 +27,9 @@ pub(crate) struct RouteState<S: UserStore, H> {
     pub(crate) send_verification_on_register: bool,
 }
 
-/// How many forgot-password and request-verify jobs may run or wait at once; beyond it the
-/// request still answers 202 and the job is dropped with a warning.
+/// How many jobs of one kind (forgot-password, request-verify, register's verification mail:
+/// each its own budget) may run or wait at once; beyond it the request still answers as usual
+/// and the job is dropped with a warning. Each job is abandoned after 60 s.
 pub(crate) const BACKGROUND_JOBS: usize = 64;
 
 /// The OAuth clients and what their routes share.

@@ -3,7 +3,7 @@
 //! for verified users, GitHub sign-in, the OpenAPI document and Swagger UI.
 //!
 //! ```sh
-//! APP_SECRET=$(head -c 48 /dev/urandom | base64) cargo run -p first-hour
+//! APP_SECRET=$(head -c 48 /dev/urandom | base64) PUBLIC_URL=http://localhost:3000 cargo run -p first-hour
 //! curl -X POST localhost:3000/auth/register -H 'content-type: application/json' \
 //!      -d '{"email":"ann@example.com","password":"a long password","display_name":"Ann"}'
 //! # the printed line "verify ann@example.com: TOKEN" has the token:
@@ -14,8 +14,12 @@
 //!
 //! Environment: `APP_SECRET` (32 bytes or more), `DATABASE_URL`
 //! (default `sqlite://first-hour.db?mode=rwc`), `BIND` (default `127.0.0.1:3000`),
-//! `PUBLIC_URL` (default `http://localhost:3000`), and for GitHub sign-in
-//! `GITHUB_CLIENT_ID`, `GITHUB_CLIENT_SECRET`, `GITHUB_BASE_URL` (another GitHub, e.g. a fake).
+//! `PUBLIC_URL` (required: the URL browsers use; cookies are `Secure` unless it is
+//! `http://localhost[:port]`), and for GitHub sign-in `GITHUB_CLIENT_ID`,
+//! `GITHUB_CLIENT_SECRET`, and, for tests only, `GITHUB_BASE_URL` (a fake GitHub).
+//!
+//! Development only: the verification and reset tokens are printed to stdout, where anyone
+//! who reads the logs can take over the accounts. A real application mails them.
 
 use std::sync::Arc;
 
@@ -63,6 +67,7 @@ impl UserHooks<i64, Profile> for Hooks {
         token: &str,
         _: Option<&Parts>,
     ) {
+        println!("development only, a real application mails this token:");
         println!("verify {}: {token}", user.email);
     }
 
@@ -72,10 +77,13 @@ impl UserHooks<i64, Profile> for Hooks {
         token: &str,
         _: Option<&Parts>,
     ) {
+        println!("development only, a real application mails this token:");
         println!("reset {}: {token}", user.email);
     }
 
     /// The GitHub name becomes the display name, unless the user has one.
+    // `..fields` keeps the fields an application adds later (none yet).
+    #[allow(clippy::needless_update)]
     async fn on_oauth_profile(
         &self,
         profile: &OAuthProfile,
@@ -87,6 +95,7 @@ impl UserHooks<i64, Profile> for Hooks {
         }
         Some(Profile {
             display_name: profile.name.clone(),
+            ..fields
         })
     }
 }
@@ -105,7 +114,9 @@ fn env(name: &str, default: &str) -> String {
 async fn main() -> anyhow::Result<()> {
     let secret = std::env::var("APP_SECRET")
         .map_err(|_| anyhow::anyhow!("set APP_SECRET to a random string of 32 bytes or more"))?;
-    let public_url: Url = env("PUBLIC_URL", "http://localhost:3000").parse()?;
+    let public_url: Url = std::env::var("PUBLIC_URL")
+        .map_err(|_| anyhow::anyhow!("set PUBLIC_URL, e.g. http://localhost:3000"))?
+        .parse()?;
     let store: Store =
         SqlStore::connect(&env("DATABASE_URL", "sqlite://first-hour.db?mode=rwc")).await?;
     store.migrate().await?;
@@ -119,7 +130,9 @@ async fn main() -> anyhow::Result<()> {
         .public_url(public_url.as_str());
     if let Ok(client_id) = std::env::var("GITHUB_CLIENT_ID") {
         let mut github = GitHub::new(client_id, env("GITHUB_CLIENT_SECRET", ""))?;
+        // For tests only: GitHub sign-in against a fake GitHub.
         if let Ok(base) = std::env::var("GITHUB_BASE_URL") {
+            println!("GITHUB_BASE_URL is set: GitHub sign-in goes to {base} (for tests only)");
             github = github.with_base_url(&base.parse()?);
         }
         // GitHub verifies the addresses it reports as verified: trust them for new users.

@@ -29,12 +29,12 @@ impl Drop for App {
 }
 
 impl App {
-    fn start(database: &str, github: &str) -> Self {
+    fn start(database: &str, github: &str, public_url: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_first-hour"))
             .env("APP_SECRET", "a secret of at least 32 bytes, for the test")
             .env("DATABASE_URL", database)
             .env("BIND", "127.0.0.1:0")
-            .env("PUBLIC_URL", "http://localhost")
+            .env("PUBLIC_URL", public_url)
             .env("GITHUB_CLIENT_ID", "first-hour")
             .env("GITHUB_CLIENT_SECRET", "not-a-secret")
             .env("GITHUB_BASE_URL", github)
@@ -130,7 +130,7 @@ fn browser() -> Client {
 async fn the_example_serves_the_first_hour_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let app = App::start(&database, &fake_github().await);
+    let app = App::start(&database, &fake_github().await, "http://localhost");
     let http = Client::new();
 
     let (status, ann) = read(
@@ -272,4 +272,33 @@ async fn the_example_serves_the_first_hour_over_http() {
     let docs = http.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
     assert!(docs.text().await.unwrap().contains("swagger-ui"));
+}
+
+#[tokio::test]
+async fn cookies_stay_secure_unless_the_public_url_is_localhost_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    let app = App::start(&database, &fake_github().await, "http://127.0.0.1:3000");
+    let http = Client::new();
+    let (status, _) = read(
+        http.post(app.url("/auth/register"))
+            .json(&json!({"email": "bo@example.com", "password": "a long password"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let response = http
+        .post(app.url("/auth/cookie/login"))
+        .form(&[
+            ("username", "bo@example.com"),
+            ("password", "a long password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
 }

@@ -10,6 +10,8 @@ use http::request::Parts;
 pub use strategy::{
     BoxFuture, DatabaseStrategy, IssuedToken, JwtStrategy, Strategy, StrategyError, TokenOwner,
 };
+#[cfg(feature = "oauth")]
+pub(crate) use transport::cookie_values;
 pub(crate) use transport::no_store;
 pub use transport::{CookieSettings, SameSite, Transport, read_cookie};
 

@@ -115,14 +115,24 @@ impl CookieSettings {
 
 /// Reads a cookie by name from the `Cookie` headers.
 pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie_values(headers, name)
+        .next()
+        .map(|v| v.trim_matches('"').to_owned())
+}
+
+/// Every value of the cookies named `name`, in the order the `Cookie` headers carry them.
+pub(crate) fn cookie_values<'a>(
+    headers: &'a HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .filter(move |(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// How the token travels.

@@ -78,6 +78,19 @@ async fn logout<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    #[allow(unused_mut)]
+    let mut response = sign_out(&state, &parts, &body).await?;
+    // A linking flow the user started ends with the sign-in it stood for.
+    #[cfg(feature = "oauth")]
+    super::oauth::clear_csrf_cookie(&state.inner.oauth, &mut response);
+    Ok(response)
+}
+
+async fn sign_out<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    state: &BackendState<S, H>,
+    parts: &Parts,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let inner = &state.inner;
     let backend = inner.backend(state.index);
     let requirements = Requirements {
@@ -85,7 +98,7 @@ async fn logout<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         verified: inner.requires_verification(),
         superuser: false,
     };
-    let refused = match inner.extension().require(&parts, requirements).await {
+    let refused = match inner.extension().require(parts, requirements).await {
         Ok(authenticated) => {
             return inner
                 .manager
@@ -95,7 +108,7 @@ async fn logout<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         }
         Err(refused) => refused,
     };
-    let Some(token) = super::refresh::presented_token(backend, &parts, &body)
+    let Some(token) = super::refresh::presented_token(backend, parts, body)
         .ok()
         .flatten()
         .filter(|t| !t.is_empty())
@@ -103,7 +116,7 @@ async fn logout<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         return Err(refused);
     };
     if backend.transport.is_cookie() {
-        inner.auth.origins.check(&parts)?;
+        inner.auth.origins.check(parts)?;
     }
     let ended = inner
         .manager

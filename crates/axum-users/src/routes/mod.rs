@@ -124,7 +124,7 @@ where
 }
 
 /// Runs work after the response, so that its duration (a lookup, a mail) reveals nothing. At
-/// most [`crate::route_state::BACKGROUND_JOBS`] run at once: beyond that the job is dropped with a
+/// most [`crate::route_state::BACKGROUND_JOBS`] of one kind (`what`) run at once: beyond that the job is dropped with a
 /// warning rather than queued without end (the client got its 202 either way).
 pub(crate) fn in_background(
     what: &'static str,
@@ -179,10 +179,10 @@ mod tests {
                 Ok(())
             });
         }
-        assert_eq!(bound.available(), 0, "two jobs hold the bound");
+        assert_eq!(bound.available("test"), 0, "two jobs hold the bound");
         release.send(true).unwrap();
         for _ in 0..100 {
-            if bound.available() == 2 {
+            if bound.available("test") == 2 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -192,6 +192,6 @@ mod tests {
             2,
             "the three beyond the bound never ran"
         );
-        assert_eq!(bound.available(), 2, "permits come back");
+        assert_eq!(bound.available("test"), 2, "permits come back");
     }
 }

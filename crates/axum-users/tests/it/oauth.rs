@@ -194,9 +194,21 @@ impl World {
         }
         let r = request.send().await.unwrap();
         let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
-        assert!(cookie.starts_with("fastapiusersoauthcsrf="), "{cookie}");
         assert!(
-            cookie.contains("HttpOnly; Max-Age=3600; Path=/; SameSite=lax"),
+            cookie.starts_with("fastapiusersoauthcsrf=")
+                || cookie.starts_with("__Host-fastapiusersoauthcsrf="),
+            "{cookie}"
+        );
+        // A linking state lives 10 minutes, a sign-in state an hour (as the reference).
+        let lifetime = if path.contains("/associate/") {
+            600
+        } else {
+            3600
+        };
+        assert!(
+            cookie.contains(&format!(
+                "HttpOnly; Max-Age={lifetime}; Path=/; SameSite=lax"
+            )),
             "{cookie}"
         );
         let (status, body) = read(r).await;
@@ -246,6 +258,30 @@ impl World {
         let callback = format!("{path}/callback");
         self.callback(&b, &callback, &code, &state, Some(token))
             .await
+    }
+
+    /// Registers a user and signs them in with the cookie backend, in a new browser.
+    async fn cookie_user(&self, email: &str, password: &str) -> Client {
+        self.register(email, password).await;
+        let b = browser();
+        let login = b
+            .post(self.url("/auth/cookie/login"))
+            .form(&[("username", email), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::NO_CONTENT);
+        b
+    }
+
+    /// How many provider accounts the user of `email` has linked.
+    async fn linked(&self, email: &str) -> usize {
+        let user = self.store.get_by_email(email).await.unwrap().unwrap();
+        self.store
+            .list_oauth_accounts(&user.id)
+            .await
+            .unwrap()
+            .len()
     }
 
     async fn me(&self, token: &str) -> Value {
@@ -812,6 +848,16 @@ async fn associate_then_list_then_unlink() {
         .await,
         (StatusCode::BAD_REQUEST, json!({"detail": "Bad Request"}))
     );
+    // That ended the flow (the state had matched the cookie): alice starts again.
+    let b = browser();
+    let (code, state) = w
+        .authorize(
+            &b,
+            "/auth/associate/oidc/authorize",
+            Some(&alice),
+            &elsewhere,
+        )
+        .await;
     let (status, body) = w
         .callback(
             &b,
@@ -1371,11 +1417,13 @@ impl UserHooks<uuid::Uuid, Named> for FromProfile {
     }
 }
 
-#[tokio::test]
-async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link() {
-    let Some((listener, base, idp)) = listener_and_idp().await else {
-        return;
-    };
+/// The API with custom fields `F` and `hooks`, asking the provider for the `profile` scope.
+/// Only the helpers of the `World` returned are used: its store and steps are not the app's.
+async fn profile_world<F: axum_users::UserFields, H: UserHooks<uuid::Uuid, F>>(
+    store: MemoryStore<uuid::Uuid, F>,
+    hooks: H,
+) -> Option<World> {
+    let (listener, base, idp) = listener_and_idp().await?;
     let provider = OpenIdConnectConfig::new(idp.issuer(), CLIENT_ID, CLIENT_SECRET)
         .with_name("oidc")
         .with_default_scopes(["openid", "email", "profile"])
@@ -1383,10 +1431,8 @@ async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link()
         .discover()
         .await
         .unwrap();
-    let store: MemoryStore<uuid::Uuid, Named> = MemoryStore::new();
-    let calls = FromProfile::default();
-    let users = AxumUsers::builder(store.clone(), SECRET)
-        .hooks(calls.clone())
+    let users = AxumUsers::builder(store, SECRET)
+        .hooks(hooks)
         .argon2(axum_users::Argon2Params {
             memory_kib: 64,
             iterations: 1,
@@ -1398,12 +1444,20 @@ async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link()
         .unwrap();
     let app: Router = users.router();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    // The helpers of `World`; its own store and hooks are not used here.
-    let w = World {
+    Some(World {
         base,
         store: MemoryStore::new(),
         steps: LoginSteps::default(),
         _idp: idp,
+    })
+}
+
+#[tokio::test]
+async fn the_provider_profile_fills_custom_fields_on_first_sign_in_and_on_link() {
+    let store: MemoryStore<uuid::Uuid, Named> = MemoryStore::new();
+    let calls = FromProfile::default();
+    let Some(w) = profile_world(store.clone(), calls.clone()).await else {
+        return;
     };
 
     let dana = TestAccount::new("dana", Some("dana@example.com"), true).with_name("Dana Scully");
@@ -1454,27 +1508,9 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
     let Some(w) = world(OAuthPolicy::default()).await else {
         return;
     };
-    let linked = |email: &'static str| {
-        let store = w.store.clone();
-        async move {
-            let user = store.get_by_email(email).await.unwrap().unwrap();
-            store.list_oauth_accounts(&user.id).await.unwrap().len()
-        }
-    };
 
     // Cookie backend: the redirect back from the provider carries the session cookie.
-    w.register("cora@example.com", "pw-of-the-reef-1").await;
-    let b = browser();
-    let login = b
-        .post(w.url("/auth/cookie/login"))
-        .form(&[
-            ("username", "cora@example.com"),
-            ("password", "pw-of-the-reef-1"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), StatusCode::NO_CONTENT);
+    let b = w.cookie_user("cora@example.com", "pw-of-the-reef-1").await;
     let cora_idp = TestAccount::new("cora-at-idp", Some("cora@idp.example.com"), true);
     let path = "/auth/associate/oidc";
     let (code, state) = w
@@ -1487,7 +1523,7 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
         (status, body["email"].clone()),
         (StatusCode::OK, json!("cora@example.com"))
     );
-    assert_eq!(linked("cora@example.com").await, 1);
+    assert_eq!(w.linked("cora@example.com").await, 1);
 
     // Bearer backend: the front end calls authorize with its token; the browser's redirect to
     // the callback has no token, and the state names the user.
@@ -1502,7 +1538,7 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
         .callback(&browser(), &format!("{path}/callback"), &code, &state, None)
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(linked("bea@example.com").await, 0);
+    assert_eq!(w.linked("bea@example.com").await, 0);
     let (status, body) = w
         .callback(&b, &format!("{path}/callback"), &code, &state, None)
         .await;
@@ -1511,7 +1547,7 @@ async fn a_browser_links_with_its_cookie_or_with_the_state_of_its_bearer_authori
         (StatusCode::OK, json!("bea@example.com")),
         "{body}"
     );
-    assert_eq!(linked("bea@example.com").await, 1);
+    assert_eq!(w.linked("bea@example.com").await, 1);
 }
 
 #[tokio::test]
@@ -1595,4 +1631,296 @@ async fn a_one_time_code_meets_the_accounts_throttle_before_it_is_spent() {
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let (status, body) = read(redeem().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "the code survived the 429: {body}");
+}
+
+/// Whether a response clears the CSRF cookie.
+fn clears_the_csrf_cookie(r: &reqwest::Response) -> bool {
+    r.headers().get_all("set-cookie").iter().any(|c| {
+        c.to_str()
+            .unwrap()
+            .starts_with("fastapiusersoauthcsrf=\"\"; HttpOnly; Max-Age=0")
+    })
+}
+
+#[tokio::test]
+async fn a_credential_less_link_ends_with_logout_or_a_password_change_and_errors_clear_the_cookie()
+{
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let path = "/auth/associate/oidc";
+    let callback = |b: Client, code: String, state: String| {
+        let url = w.url(&format!("{path}/callback"));
+        async move {
+            b.get(url)
+                .query(&[("code", code), ("state", state)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // Logout ends the session the state stood for.
+    let token = w.register("lou@example.com", "pw-of-the-loft-1").await;
+    let account = TestAccount::new("lou-at-idp", Some("lou@idp.example.com"), true);
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&token), &account)
+        .await;
+    let r = b
+        .post(w.url("/auth/jwt/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert!(clears_the_csrf_cookie(&r), "logout clears the CSRF cookie");
+    // That browser no longer has the cookie: the callback is refused.
+    let r = callback(b.clone(), code, state).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Logout, with the cookie of the flow still in the browser.
+    let token = w.register("liz@example.com", "pw-of-the-lake-1").await;
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&token), &account)
+        .await;
+    let r = Client::new()
+        .post(w.url("/auth/jwt/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = callback(b.clone(), code, state).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        clears_the_csrf_cookie(&r),
+        "an error after the state matched ends the flow"
+    );
+
+    // A password change (as after a reset) ends it too.
+    let token = w.register("pat@example.com", "pw-of-the-pier-1").await;
+    let b = browser();
+    let (code, state) = w
+        .authorize(&b, &format!("{path}/authorize"), Some(&token), &account)
+        .await;
+    let r = Client::new()
+        .patch(w.url("/users/me"))
+        .bearer_auth(&token)
+        .json(&json!({"password": "Zq9 an unrelated passphrase", "current_password": "pw-of-the-pier-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let r = callback(b.clone(), code, state).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        w.linked("liz@example.com").await + w.linked("pat@example.com").await,
+        0
+    );
+}
+
+/// The secret of the CSRF cookie a response sets.
+fn csrf_secret(r: &reqwest::Response) -> String {
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let (_, rest) = cookie.split_once('=').unwrap();
+    rest.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn planted_csrf_cookies_and_cookie_authorizes_do_not_link_without_credentials() {
+    let Some(w) = world(OAuthPolicy::default()).await else {
+        return;
+    };
+    let path = "/auth/associate/oidc";
+    let account = TestAccount::new("cy-at-idp", Some("cy@idp.example.com"), true);
+
+    // A cookie app's authorize: its state never stands in for the cookie.
+    let b = w.cookie_user("cy@example.com", "pw-of-the-cove-1").await;
+    let r = b
+        .get(w.url(&format!("{path}/authorize")))
+        .send()
+        .await
+        .unwrap();
+    let secret = csrf_secret(&r);
+    let (_, body) = read(r).await;
+    let cb = login(body["authorization_url"].as_str().unwrap(), &account).await;
+    let r = Client::new()
+        .get(w.url(&format!("{path}/callback")))
+        .query(&[("code", &cb.code), ("state", &cb.state)])
+        .header("cookie", format!("fastapiusersoauthcsrf={secret}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(w.linked("cy@example.com").await, 0);
+
+    // Two CSRF cookies (one planted by a sibling site) are refused, whichever comes first.
+    let token = w.register("di@example.com", "pw-of-the-dune-1").await;
+    let r = Client::new()
+        .get(w.url(&format!("{path}/authorize")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let secret = csrf_secret(&r);
+    let (_, body) = read(r).await;
+    let cb = login(body["authorization_url"].as_str().unwrap(), &account).await;
+    let r = Client::new()
+        .get(w.url(&format!("{path}/callback")))
+        .query(&[("code", &cb.code), ("state", &cb.state)])
+        .header(
+            "cookie",
+            format!("fastapiusersoauthcsrf={secret}; fastapiusersoauthcsrf=planted"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(r).await;
+    assert_eq!(
+        (status, body["detail"].clone()),
+        (StatusCode::BAD_REQUEST, json!("OAUTH_INVALID_STATE"))
+    );
+    assert_eq!(w.linked("di@example.com").await, 0);
+}
+
+#[tokio::test]
+async fn the_csrf_cookie_is_host_prefixed_when_secure_unless_strict_compat() {
+    for (strict, expected) in [
+        (false, "__Host-fastapiusersoauthcsrf="),
+        (true, "fastapiusersoauthcsrf="),
+    ] {
+        let Some((listener, base, idp)) = listener_and_idp().await else {
+            return;
+        };
+        let users = AxumUsers::builder(MemoryStore::<uuid::Uuid, NoFields>::new(), SECRET)
+            .strict_compat(strict)
+            .public_url(base.clone())
+            .oauth(OAuthClient::new(discover(&idp, CLIENT_ID).await))
+            .build()
+            .unwrap();
+        let app: Router = users.router();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let r = Client::new()
+            .get(format!("{base}/auth/oidc/authorize"))
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(
+            cookie.starts_with(expected)
+                && cookie.contains("; Path=/;")
+                && cookie.ends_with("; Secure"),
+            "{cookie}"
+        );
+        assert!(!cookie.contains("Domain="), "{cookie}");
+        drop(idp);
+    }
+}
+
+/// Fields with one only a superuser may set.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+struct Planned {
+    #[serde(default)]
+    display_name: Option<String>,
+    /// Privileged: a self-service change never touches it.
+    #[serde(default)]
+    plan: Option<String>,
+}
+
+impl axum_users::UserFields for Planned {
+    type Update = Planned;
+
+    fn apply(&mut self, update: Planned) {
+        if update.display_name.is_some() {
+            self.display_name = update.display_name;
+        }
+        if update.plan.is_some() {
+            self.plan = update.plan;
+        }
+    }
+
+    fn drop_privileged(update: &mut Planned) {
+        update.plan = None;
+    }
+
+    fn reset_privileged(&mut self) {
+        self.plan = None;
+    }
+}
+
+/// A profile hook that tries to grant a plan, and records the `on_after_update` dicts.
+#[derive(Clone, Default)]
+struct Upgrading(Arc<std::sync::Mutex<Vec<Value>>>);
+
+impl UserHooks<uuid::Uuid, Planned> for Upgrading {
+    async fn on_oauth_profile(
+        &self,
+        profile: &axum_users::OAuthProfile,
+        _: Option<&User<uuid::Uuid, Planned>>,
+    ) -> Option<Planned> {
+        Some(Planned {
+            display_name: profile.name.clone(),
+            plan: Some("enterprise".into()),
+        })
+    }
+
+    async fn on_after_update(
+        &self,
+        _: &User<uuid::Uuid, Planned>,
+        update: &Value,
+        _: Option<&http::request::Parts>,
+    ) {
+        self.0.lock().unwrap().push(update.clone());
+    }
+}
+
+#[tokio::test]
+async fn the_provider_profile_cannot_set_privileged_fields_and_updates_name_what_changed() {
+    let store: MemoryStore<uuid::Uuid, Planned> = MemoryStore::new();
+    let updates = Upgrading::default();
+    let Some(w) = profile_world(store.clone(), updates.clone()).await else {
+        return;
+    };
+
+    // A new user: the name from the profile, no plan.
+    let eve = TestAccount::new("eve", Some("eve@example.com"), true).with_name("Eve");
+    let (status, body) = w.sign_in(&eve).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me = w.me(token(&body)).await;
+    assert_eq!(
+        (me["display_name"].clone(), me["plan"].clone()),
+        (json!("Eve"), Value::Null),
+        "{me}"
+    );
+
+    // A link: the name changes, the plan the user had stays.
+    let alice = w.register("alice@example.com", "pw-of-the-mirror-1").await;
+    let stored = store
+        .get_by_email("alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let mut changes = axum_users::UserChanges::default();
+    changes.fields = Some(Planned {
+        display_name: None,
+        plan: Some("basic".into()),
+    });
+    store.update(&stored.id, changes).await.unwrap();
+    updates.0.lock().unwrap().clear();
+    let elsewhere =
+        TestAccount::new("alice-at-idp", Some("alice@idp.example.com"), true).with_name("Alice");
+    let (status, body) = w.link(&alice, &elsewhere).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["display_name"].clone(), body["plan"].clone()),
+        (json!("Alice"), json!("basic")),
+        "{body}"
+    );
+    assert_eq!(
+        *updates.0.lock().unwrap(),
+        [json!({"display_name": "Alice"})],
+        "on_after_update names what the profile changed"
+    );
 }

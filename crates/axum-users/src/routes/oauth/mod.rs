@@ -24,7 +24,8 @@ use serde_json::json;
 
 pub use client::OAuthClient;
 pub(crate) use codes::LoginCodes;
-use state::{Flow, STATE_LIFETIME, StateClaims, StateCodec};
+pub(crate) use state::csrf_cookie_name;
+use state::{Flow, Linker, StateClaims, StateCodec};
 
 use crate::auth::{Requirements, no_store};
 use crate::error::ApiError;
@@ -36,7 +37,7 @@ use crate::manager::{ManagerError, UserOf};
 use crate::model::UserId;
 use crate::oauth_manager::OAuthSignIn;
 use crate::route_state::RouteState;
-use crate::secret::Secret;
+use crate::secret::{Secret, constant_time_eq};
 use crate::store::OAuthAccountStore;
 
 struct ClientState<S: OAuthAccountStore, H> {
@@ -121,17 +122,15 @@ pub(crate) fn router<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
                 .with_state(state),
         );
     }
-    router
-        .merge(
-            Router::new()
-                .route("/users/me/oauth-accounts", get(list_accounts::<S, H>))
-                .route(
-                    "/users/me/oauth-accounts/{id}",
-                    delete(unlink_account::<S, H>),
-                )
-                .with_state(inner.clone()),
-        )
-        .layer(axum::Extension(inner.extension()))
+    router.merge(
+        Router::new()
+            .route("/users/me/oauth-accounts", get(list_accounts::<S, H>))
+            .route(
+                "/users/me/oauth-accounts/{id}",
+                delete(unlink_account::<S, H>),
+            )
+            .with_state(inner),
+    )
 }
 
 fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
@@ -157,7 +156,7 @@ async fn authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
 ) -> Result<Response, ApiError> {
     state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
-    start(&state, query, Flow::SignIn, None)
+    start(&state, query, Flow::SignIn, Linker::default())
 }
 
 async fn associate_authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
@@ -166,8 +165,27 @@ async fn associate_authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields
     parts: Parts,
 ) -> Result<Response, ApiError> {
     state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
-    let user = current_user(&state.inner, &parts).await?;
-    start(&state, query, Flow::Associate, Some(user.id.to_string()))
+    let inner = &state.inner;
+    let found = inner
+        .extension()
+        .require(&parts, user_requirements(inner))
+        .await?;
+    let bearer = inner
+        .auth
+        .backends
+        .iter()
+        .any(|b| b.name == found.backend && !b.transport.is_cookie());
+    let linker = Linker {
+        sub: Some(found.user.id.to_string()),
+        sid: found.session_id,
+        pwf: Some(
+            inner
+                .manager
+                .password_fingerprint(&found.user.hashed_password),
+        ),
+        bearer,
+    };
+    start(&state, query, Flow::Associate, linker)
 }
 
 /// Answers `{"authorization_url": ...}` and sets the CSRF cookie.
@@ -175,7 +193,7 @@ fn start<S: OAuthAccountStore, H>(
     state: &ClientState<S, H>,
     query: Option<String>,
     flow: Flow,
-    sub: Option<String>,
+    linker: Linker,
 ) -> Result<Response, ApiError> {
     let client = state.client();
     let scopes: Vec<String> = query_pairs(query)
@@ -185,7 +203,7 @@ fn start<S: OAuthAccountStore, H>(
         .collect();
     let states = state.states();
     let new = states
-        .issue(client.name(), flow, sub)
+        .issue(client.name(), flow, linker)
         .map_err(|e| ApiError::internal(&e))?;
     let mut request = AuthorizationRequest::new(state.redirect_uri(flow), new.state)
         .with_pkce(&pkce(&states, &new.cookie_secret))
@@ -204,7 +222,7 @@ fn start<S: OAuthAccountStore, H>(
             .inner
             .oauth
             .csrf_cookie
-            .set_cookie(&new.cookie_secret, Some(STATE_LIFETIME as u64)),
+            .set_cookie(&new.cookie_secret, Some(flow.lifetime() as u64)),
     );
     Ok(response)
 }
@@ -215,11 +233,29 @@ fn set_cookie(response: &mut Response, value: String) {
     }
 }
 
-fn clear_csrf_cookie<S: OAuthAccountStore, H>(state: &ClientState<S, H>, response: &mut Response) {
-    set_cookie(
-        response,
-        state.inner.oauth.csrf_cookie.set_cookie("", Some(0)),
-    );
+/// Ends the browser's flow: every callback answer (errors too) and logout clear the cookie.
+pub(crate) fn clear_csrf_cookie(
+    settings: &crate::route_state::OAuthSettings,
+    response: &mut Response,
+) {
+    if !settings.clients.is_empty() {
+        set_cookie(response, settings.csrf_cookie.set_cookie("", Some(0)));
+    }
+}
+
+/// A callback's answer, success or error. Once the state matched the browser's cookie the
+/// flow is over whatever the outcome, so the cookie is cleared; a state that does not match
+/// leaves it (anyone can send a browser to a forged callback URL, which must not end its flow).
+fn ending_flow<S: OAuthAccountStore, H>(
+    state: &ClientState<S, H>,
+    answer: Result<Response, ApiError>,
+    verified: bool,
+) -> Response {
+    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+    if verified {
+        clear_csrf_cookie(&state.inner.oauth, &mut response);
+    }
+    response
 }
 
 async fn current_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
@@ -246,29 +282,41 @@ fn user_requirements<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
 
 /// The user an associate callback links to: the one whose credentials it carries (a cookie
 /// rides on the provider's redirect), else, for a front end that called authorize with its
-/// Bearer token, the user the state was issued to. The state is signed and bound to the CSRF
+/// Bearer token, the user the state was issued to, while the session of that authorize is
+/// live and the password unchanged (see [`Linker`]). The state is signed and bound to the CSRF
 /// cookie of the browser that called authorize, so no other browser can complete it.
 /// `strict_compat` keeps the reference's 401 without credentials.
 async fn linking_user<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &RouteState<S, H>,
     parts: &Parts,
-    state_sub: Option<&str>,
+    linker: &Linker,
 ) -> Result<UserOf<S>, ApiError> {
     if let Some(found) = inner.extension().0.authenticate(parts).await? {
         return Ok(found.user);
     }
-    if inner.policy.strict_compat {
+    if inner.policy.strict_compat || !linker.bearer {
         return Err(ApiError::unauthorized());
     }
-    let id = state_sub
+    let id = linker
+        .sub
+        .as_deref()
         .and_then(S::Id::parse)
         .ok_or_else(|| ApiError::code(ErrorCode::BadRequest))?;
-    inner
-        .manager
-        .user_of_token(&id)
-        .await
-        .map_err(super::server_error)?
-        .ok_or_else(ApiError::unauthorized)
+    let user = match &linker.sid {
+        Some(sid) => inner.manager.user_of_session(&id, sid).await,
+        None => inner.manager.user_of_token(&id).await,
+    }
+    .map_err(super::server_error)?
+    .ok_or_else(ApiError::unauthorized)?;
+    let fingerprint = inner.manager.password_fingerprint(&user.hashed_password);
+    let unchanged = linker
+        .pwf
+        .as_deref()
+        .is_some_and(|p| constant_time_eq(p.as_bytes(), fingerprint.as_bytes()));
+    if !unchanged {
+        return Err(ApiError::unauthorized());
+    }
+    Ok(user)
 }
 
 /// The provider's `error` as the detail, reduced to the characters an OAuth error code has.
@@ -326,7 +374,12 @@ fn check_callback<S: OAuthAccountStore, H>(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| ApiError::code(ErrorCode::BadRequest))?;
     let raw_state = query_value(&pairs, "state").unwrap_or_default();
-    let cookie_secret = state.inner.oauth.csrf_cookie.read(&parts.headers);
+    let cookie = &state.inner.oauth.csrf_cookie;
+    // Two cookies of the name: one was planted (a sibling subdomain, a longer Path).
+    if crate::auth::cookie_values(&parts.headers, &cookie.name).count() > 1 {
+        return Err(ApiError::code(ErrorCode::OAuthInvalidState));
+    }
+    let cookie_secret = cookie.read(&parts.headers);
     let claims = state.states().check(
         &raw_state,
         cookie_secret.as_deref(),
@@ -391,19 +444,31 @@ async fn callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     State(state): State<ClientState<S, H>>,
     RawQuery(query): RawQuery,
     parts: Parts,
+) -> Response {
+    let mut verified = false;
+    let answer = sign_in_callback(&state, query, &parts, &mut verified).await;
+    ending_flow(&state, answer, verified)
+}
+
+async fn sign_in_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    state: &ClientState<S, H>,
+    query: Option<String>,
+    parts: &Parts,
+    verified: &mut bool,
 ) -> Result<Response, ApiError> {
-    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
-    let checked = check_callback(&state, &parts, query, Flow::SignIn)?;
-    let sign_in = exchange(&state, &checked, Flow::SignIn).await?;
+    state.inner.limit(LimitedRoute::OAuth, parts, None).await?;
+    let checked = check_callback(state, parts, query, Flow::SignIn)?;
+    *verified = true;
+    let sign_in = exchange(state, &checked, Flow::SignIn).await?;
     let inner = &state.inner;
     let client = state.client();
     let backend = state.backend()?;
-    let mut response = match &client.after_login_redirect {
+    let response = match &client.after_login_redirect {
         // A Bearer token never goes into a URL: the front end gets a one-time code.
         Some(url) if !backend.transport.is_cookie() => {
             let user = inner
                 .manager
-                .oauth_resolve(&sign_in, client.policy, Some(&parts))
+                .oauth_resolve(&sign_in, client.policy, Some(parts))
                 .await
                 .map_err(sign_in_error)?;
             let codec = inner
@@ -426,14 +491,13 @@ async fn callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
                     &sign_in,
                     client.policy,
                     backend,
-                    Some(&parts),
+                    Some(parts),
                     redirect.as_deref(),
                 )
                 .await;
             super::login_answer(outcome, sign_in_error)?
         }
     };
-    clear_csrf_cookie(&state, &mut response);
     Ok(response)
 }
 
@@ -492,27 +556,38 @@ async fn associate_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>
     State(state): State<ClientState<S, H>>,
     RawQuery(query): RawQuery,
     parts: Parts,
+) -> Response {
+    let mut verified = false;
+    let answer = link_callback(&state, query, &parts, &mut verified).await;
+    ending_flow(&state, answer, verified)
+}
+
+async fn link_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
+    state: &ClientState<S, H>,
+    query: Option<String>,
+    parts: &Parts,
+    verified: &mut bool,
 ) -> Result<Response, ApiError> {
-    state.inner.limit(LimitedRoute::OAuth, &parts, None).await?;
+    state.inner.limit(LimitedRoute::OAuth, parts, None).await?;
     if state.inner.policy.strict_compat {
-        current_user(&state.inner, &parts).await?;
+        current_user(&state.inner, parts).await?;
     }
-    let checked = check_callback(&state, &parts, query, Flow::Associate)?;
-    let user = linking_user(&state.inner, &parts, checked.claims.sub.as_deref()).await?;
+    let checked = check_callback(state, parts, query, Flow::Associate)?;
+    *verified = true;
+    let linker = &checked.claims.linker;
+    let user = linking_user(&state.inner, parts, linker).await?;
     user_requirements(&state.inner).check(Some(&user))?;
-    if checked.claims.sub.as_deref() != Some(user.id.to_string().as_str()) {
+    if linker.sub.as_deref() != Some(user.id.to_string().as_str()) {
         return Err(ApiError::code(ErrorCode::BadRequest));
     }
-    let sign_in = exchange(&state, &checked, Flow::Associate).await?;
+    let sign_in = exchange(state, &checked, Flow::Associate).await?;
     let user = state
         .inner
         .manager
-        .oauth_associate(&user, &sign_in, Some(&parts))
+        .oauth_associate(&user, &sign_in, Some(parts))
         .await
         .map_err(sign_in_error)?;
-    let mut response = super::user_response(StatusCode::OK, &user);
-    clear_csrf_cookie(&state, &mut response);
-    Ok(response)
+    Ok(super::user_response(StatusCode::OK, &user))
 }
 
 async fn list_accounts<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(

@@ -14,8 +14,22 @@ use crate::keys::{KeyRing, Purpose};
 use crate::secret::{constant_time_eq, random_token};
 use crate::tokens::{JwtCodec, OAUTH_STATE_AUDIENCE, TokenError, now_unix};
 
-/// Lifetime of a state and its CSRF cookie, seconds (as the reference).
-pub(super) const STATE_LIFETIME: i64 = 3600;
+/// Lifetime of a sign-in state and its CSRF cookie, seconds (as the reference).
+const SIGN_IN_LIFETIME: i64 = 3600;
+
+/// Lifetime of a linking state, seconds: short, as it may stand in for the user's credentials
+/// (see [`Linker`]).
+const ASSOCIATE_LIFETIME: i64 = 600;
+
+/// The CSRF cookie's name: `__Host-` prefixed when it is `Secure` (so a sibling subdomain or a
+/// plain-HTTP page cannot plant one), the reference's name under `strict_compat`.
+pub(crate) fn csrf_cookie_name(secure: bool, strict_compat: bool) -> &'static str {
+    if secure && !strict_compat {
+        "__Host-fastapiusersoauthcsrf"
+    } else {
+        "fastapiusersoauthcsrf"
+    }
+}
 
 /// Which flow a state was made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +39,14 @@ pub(super) enum Flow {
 }
 
 impl Flow {
+    /// How long a state of this flow, and its cookie, live.
+    pub(super) fn lifetime(self) -> i64 {
+        match self {
+            Flow::SignIn => SIGN_IN_LIFETIME,
+            Flow::Associate => ASSOCIATE_LIFETIME,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Flow::SignIn => "sign-in",
@@ -33,12 +55,32 @@ impl Flow {
     }
 }
 
+/// Who started a linking flow, and what the credential-less callback must find unchanged to
+/// link to them: the session of the authorize request still live, the same password hash
+/// (so logout, revocation and a password reset end the state), and a Bearer transport (a
+/// cookie app's browser sends its cookie on the callback itself).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct Linker {
+    /// The user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) sub: Option<String>,
+    /// The session of the authorize request, when its token belongs to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) sid: Option<String>,
+    /// The user's password fingerprint at authorize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) pwf: Option<String>,
+    /// Whether authorize was called over a Bearer transport.
+    #[serde(default)]
+    pub(super) bearer: bool,
+}
+
 /// What the `state` parameter carries, signed with its own sub-key.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct StateClaims {
-    /// The user who started a linking flow.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) sub: Option<String>,
+    /// The user who started a linking flow, if any.
+    #[serde(flatten)]
+    pub(super) linker: Linker,
     /// Keyed hash of the CSRF cookie's secret.
     #[serde(default)]
     csrf_hash: String,
@@ -75,17 +117,17 @@ impl StateCodec<'_> {
         &self,
         provider: &str,
         flow: Flow,
-        sub: Option<String>,
+        linker: Linker,
     ) -> Result<NewState, TokenError> {
         let cookie_secret = random_token(32);
         let now = now_unix();
         let claims = StateClaims {
-            sub,
+            linker,
             csrf_hash: self.csrf_hash(&cookie_secret),
             provider: provider.to_owned(),
             flow: flow.as_str().to_owned(),
             aud: OAUTH_STATE_AUDIENCE.into(),
-            exp: now + STATE_LIFETIME,
+            exp: now + flow.lifetime(),
             iat: now,
         };
         Ok(NewState {
@@ -152,7 +194,9 @@ mod tests {
             codec: &codec,
             keys: &keys,
         };
-        let new = states.issue("github", Flow::SignIn, None).unwrap();
+        let new = states
+            .issue("github", Flow::SignIn, Linker::default())
+            .unwrap();
         assert!(
             !new.state.contains(&new.cookie_secret),
             "the cookie's secret never travels in the state"
