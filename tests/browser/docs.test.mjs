@@ -166,11 +166,11 @@ test('the docs page lists every operation of the document, with nothing from els
 });
 
 test('a login through Try it out returns a token, and Authorize signs the other calls', { skip }, async () => {
-  await register('swagger@example.com', 'swaggerpass');
+  await register('swagger@example.com', 'violet tundra orchestra 58');
   const { page, context, blocked } = await docsPage();
 
   const login = await operation(page, 'auth', 'auth_jwt_login_auth_jwt_login_post');
-  await fillForm(login, { username: 'swagger@example.com', password: 'swaggerpass' });
+  await fillForm(login, { username: 'swagger@example.com', password: 'violet tundra orchestra 58' });
   const answer = await execute(login);
   assert.equal(answer.status, 200, answer.body);
   const token = JSON.parse(answer.body);
@@ -182,7 +182,7 @@ test('a login through Try it out returns a token, and Authorize signs the other 
   const dialog = page.locator('.dialog-ux .modal-ux');
   const bearer = dialog.locator('.auth-container', { hasText: 'OAuth2PasswordBearer' });
   await bearer.locator('#oauth_username').fill('swagger@example.com');
-  await bearer.locator('#oauth_password').fill('swaggerpass');
+  await bearer.locator('#oauth_password').fill('violet tundra orchestra 58');
   await bearer.locator('button.authorize').click();
   await bearer.locator('button', { hasText: 'Logout' }).waitFor();
   await dialog.locator('button.close-modal').click();
@@ -196,13 +196,13 @@ test('a login through Try it out returns a token, and Authorize signs the other 
 });
 
 test('the cookie backend: a login through Try it out sets the cookie the next calls carry', { skip }, async () => {
-  await register('cookie@example.com', 'cookiepass');
+  await register('cookie@example.com', 'amber glacier lantern 73');
   const { page, context, blocked } = await docsPage();
   const me = await operation(page, 'users', 'users_current_user_users_me_get');
   assert.equal((await execute(me)).status, 401);
 
   const login = await operation(page, 'auth', 'auth_cookie_login_auth_cookie_login_post');
-  await fillForm(login, { username: 'cookie@example.com', password: 'cookiepass' });
+  await fillForm(login, { username: 'cookie@example.com', password: 'amber glacier lantern 73' });
   assert.equal((await execute(login)).status, 204);
   const cookies = await context.cookies(base);
   assert.ok(cookies.some((c) => c.name === 'fastapiusersauth' && c.httpOnly), JSON.stringify(cookies));
