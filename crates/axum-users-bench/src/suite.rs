@@ -123,6 +123,8 @@ fn server_command(bin: &Path, dir: &Path, url: &str, secret: &str, options: &Opt
             "REQUEST_VERIFY_PER_IP",
             "RESET_PASSWORD_PER_IP",
             "VERIFY_PER_IP",
+            "REFRESH_PER_IP",
+            "OAUTH_PER_IP",
         ] {
             command.env(format!("AXUM_USERS_RATE_LIMITS_{rule}"), "1000000000/1");
         }

@@ -107,6 +107,9 @@ struct EmailChangeClaims {
     email: String,
     /// The user's `email_epoch` when the request was made.
     epoch: i64,
+    /// A keyed fingerprint of the password hash then: a reset or password change (the way a
+    /// victim takes an account back) voids a change the intruder asked for before it.
+    password_fgpt: String,
     aud: String,
     exp: i64,
     iat: i64,
@@ -136,6 +139,7 @@ where
             sub: user.id.to_string(),
             email: new_email.to_owned(),
             epoch: user.email_epoch,
+            password_fgpt: self.password_fingerprint(&user.hashed_password),
             aud: EMAIL_CHANGE_AUDIENCE.into(),
             exp: now + self.email_change_settings().lifetime.as_secs() as i64,
             iat: now,
@@ -168,7 +172,7 @@ where
     ///
     /// # Errors
     /// [`ManagerError::InvalidEmailChangeToken`] for a malformed, expired, used or superseded
-    /// token, or one of an inactive or deleted user; [`ManagerError::UserAlreadyExists`] when
+    /// token, one issued before the password changed, or one of an inactive or deleted user; [`ManagerError::UserAlreadyExists`] when
     /// the address was taken meanwhile; or a failure.
     pub async fn confirm_email_change(
         &self,
@@ -183,7 +187,12 @@ where
             .map_err(|_| bad())?;
         let id = S::Id::parse(&claims.sub).ok_or_else(bad)?;
         let user = self.store().get(&id).await?.ok_or_else(bad)?;
-        if claims.epoch != user.email_epoch || !user.is_active {
+        let fingerprint = self.password_fingerprint(&user.hashed_password);
+        let same_password = crate::secret::constant_time_eq(
+            fingerprint.as_bytes(),
+            claims.password_fgpt.as_bytes(),
+        );
+        if claims.epoch != user.email_epoch || !user.is_active || !same_password {
             return Err(bad());
         }
         if self.store().get_by_email(&claims.email).await?.is_some() {
@@ -357,6 +366,27 @@ mod tests {
                 Err(ManagerError::InvalidEmailChangeToken)
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn a_password_change_voids_a_pending_change() {
+        let m = manager(EmailChangeSettings::default());
+        let u = user(&m).await;
+        let token = m
+            .email_change_token(&u, "intruder@example.com")
+            .expect("token");
+        let update = UserUpdate {
+            password: Some(Secret::new("a brand new passphrase")),
+            current_password: Some(Secret::new("correct horse battery")),
+            ..UserUpdate::default()
+        };
+        m.update_pending(u, update, Privilege::SelfService, None)
+            .await
+            .expect("password change");
+        assert!(matches!(
+            m.confirm_email_change(&token, None).await,
+            Err(ManagerError::InvalidEmailChangeToken)
+        ));
     }
 
     #[tokio::test]
