@@ -100,25 +100,33 @@ where
         Ok(crate::sessions::logout_response(backend))
     }
 
-    /// Signs in the user a one-time login code names (the code already proved who it is):
-    /// the same steps as every way in after the throttle seam, which the caller passed before
-    /// spending the code (so that a 429 does not burn it).
+    /// Signs in the user a one-time login code of `provider` names (the code already proved who
+    /// it is): the throttle under the account's e-mail key (the counters of its password and
+    /// provider sign-ins), then `spend` (the code is used only once the throttle let it
+    /// through; `false` means it was used meanwhile), then the same steps as every way in.
     #[cfg_attr(not(feature = "oauth"), allow(dead_code))]
     pub(crate) async fn login_with_code(
         &self,
         user_id: &S::Id,
-        method: &SignInMethod,
-        account: &str,
+        provider: &str,
+        spend: impl FnOnce() -> bool + Send,
         backend: &AuthBackend<S::Id>,
         request: Option<&Parts>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
-        let Some(user) = self.store().get(user_id).await? else {
+        let method = SignInMethod::OAuth(provider.to_owned());
+        let owner = self.store().get(user_id).await?;
+        let account = owner
+            .as_ref()
+            .and_then(|u| crate::limits::account_key(&u.email))
+            .unwrap_or_else(|| format!("{provider}:{user_id}"));
+        self.throttle(&method, &account, request).await?;
+        let (Some(user), true) = (owner, spend()) else {
             return Err(ManagerError::InvalidLoginCode);
         };
         self.finish_login(
             user,
-            method,
-            account,
+            &method,
+            &account,
             backend,
             request,
             LoginResponse::Transport,

@@ -15,7 +15,6 @@ use crate::auth::{Authenticated, Requirements};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
-use crate::model::UserId;
 use crate::route_state::RouteState;
 use crate::sessions::RevokeReason;
 use crate::store::UserStore;
@@ -157,14 +156,7 @@ async fn named_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         .extension()
         .require(parts, requirements(inner, true))
         .await?;
-    let Some(id) = S::Id::parse(id) else {
-        return Err(ApiError::not_found());
-    };
-    match inner.manager.store().get(&id).await {
-        Ok(Some(user)) => Ok(user.id),
-        Ok(None) => Err(ApiError::not_found()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(super::users::user_or_404(inner, id).await?.id)
 }
 
 async fn list_theirs<S: UserStore, H: UserHooks<S::Id, S::Fields>>(

@@ -67,7 +67,7 @@ async fn current<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     Ok(inner.extension().require(parts, requirements).await?.user)
 }
 
-async fn user_or_404<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+pub(super) async fn user_or_404<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &RouteState<S, H>,
     id: &str,
 ) -> Result<UserOf<S>, ApiError> {

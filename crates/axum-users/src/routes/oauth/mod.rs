@@ -30,7 +30,7 @@ use state::{Flow, Linker, StateClaims, StateCodec};
 use crate::auth::{Requirements, no_store};
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
-use crate::hooks::{SignInMethod, UserHooks};
+use crate::hooks::UserHooks;
 use crate::keys::Purpose;
 use crate::limits::LimitedRoute;
 use crate::manager::{ManagerError, UserOf};
@@ -522,32 +522,16 @@ async fn redeem_code<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
         .and_then(|id| S::Id::parse(&id))
         .ok_or_else(invalid)?;
     let backend = state.backend()?;
-    let method = SignInMethod::OAuth(client.name().to_owned());
-    // The throttle runs before the code is spent, under the account's e-mail key: the same
-    // counters as the password and provider sign-ins of that account.
-    let owner = inner
-        .manager
-        .store()
-        .get(&user_id)
-        .await
-        .map_err(|e| super::server_error(e.into()))?;
-    let account = owner
-        .as_ref()
-        .and_then(|u| crate::limits::account_key(&u.email))
-        .unwrap_or_else(|| format!("{}:{user_id}", client.name()));
-    inner
-        .manager
-        .throttle(&method, &account, Some(&parts))
-        .await
-        .map_err(super::server_error)?;
-    inner
-        .oauth
-        .login_codes
-        .redeem(&codec, &code, client.name())
-        .ok_or_else(invalid)?;
+    let spend = || {
+        inner
+            .oauth
+            .login_codes
+            .redeem(&codec, &code, client.name())
+            .is_some()
+    };
     let outcome = inner
         .manager
-        .login_with_code(&user_id, &method, &account, backend, Some(&parts))
+        .login_with_code(&user_id, client.name(), spend, backend, Some(&parts))
         .await;
     super::login_answer(outcome, super::server_error)
 }
