@@ -31,7 +31,7 @@ use crate::store::UserStore;
 ///
 /// let users = AxumUsers::builder(store, "a secret of at least 32 bytes, from config!").build().unwrap();
 /// let app: Router = Router::new()
-///     .route("/hello", get(|ActiveUser(user): ActiveUser| async move { format!("Hello {}", user.email) }))
+///     .route("/hello", get(|ActiveUser(user): ActiveUser<_, _>| async move { format!("Hello {}", user.email) }))
 ///     .with_state(users.clone())
 ///     .merge(users.router());
 /// # }

@@ -7,13 +7,14 @@
 //! a valid token, 401 for an inactive user where activity is required, 403 for a missing
 //! verification or superuser flag.
 //!
-//! An extractor with the wrong types does not compile:
+//! The extractors have no default types, so one written without them does not compile, and
+//! rustc's message says what to write (``missing generics for struct `VerifiedUser` ... add
+//! missing generic arguments: `VerifiedUser<Id, F>` ``):
 //!
-//! ```compile_fail
+//! ```compile_fail,E0107
 //! use axum::{Router, routing::get};
 //! use axum_users::{AxumUsers, MemoryStore, VerifiedUser};
 //!
-//! // A store with i64 ids: `VerifiedUser` alone means `VerifiedUser<Uuid, NoFields>`.
 //! let users = AxumUsers::builder(MemoryStore::<i64>::new(), "a secret of at least 32 bytes, from config!")
 //!     .build()
 //!     .unwrap();
@@ -22,7 +23,8 @@
 //!     .with_state(users.clone());
 //! ```
 //!
-//! and written with the store's types, it does:
+//! Written with the store's types, or with `_` in a closure (the router's state fills them
+//! in), it does:
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -31,29 +33,45 @@
 //! let users = AxumUsers::builder(MemoryStore::<i64>::new(), "a secret of at least 32 bytes, from config!")
 //!     .build()
 //!     .unwrap();
+//! async fn hello(VerifiedUser(user): VerifiedUser<i64, NoFields>) -> String {
+//!     user.email
+//! }
 //! let app: Router = Router::new()
-//!     .route("/hello", get(|VerifiedUser(user): VerifiedUser<i64, NoFields>| async move { user.email }))
+//!     .route("/hello", get(hello))
+//!     .route("/bye", get(|VerifiedUser(user): VerifiedUser<_, _>| async move { user.email }))
 //!     .with_state(users.clone())
 //!     .merge(users.router());
 //! ```
 //!
-//! Without help, rustc says only that the handler does not implement `Handler`. With
-//! `#[axum::debug_handler]` on the handler (axum's `macros` feature) it names the mismatch:
-//! ``type mismatch resolving `<MemoryStore<i64> as UserStore>::Id == Uuid` ... required for
-//! `VerifiedUser` to implement `FromRequestParts<AxumUsers<MemoryStore<i64>>>` ``; and for a
-//! router whose state holds no users (`Router<()>`), [`UsersState`]'s message: ``the router's
-//! state `()` does not hold the users of an `axum_users::User<i64, NoFields>` store``, with
-//! what to write.
+//! Types that disagree with the store's do not compile either:
+//!
+//! ```compile_fail,E0277
+//! use axum::{Router, routing::get};
+//! use axum_users::{AxumUsers, MemoryStore, NoFields, VerifiedUser};
+//!
+//! let users = AxumUsers::builder(MemoryStore::<i64>::new(), "a secret of at least 32 bytes, from config!")
+//!     .build()
+//!     .unwrap();
+//! let app: Router = Router::new()
+//!     .route("/hello", get(|VerifiedUser(user): VerifiedUser<uuid::Uuid, NoFields>| async move { user.email }))
+//!     .with_state(users.clone());
+//! ```
+//!
+//! For that mistake rustc says only that the handler does not implement `Handler` (and
+//! suggests `#[axum::debug_handler]`); with it on the handler (axum's `macros` feature) it
+//! names the mismatch: ``type mismatch resolving `<MemoryStore<i64> as UserStore>::Id == Uuid` ...``.
+//! For a router whose state holds no users (`Router<()>`), [`UsersState`]'s message says
+//! ``the router's state `()` does not hold the users of an `axum_users::User<i64, NoFields>` store``,
+//! with what to write.
 
 use axum::extract::FromRequestParts;
 use http::request::Parts;
-use uuid::Uuid;
 
 use crate::app::{AxumUsers, RouterStore};
 use crate::auth::{AuthExtension, Requirements};
 use crate::error::ApiError;
 use crate::hooks::UserHooks;
-use crate::model::{NoFields, User, UserFields, UserId};
+use crate::model::{User, UserFields, UserId};
 
 /// A router state the extractors can find the users of one store in: the [`AxumUsers`] value
 /// itself, or an application's state that holds it.
@@ -80,7 +98,7 @@ use crate::model::{NoFields, User, UserFields, UserId};
 #[diagnostic::on_unimplemented(
     message = "the router's state `{Self}` does not hold the users of an `axum_users::User<{Id}, {F}>` store",
     label = "this extractor reads the users from the router's state",
-    note = "write the extractor with the store's id and fields types, e.g. `VerifiedUser<i64, MyFields>` for a store of `i64` ids and `MyFields` (written alone, the extractors mean `<uuid::Uuid, NoFields>`)",
+    note = "write the extractor with the store's id and fields types, e.g. `VerifiedUser<i64, MyFields>` for a store of `i64` ids and `MyFields`",
     note = "give the router the `AxumUsers` value as state (`Router::new().route(..).with_state(users.clone())`), or implement `UsersState<Id, F>` for the application's state"
 )]
 pub trait UsersState<Id, F>: Send + Sync {
@@ -109,12 +127,12 @@ macro_rules! user_extractor {
         $(#[$doc])*
         ///
         #[doc = concat!(
-            "Written alone it means `<uuid::Uuid, NoFields>`; with another store write its ",
-            "types, e.g. `", stringify!($name), "<i64, MyFields>`. The router's state must ",
-            "implement [`UsersState`] for them."
+            "Written with the store's id and fields types, e.g. `", stringify!($name),
+            "<Uuid, NoFields>` or `", stringify!($name), "<i64, MyFields>` (`<_, _>` in a closure). ",
+            "The router's state must implement [`UsersState`] for them."
         )]
         #[derive(Debug, Clone)]
-        pub struct $name<Id = Uuid, F = NoFields>(pub User<Id, F>);
+        pub struct $name<Id, F>(pub User<Id, F>);
 
         impl<S: UsersState<Id, F>, Id: UserId, F: UserFields> FromRequestParts<S> for $name<Id, F> {
             type Rejection = ApiError;
@@ -148,9 +166,9 @@ user_extractor!(
 );
 
 /// The current user if there is one (`current_user(optional=True)`); never rejects but for a
-/// storage outage (503). Written alone it means `<uuid::Uuid, NoFields>`.
+/// storage outage (503). Written with the store's types, as the other extractors.
 #[derive(Debug, Clone)]
-pub struct MaybeUser<Id = Uuid, F = NoFields>(pub Option<User<Id, F>>);
+pub struct MaybeUser<Id, F>(pub Option<User<Id, F>>);
 
 impl<S: UsersState<Id, F>, Id: UserId, F: UserFields> FromRequestParts<S> for MaybeUser<Id, F> {
     type Rejection = ApiError;

@@ -21,10 +21,10 @@
 //! use axum_users::{ActiveUser, AxumUsers, MemoryStore};
 //!
 //! # fn main() -> Result<(), axum_users::BuildError> {
-//! let users = AxumUsers::builder(MemoryStore::new(), "a secret of at least 32 bytes, from config!")
-//!     .build()?;
+//! let store: MemoryStore = MemoryStore::new(); // UUID ids, no custom fields
+//! let users = AxumUsers::builder(store, "a secret of at least 32 bytes, from config!").build()?;
 //! let app: Router = Router::new()
-//!     .route("/hello", get(|ActiveUser(user): ActiveUser| async move { format!("Hello {}", user.email) }))
+//!     .route("/hello", get(|ActiveUser(user): ActiveUser<_, _>| async move { format!("Hello {}", user.email) }))
 //!     .with_state(users.clone()) // the extractors read the users from the router state
 //!     .merge(users.router()); // every route, OAuth included
 //! # let _ = app; Ok(()) }
@@ -44,8 +44,10 @@
 //!
 //! ## 3. Ids and custom fields
 //!
-//! Written alone, the extractors mean `<uuid::Uuid, NoFields>`. With another store write its
-//! types; a mismatch does not compile (see [`UsersState`] for the message):
+//! The extractors take the store's id and fields types (`VerifiedUser<i64, Profile>`; `<_, _>`
+//! in a closure lets the router's state fill them in). They have no defaults, so forgetting
+//! them, or writing other types than the store's, does not compile (see [`extract`] for the
+//! messages):
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -146,7 +148,7 @@ mod email;
 mod email_change;
 mod error;
 mod error_code;
-mod extract;
+pub mod extract;
 mod hooks;
 mod keys;
 mod limits;

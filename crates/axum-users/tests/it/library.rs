@@ -423,23 +423,23 @@ async fn extractors_answer_as_current_user_does() {
     let app = Router::new()
         .route(
             "/current",
-            get(|CurrentUser(u): CurrentUser| async move { u.email }),
+            get(|CurrentUser(u): CurrentUser<_, _>| async move { u.email }),
         )
         .route(
             "/active",
-            get(|ActiveUser(u): ActiveUser| async move { u.email }),
+            get(|ActiveUser(u): ActiveUser<_, _>| async move { u.email }),
         )
         .route(
             "/verified",
-            get(|VerifiedUser(u): VerifiedUser| async move { u.email }),
+            get(|VerifiedUser(u): VerifiedUser<_, _>| async move { u.email }),
         )
         .route(
             "/super",
-            get(|Superuser(u): Superuser| async move { u.email }),
+            get(|Superuser(u): Superuser<_, _>| async move { u.email }),
         )
         .route(
             "/maybe",
-            get(|MaybeUser(u): MaybeUser| async move {
+            get(|MaybeUser(u): MaybeUser<_, _>| async move {
                 u.map(|u| u.email).unwrap_or_else(|| "anonymous".into())
             }),
         )
