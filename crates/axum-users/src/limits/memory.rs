@@ -70,8 +70,9 @@ pub struct MemoryLimiter {
     capacity: usize,
     /// The theoretical arrival time of each (rule, key).
     rates: Mutex<Bounded<(Rule, Digest32), Instant>>,
-    /// The recent failures of each key, with the window they count in.
-    failures: Mutex<Bounded<Digest32, (Duration, VecDeque<Instant>)>>,
+    /// The recent failures (and attempts in flight) of each key, each with its attempt id, with
+    /// the window they count in.
+    failures: Mutex<Bounded<Digest32, (Duration, VecDeque<(Instant, u64)>)>>,
 }
 
 impl Default for MemoryLimiter {
@@ -136,23 +137,8 @@ impl MemoryLimiter {
         None
     }
 
-    fn blocked_now(&self, key: &str, rule: Rule) -> Option<Duration> {
-        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let (_, log) = failures.entries.get(&digest(key))?;
-        let now = Instant::now();
-        let recent: Vec<&Instant> = log
-            .iter()
-            .filter(|at| now.duration_since(**at) < rule.window)
-            .collect();
-        if recent.len() < rule.limit as usize {
-            return None;
-        }
-        // Blocked until the oldest of the last `limit` failures leaves the window.
-        let oldest = recent[recent.len() - rule.limit as usize];
-        Some(rule.window.saturating_sub(now.duration_since(*oldest)))
-    }
-
-    fn record_now(&self, key: &str, rule: Rule) {
+    /// Checks and counts in one step, under the table's lock (see [`Limiter::attempt`]).
+    fn attempt_now(&self, key: &str, rule: Rule, id: u64) -> Option<Duration> {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let (window, log) = failures.entry(
@@ -160,14 +146,32 @@ impl MemoryLimiter {
             self.capacity,
             |(window, log)| {
                 log.back()
-                    .is_none_or(|at| now.duration_since(*at) >= *window)
+                    .is_none_or(|(at, _)| now.duration_since(*at) >= *window)
             },
             || (rule.window, VecDeque::new()),
         );
         *window = rule.window;
-        log.push_back(now);
-        while log.len() > rule.limit as usize {
-            log.pop_front();
+        log.retain(|(at, _)| now.duration_since(*at) < rule.window);
+        let limit = rule.limit as usize;
+        if log.len() >= limit {
+            // Blocked until the oldest of the last `limit` failures leaves the window.
+            let (oldest, _) = log[log.len() - limit];
+            return Some(rule.window.saturating_sub(now.duration_since(oldest)));
+        }
+        log.push_back((now, id));
+        None
+    }
+
+    /// Takes back the attempt `id` of `key`.
+    fn forget_now(&self, key: &str, id: u64) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let digest = digest(key);
+        let Some((_, log)) = failures.entries.get_mut(&digest) else {
+            return;
+        };
+        log.retain(|(_, attempt)| *attempt != id);
+        if log.is_empty() {
+            failures.entries.remove(&digest);
         }
     }
 }
@@ -177,13 +181,18 @@ impl Limiter for MemoryLimiter {
         Box::pin(async move { Ok(self.hit_now(key, rule)) })
     }
 
-    fn blocked<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>> {
-        Box::pin(async move { Ok(self.blocked_now(key, rule)) })
+    fn attempt<'a>(
+        &'a self,
+        key: &'a str,
+        rule: Rule,
+        id: u64,
+    ) -> LimitFuture<'a, Option<Duration>> {
+        Box::pin(async move { Ok(self.attempt_now(key, rule, id)) })
     }
 
-    fn record_failure<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, ()> {
+    fn forget<'a>(&'a self, key: &'a str, id: u64) -> LimitFuture<'a, ()> {
         Box::pin(async move {
-            self.record_now(key, rule);
+            self.forget_now(key, id);
             Ok(())
         })
     }
@@ -224,13 +233,45 @@ mod tests {
     fn failures_block_until_the_window_passes() {
         let limiter = MemoryLimiter::new();
         let rule = Rule::new(2, Duration::from_millis(200));
-        limiter.record_now("k", rule);
-        assert_eq!(limiter.blocked_now("k", rule), None);
-        limiter.record_now("k", rule);
-        let wait = limiter.blocked_now("k", rule).unwrap();
+        assert_eq!(limiter.attempt_now("k", rule, 1), None);
+        assert_eq!(limiter.attempt_now("k", rule, 3), None);
+        let wait = limiter.attempt_now("k", rule, 5).unwrap();
         assert!(wait <= Duration::from_millis(200));
         std::thread::sleep(Duration::from_millis(220));
-        assert_eq!(limiter.blocked_now("k", rule), None, "never permanent");
+        assert_eq!(limiter.attempt_now("k", rule, 7), None, "never permanent");
+    }
+
+    #[test]
+    fn a_forgotten_attempt_frees_its_place_and_only_its_own() {
+        let limiter = MemoryLimiter::new();
+        let rule = Rule::per_seconds(2, 60);
+        assert_eq!(limiter.attempt_now("k", rule, 1), None);
+        assert_eq!(limiter.attempt_now("k", rule, 3), None);
+        assert!(limiter.attempt_now("k", rule, 5).is_some(), "two in flight");
+        limiter.forget_now("k", 3);
+        assert_eq!(limiter.attempt_now("k", rule, 7), None, "3 was taken back");
+        limiter.forget_now("k", 99);
+        assert!(limiter.attempt_now("k", rule, 9).is_some(), "1 and 7 stay");
+    }
+
+    #[test]
+    fn concurrent_attempts_at_the_last_place_pass_once() {
+        let limiter = std::sync::Arc::new(MemoryLimiter::new());
+        let rule = Rule::per_seconds(3, 60);
+        assert_eq!(limiter.attempt_now("k", rule, 1), None);
+        assert_eq!(limiter.attempt_now("k", rule, 3), None);
+        let threads: Vec<_> = (0..16u64)
+            .map(|i| {
+                let limiter = limiter.clone();
+                std::thread::spawn(move || limiter.attempt_now("k", rule, 11 + 2 * i).is_none())
+            })
+            .collect();
+        let passed = threads
+            .into_iter()
+            .filter_map(|t| t.join().ok())
+            .filter(|passed| *passed)
+            .count();
+        assert_eq!(passed, 1, "the check and the count are one step");
     }
 
     #[test]
@@ -241,7 +282,7 @@ mod tests {
         for i in 0..5_000 {
             let key = format!("{long}{i}");
             assert_eq!(limiter.hit_now(&key, rule), None);
-            limiter.record_now(&key, rule);
+            assert_eq!(limiter.attempt_now(&key, rule, 1), None);
         }
         assert!(limiter.len() <= 200, "{} entries", limiter.len());
         // A key just used is still counted.
@@ -257,7 +298,7 @@ mod tests {
         let rule = Rule::new(1, Duration::from_millis(20));
         for i in 0..SWEEP_EVERY / 2 {
             limiter.hit_now(&i.to_string(), rule);
-            limiter.record_now(&i.to_string(), rule);
+            limiter.attempt_now(&i.to_string(), rule, 1);
         }
         std::thread::sleep(Duration::from_millis(30));
         for i in 0..SWEEP_EVERY {
