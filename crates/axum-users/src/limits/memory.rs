@@ -1,14 +1,17 @@
 //! The in-memory [`Limiter`]: one node's counters. Rate limits are GCRA (one theoretical
 //! arrival time per key and rule); failures are a sliding log of at most `limit` instants per
 //! key. Keys are stored as their SHA-256, so an entry has a fixed size whatever a client sends;
-//! the expired entries are swept every [`SWEEP_EVERY`] new keys, and past the capacity an
-//! arbitrary entry makes room, so a flood of distinct keys has a hard memory bound.
+//! the expired entries are swept every [`SWEEP_EVERY`] new keys, and past the capacity the
+//! least recently used entry makes room, so a flood of distinct keys has a hard memory bound
+//! and evicts the counters nobody is using first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
+use std::hash::RandomState;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use hashlink::LinkedHashMap;
 use sha2::{Digest, Sha256};
 
 use super::{LimitFuture, Limiter, Rule};
@@ -25,22 +28,24 @@ fn digest(key: &str) -> Digest32 {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// A map with a capacity and a periodic sweep of what has expired.
+/// A map with a capacity, in order of last use: the expired entries are swept periodically, and
+/// past the capacity the least recently used one makes room (a counter a client keeps hitting is
+/// the last to go; one nobody touched for longest is the first).
 struct Bounded<K, V> {
-    entries: HashMap<K, V>,
+    entries: LinkedHashMap<K, V, RandomState>,
     inserts: usize,
 }
 
-impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
+impl<K: Hash + Eq, V> Bounded<K, V> {
     fn new() -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: LinkedHashMap::with_hasher(RandomState::new()),
             inserts: 0,
         }
     }
 
-    /// The entry of `key`, made room for when new: the expired ones are swept every
-    /// [`SWEEP_EVERY`] new keys; at `capacity`, one arbitrary entry is dropped.
+    /// The entry of `key`, now the most recently used; made room for when new: the expired ones
+    /// are swept every [`SWEEP_EVERY`] new keys; at `capacity`, the least recently used goes.
     fn entry(
         &mut self,
         key: K,
@@ -48,17 +53,16 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         expired: impl Fn(&V) -> bool,
         new: impl FnOnce() -> V,
     ) -> &mut V {
-        if !self.entries.contains_key(&key) {
+        if self.entries.contains_key(&key) {
+            self.entries.to_back(&key);
+        } else {
             self.inserts += 1;
             if self.inserts >= SWEEP_EVERY {
                 self.inserts = 0;
                 self.entries.retain(|_, v| !expired(v));
             }
-            if self.entries.len() >= capacity.max(1) {
-                let victim = self.entries.keys().next().cloned();
-                if let Some(victim) = victim {
-                    self.entries.remove(&victim);
-                }
+            while self.entries.len() >= capacity.max(1) {
+                self.entries.pop_front();
             }
         }
         self.entries.entry(key).or_insert_with(new)
@@ -276,6 +280,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_distinct_long_keys_stays_within_the_capacity() {
+        // 5,000 distinct keys of 16 KiB each: 80 MiB if kept; held as 100 fixed-size digests.
         let limiter = MemoryLimiter::with_capacity(100);
         let rule = Rule::per_seconds(5, 3600);
         let long = "x".repeat(16 * 1024);
@@ -290,6 +295,54 @@ mod tests {
             limiter.hit_now("fresh", rule);
         }
         assert!(limiter.hit_now("fresh", rule).is_some());
+    }
+
+    #[test]
+    fn past_the_capacity_the_least_recently_used_key_makes_room() {
+        let limiter = MemoryLimiter::with_capacity(3);
+        let rule = Rule::per_seconds(1, 3600);
+        for key in ["a", "b", "c"] {
+            assert_eq!(limiter.hit_now(key, rule), None);
+        }
+        assert!(limiter.hit_now("a", rule).is_some(), "a is used again");
+        assert_eq!(limiter.hit_now("d", rule), None, "d makes room");
+        assert!(
+            limiter.hit_now("a", rule).is_some(),
+            "a was used lately: kept"
+        );
+        assert!(limiter.hit_now("c", rule).is_some(), "c: kept");
+        assert_eq!(
+            limiter.hit_now("b", rule),
+            None,
+            "b, the least recently used, was dropped for d"
+        );
+        assert!(limiter.len() <= 3);
+    }
+
+    #[test]
+    fn a_flood_of_distinct_addresses_keeps_the_counter_under_attack() {
+        // An attacker floods with fresh keys (IPs, addresses) to evict the failure log of the
+        // account being guessed; each guess touches that log, so the flood must outrun the
+        // capacity between two guesses.
+        let limiter = MemoryLimiter::with_capacity(1000);
+        let rule = Rule::per_seconds(3, 3600);
+        for round in 0..2u64 {
+            assert_eq!(
+                limiter.attempt_now("login_failures:victim", rule, 2 * round + 1),
+                None
+            );
+            for i in 0..900 {
+                limiter.attempt_now(&format!("login_failures:{round}-{i}"), rule, 1);
+            }
+        }
+        assert_eq!(limiter.attempt_now("login_failures:victim", rule, 99), None);
+        assert!(
+            limiter
+                .attempt_now("login_failures:victim", rule, 101)
+                .is_some(),
+            "three failures survived 1,800 other keys in a table of 1,000"
+        );
+        assert!(limiter.len() <= 1000, "{}", limiter.len());
     }
 
     #[test]
