@@ -127,23 +127,28 @@ pub(crate) fn redis(config: &Config) -> Result<Option<Redis>> {
 }
 
 /// The rate-limit counters in Redis when Redis is configured, so that every node shares them
-/// (under `<redis_key_prefix>limit:`); `None`: in this node's memory.
+/// (under `<redis_key_prefix>limit:`, named by a keyed hash under a sub-key of `secret`, which
+/// every node shares too); `None`: in this node's memory.
 ///
 /// # Errors
 /// When the URL is malformed.
-pub(crate) fn redis_limiter(config: &Config) -> Result<Option<Arc<dyn axum_users::Limiter>>> {
+pub(crate) fn redis_limiter(
+    config: &Config,
+    secret: &Secret,
+) -> Result<Option<Arc<dyn axum_users::Limiter>>> {
     let Some(redis) = &config.redis else {
         return Ok(None);
     };
     let prefix = format!("{}limit:", redis.key_prefix);
+    let names = axum_users::CounterKeys::new(secret.clone());
     let limiter =
-        axum_users_redis::RedisLimiter::connect(redis.url.expose(), prefix, redis.timeout)
+        axum_users_redis::RedisLimiter::connect(redis.url.expose(), prefix, names, redis.timeout)
             .with_context(|| {
-                format!(
-                    "invalid Redis URL {} (check AXUM_USERS_REDIS_URL)",
-                    redis.url
-                )
-            })?;
+            format!(
+                "invalid Redis URL {} (check AXUM_USERS_REDIS_URL)",
+                redis.url
+            )
+        })?;
     Ok(Some(Arc::new(limiter)))
 }
 
@@ -179,7 +184,7 @@ pub(crate) fn users_with_outbox(
     let hooks = ServerHooks {
         outbox: outbox.clone(),
         composer: crate::mail_config::composer(&config.mail)?,
-        notify_password_changed: config.mail.notify_password_changed,
+        notices: config.mail.notices,
     };
     let mut builder = AxumUsers::builder(store.clone(), secret);
     if let Some(lifetime) = config.db_tokens {

@@ -253,7 +253,7 @@ async fn serve(config: Config) -> Result<()> {
     for name in config.oauth.keys() {
         tracing::info!(provider = %name, "OAuth sign-in at /auth/{name}/authorize");
     }
-    let limiter = app::redis_limiter(&config)?;
+    let limiter = app::redis_limiter(&config, &secret)?;
     let (users, outbox) = app::users_with_outbox(
         &config,
         store.clone(),

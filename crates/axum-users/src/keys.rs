@@ -39,6 +39,8 @@ pub(crate) enum Purpose {
     MailOutbox,
     /// E-mail change confirmation tokens (`email_change.rs`).
     EmailChange,
+    /// The keyed names of rate-limit counters in a shared store (`limits::CounterKeys`).
+    CounterKeys,
 }
 
 impl Purpose {
@@ -54,6 +56,7 @@ impl Purpose {
             Purpose::ProviderTokens => b"axum-users/provider-tokens/v1",
             Purpose::MailOutbox => b"axum-users/mail-outbox/v1",
             Purpose::EmailChange => b"axum-users/email-change/v1",
+            Purpose::CounterKeys => b"axum-users/counter-keys/v1",
         }
     }
 }

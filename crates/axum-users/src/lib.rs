@@ -189,8 +189,8 @@ pub use hooks::{
     SecurityEvent, SignInMethod, UserHooks,
 };
 pub use limits::{
-    Defences, LimitError, LimitFuture, LimitedRoute, Limiter, LoginThrottle, MemoryLimiter,
-    RateLimits, RouteLimits, Rule, account_key,
+    CounterKeys, Defences, LimitError, LimitFuture, LimitedRoute, Limiter, LoginThrottle,
+    MemoryLimiter, RateLimits, RouteLimits, Rule, account_key,
 };
 pub use login::LoginOutcome;
 pub use manager::{

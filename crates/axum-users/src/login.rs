@@ -64,23 +64,25 @@ where
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         let method = SignInMethod::Password;
         let account = crate::limits::account_key(email).unwrap_or_else(|| email.to_owned());
-        self.throttle(&method, &account, request).await?;
-        let user = match self.authenticate(email, password).await? {
-            Some(user) => user,
-            None => {
-                return Err(self
-                    .refuse(&method, &account, ManagerError::BadCredentials)
-                    .await);
-            }
-        };
-        self.finish_login(
-            user,
-            &method,
-            &account,
-            backend,
-            request,
-            LoginResponse::Transport,
-        )
+        self.throttled(&method, &account, request, async {
+            let user = match self.authenticate(email, password).await? {
+                Some(user) => user,
+                None => {
+                    return Err(self
+                        .refuse(&method, &account, ManagerError::BadCredentials)
+                        .await);
+                }
+            };
+            self.finish_login(
+                user,
+                &method,
+                &account,
+                backend,
+                request,
+                LoginResponse::Transport,
+            )
+            .await
+        })
         .await
     }
 
@@ -119,28 +121,49 @@ where
             .as_ref()
             .and_then(|u| crate::limits::account_key(&u.email))
             .unwrap_or_else(|| format!("{provider}:{user_id}"));
-        self.throttle(&method, &account, request).await?;
-        let (Some(user), true) = (owner, spend()) else {
-            return Err(ManagerError::InvalidLoginCode);
-        };
-        self.finish_login(
-            user,
-            &method,
-            &account,
-            backend,
-            request,
-            LoginResponse::Transport,
-        )
+        self.throttled(&method, &account, request, async {
+            let (Some(user), true) = (owner, spend()) else {
+                return Err(ManagerError::InvalidLoginCode);
+            };
+            self.finish_login(
+                user,
+                &method,
+                &account,
+                backend,
+                request,
+                LoginResponse::Transport,
+            )
+            .await
+        })
         .await
     }
 
-    /// The seam before any credential is checked.
-    pub(crate) async fn throttle(
+    /// Runs a sign-in's `checks` behind the throttle seam: the account's failure count is
+    /// checked and spent in one atomic step before them (so that concurrent attempts at the
+    /// last allowed failure cannot all spend a hash), then kept when they end in
+    /// [`ManagerError::BadCredentials`] and taken back otherwise.
+    pub(crate) async fn throttled<T>(
         &self,
         method: &SignInMethod,
         account: &str,
         request: Option<&Parts>,
-    ) -> Result<(), ManagerError> {
+        checks: impl std::future::Future<Output = Result<T, ManagerError>>,
+    ) -> Result<T, ManagerError> {
+        let slot = self.throttle(method, account, request).await?;
+        let outcome = checks.await;
+        let failed = matches!(outcome, Err(ManagerError::BadCredentials));
+        self.defences().end_attempt(slot, failed).await;
+        outcome
+    }
+
+    /// The seam before any credential is checked; see [`UserManager::throttled`], which ends
+    /// the slot it takes.
+    async fn throttle(
+        &self,
+        method: &SignInMethod,
+        account: &str,
+        request: Option<&Parts>,
+    ) -> Result<Option<crate::limits::AttemptSlot>, ManagerError> {
         let attempt = LoginAttempt {
             method,
             account,
@@ -150,22 +173,20 @@ where
             let error = ManagerError::LoginRefused(refused.retry_after);
             return Err(self.refuse(method, account, error).await);
         }
-        if let Err(error) = self.defend_login(account, request).await {
-            return Err(self.refuse(method, account, error).await);
+        match self.defend_login(account, request).await {
+            Ok(slot) => Ok(slot),
+            Err(error) => Err(self.refuse(method, account, error).await),
         }
-        Ok(())
     }
 
-    /// Fires the failure event and hands the error back.
+    /// Fires the failure event and hands the error back (the failure itself was counted by
+    /// the throttle seam, see [`UserManager::throttled`]).
     async fn refuse(
         &self,
         method: &SignInMethod,
         account: &str,
         error: ManagerError,
     ) -> ManagerError {
-        if matches!(error, ManagerError::BadCredentials) {
-            self.defences().record_login_failure(account).await;
-        }
         let reason = match &error {
             ManagerError::BadCredentials => ErrorCode::LoginBadCredentials.as_str(),
             ManagerError::UserNotVerified => ErrorCode::LoginUserNotVerified.as_str(),

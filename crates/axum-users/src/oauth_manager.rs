@@ -238,14 +238,16 @@ where
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         let method = SignInMethod::OAuth(sign_in.oauth_name.clone());
         let account = sign_in.account_key();
-        self.throttle(&method, &account, request).await?;
-        let user = self.oauth_callback(sign_in, policy, request).await?;
-        let answer = match redirect {
-            Some(url) => LoginResponse::Redirect(url),
-            None => LoginResponse::Transport,
-        };
-        self.finish_login(user, &method, &account, backend, request, answer)
-            .await
+        self.throttled(&method, &account, request, async {
+            let user = self.oauth_callback(sign_in, policy, request).await?;
+            let answer = match redirect {
+                Some(url) => LoginResponse::Redirect(url),
+                None => LoginResponse::Transport,
+            };
+            self.finish_login(user, &method, &account, backend, request, answer)
+                .await
+        })
+        .await
     }
 
     /// Resolves a provider sign-in without issuing a token, for a redirect that hands the
@@ -262,13 +264,14 @@ where
         request: Option<&Parts>,
     ) -> Result<UserOf<S>, ManagerError> {
         let method = SignInMethod::OAuth(sign_in.oauth_name.clone());
-        self.throttle(&method, &sign_in.account_key(), request)
-            .await?;
-        let user = self.oauth_callback(sign_in, policy, request).await?;
-        if !user.is_active {
-            return Err(ManagerError::BadCredentials);
-        }
-        Ok(user)
+        self.throttled(&method, &sign_in.account_key(), request, async {
+            let user = self.oauth_callback(sign_in, policy, request).await?;
+            if !user.is_active {
+                return Err(ManagerError::BadCredentials);
+            }
+            Ok(user)
+        })
+        .await
     }
 
     /// Links an external account to `user` (or refreshes it when already theirs) and fires

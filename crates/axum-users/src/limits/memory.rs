@@ -1,14 +1,17 @@
 //! The in-memory [`Limiter`]: one node's counters. Rate limits are GCRA (one theoretical
 //! arrival time per key and rule); failures are a sliding log of at most `limit` instants per
 //! key. Keys are stored as their SHA-256, so an entry has a fixed size whatever a client sends;
-//! the expired entries are swept every [`SWEEP_EVERY`] new keys, and past the capacity an
-//! arbitrary entry makes room, so a flood of distinct keys has a hard memory bound.
+//! the expired entries are swept every [`SWEEP_EVERY`] new keys, and past the capacity the
+//! least recently used entry makes room, so a flood of distinct keys has a hard memory bound
+//! and evicts the counters nobody is using first.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
+use std::hash::RandomState;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use hashlink::LinkedHashMap;
 use sha2::{Digest, Sha256};
 
 use super::{LimitFuture, Limiter, Rule};
@@ -25,22 +28,24 @@ fn digest(key: &str) -> Digest32 {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// A map with a capacity and a periodic sweep of what has expired.
+/// A map with a capacity, in order of last use: the expired entries are swept periodically, and
+/// past the capacity the least recently used one makes room (a counter a client keeps hitting is
+/// the last to go; one nobody touched for longest is the first).
 struct Bounded<K, V> {
-    entries: HashMap<K, V>,
+    entries: LinkedHashMap<K, V, RandomState>,
     inserts: usize,
 }
 
-impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
+impl<K: Hash + Eq, V> Bounded<K, V> {
     fn new() -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: LinkedHashMap::with_hasher(RandomState::new()),
             inserts: 0,
         }
     }
 
-    /// The entry of `key`, made room for when new: the expired ones are swept every
-    /// [`SWEEP_EVERY`] new keys; at `capacity`, one arbitrary entry is dropped.
+    /// The entry of `key`, now the most recently used; made room for when new: the expired ones
+    /// are swept every [`SWEEP_EVERY`] new keys; at `capacity`, the least recently used goes.
     fn entry(
         &mut self,
         key: K,
@@ -48,17 +53,16 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         expired: impl Fn(&V) -> bool,
         new: impl FnOnce() -> V,
     ) -> &mut V {
-        if !self.entries.contains_key(&key) {
+        if self.entries.contains_key(&key) {
+            self.entries.to_back(&key);
+        } else {
             self.inserts += 1;
             if self.inserts >= SWEEP_EVERY {
                 self.inserts = 0;
                 self.entries.retain(|_, v| !expired(v));
             }
-            if self.entries.len() >= capacity.max(1) {
-                let victim = self.entries.keys().next().cloned();
-                if let Some(victim) = victim {
-                    self.entries.remove(&victim);
-                }
+            while self.entries.len() >= capacity.max(1) {
+                self.entries.pop_front();
             }
         }
         self.entries.entry(key).or_insert_with(new)
@@ -70,8 +74,9 @@ pub struct MemoryLimiter {
     capacity: usize,
     /// The theoretical arrival time of each (rule, key).
     rates: Mutex<Bounded<(Rule, Digest32), Instant>>,
-    /// The recent failures of each key, with the window they count in.
-    failures: Mutex<Bounded<Digest32, (Duration, VecDeque<Instant>)>>,
+    /// The recent failures (and attempts in flight) of each key, each with its attempt id, with
+    /// the window they count in.
+    failures: Mutex<Bounded<Digest32, (Duration, VecDeque<(Instant, u64)>)>>,
 }
 
 impl Default for MemoryLimiter {
@@ -136,23 +141,8 @@ impl MemoryLimiter {
         None
     }
 
-    fn blocked_now(&self, key: &str, rule: Rule) -> Option<Duration> {
-        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        let (_, log) = failures.entries.get(&digest(key))?;
-        let now = Instant::now();
-        let recent: Vec<&Instant> = log
-            .iter()
-            .filter(|at| now.duration_since(**at) < rule.window)
-            .collect();
-        if recent.len() < rule.limit as usize {
-            return None;
-        }
-        // Blocked until the oldest of the last `limit` failures leaves the window.
-        let oldest = recent[recent.len() - rule.limit as usize];
-        Some(rule.window.saturating_sub(now.duration_since(*oldest)))
-    }
-
-    fn record_now(&self, key: &str, rule: Rule) {
+    /// Checks and counts in one step, under the table's lock (see [`Limiter::attempt`]).
+    fn attempt_now(&self, key: &str, rule: Rule, id: u64) -> Option<Duration> {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
         let (window, log) = failures.entry(
@@ -160,14 +150,32 @@ impl MemoryLimiter {
             self.capacity,
             |(window, log)| {
                 log.back()
-                    .is_none_or(|at| now.duration_since(*at) >= *window)
+                    .is_none_or(|(at, _)| now.duration_since(*at) >= *window)
             },
             || (rule.window, VecDeque::new()),
         );
         *window = rule.window;
-        log.push_back(now);
-        while log.len() > rule.limit as usize {
-            log.pop_front();
+        log.retain(|(at, _)| now.duration_since(*at) < rule.window);
+        let limit = rule.limit as usize;
+        if log.len() >= limit {
+            // Blocked until the oldest of the last `limit` failures leaves the window.
+            let (oldest, _) = log[log.len() - limit];
+            return Some(rule.window.saturating_sub(now.duration_since(oldest)));
+        }
+        log.push_back((now, id));
+        None
+    }
+
+    /// Takes back the attempt `id` of `key`.
+    fn forget_now(&self, key: &str, id: u64) {
+        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let digest = digest(key);
+        let Some((_, log)) = failures.entries.get_mut(&digest) else {
+            return;
+        };
+        log.retain(|(_, attempt)| *attempt != id);
+        if log.is_empty() {
+            failures.entries.remove(&digest);
         }
     }
 }
@@ -177,13 +185,18 @@ impl Limiter for MemoryLimiter {
         Box::pin(async move { Ok(self.hit_now(key, rule)) })
     }
 
-    fn blocked<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>> {
-        Box::pin(async move { Ok(self.blocked_now(key, rule)) })
+    fn attempt<'a>(
+        &'a self,
+        key: &'a str,
+        rule: Rule,
+        id: u64,
+    ) -> LimitFuture<'a, Option<Duration>> {
+        Box::pin(async move { Ok(self.attempt_now(key, rule, id)) })
     }
 
-    fn record_failure<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, ()> {
+    fn forget<'a>(&'a self, key: &'a str, id: u64) -> LimitFuture<'a, ()> {
         Box::pin(async move {
-            self.record_now(key, rule);
+            self.forget_now(key, id);
             Ok(())
         })
     }
@@ -224,24 +237,57 @@ mod tests {
     fn failures_block_until_the_window_passes() {
         let limiter = MemoryLimiter::new();
         let rule = Rule::new(2, Duration::from_millis(200));
-        limiter.record_now("k", rule);
-        assert_eq!(limiter.blocked_now("k", rule), None);
-        limiter.record_now("k", rule);
-        let wait = limiter.blocked_now("k", rule).unwrap();
+        assert_eq!(limiter.attempt_now("k", rule, 1), None);
+        assert_eq!(limiter.attempt_now("k", rule, 3), None);
+        let wait = limiter.attempt_now("k", rule, 5).unwrap();
         assert!(wait <= Duration::from_millis(200));
         std::thread::sleep(Duration::from_millis(220));
-        assert_eq!(limiter.blocked_now("k", rule), None, "never permanent");
+        assert_eq!(limiter.attempt_now("k", rule, 7), None, "never permanent");
+    }
+
+    #[test]
+    fn a_forgotten_attempt_frees_its_place_and_only_its_own() {
+        let limiter = MemoryLimiter::new();
+        let rule = Rule::per_seconds(2, 60);
+        assert_eq!(limiter.attempt_now("k", rule, 1), None);
+        assert_eq!(limiter.attempt_now("k", rule, 3), None);
+        assert!(limiter.attempt_now("k", rule, 5).is_some(), "two in flight");
+        limiter.forget_now("k", 3);
+        assert_eq!(limiter.attempt_now("k", rule, 7), None, "3 was taken back");
+        limiter.forget_now("k", 99);
+        assert!(limiter.attempt_now("k", rule, 9).is_some(), "1 and 7 stay");
+    }
+
+    #[test]
+    fn concurrent_attempts_at_the_last_place_pass_once() {
+        let limiter = std::sync::Arc::new(MemoryLimiter::new());
+        let rule = Rule::per_seconds(3, 60);
+        assert_eq!(limiter.attempt_now("k", rule, 1), None);
+        assert_eq!(limiter.attempt_now("k", rule, 3), None);
+        let threads: Vec<_> = (0..16u64)
+            .map(|i| {
+                let limiter = limiter.clone();
+                std::thread::spawn(move || limiter.attempt_now("k", rule, 11 + 2 * i).is_none())
+            })
+            .collect();
+        let passed = threads
+            .into_iter()
+            .filter_map(|t| t.join().ok())
+            .filter(|passed| *passed)
+            .count();
+        assert_eq!(passed, 1, "the check and the count are one step");
     }
 
     #[test]
     fn a_flood_of_distinct_long_keys_stays_within_the_capacity() {
+        // 5,000 distinct keys of 16 KiB each: 80 MiB if kept; held as 100 fixed-size digests.
         let limiter = MemoryLimiter::with_capacity(100);
         let rule = Rule::per_seconds(5, 3600);
         let long = "x".repeat(16 * 1024);
         for i in 0..5_000 {
             let key = format!("{long}{i}");
             assert_eq!(limiter.hit_now(&key, rule), None);
-            limiter.record_now(&key, rule);
+            assert_eq!(limiter.attempt_now(&key, rule, 1), None);
         }
         assert!(limiter.len() <= 200, "{} entries", limiter.len());
         // A key just used is still counted.
@@ -252,12 +298,60 @@ mod tests {
     }
 
     #[test]
+    fn past_the_capacity_the_least_recently_used_key_makes_room() {
+        let limiter = MemoryLimiter::with_capacity(3);
+        let rule = Rule::per_seconds(1, 3600);
+        for key in ["a", "b", "c"] {
+            assert_eq!(limiter.hit_now(key, rule), None);
+        }
+        assert!(limiter.hit_now("a", rule).is_some(), "a is used again");
+        assert_eq!(limiter.hit_now("d", rule), None, "d makes room");
+        assert!(
+            limiter.hit_now("a", rule).is_some(),
+            "a was used lately: kept"
+        );
+        assert!(limiter.hit_now("c", rule).is_some(), "c: kept");
+        assert_eq!(
+            limiter.hit_now("b", rule),
+            None,
+            "b, the least recently used, was dropped for d"
+        );
+        assert!(limiter.len() <= 3);
+    }
+
+    #[test]
+    fn a_flood_of_distinct_addresses_keeps_the_counter_under_attack() {
+        // An attacker floods with fresh keys (IPs, addresses) to evict the failure log of the
+        // account being guessed; each guess touches that log, so the flood must outrun the
+        // capacity between two guesses.
+        let limiter = MemoryLimiter::with_capacity(1000);
+        let rule = Rule::per_seconds(3, 3600);
+        for round in 0..2u64 {
+            assert_eq!(
+                limiter.attempt_now("login_failures:victim", rule, 2 * round + 1),
+                None
+            );
+            for i in 0..900 {
+                limiter.attempt_now(&format!("login_failures:{round}-{i}"), rule, 1);
+            }
+        }
+        assert_eq!(limiter.attempt_now("login_failures:victim", rule, 99), None);
+        assert!(
+            limiter
+                .attempt_now("login_failures:victim", rule, 101)
+                .is_some(),
+            "three failures survived 1,800 other keys in a table of 1,000"
+        );
+        assert!(limiter.len() <= 1000, "{}", limiter.len());
+    }
+
+    #[test]
     fn expired_entries_are_swept() {
         let limiter = MemoryLimiter::new();
         let rule = Rule::new(1, Duration::from_millis(20));
         for i in 0..SWEEP_EVERY / 2 {
             limiter.hit_now(&i.to_string(), rule);
-            limiter.record_now(&i.to_string(), rule);
+            limiter.attempt_now(&i.to_string(), rule, 1);
         }
         std::thread::sleep(Duration::from_millis(30));
         for i in 0..SWEEP_EVERY {

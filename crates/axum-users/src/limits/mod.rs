@@ -276,12 +276,59 @@ pub trait Limiter: Send + Sync + 'static {
     /// when over the limit (a refused event is not counted).
     fn hit<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>>;
 
-    /// How long `key` is still blocked because it has `rule.limit` failures within the last
-    /// `rule.window` (a sliding window), or `None`.
-    fn blocked<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>>;
+    /// The failure log of `key` (a sliding window of `rule.window`), checked and counted in one
+    /// atomic step: when `key` has fewer than `rule.limit` failures within the window, counts
+    /// one more under `id` (an attempt in flight counts as failed until [`Limiter::forget`]
+    /// takes it back) and answers `None`; otherwise how long until the oldest of the last
+    /// `rule.limit` leaves the window, counting nothing. Two concurrent attempts at
+    /// `limit - 1` failures cannot both pass.
+    fn attempt<'a>(
+        &'a self,
+        key: &'a str,
+        rule: Rule,
+        id: u64,
+    ) -> LimitFuture<'a, Option<Duration>>;
 
-    /// Records one failure of `key`, kept for `rule.window`.
-    fn record_failure<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, ()>;
+    /// Takes back the attempt `id` of `key` (it did not fail); the other failures stay.
+    fn forget<'a>(&'a self, key: &'a str, id: u64) -> LimitFuture<'a, ()>;
+}
+
+/// The names counters get in a store other processes can read (Redis): an HMAC-SHA256 of the
+/// counter key under a sub-key of the server secret, so that neither an e-mail address nor an
+/// unkeyed hash of one (which a dictionary reverses) is ever stored.
+#[derive(Clone)]
+pub struct CounterKeys {
+    keys: crate::keys::KeyRing,
+}
+
+impl std::fmt::Debug for CounterKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CounterKeys([redacted])")
+    }
+}
+
+impl CounterKeys {
+    /// The names under the server secret (a new secret starts the counters afresh).
+    pub fn new(secret: crate::Secret) -> Self {
+        Self {
+            keys: crate::keys::KeyRing::new(secret, Vec::new()),
+        }
+    }
+
+    /// The stored name of counter `key`: base64url of its keyed hash, 43 characters.
+    pub fn name(&self, key: &str) -> String {
+        self.keys
+            .mac(crate::keys::Purpose::CounterKeys, &[key.as_bytes()])
+    }
+}
+
+/// A sign-in attempt's place in its account's failure log, taken before any credential is
+/// checked ([`Defences::begin_attempt`]) and kept (a failure) or taken back
+/// ([`Defences::end_attempt`]).
+#[derive(Debug)]
+pub(crate) struct AttemptSlot {
+    key: String,
+    id: u64,
 }
 
 /// The per-account login throttle: after `max_failures` failed sign-ins for one account key
@@ -462,28 +509,35 @@ impl Defences {
             .then(|| Rule::new(self.login_throttle.max_failures, self.login_throttle.window))
     }
 
-    /// Refuses a sign-in for an account with too many recent failures.
-    async fn check_failures(&self, account: &str) -> Result<(), ManagerError> {
+    /// Refuses a sign-in for an account with too many recent failures, or counts it as one
+    /// failure more in the same atomic step (see [`Limiter::attempt`]); the slot is ended by
+    /// [`Defences::end_attempt`]. `None`: nothing was counted (throttle off, or an outage).
+    pub(crate) async fn begin_attempt(
+        &self,
+        account: &str,
+    ) -> Result<Option<AttemptSlot>, ManagerError> {
         let (Some(rule), Some(account)) = (self.throttle_rule(), account_key(account)) else {
-            return Ok(());
+            return Ok(None);
         };
         let key = format!("login_failures:{account}");
-        let blocked = self.settle(&key, self.call(self.limiter.blocked(&key, rule)).await)?;
-        match blocked {
+        let id = attempt_id();
+        let result = self.call(self.limiter.attempt(&key, rule, id)).await;
+        let counted = result.is_ok();
+        match self.settle(&key, result)? {
             Some(wait) => Err(ManagerError::LoginRefused(wait)),
-            None => Ok(()),
+            None => Ok(counted.then_some(AttemptSlot { key, id })),
         }
     }
 
-    /// Counts a failed sign-in for `account` (never erased by a success: it expires).
-    pub(crate) async fn record_login_failure(&self, account: &str) {
-        let (Some(rule), Some(account)) = (self.throttle_rule(), account_key(account)) else {
+    /// Ends an attempt [`Defences::begin_attempt`] counted: a failure stays counted, anything
+    /// else is taken back (a success never erases the other failures).
+    pub(crate) async fn end_attempt(&self, slot: Option<AttemptSlot>, failed: bool) {
+        let Some(slot) = slot.filter(|_| !failed) else {
             return;
         };
-        let key = format!("login_failures:{account}");
-        let result = self.call(self.limiter.record_failure(&key, rule)).await;
-        // A failure that cannot be recorded is logged; the sign-in was refused anyway.
-        let _ = self.settle::<()>(&key, result);
+        let result = self.call(self.limiter.forget(&slot.key, slot.id)).await;
+        // Not taken back: the attempt counts as a failure until it leaves the window.
+        let _ = self.settle::<()>(&slot.key, result);
     }
 
     /// Whether a mail of `kind` may go to `email` now (at most one per cooldown).
@@ -529,18 +583,27 @@ where
         self.defences().rate_limit(route, request, account).await
     }
 
-    /// The defences' part of the throttle seam: the login limits, then the failure count.
+    /// The defences' part of the throttle seam: the login limits, then the failure count,
+    /// checked and spent in one atomic step (the slot is ended by
+    /// [`Defences::end_attempt`]).
     pub(crate) async fn defend_login(
         &self,
         account: &str,
         request: Option<&Parts>,
-    ) -> Result<(), ManagerError> {
+    ) -> Result<Option<AttemptSlot>, ManagerError> {
         let defences = self.defences();
         defences
             .rate_limit(LimitedRoute::Login, request, Some(account))
             .await?;
-        defences.check_failures(account).await
+        defences.begin_attempt(account).await
     }
+}
+
+/// A fresh attempt id: random, never 0 (the id of failures recorded without an attempt).
+fn attempt_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    crate::secret::fill_random(&mut bytes);
+    u64::from_le_bytes(bytes) | 1
 }
 
 impl<S, H> UserManager<S, H>
@@ -557,13 +620,13 @@ where
         current: Option<&crate::Secret>,
         request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
-        if current.is_some() {
-            self.defend_login(&user.email, request).await?;
+        if current.is_none() {
+            return self.check_current_password(user, current).await;
         }
+        let slot = self.defend_login(&user.email, request).await?;
         let checked = self.check_current_password(user, current).await;
-        if matches!(checked, Err(ManagerError::BadCurrentPassword)) {
-            self.defences().record_login_failure(&user.email).await;
-        }
+        let failed = matches!(checked, Err(ManagerError::BadCurrentPassword));
+        self.defences().end_attempt(slot, failed).await;
         checked
     }
 }
@@ -615,10 +678,13 @@ mod tests {
         .with_defences(defences)
     }
 
-    #[tokio::test]
-    async fn a_throttled_sign_in_spends_no_hash_and_a_success_erases_nothing() {
+    /// A manager whose throttle allows `max_failures`, its JWT backend, and the account
+    /// `t@example.com` with the password `a long right passphrase`.
+    async fn signed_up(
+        max_failures: u32,
+    ) -> (UserManager<MemoryStore, NoHooks>, AuthBackend<uuid::Uuid>) {
         let m = manager(Defences {
-            login_throttle: LoginThrottle::new(3, Duration::from_secs(60)),
+            login_throttle: LoginThrottle::new(max_failures, Duration::from_secs(60)),
             ..Defences::default()
         });
         let codec = m.key_ring().auth_codec().unwrap();
@@ -636,6 +702,68 @@ mod tests {
         )
         .await
         .unwrap();
+        (m, backend)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_wrong_passwords_at_the_last_allowed_failure_spend_one_hash() {
+        let (m, backend) = signed_up(5).await;
+        let m = Arc::new(m);
+        let backend = Arc::new(backend);
+        for _ in 0..4 {
+            let wrong = m
+                .login_with_password("t@example.com", "wrong", &backend, None)
+                .await;
+            assert!(matches!(wrong, Err(ManagerError::BadCredentials)));
+        }
+        let before = m.passwords().verifications();
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let (m, backend) = (m.clone(), backend.clone());
+                tokio::spawn(async move {
+                    m.login_with_password("t@example.com", "wrong", &backend, None)
+                        .await
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        let wrong = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(ManagerError::BadCredentials)))
+            .count();
+        let refused = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(ManagerError::LoginRefused(_))))
+            .count();
+        assert_eq!((wrong, refused), (1, 11), "one passed the throttle");
+        assert_eq!(
+            m.passwords().verifications() - before,
+            1,
+            "exactly one of the concurrent attempts spent a hash"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_right_password_takes_its_attempt_back() {
+        let (m, backend) = signed_up(2).await;
+        for _ in 0..5 {
+            let signed_in = m
+                .login_with_password("t@example.com", "a long right passphrase", &backend, None)
+                .await;
+            assert!(signed_in.is_ok(), "successes are not failures");
+        }
+        let wrong = m
+            .login_with_password("t@example.com", "wrong", &backend, None)
+            .await;
+        assert!(matches!(wrong, Err(ManagerError::BadCredentials)));
+    }
+
+    #[tokio::test]
+    async fn a_throttled_sign_in_spends_no_hash_and_a_success_erases_nothing() {
+        let (m, backend) = signed_up(3).await;
         let attempt = |password: &'static str| {
             let (m, backend) = (&m, &backend);
             async move {
@@ -665,25 +793,7 @@ mod tests {
 
     #[tokio::test]
     async fn padded_or_case_folded_spellings_of_an_address_share_its_failures() {
-        let m = manager(Defences {
-            login_throttle: LoginThrottle::new(3, Duration::from_secs(60)),
-            ..Defences::default()
-        });
-        let codec = m.key_ring().auth_codec().unwrap();
-        let backend = AuthBackend::new(
-            "jwt",
-            Transport::Bearer {
-                token_url: "auth/jwt/login".into(),
-            },
-            JwtStrategy::new(codec, Duration::from_secs(60)),
-        );
-        m.create(
-            UserCreate::new("t@example.com", "a long right passphrase"),
-            Privilege::SelfService,
-            None,
-        )
-        .await
-        .unwrap();
+        let (m, backend) = signed_up(3).await;
         // MySQL's PAD SPACE collation finds `t@example.com` for each of these.
         for typed in [
             "t@example.com   ",
@@ -803,8 +913,9 @@ mod tests {
             ..Defences::default()
         };
         for _ in 0..3 {
-            defences.record_login_failure("o@example.com").await;
-            assert!(defences.check_failures("o@example.com").await.is_ok());
+            let slot = defences.begin_attempt("o@example.com").await.unwrap();
+            assert!(slot.is_none(), "nothing counted");
+            defences.end_attempt(slot, true).await;
             assert!(
                 defences
                     .mail_allowed(MailKind::Verify, "o@example.com")
@@ -859,11 +970,16 @@ mod tests {
                 Err(LimitError("black hole".into()))
             })
         }
-        fn blocked<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>> {
+        fn attempt<'a>(
+            &'a self,
+            key: &'a str,
+            rule: Rule,
+            _: u64,
+        ) -> LimitFuture<'a, Option<Duration>> {
             self.hit(key, rule)
         }
-        fn record_failure<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, ()> {
-            Box::pin(async move { self.hit(key, rule).await.map(|_| ()) })
+        fn forget<'a>(&'a self, key: &'a str, _: u64) -> LimitFuture<'a, ()> {
+            Box::pin(async move { self.hit(key, Rule::per_seconds(1, 1)).await.map(|_| ()) })
         }
     }
 
@@ -880,8 +996,8 @@ mod tests {
                 .rate_limit(LimitedRoute::Login, None, Some("h@example.com"))
                 .await
                 .unwrap();
-            defences.check_failures("h@example.com").await.unwrap();
-            defences.record_login_failure("h@example.com").await;
+            let slot = defences.begin_attempt("h@example.com").await.unwrap();
+            assert!(slot.is_none(), "an outage counts nothing");
         }
         assert_eq!(
             hole.0.load(Ordering::SeqCst),
@@ -891,7 +1007,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(500));
         assert_eq!(
             defences.limiter_outages(),
-            15,
+            10,
             "every skipped call is counted"
         );
     }
