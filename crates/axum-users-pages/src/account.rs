@@ -83,6 +83,9 @@ async fn account_post<'a, S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     parts: &mut Parts,
     body: &[u8],
 ) -> Result<(Me<S>, Visit<'a>, Form), Response> {
+    // The origin and the token first: a post from another site is refused as such, whether
+    // or not its browser sent the (SameSite=Lax) auth cookie.
+    state.checked_form(&state.visit(parts), parts, body)?;
     let (me, visit) = me_or_sign_in(state, parts).await?;
     let form = state.checked_form(&visit, parts, body)?;
     if let Some(sid) = &me.session_id {
