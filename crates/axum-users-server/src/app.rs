@@ -234,10 +234,47 @@ pub(crate) struct Services {
     pub(crate) defences: axum_users::Defences,
 }
 
+/// The hosted pages of `users`, when the configuration turns them on (the default): OAuth
+/// providers get a button when they sign in through the cookie backend.
+///
+/// # Errors
+/// When the pages refuse the configuration.
+pub(crate) fn pages(
+    config: &Config,
+    users: &Users,
+    secret: &Secret,
+) -> Result<Option<axum_users_pages::Pages<Store, ServerHooks>>> {
+    let Some(prefix) = &config.ui_prefix else {
+        return Ok(None);
+    };
+    let providers = config
+        .oauth
+        .iter()
+        .filter(|(_, p)| p.backend_name() == "cookie")
+        .map(|(name, _)| name.clone());
+    let settings = axum_users_pages::PagesConfig::default()
+        .with_prefix(prefix.clone())
+        .with_return_to(config.ui_return_to.iter().cloned())
+        .with_secure_cookies(config.cookie_secure)
+        .with_app_name(config.mail.app_name.clone())
+        .with_providers(providers);
+    let pages = axum_users_pages::Pages::new(users.clone(), secret.clone(), settings)
+        .context("invalid configuration of the hosted pages (AXUM_USERS_UI_*)")?;
+    Ok(Some(pages))
+}
+
 /// The whole HTTP application.
-pub(crate) fn router(users: &Users, services: Services) -> Router {
+pub(crate) fn router(
+    users: &Users,
+    services: Services,
+    pages: Option<&axum_users_pages::Pages<Store, ServerHooks>>,
+) -> Router {
+    let api = match pages {
+        Some(pages) => pages.wrap_oauth_callbacks(users.router().merge(pages.router())),
+        None => users.router(),
+    };
     Router::new()
-        .merge(users.router())
+        .merge(api)
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready).with_state(services))
         .merge(openapi::routes(users))

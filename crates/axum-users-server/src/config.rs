@@ -134,7 +134,7 @@ pub(crate) struct Settings {
         value_name = "ADDRESS"
     )]
     mail_from: Option<String>,
-    /// Base URL of the reset and verify links [default: http://<bind>]
+    /// Base URL of the links in mail (reset, verify, e-mail change) [default: the hosted pages, <public_url><ui_prefix>, when they are on; else http://<bind>]
     #[arg(
         long,
         global = true,
@@ -243,6 +243,21 @@ pub(crate) struct Settings {
         value_name = "ORIGINS"
     )]
     trusted_origins: Option<List<String>>,
+    /// true: the hosted sign-in pages under ui_prefix (sign in, sign up, reset, verify, account) [default: true]
+    #[arg(long, global = true, env = "AXUM_USERS_UI", value_name = "BOOL")]
+    ui: Option<bool>,
+    /// Path prefix of the hosted pages [default: /ui]
+    #[arg(long, global = true, env = "AXUM_USERS_UI_PREFIX", value_name = "PATH")]
+    ui_prefix: Option<String>,
+    /// Origins, comma-separated, a return_to of the pages may send the browser to after a sign-in
+    /// (the pages' own paths are always allowed)
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_UI_RETURN_TO",
+        value_name = "ORIGINS"
+    )]
+    ui_return_to: Option<List<String>>,
     /// Longest password accepted, in code points after NFKC (at least 64) [default: 1024]
     #[arg(
         long,
@@ -654,6 +669,10 @@ pub(crate) struct Config {
     pub(crate) prune_interval: Option<Duration>,
     /// Origins besides the public URL's own trusted with cookie-authenticated changes.
     pub(crate) trusted_origins: Vec<String>,
+    /// The hosted pages: their prefix (`/ui`), when they are on.
+    pub(crate) ui_prefix: Option<String>,
+    /// Origins a `return_to` of the pages may name.
+    pub(crate) ui_return_to: Vec<String>,
     /// The public base URL of the API (OAuth callback URLs are made from it).
     pub(crate) public_url: Option<String>,
     /// Time and connection limits of the HTTP server.
@@ -776,6 +795,7 @@ impl Config {
                 );
             }
         }
+        let frontend_set = s.frontend_url.is_some();
         let frontend_url = s
             .frontend_url
             .unwrap_or_else(|| format!("http://{bind}"))
@@ -794,7 +814,7 @@ impl Config {
             .map(|o| o.trim_end_matches('/').to_owned())
             .collect();
         for origin in &trusted_origins {
-            check_origin(origin)?;
+            check_origin(origin, "trusted_origins")?;
         }
         let redis = match s.redis_url {
             Some(url) if !url.expose().is_empty() => {
@@ -871,11 +891,36 @@ impl Config {
             Some(MailerConfig::Smtp(url)) => Some(url),
             _ => None,
         };
+        let ui_prefix = match s.ui.unwrap_or(true) {
+            true => Some(check_ui_prefix(s.ui_prefix.as_deref().unwrap_or("/ui"))?),
+            false => None,
+        };
+        let ui_return_to: Vec<String> = s
+            .ui_return_to
+            .map(|l| l.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o.trim_end_matches('/').to_owned())
+            .collect();
+        for origin in &ui_return_to {
+            check_origin(origin, "ui_return_to")?;
+        }
+        // The mailed links: the front end's when one is configured, else the hosted pages'
+        // (under the public URL) when they are on, else the server's own address.
+        let links = match (frontend_set, &ui_prefix) {
+            (false, Some(prefix)) => format!(
+                "{}{prefix}",
+                public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{bind}"))
+            ),
+            _ => frontend_url.clone(),
+        };
         let mail = crate::mail_config::MailSettings::resolve(
             s.mail.clone(),
             smtp,
             s.mail_from.is_some(),
-            &frontend_url,
+            &links,
         )?;
         if !s.oauth.is_empty() && public_url.is_none() {
             bail!(
@@ -918,6 +963,8 @@ impl Config {
             ))
             .filter(|d| !d.is_zero()),
             trusted_origins,
+            ui_prefix,
+            ui_return_to,
             public_url,
             limits,
             oauth: s.oauth,
@@ -976,7 +1023,7 @@ fn check_http(url: &str, id: &str) -> Result<()> {
 }
 
 /// An origin is `scheme://host[:port]`, nothing after it: a browser's `Origin` header.
-fn check_origin(origin: &str) -> Result<()> {
+fn check_origin(origin: &str, id: &str) -> Result<()> {
     let parsed = url::Url::parse(origin).ok();
     let same = parsed.as_ref().is_some_and(|url| {
         matches!(url.scheme(), "http" | "https")
@@ -985,10 +1032,37 @@ fn check_origin(origin: &str) -> Result<()> {
     if !same {
         bail!(
             "invalid value for {}: `{origin}` is not an origin like https://app.example.com",
-            key("trusted_origins")
+            key(id)
         );
     }
     Ok(())
+}
+
+/// The pages' prefix: `/` and path characters, no trailing `/`.
+fn check_ui_prefix(prefix: &str) -> Result<String> {
+    let trimmed = prefix.trim_end_matches('/');
+    let valid = trimmed.starts_with('/')
+        && !trimmed.contains("//")
+        && trimmed
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c));
+    let taken = [
+        "/auth",
+        "/users",
+        "/docs",
+        "/openapi.json",
+        "/health",
+        "/ready",
+    ]
+    .iter()
+    .any(|p| trimmed == *p || trimmed.starts_with(&format!("{p}/")));
+    if !valid || taken {
+        bail!(
+            "invalid value for {}: `{prefix}`; use a path like /ui that the API does not use",
+            key("ui_prefix")
+        );
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// Reads the TOML file; an error names the key (`argon2.memory_kib: invalid type ...`).

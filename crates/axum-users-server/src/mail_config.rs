@@ -58,7 +58,7 @@ pub(crate) struct MailKeys {
         value_name = "NAME"
     )]
     app_name: Option<String>,
-    /// Link of the reset mail, with {token} [default: <frontend_url>/reset-password?token={token}]
+    /// Link of the reset mail, with {token} [default: <frontend_url>/reset-password?token={token}; without a frontend_url and with the pages on: <public_url><ui_prefix>/reset-password?token={token}]
     #[arg(
         id = "mail.reset_url",
         long = "mail-reset-url",
@@ -67,7 +67,7 @@ pub(crate) struct MailKeys {
         value_name = "URL"
     )]
     reset_url: Option<String>,
-    /// Link of the verification mail, with {token} [default: <frontend_url>/verify?token={token}]
+    /// Link of the verification mail, with {token} [default: <frontend_url>/verify?token={token}; without a frontend_url and with the pages on: <public_url><ui_prefix>/verify?token={token}]
     #[arg(
         id = "mail.verify_url",
         long = "mail-verify-url",
@@ -103,7 +103,7 @@ pub(crate) struct MailKeys {
         value_name = "BOOL"
     )]
     notify_password_changed: Option<bool>,
-    /// Link of the e-mail change confirmation, with {token} [default: <frontend_url>/confirm-email-change?token={token}]
+    /// Link of the e-mail change confirmation, with {token} [default: <frontend_url>/confirm-email-change?token={token}; without a frontend_url and with the pages on: <public_url><ui_prefix>/confirm-email-change?token={token}]
     #[arg(
         id = "mail.email_change_url",
         long = "mail-email-change-url",

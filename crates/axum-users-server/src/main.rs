@@ -258,10 +258,14 @@ async fn serve(config: Config) -> Result<()> {
         &config,
         store.clone(),
         redis.clone(),
-        secret,
+        secret.clone(),
         oauth,
         limiter,
     )?;
+    let pages = app::pages(&config, &users, &secret)?;
+    if let Some(prefix) = &config.ui_prefix {
+        tracing::info!("hosted pages at {prefix}/sign-in");
+    }
     sessions::spawn_pruning(&config, &users);
     let mail_worker = mailer::start_worker(&config, &outbox)?;
     let router = app::router(
@@ -271,6 +275,7 @@ async fn serve(config: Config) -> Result<()> {
             redis,
             defences: users.manager().defences().clone(),
         },
+        pages.as_ref(),
     );
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

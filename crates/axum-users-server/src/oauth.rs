@@ -87,6 +87,11 @@ pub(crate) struct ProviderConfig {
 }
 
 impl ProviderConfig {
+    /// The backend the provider signs in through.
+    pub(crate) fn backend_name(&self) -> &str {
+        self.backend.as_deref().unwrap_or("jwt")
+    }
+
     /// A redacted view for logs: the kind and client id only.
     pub(crate) fn describe(&self) -> String {
         format!("{} (client_id {})", self.kind, self.client_id)

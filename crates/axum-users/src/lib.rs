@@ -213,8 +213,11 @@ pub use password::{
 pub use route_state::SecurityPolicy;
 #[cfg(feature = "oauth")]
 pub use routes::oauth::OAuthClient;
+pub use routes::sessions::iso8601;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};
-pub use sessions::{MAX_REUSE_GRACE, Pruned, RefreshState, RevokeReason, Session, SessionSettings};
+pub use sessions::{
+    CurrentSession, MAX_REUSE_GRACE, Pruned, RefreshState, RevokeReason, Session, SessionSettings,
+};
 pub use store::{
     AccessTokenStore, BoxError, NewOAuthAccount, OAuthAccountStore, SessionStore, SessionStoreRef,
     StoreError, TokenSession, Unlink, UserChanges, UserSession, UserStore,

@@ -181,10 +181,11 @@ impl SessionSettings {
     }
 }
 
-/// The session making a request, as a request extension: the routes that change a user on
-/// their own behalf add it, so that the manager keeps that session when it ends the others.
+/// The session making a request, as a request extension: the routes (and the hosted pages)
+/// that change a user on their own behalf add it, so that the manager keeps that session when
+/// it ends the others (a password change, a confirmed e-mail change).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CurrentSession(pub(crate) String);
+pub struct CurrentSession(pub String);
 
 /// The longest `User-Agent` kept.
 const MAX_USER_AGENT: usize = 512;

@@ -15,6 +15,7 @@ mod nodes;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
 mod oidc_provider;
+mod pages;
 mod register;
 mod server;
 mod services;

@@ -60,8 +60,9 @@ fn session_json<Id>(session: &crate::Session<Id>, current: Option<&str>) -> Valu
     })
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
-pub(crate) fn iso8601(unix: i64) -> String {
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC), as the sessions routes
+/// show them.
+pub fn iso8601(unix: i64) -> String {
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).

@@ -1,0 +1,428 @@
+// The hosted pages (/ui) in headless Chromium: sign up → verification mail (file mailer) →
+// verify → sign in → account → change password → sign out → sign in with the new password;
+// forgot → reset from the mailed link; sign in with the real OpenID provider (tests/oidc);
+// sign out one device from another browser context; a cross-site form post is refused; a
+// return_to off the allow-list is ignored; the pages' own forms post with `Origin: null`
+// (Referrer-Policy: no-referrer) and pass; axe-core on every page (no serious or critical
+// violation); screenshots of every page at desktop and 360 px into tests/browser/screenshots/
+// (ignored by git).
+//
+// Starts the real server binary (AXUM_USERS_BIN, as docs.test.mjs) on a free port, with the
+// pages on by default. Without Chromium, playwright-core or the binary it prints SKIPPED: and
+// passes, unless BROWSER_TESTS_REQUIRED=1. The OpenID test needs tests/oidc's node_modules
+// (npm ci --prefix tests/oidc); without them it is skipped unless OIDC_HARNESS_REQUIRED=1.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..');
+const targetDir = process.env.CARGO_TARGET_DIR || join(root, 'target');
+const binary = process.env.AXUM_USERS_BIN || join(targetDir, 'debug', 'axum-users-server');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const required = process.env.BROWSER_TESTS_REQUIRED === '1';
+const axePath = join(here, 'node_modules', 'axe-core', 'axe.min.js');
+const oidcProvider = join(root, 'tests', 'oidc', 'provider.mjs');
+const oidcReady = existsSync(join(root, 'tests', 'oidc', 'node_modules', 'oidc-provider'));
+const shots = join(here, 'screenshots');
+
+let chromium = null;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch {
+  chromium = null;
+}
+
+const missing = [
+  [chromium === null, 'playwright-core (npm ci --prefix tests/browser)'],
+  [!existsSync(axePath), 'axe-core (npm ci --prefix tests/browser)'],
+  [!existsSync(chromiumPath), `Chromium at ${chromiumPath} (apt-get install chromium)`],
+  [!existsSync(binary), `the server binary ${binary} (cargo build -p axum-users-server)`],
+].filter(([absent]) => absent).map(([, what]) => what);
+if (missing.length > 0) {
+  if (required) throw new Error(`BROWSER_TESTS_REQUIRED=1 but missing: ${missing.join(', ')}`);
+  console.log(`SKIPPED: pages browser tests need ${missing.join(', ')}`);
+}
+const skip = missing.length > 0;
+
+let server;
+let oidc;
+let base;
+let dir;
+let browser;
+const issuerName = 'corp';
+
+function freePort() {
+  return new Promise((ok) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => ok(port));
+    });
+  });
+}
+
+/** Starts a child and resolves with the first match of `pattern` in its output. */
+function waitFor(child, stream, pattern, what) {
+  return new Promise((ok, fail) => {
+    let log = '';
+    const timer = setTimeout(() => fail(new Error(`${what} did not start:\n${log}`)), 30000);
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk) => {
+      log += chunk;
+      const found = log.match(pattern);
+      if (found) {
+        clearTimeout(timer);
+        ok(found[1]);
+      }
+    });
+    child.on('exit', (code) => fail(new Error(`${what} exited (${code}):\n${log}`)));
+  });
+}
+
+async function startOidc(redirects) {
+  const env = {
+    ...process.env,
+    OIDC_CLIENT_ID: 'pages-client',
+    OIDC_CLIENT_SECRET: 'pages-secret',
+    OIDC_REDIRECT_URIS: redirects.join(','),
+  };
+  oidc = spawn(process.execPath, [oidcProvider, '0'], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+  return waitFor(oidc, oidc.stdout, /READY (\S+)/, 'the OpenID provider');
+}
+
+before(async () => {
+  if (skip) return;
+  dir = mkdtempSync(join(tmpdir(), 'axum-users-pages-'));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  let toml = '';
+  if (oidcReady) {
+    const issuer = await startOidc([
+      `${base}/auth/${issuerName}/callback`,
+      `${base}/auth/associate/${issuerName}/callback`,
+    ]);
+    toml = `[oauth.${issuerName}]\nkind = "oidc"\nissuer = "${issuer}"\nclient_id = "pages-client"\n`
+      + 'client_secret = "pages-secret"\nbackend = "cookie"\ntrust_email_verified = true\n'
+      + 'is_verified_by_default = true\n';
+  } else if (process.env.OIDC_HARNESS_REQUIRED === '1') {
+    throw new Error('OIDC_HARNESS_REQUIRED=1 but tests/oidc has no node_modules (npm ci --prefix tests/oidc)');
+  }
+  writeFileSync(join(dir, 'axum-users.toml'), toml);
+  const env = {
+    PATH: process.env.PATH ?? '',
+    AXUM_USERS_BIND: `127.0.0.1:${port}`,
+    AXUM_USERS_PUBLIC_URL: base,
+    AXUM_USERS_DATABASE_URL: `sqlite://${join(dir, 'users.db')}`,
+    AXUM_USERS_MAILER: `file:${join(dir, 'mail')}`,
+    AXUM_USERS_COOKIE_SECURE: 'false',
+    AXUM_USERS_ARGON2_MEMORY_KIB: '256',
+    AXUM_USERS_ARGON2_ITERATIONS: '1',
+    AXUM_USERS_UI_RETURN_TO: 'http://app.localtest',
+    AXUM_USERS_MAIL_COOLDOWN_SECONDS: '0',
+  };
+  server = spawn(binary, [], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitFor(server, server.stderr, /listening on (\S+)/, 'the server');
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+  mkdirSync(shots, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+  oidc?.kill();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A browser context; every request to another host than the server's (and the provider's) is aborted. */
+async function newPage(options = {}) {
+  const context = await browser.newContext({ bypassCSP: options.bypassCSP ?? false, ...options.context });
+  const page = await context.newPage();
+  const origins = [new URL(base).origin];
+  await page.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === 'evil.localtest') {
+      return route.fulfill({ contentType: 'text/html', body: options.evil ?? '<p>evil</p>' });
+    }
+    if (url.hostname === 'app.localtest') {
+      return route.fulfill({ contentType: 'text/html', body: '<p>the app</p>' });
+    }
+    if (origins.includes(url.origin) || url.hostname === '127.0.0.1' || url.protocol === 'data:') {
+      return route.continue();
+    }
+    return route.abort();
+  });
+  return { context, page };
+}
+
+const checked = new Set();
+
+/** axe-core on the current page (no serious or critical violation) and two screenshots. */
+async function inspect(page, name) {
+  if (checked.has(name)) return;
+  checked.add(name);
+  // axe is injected into a copy of the page in a context without CSP (the pages' CSP rightly
+  // refuses injected scripts); the markup is the same.
+  const html = await page.content();
+  const { context, page: copy } = await newPage({ bypassCSP: true });
+  await copy.goto(page.url());
+  await copy.setContent(html, { waitUntil: 'load' });
+  await copy.addStyleTag({ content: readFileSync(join(root, 'crates', 'axum-users-pages', 'static', 'pages.css'), 'utf8') });
+  await copy.addScriptTag({ path: axePath });
+  const result = await copy.evaluate(async () => globalThis.axe.run());
+  await context.close();
+  const bad = result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target).join(' ')}`), [], `axe on ${name}`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.screenshot({ path: join(shots, `${name}-desktop.png`), fullPage: true });
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.screenshot({ path: join(shots, `${name}-360.png`), fullPage: true });
+  const scroll = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(scroll <= 360, `${name} fits 360 px (scrollWidth ${scroll})`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+}
+
+/** The newest mail to `to` whose text has `path?token=`: the link's token. */
+async function mailedToken(to, path) {
+  const folder = join(dir, 'mail');
+  for (let i = 0; i < 100; i += 1) {
+    const files = existsSync(folder) ? readdirSync(folder).sort().reverse() : [];
+    for (const file of files) {
+      const text = readFileSync(join(folder, file), 'utf8').replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+      if (!text.includes(to)) continue;
+      const found = text.match(new RegExp(`(http://[^\\s"<>]+)${path.replace('?', '\\?')}\\?token=([A-Za-z0-9._%-]+)`));
+      if (found) {
+        assert.equal(found[1], `${base}/ui`, 'the link points at the hosted pages under public_url');
+        return decodeURIComponent(found[2]);
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no ${path} mail to ${to}`);
+}
+
+/** Records the Origin header of the pages' own form posts. */
+function recordOrigins(page) {
+  const origins = [];
+  page.on('request', (r) => {
+    if (r.method() === 'POST' && r.url().includes('/ui/')) origins.push(r.headers().origin ?? '(none)');
+  });
+  return origins;
+}
+
+async function signIn(page, email, password, { returnTo } = {}) {
+  const query = returnTo ? `?return_to=${encodeURIComponent(returnTo)}` : '';
+  await page.goto(`${base}/ui/sign-in${query}`);
+  await page.getByLabel('E-mail address').fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+const passwordA = 'Violet-Harbour-2931';
+const passwordB = 'Quiet-Lantern-8472';
+const passwordC = 'Amber-Glacier-5610';
+
+test('sign up, verify, sign in, change the password, sign out, sign in again', { skip }, async () => {
+  const { context, page } = await newPage();
+  const origins = recordOrigins(page);
+  const email = 'ada@example.com';
+  await page.goto(`${base}/ui/sign-up`);
+  await inspect(page, 'sign-up');
+  await page.getByLabel('E-mail address').fill(email);
+  await page.getByLabel('Password').fill('password');
+  await page.getByRole('button', { name: 'Create the account' }).click();
+  // The policy's reason is next to the field, tied to it.
+  const field = page.getByLabel('Password');
+  await assert.doesNotReject(field.waitFor());
+  assert.equal(await field.getAttribute('aria-invalid'), 'true');
+  const described = (await field.getAttribute('aria-describedby')).split(' ');
+  assert.ok(described.includes('password-error'));
+  assert.match(await page.locator('#password-error').innerText(), /refused/);
+  await inspect(page, 'sign-up-error');
+  await page.getByLabel('Password').fill(passwordA);
+  await page.keyboard.press('Enter');
+  await page.getByText('Check your mail').waitFor();
+  await inspect(page, 'sign-up-done');
+
+  const token = await mailedToken(email, '/verify');
+  await page.goto(`${base}/ui/verify?token=${encodeURIComponent(token)}`);
+  await inspect(page, 'verify');
+  await page.getByRole('button', { name: 'Verify my address' }).click();
+  await page.getByText('Your address is verified.').waitFor();
+
+  await signIn(page, email, 'not-the-password');
+  await page.getByText('The e-mail address or the password is wrong.').waitFor();
+  await inspect(page, 'sign-in-error');
+  await signIn(page, email, passwordA);
+  await page.waitForURL(`${base}/ui/account`);
+  await page.getByText(`Signed in as ${email}`).waitFor();
+  await inspect(page, 'account');
+
+  // Keyboard only: the password form is reached and sent with Tab and Enter.
+  await page.locator('#current_password').focus();
+  await page.keyboard.type(passwordA);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(passwordB);
+  await page.keyboard.press('Enter');
+  await page.getByText('Your password is changed.').waitFor();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.getByText('You are signed out.').waitFor();
+  await inspect(page, 'sign-in');
+  await page.goto(`${base}/ui/account`);
+  assert.match(page.url(), /\/ui\/sign-in\?return_to=/, 'signed out: the account page sends to sign in');
+
+  await signIn(page, email, passwordA);
+  await page.getByText('The e-mail address or the password is wrong.').waitFor();
+  await signIn(page, email, passwordB);
+  await page.waitForURL(`${base}/ui/account`);
+  // Under Referrer-Policy: no-referrer Chromium sends Origin: null on the pages' own posts,
+  // and they pass.
+  assert.ok(origins.length > 5);
+  assert.ok(origins.every((o) => o === 'null'), `origins of our posts: ${[...new Set(origins)]}`);
+  await context.close();
+});
+
+test('forgot password, then reset from the mailed link', { skip }, async () => {
+  const { context, page } = await newPage();
+  const email = 'grace@example.com';
+  const r = await fetch(`${base}/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: passwordA }),
+  });
+  assert.equal(r.status, 201);
+  await page.goto(`${base}/ui/forgot-password`);
+  await inspect(page, 'forgot-password');
+  await page.getByLabel('E-mail address').fill(email);
+  await page.getByRole('button', { name: 'Send the link' }).click();
+  await page.getByText('If an account exists for this address').waitFor();
+  await inspect(page, 'forgot-password-done');
+  const token = await mailedToken(email, '/reset-password');
+  await page.goto(`${base}/ui/reset-password?token=${encodeURIComponent(token)}`);
+  await inspect(page, 'reset-password');
+  await page.getByLabel('New password').fill(passwordC);
+  await page.getByRole('button', { name: 'Save the new password' }).click();
+  await page.getByText('Your password is changed.').waitFor();
+  // The link is spent.
+  await page.goto(`${base}/ui/reset-password?token=${encodeURIComponent(token)}`);
+  await page.getByLabel('New password').fill(passwordB);
+  await page.getByRole('button', { name: 'Save the new password' }).click();
+  await page.getByText('This link is invalid, expired or used already.').waitFor();
+  await inspect(page, 'reset-password-used');
+  await signIn(page, email, passwordC);
+  await page.waitForURL(`${base}/ui/account`);
+  await context.close();
+});
+
+test('one device signs another out', { skip }, async () => {
+  const email = 'linus@example.com';
+  await fetch(`${base}/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: passwordA }),
+  });
+  const laptop = await newPage();
+  const phone = await newPage({ context: { userAgent: 'Mozilla/5.0 (Linux; Android 14) Chrome/130.0 Mobile Safari/537.36' } });
+  await signIn(laptop.page, email, passwordA);
+  await laptop.page.waitForURL(`${base}/ui/account`);
+  await signIn(phone.page, email, passwordA);
+  await phone.page.waitForURL(`${base}/ui/account`);
+  await phone.page.getByText('This device', { exact: true }).waitFor();
+  const others = phone.page.getByRole('button', { name: /^Sign out this device/ });
+  assert.equal(await others.count(), 1, 'the laptop is listed with a sign-out button');
+  await inspect(phone.page, 'account-devices');
+  await others.click();
+  await phone.page.getByText('The device is signed out.').waitFor();
+  await laptop.page.goto(`${base}/ui/account`);
+  assert.match(laptop.page.url(), /\/ui\/sign-in/, 'the laptop is signed out');
+  await phone.page.goto(`${base}/ui/account`);
+  assert.match(phone.page.url(), /\/ui\/account$/, 'the phone is still signed in');
+  await laptop.context.close();
+  await phone.context.close();
+});
+
+test('a form posted from another site is refused', { skip }, async () => {
+  const email = 'mallory-target@example.com';
+  await fetch(`${base}/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: passwordA }),
+  });
+  const evil = `<form id="f" method="post" action="${base}/ui/account/password">
+    <input name="current_password" value="${passwordA}"><input name="password" value="Owned-By-Mallory-1">
+    <input name="csrf" value="guessed"></form><script>document.getElementById('f').submit()</script>`;
+  const { context, page } = await newPage({ evil });
+  await signIn(page, email, passwordA);
+  await page.waitForURL(`${base}/ui/account`);
+  const answer = page.waitForResponse((r) => r.url() === `${base}/ui/account/password`);
+  await page.goto('http://evil.localtest/');
+  const response = await answer;
+  assert.equal(response.status(), 403);
+  await page.getByText('sent from another site').waitFor();
+  await inspect(page, 'refused');
+  // Nothing changed: the old password still signs in.
+  const other = await newPage();
+  await signIn(other.page, email, passwordA);
+  await other.page.waitForURL(`${base}/ui/account`);
+  await other.context.close();
+  await context.close();
+});
+
+test('return_to goes only to allowed origins', { skip }, async () => {
+  const email = 'ret@example.com';
+  await fetch(`${base}/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: passwordA }),
+  });
+  const { context, page } = await newPage();
+  for (const target of ['http://evil.localtest/steal', '//evil.localtest/x', '/\\evil.localtest', 'https:evil.localtest']) {
+    await signIn(page, email, passwordA, { returnTo: target });
+    await page.waitForURL(`${base}/ui/account`);
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  }
+  await signIn(page, email, passwordA, { returnTo: 'http://app.localtest/welcome' });
+  await page.waitForURL('http://app.localtest/welcome');
+  await context.close();
+});
+
+test('French is chosen by Accept-Language', { skip }, async () => {
+  const { context, page } = await newPage({ context: { locale: 'fr-FR' } });
+  await page.goto(`${base}/ui/sign-in`);
+  assert.equal(await page.getAttribute('html', 'lang'), 'fr');
+  await page.getByRole('heading', { name: 'Connexion' }).waitFor();
+  await inspect(page, 'sign-in-fr');
+  await context.close();
+});
+
+test('sign in with the real OpenID provider', { skip: skip || !oidcReady }, async () => {
+  const { context, page } = await newPage();
+  await page.goto(`${base}/ui/sign-in`);
+  await page.getByRole('link', { name: 'Sign in with Corp' }).click();
+  await page.locator('input[name=account_id]').waitFor();
+  await page.fill('input[name=account_id]', 'oidc-user-1');
+  await page.fill('input[name=email]', 'oidc@example.com');
+  // The provider's login form, then its consent form, until the pages answer.
+  for (let i = 0; i < 5 && new URL(page.url()).origin !== new URL(base).origin; i += 1) {
+    const button = page.locator('form button[type=submit]');
+    if ((await button.count()) > 0) {
+      await Promise.all([page.waitForNavigation(), button.first().click()]);
+    } else {
+      await page.waitForTimeout(200);
+    }
+  }
+  await page.waitForURL(`${base}/ui/account`);
+  await page.getByText('Signed in as oidc@example.com').waitFor();
+  await page.getByText(`${issuerName}: oidc@example.com`).waitFor();
+  await context.close();
+});
