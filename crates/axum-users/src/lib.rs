@@ -138,10 +138,12 @@
 //! - `cargo doc --no-deps -p axum-users --open` builds this guide locally.
 
 mod app;
+mod audit;
 pub mod auth;
 mod background;
 mod body;
 mod client_ip;
+mod directory;
 mod email;
 mod email_change;
 mod error;
@@ -169,6 +171,10 @@ pub mod testing;
 mod tokens;
 
 pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore};
+pub use audit::{
+    AUDIT_EVENT_TYPES, AuditCursor, AuditEvent, AuditPage, AuditQuery, AuditRecord, AuditStore,
+    AuditStoreRef, LoginFailure,
+};
 pub use auth::{
     AuthBackend, CookieSettings, DatabaseStrategy, IssuedToken, JwtStrategy, Requirements,
     Strategy, StrategyError, TokenOwner, Transport,
@@ -177,6 +183,10 @@ pub use auth::{
 #[cfg(feature = "oauth")]
 pub use axum_users_oauth as oauth;
 pub use client_ip::{ClientIpPolicy, ForwardedHeader, InvalidIpNet, IpNet, ip_bucket};
+pub use directory::{
+    DEFAULT_PAGE, MAX_PAGE, UserCursor, UserDirectory, UserDirectoryRef, UserPage, UserQuery,
+    UserSort, UserTimes, format_time, parse_time,
+};
 pub use email::{InvalidEmail, email_key, normalize_email};
 pub use email_change::{EmailChange, EmailChangeSettings};
 pub use error::{ApiError, ValidationIssue};
