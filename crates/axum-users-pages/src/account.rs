@@ -198,7 +198,7 @@ fn failed<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
 
 /// `2026-12-02 11:53 UTC`.
 fn when(unix: i64) -> String {
-    let iso = axum_users::iso8601(unix);
+    let iso = axum_users::format_time(unix);
     format!("{} {} UTC", &iso[..10], &iso[11..16])
 }
 

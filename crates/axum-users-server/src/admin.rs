@@ -10,15 +10,8 @@ use crate::config::Config;
 /// What to do with users.
 #[derive(Debug, Subcommand)]
 pub(crate) enum UsersCommand {
-    /// List users, ordered by e-mail address.
-    List {
-        /// How many at most.
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-        /// How many to skip first.
-        #[arg(long, default_value_t = 0)]
-        offset: i64,
-    },
+    /// List users (one page; the next page's cursor is printed to stderr).
+    List(ListArgs),
     /// Show one user.
     Show {
         /// The user's e-mail address.
@@ -53,6 +46,83 @@ pub(crate) enum UsersCommand {
         /// The user's e-mail address.
         email: String,
     },
+}
+
+/// The filters of `users list`: those of `GET /users`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListArgs {
+    /// Only addresses containing this text (case-insensitive).
+    #[arg(long)]
+    q: Option<String>,
+    /// Only active (true) or inactive (false) users.
+    #[arg(long, action = clap::ArgAction::Set)]
+    active: Option<bool>,
+    /// Only verified (true) or unverified (false) users.
+    #[arg(long, action = clap::ArgAction::Set)]
+    verified: Option<bool>,
+    /// Only superusers (true) or ordinary users (false).
+    #[arg(long, action = clap::ArgAction::Set)]
+    superuser: Option<bool>,
+    /// Only users created at or after this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = time_arg)]
+    created_after: Option<i64>,
+    /// Only users created before this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_parser = time_arg)]
+    created_before: Option<i64>,
+    /// Order: email, -email, created_at or -created_at.
+    #[arg(long, default_value = "email", value_parser = sort_arg)]
+    sort: axum_users::UserSort,
+    /// How many at most (1 to 100).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100))]
+    limit: u32,
+    /// Where to start: the cursor the previous page printed.
+    #[arg(long)]
+    cursor: Option<String>,
+}
+
+fn time_arg(text: &str) -> Result<i64, String> {
+    axum_users::parse_time(text)
+        .ok_or_else(|| format!("not an RFC 3339 time or Unix seconds: {text}"))
+}
+
+fn sort_arg(text: &str) -> Result<axum_users::UserSort, String> {
+    axum_users::UserSort::parse(text)
+        .ok_or_else(|| "one of email, -email, created_at, -created_at".to_owned())
+}
+
+impl ListArgs {
+    fn query(self) -> Result<axum_users::UserQuery> {
+        let after = match &self.cursor {
+            Some(text) => Some(
+                axum_users::UserCursor::decode(text, self.sort)
+                    .context("not a cursor of this listing and sort")?,
+            ),
+            None => None,
+        };
+        let mut query = axum_users::UserQuery::default();
+        query.q = self.q;
+        query.is_active = self.active;
+        query.is_verified = self.verified;
+        query.is_superuser = self.superuser;
+        query.created_after = self.created_after;
+        query.created_before = self.created_before;
+        query.sort = self.sort;
+        query.limit = self.limit;
+        query.after = after;
+        Ok(query)
+    }
+}
+
+/// A line of `users list`: [`line`], then when the user was created and last signed in.
+fn list_line(user: &axum_users::User, times: &axum_users::UserTimes) -> String {
+    format!(
+        "{}  created {}  last login {}",
+        line(user),
+        axum_users::format_time(times.created_at),
+        times
+            .last_login_at
+            .map_or_else(|| "never".to_owned(), axum_users::format_time)
+    )
 }
 
 /// One line per user: id, e-mail, then the flags that are set.
@@ -107,9 +177,14 @@ pub(crate) async fn run(config: Config, command: UsersCommand) -> Result<()> {
         }
     };
     match command {
-        UsersCommand::List { limit, offset } => {
-            for user in store.list_users(limit.max(0), offset.max(0)).await? {
-                println!("{}", line(&user));
+        UsersCommand::List(args) => {
+            let query = args.query()?;
+            let page = users.manager().list_users(&query).await?;
+            for (user, times) in &page.items {
+                println!("{}", list_line(user, times));
+            }
+            if let Some(cursor) = page.next_cursor {
+                eprintln!("next page: --cursor {}", cursor.encode(query.sort));
             }
             Ok(())
         }

@@ -234,6 +234,15 @@ pub(crate) struct Settings {
         value_name = "S"
     )]
     prune_interval_seconds: Option<u64>,
+    /// Days the audit log keeps an event (pruned with the expired sessions); 0: forever
+    /// [default: 90]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_AUDIT_RETENTION_DAYS",
+        value_name = "DAYS"
+    )]
+    audit_retention_days: Option<u64>,
     /// Origins, comma-separated, besides the public URL's own, that may send cookie-authenticated
     /// state-changing requests
     #[arg(
@@ -667,6 +676,8 @@ pub(crate) struct Config {
     pub(crate) sessions: axum_users::SessionSettings,
     /// How often expired sessions and tokens are removed (`None`: never).
     pub(crate) prune_interval: Option<Duration>,
+    /// How long the audit log keeps an event (`None`: forever).
+    pub(crate) audit_retention: Option<Duration>,
     /// Origins besides the public URL's own trusted with cookie-authenticated changes.
     pub(crate) trusted_origins: Vec<String>,
     /// The hosted pages: their prefix (`/ui`), when they are on.
@@ -960,6 +971,10 @@ impl Config {
             sessions,
             prune_interval: Some(Duration::from_secs(
                 s.prune_interval_seconds.unwrap_or(3600),
+            ))
+            .filter(|d| !d.is_zero()),
+            audit_retention: Some(Duration::from_secs(
+                s.audit_retention_days.unwrap_or(90).saturating_mul(86_400),
             ))
             .filter(|d| !d.is_zero()),
             trusted_origins,

@@ -1,5 +1,5 @@
-//! Removing expired sessions and access tokens: a background task of `serve` and the `prune`
-//! command.
+//! Removing expired sessions and access tokens, and audit events past their retention: a
+//! background task of `serve` and the `prune` command.
 
 use anyhow::Result;
 use axum_users::{Pruned, UserStore, now_unix};
@@ -34,6 +34,10 @@ pub(crate) async fn prune(config: &Config) -> Result<()> {
         .prune(now_unix(), tokens_before(config.db_tokens))
         .await?;
     println!("{}", report(pruned));
+    if let (Some(retention), Some(log)) = (config.audit_retention, store.audit_store()) {
+        let before = now_unix().saturating_sub(retention.as_secs() as i64);
+        println!("removed {} audit events", log.prune_events(before).await?);
+    }
     Ok(())
 }
 
@@ -43,6 +47,7 @@ pub(crate) fn spawn_pruning(config: &Config, users: &Users) {
         return;
     };
     let db_tokens = config.db_tokens;
+    let audit_retention = config.audit_retention;
     let users = users.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
@@ -59,6 +64,13 @@ pub(crate) fn spawn_pruning(config: &Config, users: &Users) {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "pruning expired sessions failed"),
+            }
+            if let Some(retention) = audit_retention {
+                match users.manager().prune_audit(retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("removed {n} audit events past their retention"),
+                    Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+                }
             }
         }
     });

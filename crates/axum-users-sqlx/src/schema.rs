@@ -139,5 +139,51 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                 "CREATE INDEX mail_outbox_due ON mail_outbox (status, next_attempt_at)".into(),
             ],
         },
+        ops_migration(dialect, table),
     ]
+}
+
+/// Migration 6 (operations): the users' times with the listing's index, and the audit log.
+/// Existing users are stamped with the time of the upgrade (their creation time is unknown)
+/// and with their newest session as their last sign-in. Self-contained: it touches no table
+/// of migration 5.
+fn ops_migration(dialect: Dialect, table: &str) -> Migration {
+    let now = match dialect {
+        Dialect::Sqlite => "CAST(strftime('%s', 'now') AS INTEGER)",
+        Dialect::Postgres => "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)",
+        Dialect::MySql => "UNIX_TIMESTAMP()",
+    };
+    Migration {
+        version: 6,
+        statements: vec![
+            "ALTER TABLE users ADD COLUMN created_at BIGINT NOT NULL DEFAULT 0".into(),
+            "ALTER TABLE users ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0".into(),
+            "ALTER TABLE users ADD COLUMN last_login_at BIGINT".into(),
+            format!("UPDATE users SET created_at = {now}, updated_at = {now}"),
+            "UPDATE users SET last_login_at = \
+             (SELECT MAX(s.created_at) FROM sessions s WHERE s.user_id = users.id)"
+                .into(),
+            // The listing in creation order walks this index; the e-mail order walks the
+            // unique index of `email_key`.
+            "CREATE INDEX users_created_at_id ON users (created_at, id)".into(),
+            // No foreign keys: a record outlives its user (the deletion is itself recorded).
+            format!(
+                "CREATE TABLE audit_events (
+                id VARCHAR(32) PRIMARY KEY NOT NULL,
+                created_at BIGINT NOT NULL,
+                event_type VARCHAR(64) NOT NULL,
+                user_id VARCHAR(64),
+                actor_id VARCHAR(64),
+                ip VARCHAR(64),
+                user_agent VARCHAR(256),
+                outcome VARCHAR(16) NOT NULL,
+                reason VARCHAR(64),
+                detail VARCHAR(200)
+            ){table}"
+            ),
+            "CREATE INDEX audit_events_created_at ON audit_events (created_at, id)".into(),
+            "CREATE INDEX audit_events_user ON audit_events (user_id, created_at, id)".into(),
+            "CREATE INDEX audit_events_type ON audit_events (event_type, created_at, id)".into(),
+        ],
+    }
 }

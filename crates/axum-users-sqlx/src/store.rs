@@ -12,6 +12,8 @@ use crate::db::{Arg, Db, Row, SqlPool, StoreOptions, Tx};
 use crate::id::{Dialect, IdValue, SqlId};
 use crate::schema::migrations;
 
+mod audit;
+mod directory;
 mod outbox;
 
 /// Users, OAuth accounts and access tokens in SQLite, PostgreSQL or MySQL/MariaDB, chosen by the
@@ -100,6 +102,18 @@ impl<Id: SqlId, F: UserFields> SqlStore<Id, F> {
         self.db.migrate(migrations::<Id>(self.dialect())).await
     }
 
+    /// Creates or upgrades the schema up to migration `last` only; returns how many it applied.
+    /// For upgrade tests (a database as an older release left it) and staged roll-outs;
+    /// [`Self::migrate`] applies the rest later.
+    ///
+    /// # Errors
+    /// As [`Self::migrate`].
+    pub async fn migrate_to(&self, last: i64) -> Result<usize, sqlx::Error> {
+        let mut steps = migrations::<Id>(self.dialect());
+        steps.retain(|m| m.version <= last);
+        self.db.migrate(steps).await
+    }
+
     /// Whether the database answers within the timeout.
     ///
     /// # Errors
@@ -149,9 +163,12 @@ async fn insert_user<Id: SqlId, F: UserFields>(
             "is_verified",
             "email_epoch",
             "fields",
+            "created_at",
+            "updated_at",
         ],
     );
     let key = email_key(&user.email);
+    let now = axum_users::now_unix();
     let mut args: Vec<Arg> = id.map(Arg::from).into_iter().collect();
     args.extend([
         Arg::Text(user.email),
@@ -162,6 +179,8 @@ async fn insert_user<Id: SqlId, F: UserFields>(
         Arg::Bool(user.is_verified),
         Arg::Int(0),
         Arg::Text(fields_json(&user.fields)?),
+        Arg::Int(now),
+        Arg::Int(now),
     ]);
     tx.execute(&sql, &args).await?;
     // Read back by the unique key: the one way to learn a generated id on every database.
@@ -246,6 +265,10 @@ fn update_assignments<F: UserFields>(
     if let Some(fields) = &changes.fields {
         sets.push("fields = ?");
         args.push(Arg::Text(fields_json(fields)?));
+    }
+    if !sets.is_empty() {
+        sets.push("updated_at = ?");
+        args.push(Arg::Int(axum_users::now_unix()));
     }
     Ok((sets, args))
 }
@@ -357,9 +380,11 @@ impl<Id: SqlId, F: UserFields> UserStore for SqlStore<Id, F> {
         let changed = self
             .db
             .execute(
-                "UPDATE users SET hashed_password = ? WHERE hashed_password = ? AND id = ?",
+                "UPDATE users SET hashed_password = ?, updated_at = ? \
+                 WHERE hashed_password = ? AND id = ?",
                 &[
                     Arg::Text(new.0.clone()),
+                    Arg::Int(axum_users::now_unix()),
                     Arg::Text(expected.0.clone()),
                     id.to_value().into(),
                 ],
@@ -377,6 +402,14 @@ impl<Id: SqlId, F: UserFields> UserStore for SqlStore<Id, F> {
     }
 
     fn session_store(&self) -> Option<axum_users::SessionStoreRef<Id, F>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
+
+    fn directory(&self) -> Option<axum_users::UserDirectoryRef<Id, F>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
+
+    fn audit_store(&self) -> Option<axum_users::AuditStoreRef> {
         Some(std::sync::Arc::new(self.clone()))
     }
 }
@@ -626,10 +659,15 @@ mod tests {
         assert!(sets[0].starts_with("email_epoch = "), "{sets:?}");
         assert_eq!(
             sets[1..],
-            ["email = ?", "email_key = ?", "is_active = ?"],
+            [
+                "email = ?",
+                "email_key = ?",
+                "is_active = ?",
+                "updated_at = ?"
+            ],
             "no column the changes leave out"
         );
-        assert_eq!(args.len(), 4);
+        assert_eq!(args.len(), 5);
     }
 
     #[test]

@@ -143,7 +143,8 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
         }
         let router = Router::new()
             .nest("/auth", auth)
-            .nest("/users", self.users_router());
+            .nest("/users", self.users_router())
+            .merge(self.audit_router());
         #[cfg(feature = "oauth")]
         let router = router.merge(self.oauth_router());
         // The extractors read the router state, not an extension: nothing to layer.
@@ -172,11 +173,18 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
             .merge(routes::email_change::router(self.inner.clone()))
     }
 
+    /// `GET /audit-events` (superusers), mounted at the root by [`AxumUsers::router`].
+    pub fn audit_router(&self) -> Router {
+        routes::admin::audit_router(self.inner.clone())
+    }
+
     /// `GET|PATCH /me` and `GET|PATCH|DELETE /{id}`, with the sessions routes
-    /// (`GET|DELETE /me/sessions`, `DELETE /me/sessions/{id}`, `GET|DELETE /{id}/sessions`).
+    /// (`GET|DELETE /me/sessions`, `DELETE /me/sessions/{id}`, `GET|DELETE /{id}/sessions`) and the
+    /// admin routes (`GET|POST /`, `GET /me/security-events`).
     pub fn users_router(&self) -> Router {
         routes::users::router(self.inner.clone())
             .merge(routes::sessions::router(self.inner.clone()))
+            .merge(routes::admin::users_router(self.inner.clone()))
     }
 }
 

@@ -163,6 +163,12 @@ where
         self.hooks()
             .on_after_request_email_change(user, new_email, &token, request)
             .await;
+        self.audit(
+            crate::AuditEvent::EmailChangeRequested,
+            Some(&user.id),
+            request,
+        )
+        .await;
         Ok(())
     }
 
@@ -222,6 +228,12 @@ where
             .await;
         let raw = json!({ "email": user.email });
         self.hooks().on_after_update(&user, &raw, request).await;
+        self.audit(
+            crate::AuditEvent::EmailChangeConfirmed,
+            Some(&user.id),
+            request,
+        )
+        .await;
         Ok(user)
     }
 }

@@ -128,6 +128,9 @@ error_codes! {
     /// E-mail change: the confirmation token is malformed, expired, used or superseded.
     EmailChangeBadToken = "EMAIL_CHANGE_BAD_TOKEN", BAD_REQUEST,
         "The e-mail change token is malformed, expired, already used or superseded by another change.";
+    /// Admin: the store keeps no users directory (times, listing), e.g. a custom store.
+    UsersListingUnavailable = "USERS_LISTING_UNAVAILABLE", NOT_IMPLEMENTED,
+        "The store cannot list users (it implements no `UserDirectory`).";
     /// A request the route cannot read.
     BadRequest = "Bad Request", BAD_REQUEST,
         "The request is malformed.";

@@ -210,6 +210,14 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
         async {}
     }
 
+    /// Every audit event, typed, after it was stored (see `audit.rs`): forward it to a SIEM, a
+    /// queue or an alert. Runs on the path of the act it records: keep it short, or hand the
+    /// record to a task of your own.
+    fn on_audit_event(&self, record: &crate::AuditRecord) -> impl Future<Output = ()> + Send {
+        let _ = record;
+        async {}
+    }
+
     /// Fills the application's own fields from a provider's profile (a display name from
     /// `profile.name`, an avatar): on a first sign-in through a provider, with `user` `None`,
     /// the fields returned are the new user's; when a provider account is linked to `user`

@@ -140,10 +140,12 @@
 //! - `cargo doc --no-deps -p axum-users --open` builds this guide locally.
 
 mod app;
+mod audit;
 pub mod auth;
 mod background;
 mod body;
 mod client_ip;
+mod directory;
 mod email;
 mod email_change;
 mod error;
@@ -171,6 +173,10 @@ pub mod testing;
 mod tokens;
 
 pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore};
+pub use audit::{
+    AUDIT_EVENT_TYPES, AuditCursor, AuditEvent, AuditPage, AuditQuery, AuditRecord, AuditStore,
+    AuditStoreRef, LoginFailure,
+};
 pub use auth::{
     AuthBackend, CookieSettings, DatabaseStrategy, IssuedToken, JwtStrategy, Requirements,
     Strategy, StrategyError, TokenOwner, Transport,
@@ -179,6 +185,10 @@ pub use auth::{
 #[cfg(feature = "oauth")]
 pub use axum_users_oauth as oauth;
 pub use client_ip::{ClientIpPolicy, ForwardedHeader, InvalidIpNet, IpNet, ip_bucket};
+pub use directory::{
+    DEFAULT_PAGE, MAX_PAGE, UserCursor, UserDirectory, UserDirectoryRef, UserPage, UserQuery,
+    UserSort, UserTimes, format_time, parse_time,
+};
 pub use email::{InvalidEmail, email_key, normalize_email};
 pub use email_change::{EmailChange, EmailChangeSettings};
 pub use error::{ApiError, ValidationIssue};
@@ -213,7 +223,6 @@ pub use password::{
 pub use route_state::SecurityPolicy;
 #[cfg(feature = "oauth")]
 pub use routes::oauth::OAuthClient;
-pub use routes::sessions::iso8601;
 pub use secret::{Secret, constant_time_eq, hash_token, random_token};
 pub use sessions::{
     CurrentSession, MAX_REUSE_GRACE, Pruned, RefreshState, RevokeReason, Session, SessionSettings,

@@ -7,6 +7,7 @@
 use axum::response::Response;
 use http::request::Parts;
 
+use crate::audit::{AuditEvent, LoginFailure};
 use crate::auth::{AuthBackend, IssuedToken};
 use crate::error_code::ErrorCode;
 use crate::hooks::{LoginAttempt, SecondFactor, SecurityEvent, SignInMethod, UserHooks};
@@ -65,11 +66,12 @@ where
         let method = SignInMethod::Password;
         let account = crate::limits::account_key(email).unwrap_or_else(|| email.to_owned());
         self.throttled(&method, &account, request, async {
-            let user = match self.authenticate(email, password).await? {
-                Some(user) => user,
-                None => {
+            let user = match self.check_credentials(email, password).await? {
+                Ok(user) => user,
+                Err((failure, user_id)) => {
+                    let refused = Refused::new(&method, &account, failure, request);
                     return Err(self
-                        .refuse(&method, &account, ManagerError::BadCredentials)
+                        .refuse(refused, user_id.as_ref(), ManagerError::BadCredentials)
                         .await);
                 }
             };
@@ -169,24 +171,31 @@ where
             account,
             request,
         };
-        if let Err(refused) = self.hooks().before_login(&attempt).await {
-            let error = ManagerError::LoginRefused(refused.retry_after);
-            return Err(self.refuse(method, account, error).await);
+        let refused = Refused::new(method, account, LoginFailure::Throttled, request);
+        if let Err(hook) = self.hooks().before_login(&attempt).await {
+            let error = ManagerError::LoginRefused(hook.retry_after);
+            return Err(self.refuse(refused, None, error).await);
         }
         match self.defend_login(account, request).await {
             Ok(slot) => Ok(slot),
-            Err(error) => Err(self.refuse(method, account, error).await),
+            Err(error) => Err(self.refuse(refused, None, error).await),
         }
     }
 
-    /// Fires the failure event and hands the error back (the failure itself was counted by
-    /// the throttle seam, see [`UserManager::throttled`]).
+    /// Fires the failure events (the hook's and the audit log's) and hands the error back (the
+    /// failure itself was counted by the throttle seam, see [`UserManager::throttled`]).
     async fn refuse(
         &self,
-        method: &SignInMethod,
-        account: &str,
+        refused: Refused<'_>,
+        user_id: Option<&S::Id>,
         error: ManagerError,
     ) -> ManagerError {
+        let Refused {
+            method,
+            account,
+            failure,
+            request,
+        } = refused;
         let reason = match &error {
             ManagerError::BadCredentials => ErrorCode::LoginBadCredentials.as_str(),
             ManagerError::UserNotVerified => ErrorCode::LoginUserNotVerified.as_str(),
@@ -200,6 +209,11 @@ where
                 reason,
             })
             .await;
+        let event = AuditEvent::LoginFailed {
+            method: method.to_string(),
+            reason: failure,
+        };
+        self.audit(event, user_id, request).await;
         error
     }
 
@@ -215,13 +229,15 @@ where
         answer: LoginResponse<'_>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         if !user.is_active {
+            let refused = Refused::new(method, account, LoginFailure::Inactive, request);
             return Err(self
-                .refuse(method, account, ManagerError::BadCredentials)
+                .refuse(refused, Some(&user.id), ManagerError::BadCredentials)
                 .await);
         }
         if self.login_rules().requires_verification && !user.is_verified {
+            let refused = Refused::new(method, account, LoginFailure::Unverified, request);
             return Err(self
-                .refuse(method, account, ManagerError::UserNotVerified)
+                .refuse(refused, Some(&user.id), ManagerError::UserNotVerified)
                 .await);
         }
         if self.hooks().second_factor(&user, method).await == SecondFactor::Required {
@@ -241,10 +257,54 @@ where
                 method,
             })
             .await;
+        self.record_sign_in(&user.id, method, request).await;
         Ok(LoginOutcome::SignedIn {
             user,
             token,
             response: Box::new(response),
         })
+    }
+
+    /// After a sign-in: `last_login_at` (one update) and the audit event (one insert).
+    async fn record_sign_in(
+        &self,
+        user_id: &S::Id,
+        method: &SignInMethod,
+        request: Option<&Parts>,
+    ) {
+        if let Some(directory) = self.store().directory()
+            && let Err(error) = directory.record_login(user_id, crate::now_unix()).await
+        {
+            tracing::warn!(%error, "last_login_at was not written");
+        }
+        let event = AuditEvent::LoginSucceeded {
+            method: method.to_string(),
+        };
+        self.audit(event, Some(user_id), request).await;
+    }
+}
+
+/// A refused sign-in, as [`UserManager::refuse`] records it.
+#[derive(Clone, Copy)]
+struct Refused<'a> {
+    method: &'a SignInMethod,
+    account: &'a str,
+    failure: LoginFailure,
+    request: Option<&'a Parts>,
+}
+
+impl<'a> Refused<'a> {
+    fn new(
+        method: &'a SignInMethod,
+        account: &'a str,
+        failure: LoginFailure,
+        request: Option<&'a Parts>,
+    ) -> Self {
+        Self {
+            method,
+            account,
+            failure,
+            request,
+        }
     }
 }

@@ -7,6 +7,7 @@ use http::request::Parts;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::audit::{AuditEvent, LoginFailure};
 use crate::auth::StrategyError;
 use crate::keys::{KeyRing, Purpose};
 
@@ -101,6 +102,9 @@ pub enum ManagerError {
     /// The e-mail change token is malformed, expired, used or superseded.
     #[error("invalid e-mail change token")]
     InvalidEmailChangeToken,
+    /// The store keeps no users directory ([`crate::UserStore::directory`]).
+    #[error("the store cannot list users")]
+    DirectoryUnavailable,
 }
 
 /// Who is asking for a change: the user on themselves, or a superuser (or the application).
@@ -456,6 +460,12 @@ where
             .await
             .map_err(duplicate_means_exists)?;
         self.hooks.on_after_register(&user, request).await;
+        let event = if safe {
+            AuditEvent::Registered
+        } else {
+            AuditEvent::UserCreated
+        };
+        self.audit(event, Some(&user.id), request).await;
         Ok(user)
     }
 
@@ -469,22 +479,32 @@ where
         email: &str,
         password: &str,
     ) -> Result<Option<UserOf<S>>, ManagerError> {
+        Ok(self.check_credentials(email, password).await?.ok())
+    }
+
+    /// [`UserManager::authenticate`], telling the audit log why a check failed and whose
+    /// account it was (never the client: every failure costs one hash and answers the same).
+    pub(crate) async fn check_credentials(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Result<UserOf<S>, (LoginFailure, Option<S::Id>)>, ManagerError> {
         let Some(mut user) = self.store.get_by_email(email).await? else {
             self.passwords.verify_dummy(password).await?;
-            return Ok(None);
+            return Ok(Err((LoginFailure::UnknownUser, None)));
         };
         if !user.hashed_password.is_usable() {
             // Signed up through a provider and never set a password: same cost as a wrong one.
             self.passwords.verify_dummy(password).await?;
-            return Ok(None);
+            return Ok(Err((LoginFailure::NoPassword, Some(user.id))));
         }
         match self
             .passwords
             .verify(password, &user.hashed_password)
             .await?
         {
-            Verified::No => Ok(None),
-            Verified::Yes => Ok(Some(user)),
+            Verified::No => Ok(Err((LoginFailure::BadPassword, Some(user.id)))),
+            Verified::Yes => Ok(Ok(user)),
             Verified::YesRehash(new_hash) => {
                 if self
                     .store
@@ -493,7 +513,7 @@ where
                 {
                     user.hashed_password = new_hash;
                 }
-                Ok(Some(user))
+                Ok(Ok(user))
             }
         }
     }
@@ -598,6 +618,8 @@ where
         self.revoke_sessions(&user.id, None, crate::RevokeReason::Reset)
             .await?;
         self.hooks.on_after_reset_password(&user, request).await;
+        self.audit(AuditEvent::PasswordReset, Some(&user.id), request)
+            .await;
         Ok(user)
     }
 
@@ -702,6 +724,8 @@ where
             .await?
             .ok_or(ManagerError::InvalidVerifyToken)?;
         self.hooks.on_after_verify(&user, request).await;
+        self.audit(AuditEvent::Verified, Some(&user.id), request)
+            .await;
         Ok(user)
     }
 
@@ -788,6 +812,7 @@ where
             changes.fields = Some(fields);
         }
         let deactivated = changes.is_active == Some(false);
+        let email_moved = changes.email.is_some();
         let mut user = self
             .store
             .update(&user.id, changes)
@@ -817,6 +842,14 @@ where
             map.remove("email");
         }
         self.hooks.on_after_update(&user, &raw, request).await;
+        let events = [
+            (!safe).then_some(AuditEvent::UserUpdated),
+            password_changed.then_some(AuditEvent::PasswordChanged),
+            email_moved.then_some(AuditEvent::EmailChangeConfirmed),
+        ];
+        for event in events.into_iter().flatten() {
+            self.audit(event, Some(&user.id), request).await;
+        }
         if let Some(email) = &pending {
             self.request_email_change(&user, email, request).await?;
         }
@@ -887,6 +920,8 @@ where
             return Err(ManagerError::UserNotExists);
         }
         self.hooks.on_after_delete(user, request).await;
+        self.audit(AuditEvent::UserDeleted, Some(&user.id), request)
+            .await;
         Ok(())
     }
 

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
+use crate::audit::{AuditCursor, AuditPage, AuditQuery, AuditRecord, AuditStore};
 use crate::auth::BoxFuture;
+use crate::directory::{UserCursor, UserDirectory, UserPage, UserQuery, UserSort, UserTimes};
 use crate::email::email_key;
 use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
 use crate::sessions::{Pruned, RefreshState, Session};
@@ -25,6 +27,10 @@ struct Tables<Id, F> {
     rotated: HashMap<String, String>,
     /// Queued mail with the worker that holds each message.
     outbox: Vec<(crate::outbox::OutboxMessage, Option<String>)>,
+    /// Each user's times (`created_at`, `updated_at`, `last_login_at`).
+    times: HashMap<Id, UserTimes>,
+    /// The audit log, oldest first.
+    audit: Vec<AuditRecord>,
 }
 
 /// Users, OAuth accounts and access tokens in a mutex. With `i64` ids it numbers users itself.
@@ -60,6 +66,8 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             token_sessions: HashMap::new(),
             rotated: HashMap::new(),
             outbox: Vec::new(),
+            times: HashMap::new(),
+            audit: Vec::new(),
         };
         Self {
             tables: Arc::new(Mutex::new(tables)),
@@ -97,6 +105,15 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             email_epoch: 0,
             fields: new.fields,
         };
+        let now = crate::tokens::now_unix();
+        t.times.insert(
+            id.clone(),
+            UserTimes {
+                created_at: now,
+                updated_at: now,
+                last_login_at: None,
+            },
+        );
         t.users.insert(id, user.clone());
         Ok(user)
     }
@@ -172,6 +189,7 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
         id: &Id,
         changes: UserChanges<F>,
     ) -> Result<Option<UserOf<Self>>, StoreError> {
+        let written = !changes.is_empty();
         self.with(|t| {
             if let Some(email) = &changes.email
                 && email_taken(t, email, Some(id))
@@ -205,7 +223,11 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
             if let Some(fields) = changes.fields {
                 stored.fields = fields;
             }
-            Ok(Some(stored.clone()))
+            let stored = stored.clone();
+            if written {
+                touch(t, id);
+            }
+            Ok(Some(stored))
         })
     }
 
@@ -218,6 +240,7 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
         self.with(|t| match t.users.get_mut(id) {
             Some(user) if &user.hashed_password == expected => {
                 user.hashed_password = new.clone();
+                touch(t, id);
                 Ok(true)
             }
             _ => Ok(false),
@@ -229,12 +252,146 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
             t.accounts.retain(|a| &a.user_id != id);
             t.tokens.retain(|_, (owner, _)| owner != id);
             Self::remove_sessions(t, |s| &s.user_id == id);
+            t.times.remove(id);
             Ok(t.users.remove(id).is_some())
         })
     }
 
     fn session_store(&self) -> Option<crate::SessionStoreRef<Id, F>> {
         Some(Arc::new(self.clone()))
+    }
+
+    fn directory(&self) -> Option<crate::UserDirectoryRef<Id, F>> {
+        Some(Arc::new(self.clone()))
+    }
+
+    fn audit_store(&self) -> Option<crate::AuditStoreRef> {
+        Some(Arc::new(self.clone()))
+    }
+}
+
+/// Sets a user's `updated_at` to now.
+fn touch<Id: UserId, F>(tables: &mut Tables<Id, F>, id: &Id) {
+    if let Some(times) = tables.times.get_mut(id) {
+        times.updated_at = crate::tokens::now_unix();
+    }
+}
+
+/// The sort key of a user for `sort`: what the SQL stores order by.
+fn sort_key<Id: UserId, F>(sort: UserSort, user: &User<Id, F>, times: &UserTimes) -> (i64, String) {
+    match sort {
+        UserSort::CreatedAt | UserSort::CreatedAtDesc => (times.created_at, user.id.to_string()),
+        _ => (0, email_key(&user.email)),
+    }
+}
+
+fn cursor_key(cursor: &UserCursor) -> (i64, String) {
+    match cursor {
+        UserCursor::CreatedAt { at, id } => (*at, id.clone()),
+        UserCursor::Email(key) => (0, key.clone()),
+    }
+}
+
+impl<Id: UserId, F: UserFields> UserDirectory<Id, F> for MemoryStore<Id, F> {
+    fn list_users<'a>(
+        &'a self,
+        query: &'a UserQuery,
+    ) -> BoxFuture<'a, Result<UserPage<Id, F>, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let after = query.after.as_ref().map(cursor_key);
+                let descending = query.sort.descending();
+                let mut rows: Vec<((i64, String), (User<Id, F>, UserTimes))> = t
+                    .users
+                    .values()
+                    .filter_map(|user| {
+                        let times = t.times.get(&user.id).copied().unwrap_or_default();
+                        let key = sort_key(query.sort, user, &times);
+                        let beyond = after.as_ref().is_none_or(|after| {
+                            if descending {
+                                &key < after
+                            } else {
+                                &key > after
+                            }
+                        });
+                        (beyond && query.matches(user, &times))
+                            .then(|| (key, (user.clone(), times)))
+                    })
+                    .collect();
+                rows.sort_by(|a, b| a.0.cmp(&b.0));
+                if descending {
+                    rows.reverse();
+                }
+                let size = query.page_size() as usize;
+                let more = rows.len() > size;
+                let items: Vec<_> = rows.into_iter().take(size).map(|(_, row)| row).collect();
+                let next_cursor = more
+                    .then(|| items.last())
+                    .flatten()
+                    .map(|(user, times)| UserCursor::after(query.sort, user, times));
+                Ok(UserPage { items, next_cursor })
+            })
+        })
+    }
+
+    fn user_times<'a>(
+        &'a self,
+        id: &'a Id,
+    ) -> BoxFuture<'a, Result<Option<UserTimes>, StoreError>> {
+        Box::pin(async move { self.with(|t| Ok(t.times.get(id).copied())) })
+    }
+
+    fn record_login<'a>(&'a self, id: &'a Id, at: i64) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                if let Some(times) = t.times.get_mut(id) {
+                    times.last_login_at = Some(at);
+                }
+                Ok(())
+            })
+        })
+    }
+}
+
+impl<Id: UserId, F: UserFields> AuditStore for MemoryStore<Id, F> {
+    fn append<'a>(&'a self, record: &'a AuditRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                t.audit.push(record.clone());
+                Ok(())
+            })
+        })
+    }
+
+    fn list_events<'a>(
+        &'a self,
+        query: &'a AuditQuery,
+    ) -> BoxFuture<'a, Result<AuditPage, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let mut rows: Vec<&AuditRecord> =
+                    t.audit.iter().filter(|r| query.matches(r)).collect();
+                rows.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+                let size = query.page_size() as usize;
+                let more = rows.len() > size;
+                let items: Vec<AuditRecord> = rows.into_iter().take(size).cloned().collect();
+                let next_cursor = more.then(|| items.last()).flatten().map(|r| AuditCursor {
+                    at: r.at,
+                    id: r.id.clone(),
+                });
+                Ok(AuditPage { items, next_cursor })
+            })
+        })
+    }
+
+    fn prune_events<'a>(&'a self, before: i64) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let had = t.audit.len();
+                t.audit.retain(|r| r.at >= before);
+                Ok((had - t.audit.len()) as u64)
+            })
+        })
     }
 }
 
@@ -750,7 +907,10 @@ mod tests {
         testing::outbox_store(&store).await;
         testing::concurrent_unlinks(&store, 5).await;
         testing::session_store(&store, &store).await;
+        testing::user_directory(&store).await;
+        testing::audit_store(&store).await;
         let ints: MemoryStore<i64> = MemoryStore::new();
+        testing::user_directory(&ints).await;
         testing::user_store(&ints).await;
         testing::oauth_account_store(&ints).await;
         testing::concurrent_unlinks(&ints, 2).await;

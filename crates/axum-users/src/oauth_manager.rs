@@ -219,6 +219,16 @@ where
             Err(e) => return Err(e.into()),
         };
         self.hooks().on_after_register(&user, request).await;
+        self.audit(crate::AuditEvent::Registered, Some(&user.id), request)
+            .await;
+        self.audit(
+            crate::AuditEvent::ProviderLinked {
+                provider: sign_in.oauth_name.clone(),
+            },
+            Some(&user.id),
+            request,
+        )
+        .await;
         Ok(user)
     }
 
@@ -340,12 +350,25 @@ where
         user: &UserOf<S>,
         account_id: &S::Id,
     ) -> Result<(), ManagerError> {
+        // The provider's name, for the audit log (unlinking is rare: one more read).
+        let provider = self
+            .store()
+            .list_oauth_accounts(&user.id)
+            .await?
+            .into_iter()
+            .find(|a| &a.id == account_id)
+            .map(|a| a.oauth_name)
+            .unwrap_or_default();
         match self
             .store()
             .unlink_oauth_account(&user.id, account_id)
             .await?
         {
-            Unlink::Removed => Ok(()),
+            Unlink::Removed => {
+                let event = crate::AuditEvent::ProviderUnlinked { provider };
+                self.audit(event, Some(&user.id), None).await;
+                Ok(())
+            }
             Unlink::NotFound => Err(ManagerError::OAuthAccountNotFound),
             Unlink::LastSignInMethod => Err(ManagerError::LastSignInMethod),
         }
@@ -415,7 +438,13 @@ where
             .add_oauth_account(&user.id, sign_in.new_account(self.key_ring(), email))
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                let event = crate::AuditEvent::ProviderLinked {
+                    provider: sign_in.oauth_name.clone(),
+                };
+                self.audit(event, Some(&user.id), None).await;
+                Ok(())
+            }
             Err(StoreError::DuplicateOAuthAccount) => Err(ManagerError::OAuthAccountAlreadyLinked),
             Err(e) => Err(e.into()),
         }

@@ -535,6 +535,12 @@ where
         &self,
         session: &crate::Session<S::Id>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
+        self.audit(
+            crate::AuditEvent::RefreshReuseDetected,
+            Some(&session.user_id),
+            None,
+        )
+        .await;
         self.revoke_session(&session.user_id, &session.id, RevokeReason::ReuseDetected)
             .await?;
         Err(ManagerError::RefreshTokenReused)
@@ -637,6 +643,11 @@ where
         for id in ids {
             tracing::info!(session = %short(id), reason = reason.as_str(), "session revoked");
             self.hooks().on_session_revoked(user_id, id, reason).await;
+            let event = match reason {
+                RevokeReason::Logout => crate::AuditEvent::Logout,
+                reason => crate::AuditEvent::SessionRevoked { reason },
+            };
+            self.audit(event, Some(user_id), None).await;
         }
     }
 }

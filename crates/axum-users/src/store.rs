@@ -135,6 +135,18 @@ pub trait UserStore: Clone + Send + Sync + 'static {
     fn session_store(&self) -> Option<SessionStoreRef<Self::Id, Self::Fields>> {
         None
     }
+
+    /// The store's users directory (times, the filtered listing), when it has one. Without it
+    /// `GET /users` answers 501 and the superuser's view has no times.
+    fn directory(&self) -> Option<crate::directory::UserDirectoryRef<Self::Id, Self::Fields>> {
+        None
+    }
+
+    /// The store's audit log, when it keeps one. Without it events still reach
+    /// [`crate::UserHooks::on_audit_event`] but are not stored.
+    fn audit_store(&self) -> Option<crate::audit::AuditStoreRef> {
+        None
+    }
 }
 
 /// A new OAuth account link, before it has an id.

@@ -1268,3 +1268,252 @@ where
     assert_eq!(won, 1, "exactly one of {attempts} concurrent swaps wins");
     assert!(users.delete(&user.id).await.expect("delete"));
 }
+
+/// Every page of `query`, followed through its cursors: the e-mails in order.
+async fn walk<Id: UserId, F: crate::UserFields>(
+    directory: &dyn crate::directory::UserDirectory<Id, F>,
+    mut query: crate::directory::UserQuery,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let page = directory.list_users(&query).await.expect("list");
+        assert!(page.items.len() <= query.page_size() as usize);
+        seen.extend(page.items.iter().map(|(u, _)| u.email.clone()));
+        match page.next_cursor {
+            Some(cursor) => query.after = Some(cursor),
+            None => return seen,
+        }
+    }
+    panic!("the pages never ended");
+}
+
+/// How many users the first page of `query` holds.
+async fn count<Id: UserId, F: crate::UserFields>(
+    directory: &dyn crate::directory::UserDirectory<Id, F>,
+    query: crate::directory::UserQuery,
+) -> usize {
+    directory
+        .list_users(&query)
+        .await
+        .expect("list")
+        .items
+        .len()
+}
+
+/// [`crate::UserDirectory`]: the times a store keeps (created, updated on a write, the last
+/// sign-in), and the listing: each filter, both orders both ways, and keyset pages that
+/// together hold every matching user exactly once, in order, with no cursor after the last.
+pub async fn user_directory<S: UserStore>(store: &S)
+where
+    S::Fields: PartialEq + Debug,
+{
+    use crate::directory::{UserCursor, UserQuery, UserSort};
+    let directory = store
+        .directory()
+        .expect("the store keeps a users directory");
+    let tag = random_token(9).to_lowercase().replace(['-', '_'], "x");
+    let before = now_unix();
+    let mut made = Vec::new();
+    for n in 0..7 {
+        let mut new = new_user::<S>(&format!("Dir.{tag}.{n}@Example.com"));
+        new.is_verified = n % 2 == 0;
+        made.push(store.create(new).await.expect("create"));
+    }
+    let times = directory
+        .user_times(&made[0].id)
+        .await
+        .expect("times")
+        .expect("a user has times");
+    assert!(
+        times.created_at >= before && times.created_at <= now_unix(),
+        "created_at is the insert's time"
+    );
+    assert_eq!(times.last_login_at, None, "no sign-in yet");
+    directory
+        .record_login(&made[0].id, times.created_at + 5)
+        .await
+        .expect("record a sign-in");
+    let changes = UserChanges {
+        is_active: Some(false),
+        ..UserChanges::default()
+    };
+    store.update(&made[1].id, changes).await.expect("update");
+    let after = directory.user_times(&made[0].id).await.unwrap().unwrap();
+    assert_eq!(after.last_login_at, Some(times.created_at + 5));
+    assert_eq!(after.updated_at, times.updated_at, "a sign-in is no update");
+    let updated = directory.user_times(&made[1].id).await.unwrap().unwrap();
+    assert!(updated.updated_at >= updated.created_at);
+
+    let all = |sort: UserSort, limit: u32| UserQuery {
+        q: Some(format!("DIR.{}", tag.to_uppercase())),
+        sort,
+        limit,
+        ..UserQuery::default()
+    };
+    let mut emails: Vec<String> = made.iter().map(|u| u.email.clone()).collect();
+    emails.sort_by_key(|e| crate::email_key(e));
+    assert_eq!(
+        walk(&*directory, all(UserSort::Email, 3)).await,
+        emails,
+        "pages of 3 by e-mail hold the 7 users once each, in order"
+    );
+    let mut backwards = emails.clone();
+    backwards.reverse();
+    assert_eq!(
+        walk(&*directory, all(UserSort::EmailDesc, 2)).await,
+        backwards
+    );
+    let by_time = walk(&*directory, all(UserSort::CreatedAt, 3)).await;
+    let mut sorted = by_time.clone();
+    sorted.sort();
+    assert_eq!(sorted, emails, "pages in creation order hold everyone once");
+    let mut newest_first = walk(&*directory, all(UserSort::CreatedAtDesc, 4)).await;
+    newest_first.reverse();
+    assert_eq!(
+        newest_first, by_time,
+        "backwards is the same order reversed"
+    );
+    let one_page = directory
+        .list_users(&all(UserSort::Email, 100))
+        .await
+        .unwrap();
+    assert_eq!(one_page.items.len(), 7);
+    assert!(one_page.next_cursor.is_none(), "no cursor after the last");
+
+    let verified = UserQuery {
+        is_verified: Some(true),
+        ..all(UserSort::Email, 100)
+    };
+    assert_eq!(
+        count(&*directory, verified).await,
+        4,
+        "n = 0, 2, 4, 6 are verified"
+    );
+    let inactive = UserQuery {
+        is_active: Some(false),
+        ..all(UserSort::Email, 100)
+    };
+    assert_eq!(count(&*directory, inactive).await, 1);
+    let superusers = UserQuery {
+        is_superuser: Some(true),
+        ..all(UserSort::Email, 100)
+    };
+    assert_eq!(count(&*directory, superusers).await, 0);
+    let future = UserQuery {
+        created_after: Some(now_unix() + 60),
+        ..all(UserSort::Email, 100)
+    };
+    assert_eq!(count(&*directory, future).await, 0);
+    let past = UserQuery {
+        created_before: Some(now_unix() + 60),
+        created_after: Some(before - 60),
+        ..all(UserSort::Email, 100)
+    };
+    assert_eq!(count(&*directory, past).await, 7);
+    let wildcard = UserQuery {
+        q: Some(format!("dir.{tag}._@")),
+        ..all(UserSort::Email, 100)
+    };
+    assert_eq!(
+        count(&*directory, wildcard).await,
+        0,
+        "`_` in q is a character, not a wildcard"
+    );
+    let one = UserQuery {
+        q: Some(format!("dir.{tag}.3@")),
+        ..all(UserSort::Email, 100)
+    };
+    assert_eq!(count(&*directory, one).await, 1);
+    let beyond = UserQuery {
+        after: Some(UserCursor::Email(crate::email_key(&emails[6]))),
+        ..all(UserSort::Email, 100)
+    };
+    assert_eq!(
+        count(&*directory, beyond).await,
+        0,
+        "nothing after the last address"
+    );
+    for user in &made {
+        assert!(store.delete(&user.id).await.expect("delete"));
+    }
+    assert_eq!(
+        directory.user_times(&made[0].id).await.expect("times"),
+        None,
+        "a deleted user has no times"
+    );
+}
+
+/// [`crate::AuditStore`]: records come back as written, newest first, filtered by user and
+/// type, in keyset pages; pruning removes only what is older than its bound.
+pub async fn audit_store<S: UserStore>(store: &S) {
+    use crate::audit::{AuditEvent, AuditQuery, AuditRecord, LoginFailure};
+    let log = store.audit_store().expect("the store keeps an audit log");
+    let user = format!("audit-{}", random_token(6));
+    let base = now_unix() - 1000;
+    let mut written = Vec::new();
+    for n in 0..5 {
+        let event = if n == 2 {
+            AuditEvent::LoginFailed {
+                method: "password".into(),
+                reason: LoginFailure::BadPassword,
+            }
+        } else {
+            AuditEvent::LoginSucceeded {
+                method: "oauth:github".into(),
+            }
+        };
+        let mut record = AuditRecord::new(event);
+        record.at = base + n;
+        record.user_id = Some(user.clone());
+        record.actor_id = (n == 4).then(|| "admin".to_owned());
+        record.ip = Some("203.0.113.9".into());
+        record.user_agent = Some("conformance/1".into());
+        log.append(&record).await.expect("append");
+        written.push(record);
+    }
+    let mut query = AuditQuery {
+        user_id: Some(user.clone()),
+        limit: 2,
+        ..AuditQuery::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = log.list_events(&query).await.expect("list");
+        seen.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => query.before = Some(cursor),
+            None => break,
+        }
+    }
+    written.reverse();
+    assert_eq!(seen, written, "every record once, as written, newest first");
+    let failed = AuditQuery {
+        user_id: Some(user.clone()),
+        kind: Some("login.failed".into()),
+        ..AuditQuery::default()
+    };
+    let page = log.list_events(&failed).await.expect("list");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].event.reason(), Some("bad_password"));
+    let since = AuditQuery {
+        user_id: Some(user.clone()),
+        since: Some(base + 3),
+        ..AuditQuery::default()
+    };
+    assert_eq!(log.list_events(&since).await.unwrap().items.len(), 2);
+    assert_eq!(
+        log.prune_events(base - 10).await.expect("prune"),
+        0,
+        "nothing of this user is older than the bound"
+    );
+    assert!(log.prune_events(base + 2).await.expect("prune") >= 2);
+    let left = AuditQuery {
+        user_id: Some(user),
+        ..AuditQuery::default()
+    };
+    assert_eq!(
+        log.list_events(&left).await.unwrap().items.len(),
+        3,
+        "the records at or after the bound stay"
+    );
+}

@@ -3,6 +3,7 @@
 #![allow(unreachable_pub, clippy::unwrap_used)]
 
 mod abuse;
+mod admin;
 mod auth;
 mod backends;
 mod email_change;

@@ -270,21 +270,38 @@ async fn users_commands_manage_accounts() {
     assert!(ok);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!(
-        lines[0],
-        format!(
-            "{}  alice@example.com  active",
-            alice["id"].as_str().unwrap()
-        )
+    let first = format!(
+        "{}  alice@example.com  active  created ",
+        alice["id"].as_str().unwrap()
     );
+    assert!(lines[0].starts_with(&first), "{}", lines[0]);
+    assert!(lines[0].ends_with("  last login never"), "{}", lines[0]);
     assert!(lines[1].contains("bob@example.com"));
-    assert_eq!(
-        cli(&s, &["users", "list", "--limit", "1", "--offset", "1"])
-            .1
-            .lines()
-            .count(),
-        1
+    let (ok, page, next) = cli(&s, &["users", "list", "--limit", "1"]);
+    assert!(
+        ok && page.lines().count() == 1 && page.contains("alice@"),
+        "{page}"
     );
+    let cursor = next
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("next page: --cursor "))
+        .unwrap_or_else(|| panic!("a cursor after a full page: {next}"));
+    let (ok, page, next) = cli(&s, &["users", "list", "--limit", "1", "--cursor", cursor]);
+    assert!(
+        ok && page.lines().count() == 1 && page.contains("bob@"),
+        "{page}"
+    );
+    assert!(
+        !next.contains("next page"),
+        "no cursor after the last page: {next}"
+    );
+    let (ok, page, _) = cli(&s, &["users", "list", "--q", "BOB", "--active", "true"]);
+    assert!(
+        ok && page.lines().count() == 1 && page.contains("bob@"),
+        "{page}"
+    );
+    let (ok, _, err) = cli(&s, &["users", "list", "--cursor", "garbage"]);
+    assert!(!ok && err.contains("cursor"), "{err}");
 
     let (ok, out, _) = cli(&s, &["users", "set-active", "ALICE@example.com", "false"]);
     assert!(ok && out.contains("alice@example.com  -"), "{out}");

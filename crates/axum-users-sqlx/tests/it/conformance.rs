@@ -13,8 +13,8 @@ async fn sqlite<Id: SqlId>() -> (SqlStore<Id>, tempfile::TempDir) {
     let store = SqlStore::<Id>::connect(&url).await.unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        4,
-        "migrations 1, 2, 3 (sessions) and 4 (the mail outbox)"
+        5,
+        "migrations 1, 2, 3 (sessions), 4 (the mail outbox) and 6 (times, audit log)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     (store, dir)
@@ -30,6 +30,8 @@ async fn suite<Id: SqlId>(store: &SqlStore<Id>) {
     testing::concurrent_password_replace(store, 20).await;
     testing::concurrent_unlinks(store, 10).await;
     testing::outbox_store(store).await;
+    testing::user_directory(store).await;
+    testing::audit_store(store).await;
     let user = store
         .create(testing::new_user::<SqlStore<Id>>(&testing::unique_email()))
         .await
@@ -55,8 +57,8 @@ async fn on_server<Id: SqlId>(var: &str, backend: &str) {
         .unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        4,
-        "migrations 1, 2, 3 (sessions) and 4 (the mail outbox)"
+        5,
+        "migrations 1, 2, 3 (sessions), 4 (the mail outbox) and 6 (times, audit log)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     suite(&store).await;

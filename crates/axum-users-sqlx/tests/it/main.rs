@@ -5,4 +5,5 @@
 mod conformance;
 mod custom_fields;
 mod upgrade;
+mod upgrade_ops;
 mod upgrade_sessions;

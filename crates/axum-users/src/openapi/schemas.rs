@@ -194,6 +194,82 @@ fn authorize_response() -> ObjectBuilder {
         .required("authorization_url")
 }
 
+/// A reference to a named schema.
+fn named(name: &str) -> RefOr<Schema> {
+    RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name))
+}
+
+/// `{"items": [schema], "next_cursor": string | null}`: a keyset page.
+fn page(title: &str, item: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some(title))
+        .property("items", ArrayBuilder::new().items(named(item)))
+        .property(
+            "next_cursor",
+            nullable(Type::String).description(Some(
+                "Pass it back as `cursor` for the next page; `null` on the last page.",
+            )),
+        )
+        .required("items")
+        .required("next_cursor")
+}
+
+/// The superuser's view of a user: `UserRead` and the times.
+fn user_admin_read<Id: 'static>(fields: Option<&[FieldSchema]>) -> ObjectBuilder {
+    let time = || nullable(Type::String).format(Some(SchemaFormat::Custom("date-time".into())));
+    user_read::<Id>(fields)
+        .title(Some("UserAdminRead"))
+        .property("created_at", time())
+        .property("updated_at", time())
+        .property("last_login_at", time())
+}
+
+fn admin_user_create(fields: Option<&[FieldSchema]>) -> ObjectBuilder {
+    let object = ObjectBuilder::new()
+        .title(Some("AdminUserCreate"))
+        .description(Some(
+            "Without `password` the user has none until they set one through the reset flow; \
+             `send_set_password_link` mails them the link at once.",
+        ))
+        .property("email", formatted("email"))
+        .property("password", nullable(Type::String))
+        .property("is_active", nullable_boolean(Some(true)))
+        .property("is_superuser", nullable_boolean(Some(false)))
+        .property("is_verified", nullable_boolean(Some(false)))
+        .property("send_set_password_link", nullable_boolean(Some(false)))
+        .required("email");
+    with_fields(object, fields, true)
+}
+
+fn audit_event_read() -> ObjectBuilder {
+    let text = || nullable(Type::String);
+    ObjectBuilder::new()
+        .title(Some("AuditEventRead"))
+        .description(Some(
+            "One event of the audit log; it never holds a password, token or code.",
+        ))
+        .property("id", string())
+        .property(
+            "type",
+            string().enum_values(Some(crate::audit::AUDIT_EVENT_TYPES.iter().copied())),
+        )
+        .property("created_at", formatted("date-time"))
+        .property("user_id", text())
+        .property("actor_id", text())
+        .property("ip", text())
+        .property("user_agent", text())
+        .property(
+            "outcome",
+            string().enum_values(Some(["success", "failure"])),
+        )
+        .property("reason", text())
+        .property("detail", text())
+        .required("id")
+        .required("type")
+        .required("created_at")
+        .required("outcome")
+}
+
 fn oauth_account_read<Id: 'static>() -> ObjectBuilder {
     ObjectBuilder::new()
         .title(Some("OAuthAccountRead"))
@@ -264,6 +340,14 @@ pub(super) fn components<Id: 'static>(
         ("OAuth2AuthorizeResponse", authorize_response().into()),
         ("OAuthAccountRead", oauth_account_read::<Id>().into()),
         ("SessionRead", session_read().into()),
+        ("AdminUserCreate", admin_user_create(fields).into()),
+        (
+            "AuditEventPage",
+            page("AuditEventPage", "AuditEventRead").into(),
+        ),
+        ("AuditEventRead", audit_event_read().into()),
+        ("UserAdminRead", user_admin_read::<Id>(fields).into()),
+        ("UserPage", page("UserPage", "UserAdminRead").into()),
         ("UserCreate", user_create(fields).into()),
         ("UserRead", user_read::<Id>(fields).into()),
         ("UserUpdate", user_update(fields).into()),

@@ -1,6 +1,7 @@
 //! The HTTP routes, one file per router. Routes parse, call the manager, and map its errors to
 //! FastAPI Users' codes; the rules live in the manager.
 
+pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod email_change;
 #[cfg(feature = "oauth")]
@@ -70,6 +71,7 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
         ManagerError::RefreshTokenReused => ErrorCode::RefreshTokenReused,
         ManagerError::SessionNotFound => ErrorCode::SessionNotFound,
         ManagerError::InvalidEmailChangeToken => ErrorCode::EmailChangeBadToken,
+        ManagerError::DirectoryUnavailable => ErrorCode::UsersListingUnavailable,
         ManagerError::OAuthAccountNotFound | ManagerError::UserNotExists => ErrorCode::NotFound,
         other => return ApiError::internal(&other),
     };

@@ -165,7 +165,16 @@ async fn get_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 ) -> Result<Response, ApiError> {
     current(&inner, &parts, superuser(&inner)).await?;
     let user = user_or_404(&inner, &id).await?;
-    Ok(super::user_response(StatusCode::OK, &user))
+    // The superuser's view: the reference's members, then the times (additive).
+    let times = inner
+        .manager
+        .user_times(&user.id)
+        .await
+        .map_err(super::server_error)?;
+    Ok(super::json(
+        StatusCode::OK,
+        super::admin::admin_view(&user, times.as_ref()),
+    ))
 }
 
 async fn patch_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(

@@ -126,6 +126,10 @@ pub(crate) fn router<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
         Router::new()
             .route("/users/me/oauth-accounts", get(list_accounts::<S, H>))
             .route(
+                "/users/{id}/oauth-accounts",
+                get(super::admin::oauth_accounts::<S, H>),
+            )
+            .route(
                 "/users/me/oauth-accounts/{id}",
                 delete(unlink_account::<S, H>),
             )
