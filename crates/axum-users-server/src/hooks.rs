@@ -16,8 +16,8 @@ pub(crate) struct ServerHooks {
     pub(crate) outbox: Outbox<Store>,
     /// Templates and links of the messages.
     pub(crate) composer: Composer,
-    /// Whether a changed or reset password is notified to the user's address.
-    pub(crate) notify_password_changed: bool,
+    /// Which security notices are mailed.
+    pub(crate) notices: crate::mail_config::Notices,
 }
 
 /// Hours the reset and verify links are valid (the manager's default token lifetimes), for the
@@ -62,7 +62,7 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
     }
 
     async fn on_after_reset_password(&self, user: &User, _request: Option<&Parts>) {
-        if self.notify_password_changed {
+        if self.notices.password_changed {
             self.queue(
                 "password_changed",
                 self.composer.password_changed(&user.email),
@@ -85,18 +85,22 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
             EMAIL_CHANGE_VALID_HOURS,
         );
         self.queue("email_change_confirm", confirm).await;
-        let notice = self.composer.email_change_notice(&user.email, new_email);
-        self.queue("email_change_notice", notice).await;
+        if self.notices.email_changed {
+            let notice = self.composer.email_change_notice(&user.email, new_email);
+            self.queue("email_change_notice", notice).await;
+        }
     }
 
     async fn on_after_email_change(&self, user: &User, old_email: &str, _request: Option<&Parts>) {
-        let notice = self.composer.email_change_notice(old_email, &user.email);
-        self.queue("email_change_notice", notice).await;
+        if self.notices.email_changed {
+            let notice = self.composer.email_change_notice(old_email, &user.email);
+            self.queue("email_change_notice", notice).await;
+        }
     }
 
     async fn on_after_update(&self, user: &User, update: &Value, _request: Option<&Parts>) {
         let password_changed = update.get("password").is_some_and(Value::is_string);
-        if self.notify_password_changed && password_changed {
+        if self.notices.password_changed && password_changed {
             self.queue(
                 "password_changed",
                 self.composer.password_changed(&user.email),

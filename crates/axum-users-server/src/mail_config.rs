@@ -103,6 +103,15 @@ pub(crate) struct MailKeys {
         value_name = "BOOL"
     )]
     notify_password_changed: Option<bool>,
+    /// true: a notice to the old address when the account's e-mail address is being changed and when it was changed [default: true]
+    #[arg(
+        id = "mail.notify_email_changed",
+        long = "mail-notify-email-changed",
+        global = true,
+        env = "AXUM_USERS_MAIL_NOTIFY_EMAIL_CHANGED",
+        value_name = "BOOL"
+    )]
+    notify_email_changed: Option<bool>,
     /// Link of the e-mail change confirmation, with {token} [default: <frontend_url>/confirm-email-change?token={token}; without a frontend_url and with the pages on: <public_url><ui_prefix>/confirm-email-change?token={token}]
     #[arg(
         id = "mail.email_change_url",
@@ -131,8 +140,28 @@ pub(crate) struct MailSettings {
     pub(crate) email_change_url: LinkTemplate,
     /// Retries of the outbox worker.
     pub(crate) retry: axum_users_mail::RetryPolicy,
-    /// Whether a changed or reset password is notified to the user's address.
-    pub(crate) notify_password_changed: bool,
+    /// Which security notices are mailed.
+    pub(crate) notices: Notices,
+}
+
+/// The security notices, each toggleable: a notice goes to the account's address (the old one
+/// for an e-mail change) so that a takeover does not go unnoticed. The second-factor and
+/// new-device notices join here, with their own keys, when those events exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Notices {
+    /// After a password change (`PATCH` with a password) or a reset.
+    pub(crate) password_changed: bool,
+    /// To the old address, when a change of address is requested and when it is applied.
+    pub(crate) email_changed: bool,
+}
+
+impl Default for Notices {
+    fn default() -> Self {
+        Self {
+            password_changed: true,
+            email_changed: true,
+        }
+    }
 }
 
 impl MailSettings {
@@ -234,7 +263,10 @@ impl MailSettings {
             verify_url,
             email_change_url,
             retry,
-            notify_password_changed: keys.notify_password_changed.unwrap_or(true),
+            notices: Notices {
+                password_changed: keys.notify_password_changed.unwrap_or(true),
+                email_changed: keys.notify_email_changed.unwrap_or(true),
+            },
         })
     }
 }

@@ -144,7 +144,7 @@ mod tests {
             verify_url: link.clone(),
             email_change_url: link,
             retry: axum_users_mail::RetryPolicy::default(),
-            notify_password_changed: true,
+            notices: crate::mail_config::Notices::default(),
         }
     }
 

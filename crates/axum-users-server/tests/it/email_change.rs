@@ -296,3 +296,41 @@ async fn confirmations_are_rate_limited_with_the_verify_rule() {
         (StatusCode::TOO_MANY_REQUESTS, &json!("TOO_MANY_REQUESTS"))
     );
 }
+
+#[tokio::test]
+async fn the_old_address_notice_is_mailed_unless_turned_off() {
+    for (setting, notices) in [("true", 2), ("false", 0)] {
+        let s = Server::start_with(&[("AXUM_USERS_MAIL_NOTIFY_EMAIL_CHANGED", setting)]);
+        register(&s, "was@example.com", "secret1").await;
+        let token = login(&s, "was@example.com", "secret1").await;
+        let (status, body) = patch(
+            &s,
+            "/users/me",
+            &token,
+            change("now@example.com", "secret1"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let link = s.wait_token("now@example.com", 1).await;
+        assert_eq!(confirm(&s, &link).await.0, StatusCode::OK);
+        // The outbox sends in order of queueing: a later message to the old address shows that
+        // every notice queued before it went out (or was never queued).
+        let (status, _) = post_json(
+            &client(),
+            s.url("/auth/forgot-password"),
+            json!({"email": "now@example.com"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        s.wait_token("now@example.com", 2).await;
+        let sent = s
+            .mails_to("was@example.com")
+            .iter()
+            .filter(|m| m.contains("now@example.com"))
+            .count();
+        assert_eq!(
+            sent, notices,
+            "AXUM_USERS_MAIL_NOTIFY_EMAIL_CHANGED={setting}"
+        );
+    }
+}

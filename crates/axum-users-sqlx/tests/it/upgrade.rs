@@ -86,9 +86,9 @@ pub(crate) async fn exec(pool: &SqlPool, sql: String) {
     .unwrap();
 }
 
-async fn upgrade(url: &str) {
+async fn upgrade(url: String) {
     let options = StoreOptions::default().with_max_connections(4);
-    let store = SqlStore::<Uuid, Profile>::connect_with(url, options)
+    let store = SqlStore::<Uuid, Profile>::connect_with(&url, options)
         .await
         .unwrap();
     for sql in first_release_schema(store.dialect()) {
@@ -209,28 +209,50 @@ async fn upgrade(url: &str) {
     store.pool().close().await;
 }
 
+/// A database an upgrade test writes its old schema into: a SQLite file, or a fresh database
+/// on the PostgreSQL or MariaDB/MySQL server of `TEST_POSTGRES_URL` / `TEST_MYSQL_URL`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// Runs `upgrade` on the URL of a new, empty database of `backend` (SKIPPED without the
+/// server's URL), then drops it.
+pub(crate) async fn on_fresh_database<F, Fut>(backend: Backend, upgrade: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (variable, name) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            upgrade(format!("sqlite://{}", dir.path().join("old.db").display())).await;
+            return;
+        }
+        Backend::Postgres => ("TEST_POSTGRES_URL", "PostgreSQL"),
+        Backend::MySql => ("TEST_MYSQL_URL", "MariaDB/MySQL"),
+    };
+    let Some(server) = testing::service_url(variable, name) else {
+        return;
+    };
+    let db = TempDatabase::create(&server).await.unwrap();
+    upgrade(db.url.clone()).await;
+    db.drop_database().await.unwrap();
+}
+
 #[tokio::test]
 async fn sqlite_upgrade_from_the_first_schema_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    upgrade(&format!("sqlite://{}", dir.path().join("old.db").display())).await;
+    on_fresh_database(Backend::Sqlite, upgrade).await;
 }
 
 #[tokio::test]
 async fn postgres_upgrade_from_the_first_schema_keeps_everything() {
-    let Some(server) = testing::service_url("TEST_POSTGRES_URL", "PostgreSQL") else {
-        return;
-    };
-    let db = TempDatabase::create(&server).await.unwrap();
-    upgrade(&db.url).await;
-    db.drop_database().await.unwrap();
+    on_fresh_database(Backend::Postgres, upgrade).await;
 }
 
 #[tokio::test]
 async fn mysql_upgrade_from_the_first_schema_keeps_everything() {
-    let Some(server) = testing::service_url("TEST_MYSQL_URL", "MariaDB/MySQL") else {
-        return;
-    };
-    let db = TempDatabase::create(&server).await.unwrap();
-    upgrade(&db.url).await;
-    db.drop_database().await.unwrap();
+    on_fresh_database(Backend::MySql, upgrade).await;
 }

@@ -3,12 +3,11 @@
 //! and sessions and session tokens work on the upgraded tables.
 
 use axum_users::{AccessTokenStore, SessionStore, UserStore, testing};
-use axum_users_sqlx::testing::TempDatabase;
 use axum_users_sqlx::{SqlStore, StoreOptions};
 use uuid::Uuid;
 
 use crate::custom_fields::Profile;
-use crate::upgrade::{HASH, exec, first_release_schema};
+use crate::upgrade::{Backend, HASH, exec, first_release_schema, on_fresh_database};
 
 /// How many migrations a fresh database gets.
 async fn migrations_in_all() -> usize {
@@ -18,8 +17,8 @@ async fn migrations_in_all() -> usize {
     fresh.migrate().await.unwrap()
 }
 
-async fn upgrade_to_sessions(url: &str) {
-    let store = SqlStore::<Uuid, Profile>::connect_with(url, StoreOptions::default())
+async fn upgrade_to_sessions(url: String) {
+    let store = SqlStore::<Uuid, Profile>::connect_with(&url, StoreOptions::default())
         .await
         .unwrap();
     let mut schema = first_release_schema(store.dialect());
@@ -116,26 +115,15 @@ async fn upgrade_to_sessions(url: &str) {
 
 #[tokio::test]
 async fn sqlite_upgrade_to_sessions_keeps_users_and_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    upgrade_to_sessions(&format!("sqlite://{}", dir.path().join("v2.db").display())).await;
+    on_fresh_database(Backend::Sqlite, upgrade_to_sessions).await;
 }
 
 #[tokio::test]
 async fn postgres_upgrade_to_sessions_keeps_users_and_tokens() {
-    let Some(server) = testing::service_url("TEST_POSTGRES_URL", "PostgreSQL") else {
-        return;
-    };
-    let db = TempDatabase::create(&server).await.unwrap();
-    upgrade_to_sessions(&db.url).await;
-    db.drop_database().await.unwrap();
+    on_fresh_database(Backend::Postgres, upgrade_to_sessions).await;
 }
 
 #[tokio::test]
 async fn mysql_upgrade_to_sessions_keeps_users_and_tokens() {
-    let Some(server) = testing::service_url("TEST_MYSQL_URL", "MariaDB/MySQL") else {
-        return;
-    };
-    let db = TempDatabase::create(&server).await.unwrap();
-    upgrade_to_sessions(&db.url).await;
-    db.drop_database().await.unwrap();
+    on_fresh_database(Backend::MySql, upgrade_to_sessions).await;
 }
