@@ -62,3 +62,14 @@ ensure_aiosmtpd() { # the SMTP server of tests/smtp/ (aiosmtpd from PyPI) and op
     fi
     python3 -c "import aiosmtpd; print('aiosmtpd', aiosmtpd.__version__)"
 }
+
+ensure_python_venv() { # python3 with venv and pip, for the FastAPI Users import tests (tests/fastapi_users/)
+    command -v python3 >/dev/null || apt_install python3
+    local probe
+    probe=$(mktemp -d)
+    if ! python3 -m venv "$probe/v" >/dev/null 2>&1; then
+        apt_install python3-venv || apt_install "python3.$(python3 -c 'import sys; print(sys.version_info.minor)')-venv"
+    fi
+    rm -rf "$probe"
+    python3 -m venv --help >/dev/null
+}

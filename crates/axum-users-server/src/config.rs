@@ -202,6 +202,16 @@ pub(crate) struct Settings {
         value_name = "BOOL"
     )]
     jwt_revocable: Option<bool>,
+    /// Until this RFC 3339 time (at most 90 days ahead), accept the JWTs a FastAPI Users app
+    /// issued with the same secret (no `sid`): they cannot be revoked one by one; see
+    /// docs/migrating-from-fastapi-users.md [default: refused]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_ACCEPT_FASTAPI_USERS_JWT_UNTIL",
+        value_name = "TIME"
+    )]
+    accept_fastapi_users_jwt_until: Option<String>,
     /// false: sign-ins issue no refresh token [default: true]
     #[arg(
         long,
@@ -867,6 +877,19 @@ impl Config {
         let sessions = axum_users::SessionSettings::default()
             .with_jwt_revocable(s.jwt_revocable.unwrap_or(true))
             .with_refresh_tokens(s.refresh_tokens.unwrap_or(true))
+            .with_fastapi_users_jwt_until(
+                s.accept_fastapi_users_jwt_until
+                    .as_deref()
+                    .map(|t| {
+                        crate::import::jwt_window_end(t, axum_users::now_unix()).map_err(|e| {
+                            anyhow::anyhow!(
+                                "invalid value for {}: {e}",
+                                key("accept_fastapi_users_jwt_until")
+                            )
+                        })
+                    })
+                    .transpose()?,
+            )
             .with_refresh_lifetime(Duration::from_secs(refresh_lifetime))
             .with_reuse_grace(Duration::from_secs(reuse_grace));
         let defaults = Argon2Params::default();

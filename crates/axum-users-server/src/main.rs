@@ -5,6 +5,7 @@ mod admin;
 mod app;
 mod config;
 mod hooks;
+mod import;
 mod mail_admin;
 mod mail_config;
 mod mailer;
@@ -74,6 +75,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: admin::UsersCommand,
+    },
+    /// Copy the users of another system (FastAPI Users) into the configured database.
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
     },
     /// List the mail outbox or queue failed messages again.
     Mail {
@@ -146,6 +152,7 @@ async fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
         }
         Command::Users { command } => admin::run(config, command).await,
         Command::Mail { command } => mail_admin::run(config, command).await,
+        Command::Import { command } => import::run(config, command).await,
         Command::Prune => sessions::prune(&config).await,
         Command::Config {
             command: ConfigCommand::Check,

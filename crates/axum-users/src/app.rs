@@ -405,7 +405,9 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             .keys()?
             .auth_codec()
             .map_err(|_| BuildError::WeakSecret)?;
-        Ok(JwtStrategy::new(codec, self.jwt_lifetime).with_revocable(self.sessions.jwt_revocable))
+        Ok(JwtStrategy::new(codec, self.jwt_lifetime)
+            .with_revocable(self.sessions.jwt_revocable)
+            .with_fastapi_users_jwt_until(self.sessions.fastapi_users_jwt_until))
     }
 
     fn keys(&self) -> Result<KeyRing, BuildError> {

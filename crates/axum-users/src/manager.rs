@@ -377,6 +377,22 @@ where
         Ok(self.store.get(id).await?)
     }
 
+    /// The user of a JWT FastAPI Users issued, accepted within the window of
+    /// [`crate::SessionSettings::fastapi_users_jwt_until`]: only while the user's password hash
+    /// is still one this server did not write, so that a password change, a reset or the rehash
+    /// at a password sign-in here voids the user's old tokens (they carry no session to revoke).
+    /// The flags are checked by the route's requirements, as for every token.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn user_of_fastapi_users_token(
+        &self,
+        id: &S::Id,
+    ) -> Result<Option<UserOf<S>>, ManagerError> {
+        let user = self.store.get(id).await?;
+        Ok(user.filter(|u| !self.passwords.is_current(&u.hashed_password)))
+    }
+
     /// The store.
     pub fn store(&self) -> &S {
         &self.store

@@ -321,6 +321,18 @@ where
         Ok(user)
     }
 
+    /// A provider link as the store keeps it: its tokens encrypted with the provider-token
+    /// sub-key, as a sign-in stores them. For imports that write through a store's own batch
+    /// method ([`OAuthAccountStore::add_oauth_account`] takes the result as well).
+    pub fn sealed_oauth_account(&self, mut account: NewOAuthAccount) -> NewOAuthAccount {
+        account.access_token = seal(self.key_ring(), &account.access_token);
+        account.refresh_token = account
+            .refresh_token
+            .as_ref()
+            .map(|t| seal(self.key_ring(), t));
+        account
+    }
+
     /// The accounts linked to a user, with their provider tokens decrypted.
     ///
     /// # Errors
@@ -507,6 +519,58 @@ mod tests {
         assert_eq!(
             linked[0].account_email, "Me@example.com",
             "normalised as register does"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sealed_account_is_stored_encrypted_and_read_back_in_clear() {
+        let hasher = PasswordHasher::new(Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        })
+        .unwrap();
+        let store = MemoryStore::<uuid::Uuid>::new();
+        let m = UserManager::new(
+            store.clone(),
+            NoHooks,
+            hasher,
+            Secret::new("k".repeat(32)),
+            TokenSettings::default(),
+        )
+        .unwrap();
+        let user = m
+            .create(
+                UserCreate::new("sealed@example.com", "sealing-passphrase-9"),
+                Privilege::SelfService,
+                None,
+            )
+            .await
+            .unwrap();
+        let sealed = m.sealed_oauth_account(NewOAuthAccount {
+            oauth_name: "github".into(),
+            access_token: Secret::new("gho_plain"),
+            expires_at: None,
+            refresh_token: Some(Secret::new("ghr_plain")),
+            account_id: "7".into(),
+            account_email: "sealed@example.com".into(),
+        });
+        store.add_oauth_account(&user.id, sealed).await.unwrap();
+        let raw = store.list_oauth_accounts(&user.id).await.unwrap();
+        assert!(!raw[0].access_token.expose().contains("gho_plain"));
+        assert!(
+            !raw[0]
+                .refresh_token
+                .as_ref()
+                .unwrap()
+                .expose()
+                .contains("ghr_plain")
+        );
+        let read = m.oauth_accounts(&user).await.unwrap();
+        assert_eq!(read[0].access_token.expose(), "gho_plain");
+        assert_eq!(
+            read[0].refresh_token.as_ref().unwrap().expose(),
+            "ghr_plain"
         );
     }
 }

@@ -134,6 +134,11 @@ pub struct SessionSettings {
     pub touch_interval: Duration,
     /// The most live sessions a user keeps (default 100): a sign-in beyond ends the oldest.
     pub max_sessions_per_user: usize,
+    /// Until this time (Unix seconds), a JWT without `sid` and without `iat`, the shape FastAPI
+    /// Users issues, signed with the same secret, is accepted though `jwt_revocable` is on
+    /// (default `None`: refused), while the user's password hash is still one this server did
+    /// not write (see [`SessionSettings::with_fastapi_users_jwt_until`]).
+    pub fastapi_users_jwt_until: Option<i64>,
 }
 
 impl Default for SessionSettings {
@@ -145,6 +150,7 @@ impl Default for SessionSettings {
             reuse_grace: Duration::from_secs(10),
             touch_interval: Duration::from_secs(60),
             max_sessions_per_user: 100,
+            fastapi_users_jwt_until: None,
         }
     }
 }
@@ -153,6 +159,20 @@ impl SessionSettings {
     /// Sets [`SessionSettings::jwt_revocable`].
     pub fn with_jwt_revocable(mut self, on: bool) -> Self {
         self.jwt_revocable = on;
+        self
+    }
+
+    /// Sets [`SessionSettings::fastapi_users_jwt_until`]: the end of the window in which the JWTs
+    /// of a FastAPI Users deployment moved over (same secret) keep working.
+    ///
+    /// # Security
+    /// Such a token has no session, so no logout or revocation reaches it: it lives until its
+    /// own `exp` or the end of the window, whichever is first. A password change, a reset, or
+    /// the rehash at the user's first password sign-in here voids it (the token is accepted
+    /// only while the stored hash is not one of this server's current parameters). Keep the
+    /// window short: the reference's JWT lifetime (one hour by default) is enough.
+    pub fn with_fastapi_users_jwt_until(mut self, until: Option<i64>) -> Self {
+        self.fastapi_users_jwt_until = until;
         self
     }
 

@@ -10,6 +10,7 @@ mod email_change;
 mod faults;
 mod flow;
 mod hashing;
+mod import;
 mod limits;
 mod mail;
 mod nodes;

@@ -177,6 +177,11 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> Authenticate<S::Id, S::Fields
                     Some(sid) if owner.revocable => {
                         self.manager.user_of_session(&owner.user_id, sid).await
                     }
+                    _ if owner.fastapi_users => {
+                        self.manager
+                            .user_of_fastapi_users_token(&owner.user_id)
+                            .await
+                    }
                     _ => self.manager.user_of_token(&owner.user_id).await,
                 };
                 match user {

@@ -61,6 +61,10 @@ pub struct TokenOwner<Id> {
     /// Redis value without a session: both issued before sessions existed). Database tokens
     /// without a session are accepted: revoking the user's sessions deletes them.
     pub needs_session: bool,
+    /// A JWT FastAPI Users issued (no `sid`, no `iat`), accepted within the window of
+    /// [`crate::SessionSettings::fastapi_users_jwt_until`]: the manager accepts it only while the
+    /// user's password hash is still one this server did not write.
+    pub fastapi_users: bool,
 }
 
 impl<Id> TokenOwner<Id> {
@@ -68,6 +72,7 @@ impl<Id> TokenOwner<Id> {
     pub fn new(user_id: Id, session_id: Option<String>) -> Self {
         Self {
             needs_session: false,
+            fastapi_users: false,
             revocable: session_id.is_some(),
             user_id,
             session_id,
@@ -174,6 +179,7 @@ pub struct JwtStrategy<Id> {
     lifetime: Duration,
     audience: String,
     revocable: bool,
+    fastapi_users_until: Option<i64>,
     _id: PhantomData<fn() -> Id>,
 }
 
@@ -186,6 +192,7 @@ impl<Id> JwtStrategy<Id> {
             lifetime,
             audience: AUTH_AUDIENCE.into(),
             revocable: true,
+            fastapi_users_until: None,
             _id: PhantomData,
         }
     }
@@ -193,6 +200,14 @@ impl<Id> JwtStrategy<Id> {
     /// Whether each check also checks the token's session (default `true`).
     pub fn with_revocable(mut self, revocable: bool) -> Self {
         self.revocable = revocable;
+        self
+    }
+
+    /// Until `until` (Unix seconds), a token without `sid` and without `iat` (one FastAPI Users
+    /// issued with the same secret) is not refused for its missing session (see
+    /// [`crate::SessionSettings::fastapi_users_jwt_until`]); `None` (the default) refuses it.
+    pub fn with_fastapi_users_jwt_until(mut self, until: Option<i64>) -> Self {
+        self.fastapi_users_until = until;
         self
     }
 
@@ -275,9 +290,16 @@ impl<Id: UserId> Strategy<Id> for JwtStrategy<Id> {
             .decode::<AuthClaims>(token, &self.audience)
             .ok()
             .and_then(|c| {
+                let foreign = c.sid.is_none()
+                    && c.iat.is_none()
+                    && self.revocable
+                    && self
+                        .fastapi_users_until
+                        .is_some_and(|until| now_unix() < until);
                 let mut owner = TokenOwner::new(Id::parse(&c.sub)?, c.sid);
                 owner.revocable &= self.revocable;
-                owner.needs_session = self.revocable;
+                owner.needs_session = self.revocable && !foreign;
+                owner.fastapi_users = foreign;
                 Some(owner)
             });
         Box::pin(async move { Ok(owner) })
@@ -439,5 +461,46 @@ mod tests {
             .unwrap();
         assert_eq!(claims["exp"], serde_json::json!(ends));
         assert!(issued.lifetime.unwrap() <= Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn a_fastapi_users_jwt_needs_no_session_only_inside_the_window() {
+        let codec = JwtCodec::hs256(&Secret::new("0123456789abcdef0123456789abcdef")).unwrap();
+        let id = Uuid::new_v4();
+        let sign = |iat: Option<i64>| {
+            let claims = AuthClaims {
+                sub: id.to_string(),
+                aud: vec![AUTH_AUDIENCE.into()],
+                exp: now_unix() + 3600,
+                iat,
+                sid: None,
+            };
+            codec.encode(&claims).unwrap()
+        };
+        let reference = sign(None);
+        let ours_without_sid = sign(Some(now_unix()));
+        let owner = |s: &JwtStrategy<Uuid>, token: &str| {
+            let s = s.clone();
+            let token = token.to_owned();
+            async move { s.read_token_owner(&token).await.unwrap().unwrap() }
+        };
+        let base: JwtStrategy<Uuid> = JwtStrategy::new(codec.clone(), Duration::from_secs(3600));
+        let open = base
+            .clone()
+            .with_fastapi_users_jwt_until(Some(now_unix() + 60));
+        let closed = base
+            .clone()
+            .with_fastapi_users_jwt_until(Some(now_unix() - 1));
+        let inside = owner(&open, &reference).await;
+        assert_eq!((inside.needs_session, inside.fastapi_users), (false, true));
+        assert!(!inside.revocable);
+        for (strategy, token) in [
+            (&base, &reference),
+            (&closed, &reference),
+            (&open, &ours_without_sid),
+        ] {
+            let o = owner(strategy, token).await;
+            assert_eq!((o.needs_session, o.fastapi_users), (true, false));
+        }
     }
 }

@@ -117,12 +117,7 @@ pub(super) fn verify_and_update(
         if !constant_time_eq(&out, &phc.hash) {
             return Ok(Verified::No);
         }
-        phc.algorithm == Algorithm::Argon2id
-            && phc.version == Version::V0x13
-            && phc.memory_kib == current.memory_kib
-            && phc.iterations == current.iterations
-            && phc.parallelism == current.parallelism
-            && phc.hash.len() == HASH_LEN
+        is_current(hash, current)
     } else if is_bcrypt(hash) {
         // bcrypt only reads 72 bytes; a longer password never matched when it was set here.
         if password.len() > 72 || !bcrypt::verify(password, hash).unwrap_or(false) {
@@ -140,6 +135,18 @@ pub(super) fn verify_and_update(
             password, current, memory,
         )?))
     }
+}
+
+/// Whether `hash` is what [`hash_argon2id`] writes at `current`.
+pub(super) fn is_current(hash: &str, current: Argon2Params) -> bool {
+    ArgonPhc::parse(hash).is_some_and(|phc| {
+        phc.algorithm == Algorithm::Argon2id
+            && phc.version == Version::V0x13
+            && phc.memory_kib == current.memory_kib
+            && phc.iterations == current.iterations
+            && phc.parallelism == current.parallelism
+            && phc.hash.len() == HASH_LEN
+    })
 }
 
 fn is_bcrypt(hash: &str) -> bool {

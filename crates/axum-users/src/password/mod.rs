@@ -187,6 +187,12 @@ impl PasswordHasher {
         self.verifications.load(Ordering::Relaxed)
     }
 
+    /// Whether `hash` is an Argon2id hash of the configured parameters: one this hasher writes,
+    /// which a sign-in would not replace. Legacy kinds (bcrypt) and other parameters are not.
+    pub fn is_current(&self, hash: &PasswordHash) -> bool {
+        kdf::is_current(&hash.0, self.params)
+    }
+
     /// Hashes a password with Argon2id at the configured parameters.
     ///
     /// # Errors
@@ -275,6 +281,22 @@ mod tests {
             other => panic!("expected a rehash, got {other:?}"),
         }
         assert_eq!(hasher.verify("nope", &hash).await.unwrap(), Verified::No);
+    }
+
+    #[tokio::test]
+    async fn only_hashes_of_the_current_parameters_are_current() {
+        let hasher = PasswordHasher::new(fast()).unwrap();
+        let ours = hasher.hash("pw").await.unwrap();
+        assert!(hasher.is_current(&ours));
+        let other = PasswordHasher::new(Argon2Params {
+            memory_kib: 32,
+            iterations: 2,
+            parallelism: 2,
+        })
+        .unwrap();
+        assert!(!hasher.is_current(&other.hash("pw").await.unwrap()));
+        assert!(!hasher.is_current(&PasswordHash(bcrypt::hash("pw", 4).unwrap())));
+        assert!(!hasher.is_current(&PasswordHash("garbage".into())));
     }
 
     #[tokio::test]
