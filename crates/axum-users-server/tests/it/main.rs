@@ -11,6 +11,7 @@ mod flow;
 mod hashing;
 mod limits;
 mod mail;
+mod metrics;
 mod nodes;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
