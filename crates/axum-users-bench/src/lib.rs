@@ -6,6 +6,8 @@
 //! See `docs/benchmarks.md`.
 
 pub mod argon;
+pub mod callgrind;
+pub mod fill;
 pub mod floor;
 pub mod load;
 pub mod mail;
@@ -72,6 +74,14 @@ pub struct Options {
     /// (their cost is measured, not their refusals); false: AXUM_USERS_RATE_LIMITS=false.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub rate_limits: bool,
+    /// Requests counted under valgrind's callgrind for the instructions-per-request figures of
+    /// the floor and `GET /users/me` (0: skip; skipped with a note when valgrind is missing).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub callgrind_requests: usize,
+    /// Users to add to the database before the scenarios, comma-separated for a suite each
+    /// (e.g. 1000,1000000: the report sets them side by side) [default: none added]
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub users: Vec<u64>,
 }
 
 impl Options {
@@ -128,40 +138,53 @@ pub fn bench(options: Options) -> Result<()> {
     let threads = options.hash_threads.unwrap_or(machine.cpus);
     let mut suites = Vec::new();
     let mut failures: Vec<String> = Vec::new();
-    if !options.no_sqlite {
-        let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
-        let url = format!("sqlite://{}", dir.path().join("users.db").display());
-        suites.push(runtime.block_on(suite::run(
-            &options,
-            &server_bin,
-            "SQLite",
-            &url,
-            dir.path(),
-            threads,
-        ))?);
-    }
-    if let Some(admin_url) = &options.postgres_url {
-        let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
-        let suite = runtime.block_on(async {
-            let db = suite::PgDatabase::create(admin_url).await?;
-            let result = suite::run(
+    let fills = if options.users.is_empty() {
+        vec![0]
+    } else {
+        options.users.clone()
+    };
+    for &fill in &fills {
+        if !options.no_sqlite {
+            let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let url = format!("sqlite://{}", dir.path().join("users.db").display());
+            suites.push(runtime.block_on(suite::run(
                 &options,
                 &server_bin,
-                "PostgreSQL",
-                &db.url,
+                &suite::Database {
+                    name: "SQLite",
+                    url: &url,
+                    fill,
+                },
                 dir.path(),
                 threads,
-            )
-            .await;
-            db.drop_database().await;
-            result
-        });
-        match suite {
-            Ok(suite) => suites.push(suite),
-            // The SQLite results still stand: report the failure beside them.
-            Err(e) => {
-                eprintln!("error: the PostgreSQL suite failed: {e:#}");
-                failures.push(format!("PostgreSQL: the suite failed: {e:#}"));
+            ))?);
+        }
+        if let Some(admin_url) = &options.postgres_url {
+            let dir = tempfile::tempdir().context("cannot create a temporary folder")?;
+            let suite = runtime.block_on(async {
+                let db = suite::PgDatabase::create(admin_url).await?;
+                let result = suite::run(
+                    &options,
+                    &server_bin,
+                    &suite::Database {
+                        name: "PostgreSQL",
+                        url: &db.url,
+                        fill,
+                    },
+                    dir.path(),
+                    threads,
+                )
+                .await;
+                db.drop_database().await;
+                result
+            });
+            match suite {
+                Ok(suite) => suites.push(suite),
+                // The SQLite results still stand: report the failure beside them.
+                Err(e) => {
+                    eprintln!("error: the PostgreSQL suite failed: {e:#}");
+                    failures.push(format!("PostgreSQL: the suite failed: {e:#}"));
+                }
             }
         }
     }
@@ -194,6 +217,9 @@ pub fn bench(options: Options) -> Result<()> {
     );
     for suite in &suites {
         println!("{}", report::render(suite));
+    }
+    if fills.len() > 1 {
+        println!("{}", report::render_growth(&suites));
     }
     for failure in &failures {
         println!("{failure}\n");

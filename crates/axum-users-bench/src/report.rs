@@ -25,6 +25,10 @@ pub struct Row {
 pub struct SuiteReport {
     /// `SQLite` or `PostgreSQL`.
     pub database: String,
+    /// Users added before the scenarios (`--users`), and how.
+    pub users: u64,
+    /// The fill's figures, when users were added.
+    pub filled: Option<crate::fill::Filled>,
     /// The table.
     pub rows: Vec<Row>,
     /// Resident memory (KiB): idle after a fresh start, after the login storm, after all the
@@ -40,6 +44,10 @@ pub struct SuiteReport {
     pub starts: Vec<Duration>,
     /// Spawn to first `200` on a new database (schema created).
     pub fresh_start: Duration,
+    /// Instructions per request counted by callgrind: `(what, instructions)`.
+    pub instructions: Vec<(String, f64)>,
+    /// Why there are no instruction counts, when there are none.
+    pub instructions_note: String,
     /// The targets: `(what, measured, goal, met)`.
     pub targets: Vec<(String, String, String, bool)>,
 }
@@ -93,10 +101,114 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// The scenarios whose cost should not grow with the number of users.
+const GROWTH_ROWS: &[&str] = &[
+    "GET /users/me, JWT bearer",
+    "POST /auth/jwt/login",
+    "POST /auth/register",
+    "POST /auth/forgot-password",
+];
+
+/// Each database's suites side by side by the number of users added: the throughput of the
+/// scenarios that must stay flat, and the ratio of the largest fill to the smallest (target:
+/// within 10%).
+pub fn render_growth(suites: &[SuiteReport]) -> String {
+    let mut out = String::new();
+    let mut databases: Vec<&str> = suites.iter().map(|s| s.database.as_str()).collect();
+    databases.dedup();
+    for database in databases {
+        let mut runs: Vec<&SuiteReport> =
+            suites.iter().filter(|s| s.database == database).collect();
+        runs.sort_by_key(|s| s.users);
+        let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
+            continue;
+        };
+        let _ = writeln!(out, "### {database}: cost as the users grow\n");
+        let _ = write!(out, "| scenario |");
+        for run in &runs {
+            let _ = write!(out, " req/s at {} users |", thousands(run.users as f64));
+        }
+        let _ = writeln!(out, " largest vs smallest | target |");
+        let _ = writeln!(out, "|---|{}---:|---|", "---:|".repeat(runs.len()));
+        let rate = |run: &SuiteReport, name: &str| {
+            run.rows
+                .iter()
+                .find(|r| r.name.starts_with(name))
+                .map(|r| r.summary.per_second)
+        };
+        for name in GROWTH_ROWS {
+            let _ = write!(out, "| {name} |");
+            for run in &runs {
+                let _ = write!(
+                    out,
+                    " {} |",
+                    rate(run, name).map_or("–".into(), |r| format!("{r:.1}"))
+                );
+            }
+            let ratio = match (rate(first, name), rate(last, name)) {
+                (Some(a), Some(b)) if a > 0.0 => Some(b / a),
+                _ => None,
+            };
+            let _ = writeln!(
+                out,
+                " {} | within 10%: {} |",
+                ratio.map_or("–".into(), |r| format!("{:.0}%", r * 100.0)),
+                match ratio {
+                    Some(r) if r >= 0.9 => "met",
+                    Some(_) => "**missed**",
+                    None => "–",
+                }
+            );
+        }
+        let _ = write!(out, "| database bytes per user |");
+        for run in &runs {
+            let _ = write!(
+                out,
+                " {} |",
+                run.filled
+                    .map_or("–".into(), |f| format!("{:.0}", f.bytes_per_user))
+            );
+        }
+        let _ = writeln!(out, " | |\n");
+    }
+    out
+}
+
+/// A count with thin separators: 123456.7 -> "123,457".
+fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Renders one suite as Markdown.
 pub fn render(suite: &SuiteReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "### {}\n", suite.database);
+    if suite.users > 0 {
+        let _ = writeln!(
+            out,
+            "### {}, {} users added\n",
+            suite.database,
+            thousands(suite.users as f64)
+        );
+    } else {
+        let _ = writeln!(out, "### {}\n", suite.database);
+    }
+    if let Some(filled) = suite.filled {
+        let _ = writeln!(
+            out,
+            "Filled in {:.1} s ({:.0} users/s); the database grew by {:.0} bytes per user.\n",
+            filled.seconds,
+            filled.users as f64 / filled.seconds.max(1e-9),
+            filled.bytes_per_user
+        );
+    }
     let _ = writeln!(
         out,
         "| scenario | conns | req/s | p50 ms | p99 ms | max ms | ok | errors | CPU µs/req | note |"
@@ -147,6 +259,23 @@ pub fn render(suite: &SuiteReport) -> String {
         ms(max),
         suite.starts.len()
     );
+    if let Some((_, reference)) = suite.instructions.first() {
+        let _ = write!(out, "Instructions per request (callgrind, one connection):");
+        for (i, (what, ir)) in suite.instructions.iter().enumerate() {
+            let sep = if i == 0 { " " } else { "; " };
+            let _ = write!(out, "{sep}{what} {}", thousands(*ir));
+            if i > 0 && *reference > 0.0 {
+                let _ = write!(out, " ({:.2}x the floor)", ir / reference);
+            }
+        }
+        let _ = writeln!(out, ".");
+    } else if !suite.instructions_note.is_empty() {
+        let _ = writeln!(
+            out,
+            "Instructions per request: {}.",
+            suite.instructions_note
+        );
+    }
     let _ = writeln!(out, "\n| target | measured | goal | |");
     let _ = writeln!(out, "|---|---|---|---|");
     for (what, measured, goal, met) in &suite.targets {
@@ -185,6 +314,7 @@ mod tests {
             rss_fresh_idle_kib: 10 * 1024,
             starts: vec![Duration::from_millis(20), Duration::from_millis(30)],
             targets: vec![("login".into(), "95%".into(), ">= 90%".into(), true)],
+            instructions: vec![("floor".into(), 100_000.0), ("me".into(), 150_000.4)],
             ..SuiteReport::default()
         };
         let text = render(&suite);
@@ -200,6 +330,59 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("| login | 95% | >= 90% | met |"), "{text}");
+        assert!(
+            text.contains("floor 100,000; me 150,000 (1.50x the floor)."),
+            "{text}"
+        );
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+
+    #[test]
+    fn sets_the_fills_side_by_side() {
+        let run = |users: u64, me: f64| SuiteReport {
+            database: "SQLite".into(),
+            users,
+            filled: Some(crate::fill::Filled {
+                users,
+                seconds: 1.0,
+                bytes_per_user: 300.0,
+            }),
+            rows: vec![Row {
+                name: "GET /users/me, JWT bearer (revocable)".into(),
+                connections: 32,
+                summary: Summary {
+                    requests: 1,
+                    errors: 0,
+                    per_second: me,
+                    p50_ms: 1.0,
+                    p99_ms: 1.0,
+                    max_ms: 1.0,
+                },
+                cpu_us: None,
+                note: String::new(),
+            }],
+            ..SuiteReport::default()
+        };
+        let text = render_growth(&[run(1_000_000, 850.0), run(1_000, 1000.0)]);
+        assert!(
+            text.contains(
+                "| GET /users/me, JWT bearer | 1000.0 | 850.0 | 85% | within 10%: **missed** |"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("req/s at 1,000 users | req/s at 1,000,000 users"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| database bytes per user | 300 | 300 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| POST /auth/jwt/login | – | – | – | within 10%: – |"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -205,6 +205,8 @@ impl<S: OutboxStore, D: Deliver> OutboxWorker<S, D> {
                 Ok(())
             }
             Err(e) => {
+                metrics::counter!("axum_users_outbox_failures_total", "kind" => message.kind.clone())
+                    .increment(1);
                 let failures = message.attempts + 1;
                 let next = (e.is_transient() && failures < self.policy.max_attempts).then(|| {
                     let delay = self.policy.delay(failures, jitter());

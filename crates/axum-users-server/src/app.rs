@@ -399,6 +399,49 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// Runs a request in a `request` span with its id, so that every log line written while serving
+/// it carries `request_id` (JSON logs); answers with the id in `x-request-id`. A client's own
+/// `x-request-id` is kept when it is short and plain (letters, digits, `-`, `_`, `.`), else a
+/// new one is made. The span holds the method and the path, never the query (OAuth callbacks
+/// carry their code there); it ends with one `request` line with the status and the time taken.
+pub(crate) async fn request_span(request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    const HEADER: http::HeaderName = http::HeaderName::from_static("x-request-id");
+    let id = request
+        .headers()
+        .get(&HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    let started = std::time::Instant::now();
+    let mut response = async move {
+        let response = next.run(request).await;
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        response
+    }
+    .instrument(span)
+    .await;
+    if let Ok(value) = http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HEADER, value);
+    }
+    response
+}
+
 /// Answers 408 to a request whose body stops arriving for `body_timeout`, or whose answer is
 /// not ready within `request_timeout`; the connection is closed after it.
 async fn time_limits(State(limits): State<ServerLimits>, request: Request, next: Next) -> Response {

@@ -28,6 +28,24 @@ pub(crate) struct Settings {
     /// Address to listen on; port 0 picks a free port (the log says which) [default: 127.0.0.1:8000]
     #[arg(long, global = true, env = "AXUM_USERS_BIND", value_name = "ADDR")]
     bind: Option<SocketAddr>,
+    /// Address of a second listener that serves only GET /metrics (Prometheus text), without a
+    /// token: keep it on a private interface [default: off]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_METRICS_BIND",
+        value_name = "ADDR"
+    )]
+    metrics_bind: Option<SocketAddr>,
+    /// Bearer token (at least 32 bytes) that opens GET /metrics on the main address [default: off]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    metrics_token: Option<SecretValue>,
     /// Database: sqlite://path, sqlite::memory:, postgres://… or mysql://… [default: sqlite://axum-users.db]
     #[arg(
         long,
@@ -649,6 +667,8 @@ pub(crate) struct ServerLimits {
 pub(crate) struct Config {
     /// Address to listen on.
     pub(crate) bind: SocketAddr,
+    /// Prometheus metrics, when enabled.
+    pub(crate) metrics: MetricsConfig,
     /// Database URL (`sqlite:`, `postgres:`, `mysql:`).
     pub(crate) database_url: ServiceUrl,
     /// Most connections to the database.
@@ -704,6 +724,22 @@ pub(crate) struct Config {
     pub(crate) abuse: crate::abuse::AbuseConfig,
     /// SMTP details, templates and links of mail (`[mail]`).
     pub(crate) mail: crate::mail_config::MailSettings,
+}
+
+/// Where `GET /metrics` is served (off when both are unset).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MetricsConfig {
+    /// A listener of its own, without a token.
+    pub(crate) bind: Option<SocketAddr>,
+    /// The bearer token that opens `/metrics` on the main address.
+    pub(crate) token: Option<Secret>,
+}
+
+impl MetricsConfig {
+    /// Whether metrics are collected at all.
+    pub(crate) fn enabled(&self) -> bool {
+        self.bind.is_some() || self.token.is_some()
+    }
 }
 
 /// The settings as a clap command: flags, variables and help.
@@ -963,9 +999,29 @@ impl Config {
                 key("public_url")
             );
         }
+        let metrics = MetricsConfig {
+            bind: s.metrics_bind,
+            token: s.metrics_token.map(|t| t.0),
+        };
+        if let Some(token) = &metrics.token
+            && token.expose().len() < 32
+        {
+            bail!(
+                "invalid value for {}: the token must be at least 32 bytes",
+                key("metrics_token")
+            );
+        }
+        if metrics.bind.is_some_and(|m| m == bind && bind.port() != 0) {
+            bail!(
+                "invalid value for {}: it must differ from {}",
+                key("metrics_bind"),
+                key("bind")
+            );
+        }
         Ok(Config {
             abuse,
             bind,
+            metrics,
             database_url,
             database_max_connections,
             database_timeout: seconds(s.database_timeout_seconds, 5.0, "database_timeout_seconds")?,
@@ -1349,6 +1405,32 @@ mod tests {
             .unwrap();
         let c = Config::load(Some(&path), &matches, &|_| None).unwrap();
         assert_eq!(c.bind.port(), 9002);
+    }
+
+    #[test]
+    fn metrics_are_off_by_default_and_a_short_token_is_refused() {
+        let c = load(&[]).unwrap();
+        assert!(!c.metrics.enabled());
+        let err = load(&[("AXUM_USERS_METRICS_TOKEN", "short")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("metrics_token (AXUM_USERS_METRICS_TOKEN)") && err.contains("32 bytes"),
+            "{err}"
+        );
+        assert!(!err.contains("short"), "the token is not echoed: {err}");
+        let c = load(&[("AXUM_USERS_METRICS_TOKEN", &"t".repeat(32))]).unwrap();
+        assert!(c.metrics.enabled() && c.metrics.bind.is_none());
+        let err = load(&[
+            ("AXUM_USERS_BIND", "127.0.0.1:9100"),
+            ("AXUM_USERS_METRICS_BIND", "127.0.0.1:9100"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("metrics_bind (AXUM_USERS_METRICS_BIND)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod import;
 mod mail_admin;
 mod mail_config;
 mod mailer;
+mod metrics;
 mod oauth;
 mod openapi;
 mod sessions;
@@ -40,6 +41,15 @@ struct Cli {
     /// Log filter, e.g. debug or axum_users=debug,info [default: info]
     #[arg(long, global = true, env = "AXUM_USERS_LOG", value_name = "FILTER")]
     log: Option<String>,
+    /// Log format: text, or json (one object a line, with the request id of every line written
+    /// while serving a request) [default: text]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    log_format: Option<LogFormat>,
     /// Declared here for the flags, the variables and `--help`; [`Config::load`] reads them
     /// from the matches, over the TOML file.
     #[command(flatten)]
@@ -109,7 +119,10 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(cli.log.as_deref().unwrap_or("info"));
+    init_logging(
+        cli.log.as_deref().unwrap_or("info"),
+        cli.log_format.unwrap_or_default(),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,15 +142,38 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn init_logging(filter: &str) {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line; lines written while serving a request carry its `request_id`.
+    Json,
 }
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .flatten_event(true)
+            .init(),
+    }
+    JSON_LOGS.store(
+        format == LogFormat::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// Whether the log is JSON: each request then runs in a span with its request id.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 async fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
     let config = Config::load(cli.config.as_deref(), matches, &|key| {
@@ -275,7 +311,16 @@ async fn serve(config: Config) -> Result<()> {
     }
     sessions::spawn_pruning(&config, &users);
     let mail_worker = mailer::start_worker(&config, &outbox)?;
-    let router = app::router(
+    let metrics = if config.metrics.enabled() {
+        Some(metrics::Metrics::install(
+            config.metrics.token.clone(),
+            store.clone(),
+            users.clone(),
+        )?)
+    } else {
+        None
+    };
+    let mut router = app::router(
         &users,
         app::Services {
             store,
@@ -284,6 +329,31 @@ async fn serve(config: Config) -> Result<()> {
         },
         pages.as_ref(),
     );
+    if let Some(metrics) = &metrics {
+        router = router.route_layer(axum::middleware::from_fn(metrics::track));
+        if config.metrics.token.is_some() {
+            router = router.merge(metrics.guarded_route());
+        }
+    }
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        router = router.layer(axum::middleware::from_fn(app::request_span));
+    }
+    if let (Some(metrics), Some(bind)) = (&metrics, config.metrics.bind) {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind} (AXUM_USERS_METRICS_BIND)"))?;
+        tracing::info!(
+            "metrics served at http://{}/metrics",
+            listener.local_addr()?
+        );
+        let router = metrics.own_router();
+        let limits = config.limits;
+        tokio::spawn(async move {
+            if let Err(e) = app::serve(listener, router, limits, std::future::pending()).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| {

@@ -1,5 +1,5 @@
 //! `/openapi.json`, the library's OpenAPI document of the mounted routes plus the server's own
-//! (`/health`, `/ready`), and `/docs`, Swagger UI served from the binary: its assets are
+//! (`/health`, `/ready`, `/metrics`), and `/docs`, Swagger UI served from the binary: its assets are
 //! compiled in (utoipa-swagger-ui's `vendored` feature), so the page works offline.
 
 use axum::Router;
@@ -37,6 +37,22 @@ pub(crate) fn document(users: &Users) -> OpenApi {
             &[
                 ("200", "Ready."),
                 ("503", "The database or Redis does not answer."),
+            ],
+        ),
+    );
+    paths.add_path_operation(
+        "/metrics",
+        vec![HttpMethod::Get],
+        operation(
+            "metrics",
+            "Prometheus metrics (text format), with AXUM_USERS_METRICS_TOKEN as a bearer token",
+            &[
+                ("200", "The metrics."),
+                ("401", "No token, or not the configured one."),
+                (
+                    "404",
+                    "Metrics are off, or served on AXUM_USERS_METRICS_BIND only.",
+                ),
             ],
         ),
     );

@@ -459,6 +459,11 @@ impl SqlPool {
         }
     }
 
+    /// Connections open now and, of those, idle: `(open, idle)` (for metrics).
+    pub fn connections(&self) -> (u32, u32) {
+        on_pool!(self, p => (p.size(), u32::try_from(p.num_idle()).unwrap_or(u32::MAX)))
+    }
+
     /// Closes every connection; later calls fail with [`StoreError::Unavailable`].
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await)

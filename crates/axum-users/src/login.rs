@@ -43,6 +43,17 @@ pub enum LoginOutcome<U> {
     },
 }
 
+/// Counts a sign-in attempt by method (`password`, `oauth`: provider names are the
+/// application's, so they stay out of the label set) and outcome (`ok`, an error code).
+fn count_sign_in(method: &SignInMethod, outcome: &'static str) {
+    let method = match method {
+        SignInMethod::Password => "password",
+        SignInMethod::OAuth(_) => "oauth",
+    };
+    metrics::counter!("axum_users_sign_ins_total", "method" => method, "outcome" => outcome)
+        .increment(1);
+}
+
 impl<S, H> UserManager<S, H>
 where
     S: UserStore,
@@ -202,6 +213,7 @@ where
             ManagerError::LoginRefused(_) => ErrorCode::TooManyRequests.as_str(),
             _ => ErrorCode::LoginBadCredentials.as_str(),
         };
+        count_sign_in(method, reason);
         self.hooks()
             .on_security_event(SecurityEvent::LoginFailed {
                 account,
@@ -241,6 +253,7 @@ where
                 .await);
         }
         if self.hooks().second_factor(&user, method).await == SecondFactor::Required {
+            count_sign_in(method, "second_factor_required");
             return Ok(LoginOutcome::SecondFactorRequired { user });
         }
         let token = self.issue_sign_in(&user, method, backend, request).await?;
@@ -251,6 +264,7 @@ where
         self.hooks()
             .on_after_login(&user, request, &mut response)
             .await;
+        count_sign_in(method, "ok");
         self.hooks()
             .on_security_event(SecurityEvent::LoginSucceeded {
                 user: &user,

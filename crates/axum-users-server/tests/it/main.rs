@@ -13,6 +13,7 @@ mod hashing;
 mod import;
 mod limits;
 mod mail;
+mod metrics;
 mod nodes;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]

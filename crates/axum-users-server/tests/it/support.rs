@@ -93,7 +93,8 @@ impl Server {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("listening on ").nth(1) {
                     let _ = tx.send(
-                        addr.split_whitespace()
+                        // In a JSON log line the message ends at its closing quote.
+                        addr.split(|c: char| c.is_whitespace() || c == '"')
                             .next()
                             .unwrap_or_default()
                             .to_owned(),

@@ -34,6 +34,32 @@ fn message_from_row(row: &Row) -> Result<OutboxMessage, StoreError> {
     })
 }
 
+impl<Id: SqlId, F: UserFields> SqlStore<Id, F> {
+    /// Messages in the outbox by status: `(pending, failed)` (for metrics; one indexed count).
+    ///
+    /// # Errors
+    /// When the database cannot be reached.
+    pub async fn outbox_depth(&self) -> Result<(u64, u64), StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                "SELECT status, COUNT(*) AS n FROM mail_outbox GROUP BY status",
+                &[],
+            )
+            .await?;
+        let (mut pending, mut failed) = (0, 0);
+        for row in &rows {
+            let n = u64::try_from(row.int("n")?).unwrap_or(0);
+            match OutboxStatus::parse(&row.text("status")?) {
+                Some(OutboxStatus::Pending) => pending += n,
+                Some(OutboxStatus::Failed) => failed += n,
+                _ => {}
+            }
+        }
+        Ok((pending, failed))
+    }
+}
+
 fn truncated(error: &str) -> String {
     error.chars().take(MAX_ERROR).collect()
 }

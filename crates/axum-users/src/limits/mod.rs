@@ -496,10 +496,13 @@ impl Defences {
         }
         if let (Some(rule), Some(ip)) = (limits.per_ip, ip) {
             self.hit(&format!("{name}:ip:{}", ip_bucket(ip)), rule)
-                .await?;
+                .await
+                .inspect_err(|e| count_rejection(e, name, "ip"))?;
         }
         if let (Some(rule), Some(account)) = (limits.per_account, account.and_then(account_key)) {
-            self.hit(&format!("{name}:account:{account}"), rule).await?;
+            self.hit(&format!("{name}:account:{account}"), rule)
+                .await
+                .inspect_err(|e| count_rejection(e, name, "account"))?;
         }
         Ok(())
     }
@@ -558,6 +561,19 @@ impl Defences {
         let rule = Rule::new(1, self.mail_cooldown);
         let wait = self.settle(&key, self.call(self.limiter.hit(&key, rule)).await)?;
         Ok(wait.is_none())
+    }
+}
+
+/// Counts a refusal of a rate limit (`axum_users_rate_limit_rejections_total`), not an outage of
+/// the counters.
+fn count_rejection(error: &ManagerError, route: &'static str, by: &'static str) {
+    if matches!(error, ManagerError::LoginRefused(_)) {
+        metrics::counter!(
+            "axum_users_rate_limit_rejections_total",
+            "route" => route,
+            "by" => by
+        )
+        .increment(1);
     }
 }
 

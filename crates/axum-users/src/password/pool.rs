@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use argon2::Block;
 use tokio::sync::oneshot;
@@ -87,6 +88,8 @@ pub struct HasherStats {
 trait Job: Send {
     /// The requester went away: nobody would read the result.
     fn abandoned(&self) -> bool;
+    /// When it was queued.
+    fn queued_at(&self) -> Instant;
     /// Does the work and keeps the result for [`Job::answer`].
     fn run(&mut self, memory: &mut Vec<Block>);
     /// Hands the result to the requester (after the stats count the job as done).
@@ -94,6 +97,7 @@ trait Job: Send {
 }
 
 struct Request<F, T> {
+    queued_at: Instant,
     work: Option<F>,
     out: Option<Result<T, PasswordError>>,
     reply: oneshot::Sender<Result<T, PasswordError>>,
@@ -106,6 +110,10 @@ where
 {
     fn abandoned(&self) -> bool {
         self.reply.is_closed()
+    }
+
+    fn queued_at(&self) -> Instant {
+        self.queued_at
     }
 
     fn run(&mut self, memory: &mut Vec<Block>) {
@@ -249,6 +257,7 @@ impl Pool {
     {
         let (reply, answer) = oneshot::channel();
         self.submit(Box::new(Request {
+            queued_at: Instant::now(),
             work: Some(work),
             out: None,
             reply,
@@ -322,6 +331,8 @@ fn work(shared: &Shared) {
     let mut memory = Vec::new();
     let mut held = Held(0);
     while let Some(mut job) = shared.next_job() {
+        metrics::histogram!("axum_users_hash_wait_seconds")
+            .record(job.queued_at().elapsed().as_secs_f64());
         job.run(&mut memory);
         if memory.capacity() > shared.keep_blocks {
             memory.truncate(shared.keep_blocks);
