@@ -53,5 +53,18 @@ columns!(
 
 columns!(
     /// The access token entity's columns.
-    TokenColumns { token, user_id, created_at }
+    TokenColumns { token, user_id, created_at, session_id }
+);
+
+columns!(
+    /// The session entity's columns.
+    SessionColumns {
+        id, user_id, created_at, last_seen_at, expires_at, ip, user_agent, method, backend,
+        refresh_hash, previous_refresh_hash, rotated_at
+    }
+);
+
+columns!(
+    /// The rotated refresh-token entity's columns.
+    RotatedColumns { token_hash, session_id }
 );

@@ -1,11 +1,13 @@
 //! # axum-users-sea-orm
 //!
 //! SeaORM stores for `axum-users`: the counterpart of FastAPI Users' ORM adapters. It ships base
-//! entities ([`entity::user`], [`entity::oauth_account`], [`entity::access_token`]) with UUID keys,
-//! the same with integer keys ([`entity::integer`]), their schema as `sea-orm-migration`
+//! entities ([`entity::user`], [`entity::oauth_account`], [`entity::access_token`],
+//! [`entity::session`], [`entity::session_rotated_token`]) with UUID keys, the same with integer
+//! keys ([`entity::integer`]), the [`entity::mail_outbox`], their schema as `sea-orm-migration`
 //! migrations ([`migration`], feature `migration`, on by default), and [`SeaOrmStore`], which
-//! implements the core's `UserStore`, `OAuthAccountStore` and `AccessTokenStore` over those
-//! entities or over an application's own (extra columns become the core's `UserFields`).
+//! implements the core's `UserStore`, `OAuthAccountStore`, `AccessTokenStore`, `SessionStore`
+//! and `OutboxStore` over those entities or over an application's own (extra user columns
+//! become the core's `UserFields`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,6 +28,8 @@ pub mod entity;
 mod error;
 #[cfg(feature = "migration")]
 pub mod migration;
+mod outbox;
+mod sessions;
 mod store;
 mod user_entity;
 

@@ -1,5 +1,6 @@
 //! The base schema as `sea-orm-migration` migrations (feature `migration`, on by default):
-//! the tables `user`, `oauth_account` and `access_token` on SQLite, PostgreSQL and MariaDB/MySQL.
+//! the tables `user`, `oauth_account`, `access_token`, `session`, `session_rotated_token` and
+//! `mail_outbox` on SQLite, PostgreSQL and MariaDB/MySQL.
 //!
 //! Run [`Migrator`] (UUID keys) or [`IntegerMigrator`] as they are, or list [`migrations`] first in your own migrator, before the
 //! migrations that add your columns:
@@ -23,8 +24,9 @@ use std::marker::PhantomData;
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, big_integer_null, boolean, string_len, text, text_null,
+    big_integer, big_integer_null, boolean, string_len, string_len_null, text, text_null,
 };
+use sea_orm_migration::sea_orm::DatabaseBackend;
 use uuid::Uuid;
 
 use crate::SeaOrmId;
@@ -71,6 +73,8 @@ pub fn migrations<Id: KeyColumn>() -> Vec<Box<dyn MigrationTrait>> {
     vec![
         Box::new(CreateBaseSchema::<Id>::default()),
         Box::new(AddEmailEpoch),
+        Box::new(AddSessions::<Id>::default()),
+        Box::new(AddMailOutbox),
     ]
 }
 
@@ -251,6 +255,191 @@ impl MigrationTrait for AddEmailEpoch {
                     .drop_column("email_epoch")
                     .to_owned(),
             )
+            .await
+    }
+}
+
+/// On MySQL/MariaDB, whose default collations ignore case, binary collation for a new table:
+/// its ids and hashes compare exactly, as on the other databases.
+fn exact_text(manager: &SchemaManager, table: &mut TableCreateStatement) {
+    if manager.get_database_backend() == DatabaseBackend::MySql {
+        table.character_set("utf8mb4").collate("utf8mb4_bin");
+    }
+}
+
+fn index(
+    name: &'static str,
+    table: &'static str,
+    columns: &[&'static str],
+) -> IndexCreateStatement {
+    let mut index = Index::create().name(name).table(table).to_owned();
+    for column in columns {
+        index.col(*column);
+    }
+    index
+}
+
+/// The third migration: sessions. The `session` table (one row per sign-in, owning its
+/// refresh-token hashes), `session_rotated_token` (every hash rotated out of a live session,
+/// so that a second use is recognised) and `access_token.session_id`. Existing access tokens
+/// belong to no session and keep working until logout or their lifetime.
+pub struct AddSessions<Id>(PhantomData<fn() -> Id>);
+
+impl<Id> Default for AddSessions<Id> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<Id> MigrationName for AddSessions<Id> {
+    fn name(&self) -> &str {
+        "m20261202_000001_axum_users_sessions"
+    }
+}
+
+#[async_trait::async_trait]
+impl<Id: KeyColumn> MigrationTrait for AddSessions<Id> {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut session = Table::create()
+            .table("session")
+            .col(string_len("id", 64).primary_key())
+            .col(Id::foreign_key("user_id"))
+            .col(big_integer("created_at"))
+            .col(big_integer("last_seen_at"))
+            .col(big_integer("expires_at"))
+            .col(string_len_null("ip", 64))
+            .col(string_len_null("user_agent", 512))
+            .col(string_len("method", 128))
+            .col(string_len("backend", 64))
+            .col(string_len_null("refresh_hash", 64))
+            .col(string_len_null("previous_refresh_hash", 64))
+            .col(big_integer_null("rotated_at"))
+            .foreign_key(&mut cascade_to_user("session", "session_user_fk"))
+            .to_owned();
+        exact_text(manager, &mut session);
+        manager.create_table(session).await?;
+        for (name, column) in [
+            ("session_user_id", "user_id"),
+            ("session_expires_at", "expires_at"),
+            ("session_refresh_hash", "refresh_hash"),
+            ("session_previous_refresh_hash", "previous_refresh_hash"),
+        ] {
+            manager
+                .create_index(index(name, "session", &[column]))
+                .await?;
+        }
+
+        let mut rotated = Table::create()
+            .table("session_rotated_token")
+            .col(string_len("token_hash", 64).primary_key())
+            .col(string_len("session_id", 64))
+            .foreign_key(
+                ForeignKey::create()
+                    .name("session_rotated_token_session_fk")
+                    .from("session_rotated_token", "session_id")
+                    .to("session", "id")
+                    .on_delete(ForeignKeyAction::Cascade),
+            )
+            .to_owned();
+        exact_text(manager, &mut rotated);
+        manager.create_table(rotated).await?;
+        manager
+            .create_index(index(
+                "session_rotated_token_session_id",
+                "session_rotated_token",
+                &["session_id"],
+            ))
+            .await?;
+
+        let mut session_id = string_len_null("session_id", 64);
+        if manager.get_database_backend() == DatabaseBackend::MySql {
+            // The type carries the collation: MySQL wants it before `NULL`.
+            session_id.custom("VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
+        }
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("access_token")
+                    .add_column(session_id)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index(
+                "access_token_session_id",
+                "access_token",
+                &["session_id"],
+            ))
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("access_token_session_id")
+                    .table("access_token")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("access_token")
+                    .drop_column("session_id")
+                    .to_owned(),
+            )
+            .await?;
+        for table in ["session_rotated_token", "session"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The fourth migration: the mail outbox, where messages wait, sealed, until a worker sent
+/// them. No foreign key: a message outlives its user (the notice of a deletion).
+pub struct AddMailOutbox;
+
+impl MigrationName for AddMailOutbox {
+    fn name(&self) -> &str {
+        "m20261202_000002_axum_users_mail_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddMailOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut outbox = Table::create()
+            .table("mail_outbox")
+            .col(string_len("id", 36).primary_key())
+            .col(string_len("recipient", 320))
+            .col(string_len("kind", 64))
+            .col(text("sealed"))
+            .col(string_len("status", 16))
+            .col(big_integer("attempts").default(0))
+            .col(big_integer("next_attempt_at"))
+            .col(big_integer("locked_until").default(0))
+            .col(string_len_null("locked_by", 64))
+            .col(text_null("last_error"))
+            .col(big_integer("created_at"))
+            .to_owned();
+        exact_text(manager, &mut outbox);
+        manager.create_table(outbox).await?;
+        manager
+            .create_index(index(
+                "mail_outbox_due",
+                "mail_outbox",
+                &["status", "next_attempt_at"],
+            ))
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("mail_outbox").to_owned())
             .await
     }
 }

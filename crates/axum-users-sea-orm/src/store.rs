@@ -2,37 +2,45 @@
 
 use axum_users::{
     AccessTokenStore, NewOAuthAccount, NewUser, OAuthAccount, OAuthAccountStore, PasswordHash,
-    Secret, StoreError, Unlink, User, UserChanges, UserStore, email_key,
+    Secret, SessionStoreRef, StoreError, TokenSession, Unlink, User, UserChanges, UserStore,
+    email_key,
 };
 use sea_orm::sea_query::{Expr, Value, ValueType};
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ColumnTrait, ConnectionTrait, Database, DatabaseBackend,
     DatabaseConnection, EntityTrait, IdenStatic, IsolationLevel, ModelTrait, QueryFilter,
-    QueryOrder, QuerySelect, Related, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    QueryOrder, QuerySelect, QueryTrait, Related, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
 };
 
-use crate::columns::{OAuthColumns, TokenColumns, UserColumns};
+use crate::columns::{OAuthColumns, RotatedColumns, SessionColumns, TokenColumns, UserColumns};
 use crate::entity;
 use crate::error::{bad_column, store_error};
 use crate::{SetupError, StoreEntity, UserEntity};
 
-/// Users, OAuth accounts and access tokens in three SeaORM entities: the base ones with UUID
-/// keys by default, or an application's own.
+/// Users, OAuth accounts, access tokens and sessions in SeaORM entities: the base ones with
+/// UUID keys by default, or an application's own. The mail outbox is the base
+/// [`entity::mail_outbox`] entity.
 ///
 /// `U` is the user entity ([`UserEntity`]); `O` the OAuth account entity, with the columns `id`,
 /// `user_id`, `oauth_name`, `access_token`, `expires_at`, `refresh_token`, `account_id`,
 /// `account_email` and a relation from `U` to it (the `oauth_accounts` back-relation); `T` the
-/// access token entity, with `token`, `user_id` and `created_at`. The store finds those columns
-/// by name when it is built.
+/// access token entity, with `token`, `user_id`, `created_at` and `session_id`; `S` the session
+/// entity, with the columns of [`entity::session`]; `R` the rotated refresh-token entity, with
+/// `token_hash` and `session_id`. The store finds those columns by name when it is built.
 pub struct SeaOrmStore<
     U: UserEntity = entity::user::Entity,
     O: StoreEntity = entity::oauth_account::Entity,
     T: StoreEntity = entity::access_token::Entity,
+    S: StoreEntity = entity::session::Entity,
+    R: StoreEntity = entity::session_rotated_token::Entity,
 > {
-    db: DatabaseConnection,
-    users: UserColumns<U>,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) users: UserColumns<U>,
     oauth: OAuthColumns<O>,
-    tokens: TokenColumns<T>,
+    pub(crate) tokens: TokenColumns<T>,
+    pub(crate) sessions: SessionColumns<S>,
+    pub(crate) rotated: RotatedColumns<R>,
 }
 
 /// The store over the base entities with integer keys ([`entity::integer`]).
@@ -40,26 +48,36 @@ pub type IntegerStore = SeaOrmStore<
     entity::integer::user::Entity,
     entity::integer::oauth_account::Entity,
     entity::integer::access_token::Entity,
+    entity::integer::session::Entity,
+    entity::integer::session_rotated_token::Entity,
 >;
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity> Clone for SeaOrmStore<U, O, T> {
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity> Clone
+    for SeaOrmStore<U, O, T, S, R>
+{
     fn clone(&self) -> Self {
         Self {
             db: self.db.clone(),
             users: self.users,
             oauth: self.oauth,
             tokens: self.tokens,
+            sessions: self.sessions,
+            rotated: self.rotated,
         }
     }
 }
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity> std::fmt::Debug for SeaOrmStore<U, O, T> {
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity> std::fmt::Debug
+    for SeaOrmStore<U, O, T, S, R>
+{
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeaOrmStore").finish_non_exhaustive()
     }
 }
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity>
+    SeaOrmStore<U, O, T, S, R>
+{
     /// A store over an open connection. The schema must exist (see [`crate::migration`]).
     ///
     /// # Errors
@@ -70,6 +88,8 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
             users: UserColumns::find()?,
             oauth: OAuthColumns::find()?,
             tokens: TokenColumns::find()?,
+            sessions: SessionColumns::find()?,
+            rotated: RotatedColumns::find()?,
         })
     }
 
@@ -111,7 +131,7 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
     /// runs at READ COMMITTED whatever the server's default, so that a statement after a row
     /// lock sees what the lock's previous holder committed. MySQL's locking reads
     /// (`FOR UPDATE`) always read the latest rows.
-    async fn begin_locked(&self) -> Result<sea_orm::DatabaseTransaction, StoreError> {
+    pub(crate) async fn begin_locked(&self) -> Result<sea_orm::DatabaseTransaction, StoreError> {
         let options = match self.db.get_database_backend() {
             DatabaseBackend::Sqlite => TransactionOptions {
                 sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
@@ -151,7 +171,10 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
         self.user_from_model(&model)
     }
 
-    fn user_from_model(&self, model: &U::Model) -> Result<User<U::Id, U::Fields>, StoreError> {
+    pub(crate) fn user_from_model(
+        &self,
+        model: &U::Model,
+    ) -> Result<User<U::Id, U::Fields>, StoreError> {
         let c = &self.users;
         Ok(User {
             id: read(model, c.id)?,
@@ -204,7 +227,7 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> SeaOrmStore<U, O, T> {
 }
 
 /// A column of a row as a Rust value.
-fn read<V: ValueType, M: ModelTrait>(
+pub(crate) fn read<V: ValueType, M: ModelTrait>(
     model: &M,
     column: <M::Entity as EntityTrait>::Column,
 ) -> Result<V, StoreError> {
@@ -212,7 +235,7 @@ fn read<V: ValueType, M: ModelTrait>(
 }
 
 /// Sets a column of an active model.
-fn write<A: ActiveModelTrait>(
+pub(crate) fn write<A: ActiveModelTrait>(
     active: &mut A,
     column: <A::Entity as EntityTrait>::Column,
     value: Value,
@@ -226,7 +249,9 @@ fn secret_value(secret: Option<&Secret>) -> Value {
     secret.map(|s| s.expose().to_owned()).into()
 }
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity> UserStore for SeaOrmStore<U, O, T> {
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity> UserStore
+    for SeaOrmStore<U, O, T, S, R>
+{
     type Id = U::Id;
     type Fields = U::Fields;
 
@@ -355,6 +380,21 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> UserStore for SeaOrmStore<U,
             .exec(&txn)
             .await
             .map_err(store_error)?;
+        let theirs = S::find()
+            .select_only()
+            .column(self.sessions.id)
+            .filter(self.sessions.user_id.eq(id.clone()))
+            .into_query();
+        R::delete_many()
+            .filter(self.rotated.session_id.in_subquery(theirs))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
+        S::delete_many()
+            .filter(self.sessions.user_id.eq(id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(store_error)?;
         let done = U::delete_many()
             .filter(self.users.id.eq(id.clone()))
             .exec(&txn)
@@ -363,13 +403,19 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> UserStore for SeaOrmStore<U,
         txn.commit().await.map_err(store_error)?;
         Ok(done.rows_affected == 1)
     }
+
+    fn session_store(&self) -> Option<SessionStoreRef<U::Id, U::Fields>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
 }
 
-impl<U, O, T> OAuthAccountStore for SeaOrmStore<U, O, T>
+impl<U, O, T, S, R> OAuthAccountStore for SeaOrmStore<U, O, T, S, R>
 where
     U: UserEntity + Related<O>,
     O: StoreEntity,
     T: StoreEntity,
+    S: StoreEntity,
+    R: StoreEntity,
 {
     async fn get_by_oauth_account(
         &self,
@@ -491,12 +537,39 @@ where
     }
 }
 
-impl<U, O, T> SeaOrmStore<U, O, T>
+impl<U, O, T, S, R> SeaOrmStore<U, O, T, S, R>
 where
     U: UserEntity,
     O: StoreEntity,
     T: StoreEntity,
+    S: StoreEntity,
+    R: StoreEntity,
 {
+    /// Stores an access token hash, of a session or of none.
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        user_id: &U::Id,
+        session_id: Option<&str>,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        let c = &self.tokens;
+        let mut active = T::ActiveModel::new();
+        write(&mut active, c.token, token_hash.into())?;
+        write(&mut active, c.user_id, user_id.clone().into())?;
+        write(
+            &mut active,
+            c.session_id,
+            session_id.map(str::to_owned).into(),
+        )?;
+        write(&mut active, c.created_at, created_at.into())?;
+        T::insert(active)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
     /// Links an account through `conn`.
     async fn insert_account<C: ConnectionTrait>(
         &self,
@@ -529,7 +602,9 @@ where
     }
 }
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity> AccessTokenStore for SeaOrmStore<U, O, T> {
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity> AccessTokenStore
+    for SeaOrmStore<U, O, T, S, R>
+{
     type Id = U::Id;
 
     async fn create_token(
@@ -538,16 +613,8 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> AccessTokenStore for SeaOrmS
         user_id: &U::Id,
         created_at: i64,
     ) -> Result<(), StoreError> {
-        let c = &self.tokens;
-        let mut active = T::ActiveModel::new();
-        write(&mut active, c.token, token_hash.into())?;
-        write(&mut active, c.user_id, user_id.clone().into())?;
-        write(&mut active, c.created_at, created_at.into())?;
-        T::insert(active)
-            .exec_without_returning(&self.db)
+        self.insert_token(token_hash, user_id, None, created_at)
             .await
-            .map_err(store_error)?;
-        Ok(())
     }
 
     async fn find_token(
@@ -555,13 +622,8 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> AccessTokenStore for SeaOrmS
         token_hash: &str,
         not_before: Option<i64>,
     ) -> Result<Option<U::Id>, StoreError> {
-        let c = &self.tokens;
-        let mut select = T::find().filter(c.token.eq(token_hash));
-        if let Some(not_before) = not_before {
-            select = select.filter(c.created_at.gte(not_before));
-        }
-        let row = select.one(&self.db).await.map_err(store_error)?;
-        row.map(|m| read(&m, c.user_id)).transpose()
+        let found = self.find_session_token(token_hash, not_before).await?;
+        Ok(found.map(|(user_id, _)| user_id))
     }
 
     async fn delete_token(&self, token_hash: &str) -> Result<(), StoreError> {
@@ -571,5 +633,31 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity> AccessTokenStore for SeaOrmS
             .await
             .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn create_session_token(
+        &self,
+        token_hash: &str,
+        user_id: &U::Id,
+        session_id: &str,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        self.insert_token(token_hash, user_id, Some(session_id), created_at)
+            .await
+    }
+
+    async fn find_session_token(
+        &self,
+        token_hash: &str,
+        not_before: Option<i64>,
+    ) -> Result<Option<TokenSession<U::Id>>, StoreError> {
+        let c = &self.tokens;
+        let mut select = T::find().filter(c.token.eq(token_hash));
+        if let Some(not_before) = not_before {
+            select = select.filter(c.created_at.gte(not_before));
+        }
+        let row = select.one(&self.db).await.map_err(store_error)?;
+        row.map(|m| Ok((read(&m, c.user_id)?, read(&m, c.session_id)?)))
+            .transpose()
     }
 }

@@ -1,9 +1,15 @@
 //! The application: its own user entity with a `display_name` column, the OAuth account entity
-//! pointed at it, the base schema plus one migration of its own, and the axum-users API.
+//! pointed at it, the base schema plus one migration of its own, and the axum-users API with
+//! sessions (refresh tokens, the list of devices) and reset and verification mail queued in the
+//! database's outbox.
 
-use axum_users::{Argon2Params, AxumUsers, UserFields};
+use axum_users::{Argon2Params, AxumUsers, MailSeal, Secret, User, UserFields, UserHooks};
+use axum_users_mail::{
+    Composer, Deliver, LinkTemplate, Links, Mail, Outbox, SendError, TemplateError, Templates,
+};
 use axum_users_sea_orm::SeaOrmStore;
 use axum_users_sea_orm::migration::{self, MigrationTrait, MigratorTrait};
+use http::request::Parts;
 use sea_orm_migration::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -139,16 +145,103 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// Connects to `database_url`, brings the schema up to date and builds the API.
+/// Queues the reset and verification links in the outbox (the same database, so nothing is
+/// lost when the process stops before the mail went out).
+#[derive(Debug, Clone)]
+pub struct Hooks {
+    /// Where messages wait for the worker.
+    pub outbox: Outbox<Store>,
+    /// Templates and links.
+    pub composer: Composer,
+}
+
+impl Hooks {
+    async fn queue(&self, kind: &str, mail: Result<Mail, TemplateError>) {
+        let queued = match mail {
+            Ok(mail) => self
+                .outbox
+                .enqueue(kind, &mail)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = queued {
+            eprintln!("queueing the {kind} mail failed: {e}");
+        }
+    }
+}
+
+impl UserHooks<uuid::Uuid, Profile> for Hooks {
+    async fn on_after_forgot_password(
+        &self,
+        user: &User<uuid::Uuid, Profile>,
+        token: &str,
+        _request: Option<&Parts>,
+    ) {
+        self.queue("reset", self.composer.reset(&user.email, token, 1))
+            .await;
+    }
+
+    async fn on_after_request_verify(
+        &self,
+        user: &User<uuid::Uuid, Profile>,
+        token: &str,
+        _request: Option<&Parts>,
+    ) {
+        self.queue("verify", self.composer.verify(&user.email, token, 1))
+            .await;
+    }
+}
+
+/// Sends the outbox's messages to standard output, the token redacted: the example has no
+/// relay. An application passes `axum_users_mail::SmtpMailer` to the worker instead.
+#[derive(Debug, Clone, Copy)]
+pub struct PrintMail;
+
+impl Deliver for PrintMail {
+    async fn deliver(&self, mail: &Mail) -> Result<(), SendError> {
+        println!(
+            "mail to {}: {}\n{}",
+            mail.to,
+            mail.content.subject,
+            mail.redacted_text()
+        );
+        Ok(())
+    }
+}
+
+/// The API and the outbox its hooks write to (a worker sends what it holds).
+pub struct App {
+    /// The axum-users API.
+    pub users: AxumUsers<Store, Hooks>,
+    /// The mail outbox in the application's database.
+    pub outbox: Outbox<Store>,
+}
+
+/// Connects to `database_url`, brings the schema up to date (users, sessions, outbox) and
+/// builds the API. Sessions need nothing more: the SeaORM store keeps them, so sign-ins get a
+/// refresh token and `/users/me/sessions` lists them.
 ///
 /// # Errors
 /// The database cannot be reached or migrated, or the secret is too weak.
-pub async fn users(
-    database_url: &str,
-    secret: &str,
-    argon2: Argon2Params,
-) -> anyhow::Result<AxumUsers<Store>> {
+pub async fn users(database_url: &str, secret: &str, argon2: Argon2Params) -> anyhow::Result<App> {
     let store = Store::connect(database_url).await?;
     Migrator::up(store.connection(), None).await?;
-    Ok(AxumUsers::builder(store, secret).argon2(argon2).build()?)
+    let seal = MailSeal::new(Secret::new(secret), Vec::new());
+    let outbox = Outbox::new(store.clone(), seal);
+    let base = "http://localhost:3000";
+    let links = Links::new(
+        LinkTemplate::under(base, "/reset-password")?,
+        LinkTemplate::under(base, "/verify")?,
+        LinkTemplate::under(base, "/confirm-email-change")?,
+    );
+    let hooks = Hooks {
+        outbox: outbox.clone(),
+        composer: Composer::new(Templates::shipped(), links, "display_name"),
+    };
+    let users = AxumUsers::builder(store, secret)
+        .argon2(argon2)
+        .hooks(hooks)
+        .build()?;
+    Ok(App { users, outbox })
 }

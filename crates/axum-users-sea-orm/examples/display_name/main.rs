@@ -7,6 +7,10 @@
 //!      -d '{"email":"ada@example.com","password":"correct horse","display_name":"Ada"}'
 //! ```
 //!
+//! Sign-ins return a refresh token (`POST /auth/jwt/refresh`), `GET /users/me/sessions` lists
+//! the signed-in devices, and `POST /auth/forgot-password` queues the reset mail in the
+//! database, which a worker prints (token redacted).
+//!
 //! `APP_DATABASE_URL` (default `sqlite://display_name.db?mode=rwc`) and `APP_ADDR` (default
 //! `127.0.0.1:3000`) change where it keeps data and listens.
 
@@ -26,7 +30,10 @@ async fn main() -> anyhow::Result<()> {
     let addr = std::env::var("APP_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let secret = std::env::var("APP_SECRET")
         .map_err(|_| anyhow::anyhow!("set APP_SECRET to a random string of 32 bytes or more"))?;
-    let users = app::users(&url, &secret, Argon2Params::default()).await?;
+    let app::App { users, outbox } = app::users(&url, &secret, Argon2Params::default()).await?;
+    // One worker per process sends what the outbox holds (with `SmtpMailer` in production).
+    let worker = outbox.worker(app::PrintMail, axum_users_mail::RetryPolicy::default());
+    tokio::spawn(worker.run(std::future::pending()));
     let hello = get(
         |ActiveUser(user): ActiveUser<uuid::Uuid, app::Profile>| async move {
             let name = user.fields.display_name.unwrap_or(user.email);

@@ -1,11 +1,12 @@
-//! The base entities: `user`, `oauth_account` and `access_token`, with UUID keys (the default,
-//! these modules) or integer auto-increment keys ([`integer`]).
+//! The base entities: `user`, `oauth_account`, `access_token`, `session` and
+//! `session_rotated_token`, with UUID keys (the default, these modules) or integer
+//! auto-increment keys ([`integer`]); and `mail_outbox`, which names no user.
 //!
 //! Use them as they are, or copy one into your crate and add columns (see `docs/sea-orm.md`):
 //! the store finds the columns it needs by name, so an entity of your own works as long as it
 //! keeps those names.
 
-/// Defines the three base entities for one primary-key type, so that the UUID and the integer
+/// Defines the base entities for one primary-key type, so that the UUID and the integer
 /// sets cannot drift apart.
 macro_rules! base_entities {
     ($id:ty, auto_increment = $auto:literal, $fields:ty) => {
@@ -45,6 +46,9 @@ macro_rules! base_entities {
                 /// The back-relation of `access_token.user`.
                 #[sea_orm(has_many)]
                 pub access_tokens: HasMany<super::access_token::Entity>,
+                /// The back-relation of `session.user`.
+                #[sea_orm(has_many)]
+                pub sessions: HasMany<super::session::Entity>,
             }
 
             impl ActiveModelBehavior for ActiveModel {}
@@ -124,9 +128,99 @@ macro_rules! base_entities {
                 /// When the token was issued, Unix seconds.
                 #[sea_orm(indexed)]
                 pub created_at: i64,
+                /// The session the token belongs to ([`super::session`]); `None` for tokens
+                /// issued before sessions existed. Revoking the session deletes the token.
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable, indexed)]
+                pub session_id: Option<String>,
                 /// The owner: relation `user`, foreign key `user_id`.
                 #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
                 pub user: BelongsTo<super::user::Entity>,
+            }
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+
+        /// Sessions: one row per sign-in, owning its access tokens and its refresh-token
+        /// hashes (never a token); removed with the user.
+        pub mod session {
+            use sea_orm::entity::prelude::*;
+
+            /// A row of the `session` table.
+            #[sea_orm::model]
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = "session")]
+            pub struct Model {
+                /// Random id, 128 bits in URL-safe base64: the `sid` claim of its JWTs.
+                #[sea_orm(
+                    primary_key,
+                    auto_increment = false,
+                    column_type = "String(StringLen::N(64))"
+                )]
+                pub id: String,
+                /// The user who signed in.
+                #[sea_orm(indexed)]
+                pub user_id: $id,
+                /// When it was created, Unix seconds.
+                pub created_at: i64,
+                /// When a token of it was last used (written at most once a minute).
+                pub last_seen_at: i64,
+                /// When it ends, whatever happens, Unix seconds.
+                #[sea_orm(indexed)]
+                pub expires_at: i64,
+                /// The client's address at sign-in.
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+                pub ip: Option<String>,
+                /// The client's `User-Agent` at sign-in (at most 512 bytes).
+                #[sea_orm(column_type = "String(StringLen::N(512))", nullable)]
+                pub user_agent: Option<String>,
+                /// How it signed in: `password`, `oauth:<provider>`.
+                #[sea_orm(column_type = "String(StringLen::N(128))")]
+                pub method: String,
+                /// The authentication backend whose tokens it holds.
+                #[sea_orm(column_type = "String(StringLen::N(64))")]
+                pub backend: String,
+                /// SHA-256 hash of the refresh token valid now.
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable, indexed)]
+                pub refresh_hash: Option<String>,
+                /// Hash of the refresh token it replaced (the grace window's).
+                #[sea_orm(column_type = "String(StringLen::N(64))", nullable, indexed)]
+                pub previous_refresh_hash: Option<String>,
+                /// When `previous_refresh_hash` was rotated out, Unix seconds.
+                pub rotated_at: Option<i64>,
+                /// The owner: relation `user`, foreign key `user_id`.
+                #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
+                pub user: BelongsTo<super::user::Entity>,
+                /// The back-relation of `session_rotated_token.session`.
+                #[sea_orm(has_many)]
+                pub rotated_tokens: HasMany<super::session_rotated_token::Entity>,
+            }
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+
+        /// Every refresh-token hash rotated out of a session, kept as long as the session
+        /// lives: presenting one again is reuse, which revokes the session.
+        pub mod session_rotated_token {
+            use sea_orm::entity::prelude::*;
+
+            /// A row of the `session_rotated_token` table.
+            #[sea_orm::model]
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = "session_rotated_token")]
+            pub struct Model {
+                /// The rotated-out token's SHA-256 hash.
+                #[sea_orm(
+                    primary_key,
+                    auto_increment = false,
+                    column_type = "String(StringLen::N(64))"
+                )]
+                pub token_hash: String,
+                /// The session it was rotated out of.
+                #[sea_orm(column_type = "String(StringLen::N(64))", indexed)]
+                pub session_id: String,
+                /// The session: relation `session`, foreign key `session_id`.
+                #[sea_orm(belongs_to, from = "session_id", to = "id", on_delete = "Cascade")]
+                pub session: BelongsTo<super::session::Entity>,
             }
 
             impl ActiveModelBehavior for ActiveModel {}
@@ -136,7 +230,56 @@ macro_rules! base_entities {
 
 base_entities!(uuid::Uuid, auto_increment = false, axum_users::NoFields);
 
-/// The same three entities with `i64` auto-increment keys for `user` and `oauth_account`.
+/// The mail outbox: messages written before they are sent, sealed (their links carry live
+/// tokens), deleted once sent. It names no user, so both key types share it.
+pub mod mail_outbox {
+    use sea_orm::entity::prelude::*;
+
+    /// A row of the `mail_outbox` table.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mail_outbox")]
+    pub struct Model {
+        /// A UUID in text form.
+        #[sea_orm(
+            primary_key,
+            auto_increment = false,
+            column_type = "String(StringLen::N(36))"
+        )]
+        pub id: String,
+        /// The recipient's address.
+        #[sea_orm(column_type = "String(StringLen::N(320))")]
+        pub recipient: String,
+        /// What the message is: `reset`, `verify`, ...
+        #[sea_orm(column_type = "String(StringLen::N(64))")]
+        pub kind: String,
+        /// The message, sealed with a sub-key of the server secret.
+        #[sea_orm(column_type = "Text")]
+        pub sealed: String,
+        /// `pending` or `failed`.
+        #[sea_orm(column_type = "String(StringLen::N(16))")]
+        pub status: String,
+        /// Attempts made so far.
+        pub attempts: i64,
+        /// Earliest time of the next attempt, Unix seconds.
+        pub next_attempt_at: i64,
+        /// Until when a worker holds it, Unix seconds (0: nobody).
+        pub locked_until: i64,
+        /// The worker holding it.
+        #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+        pub locked_by: Option<String>,
+        /// The last failure (never the body).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub last_error: Option<String>,
+        /// When it was queued, Unix seconds.
+        pub created_at: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The same entities with `i64` auto-increment keys for `user` and `oauth_account` (and `i64`
+/// `user_id` columns in the others).
 pub mod integer {
     base_entities!(i64, auto_increment = true, axum_users::NoFields);
 }

@@ -13,7 +13,11 @@ async fn run<M: MigratorTrait>(test: TestDb) -> TestDb {
     M::fresh(&test.db).await.unwrap();
     let pending = M::get_pending_migrations(&test.db).await.unwrap();
     assert!(pending.is_empty(), "every migration is applied");
-    assert_eq!(M::get_applied_migrations(&test.db).await.unwrap().len(), 2);
+    assert_eq!(
+        M::get_applied_migrations(&test.db).await.unwrap().len(),
+        4,
+        "base schema, email_epoch, sessions, mail outbox"
+    );
     test
 }
 
@@ -23,8 +27,10 @@ async fn uuid_suite(test: TestDb) {
     testing::user_store(&store).await;
     testing::oauth_account_store(&store).await;
     testing::access_token_store(&store, &store).await;
+    testing::session_store(&store, &store).await;
     testing::concurrent_creates(&store, 50).await;
     testing::concurrent_unlinks(&store, 10).await;
+    testing::outbox_store(&store).await;
     strategies(&store).await;
 }
 
@@ -34,8 +40,10 @@ async fn integer_suite(test: TestDb) {
     testing::user_store(&store).await;
     testing::oauth_account_store(&store).await;
     testing::access_token_store(&store, &store).await;
+    testing::session_store(&store, &store).await;
     testing::concurrent_creates(&store, 50).await;
     testing::concurrent_unlinks(&store, 10).await;
+    testing::outbox_store(&store).await;
     let first = store
         .create(testing::new_user::<IntegerStore>(&testing::unique_email()))
         .await

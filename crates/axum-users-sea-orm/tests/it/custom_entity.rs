@@ -1,7 +1,8 @@
 //! An application's own entities: a user entity named `member` with a `display_name` column,
-//! an OAuth account entity whose `user` relation points at it, a token entity, and a schema
-//! made from those entities. The conformance suite passes on them, and the extra column is the
-//! application's `UserFields` (the example application's `Profile`).
+//! an OAuth account entity whose `user` relation points at it, a token entity, session
+//! entities (one with a column of the application's own), and a schema made from those
+//! entities. The conformance suite passes on them, and the extra column is the application's
+//! `UserFields` (the example application's `Profile`).
 
 use axum_users::{UserChanges, UserStore, testing};
 use axum_users_sea_orm::{SeaOrmStore, SetupError, UserEntity};
@@ -78,6 +79,7 @@ mod member_token {
         pub token: String,
         pub user_id: Uuid,
         pub created_at: i64,
+        pub session_id: Option<String>,
         #[sea_orm(
             belongs_to,
             relation_enum = "User",
@@ -86,6 +88,66 @@ mod member_token {
             on_delete = "Cascade"
         )]
         pub user: BelongsTo<super::member::Entity>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Sessions of members, with a column of the application's own (which the store leaves to
+/// its default).
+mod member_session {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member_session")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: Uuid,
+        pub created_at: i64,
+        pub last_seen_at: i64,
+        pub expires_at: i64,
+        pub ip: Option<String>,
+        pub user_agent: Option<String>,
+        pub method: String,
+        pub backend: String,
+        pub refresh_hash: Option<String>,
+        pub previous_refresh_hash: Option<String>,
+        pub rotated_at: Option<i64>,
+        /// The application's own: a device name the user may set.
+        pub device_name: Option<String>,
+        #[sea_orm(
+            belongs_to,
+            relation_enum = "User",
+            from = "user_id",
+            to = "id",
+            on_delete = "Cascade"
+        )]
+        pub user: BelongsTo<super::member::Entity>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+mod member_rotated_token {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member_rotated_token")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub session_id: String,
+        #[sea_orm(
+            belongs_to,
+            relation_enum = "Session",
+            from = "session_id",
+            to = "id",
+            on_delete = "Cascade"
+        )]
+        pub session: BelongsTo<super::member_session::Entity>,
     }
 
     impl ActiveModelBehavior for ActiveModel {}
@@ -139,13 +201,21 @@ impl UserEntity for member::Entity {
     }
 }
 
-type MemberStore = SeaOrmStore<member::Entity, member_oauth_account::Entity, member_token::Entity>;
+type MemberStore = SeaOrmStore<
+    member::Entity,
+    member_oauth_account::Entity,
+    member_token::Entity,
+    member_session::Entity,
+    member_rotated_token::Entity,
+>;
 
 /// Drops what an earlier run left, then creates the tables from the entities.
 async fn create_schema(test: &TestDb) {
     let db = &test.db;
     for table in [
+        member_rotated_token::Entity.table_name(),
         member_token::Entity.table_name(),
+        member_session::Entity.table_name(),
         member_oauth_account::Entity.table_name(),
         member::Entity.table_name(),
     ] {
@@ -161,6 +231,12 @@ async fn create_schema(test: &TestDb) {
         .await
         .unwrap();
     db.execute(&schema.create_table_from_entity(member_token::Entity))
+        .await
+        .unwrap();
+    db.execute(&schema.create_table_from_entity(member_session::Entity))
+        .await
+        .unwrap();
+    db.execute(&schema.create_table_from_entity(member_rotated_token::Entity))
         .await
         .unwrap();
     for index in schema.create_index_from_entity(member_oauth_account::Entity) {
@@ -184,6 +260,7 @@ async fn member_suite(test: TestDb) {
     testing::user_store(&store).await;
     testing::oauth_account_store(&store).await;
     testing::access_token_store(&store, &store).await;
+    testing::session_store(&store, &store).await;
     testing::concurrent_creates(&store, 20).await;
     testing::concurrent_unlinks(&store, 5).await;
 

@@ -1,10 +1,13 @@
 //! The example application (`examples/display_name`) served on a real port and driven over
 //! HTTP: register with a display name, log in, read and change it, link an OAuth account, and
-//! delete the user as a superuser, which removes the OAuth account rows.
+//! delete the user as a superuser, which removes the OAuth account rows; refresh a session,
+//! list and revoke it; queue a reset mail in the outbox and send it with the worker.
+
+use std::sync::{Arc, Mutex};
 
 use axum_users::{
-    Argon2Params, NewOAuthAccount, OAuthAccountStore, Privilege, Secret, UserCreate, UserStore,
-    now_unix,
+    Argon2Params, NewOAuthAccount, OAuthAccountStore, OutboxStore, Privilege, Secret, UserCreate,
+    UserStore, now_unix,
 };
 use reqwest::StatusCode;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -60,7 +63,7 @@ async fn login(base: &str, email: &str, password: &str) -> String {
 async fn the_example_serves_the_api_with_display_name_and_oauth_accounts() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let users = app::users(&url, SECRET, FAST).await.unwrap();
+    let app::App { users, .. } = app::users(&url, SECRET, FAST).await.unwrap();
     let store = users.manager().store().clone();
     let router = users.router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -176,4 +179,162 @@ async fn the_example_serves_the_api_with_display_name_and_oauth_accounts() {
             .is_none()
     );
     assert!(store.get(&user_id).await.unwrap().is_none());
+}
+
+/// Keeps what the outbox worker sent.
+#[derive(Clone, Default)]
+struct Sent(Arc<Mutex<Vec<(String, String, String)>>>);
+
+impl axum_users_mail::Deliver for Sent {
+    async fn deliver(
+        &self,
+        mail: &axum_users_mail::Mail,
+    ) -> Result<(), axum_users_mail::SendError> {
+        self.0.lock().unwrap().push((
+            mail.to.clone(),
+            mail.content.text.clone(),
+            mail.token.expose().to_owned(),
+        ));
+        Ok(())
+    }
+}
+
+async fn post_json(url: String, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    call(reqwest::Method::POST, url, token, Some(body)).await
+}
+
+#[tokio::test]
+async fn the_example_keeps_sessions_and_sends_mail_through_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    let app::App { users, outbox } = app::users(&url, SECRET, FAST).await.unwrap();
+    let store = users.manager().store().clone();
+    let router = users.router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    let (status, _) = post_json(
+        format!("{base}/auth/register"),
+        None,
+        json!({"email": "kim@example.com", "password": "analytical engine"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A sign-in is a session with a refresh token; a refresh rotates it within the session.
+    let response = reqwest::Client::new()
+        .post(format!("{base}/auth/jwt/login"))
+        .form(&[
+            ("username", "kim@example.com"),
+            ("password", "analytical engine"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let login: Value = response.json().await.unwrap();
+    let first = login["refresh_token"].as_str().unwrap().to_owned();
+    let (status, refreshed) = post_json(
+        format!("{base}/auth/jwt/refresh"),
+        None,
+        json!({"refresh_token": first}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let access = refreshed["access_token"].as_str().unwrap().to_owned();
+    let second = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second, first, "a refresh token is single-use");
+    let (status, listed) = call(
+        reqwest::Method::GET,
+        format!("{base}/users/me/sessions"),
+        Some(&access),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let listed = listed.as_array().unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "one sign-in, one session, however often refreshed"
+    );
+    assert_eq!(listed[0]["current"], true);
+    assert_eq!(listed[0]["ip"], "127.0.0.1");
+
+    // Logout ends the session: its JWT and its refresh token are dead at once.
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{base}/auth/jwt/logout"),
+        Some(&access),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(
+        reqwest::Method::GET,
+        format!("{base}/users/me"),
+        Some(&access),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a revoked session's JWT");
+    let (status, body) = post_json(
+        format!("{base}/auth/jwt/refresh"),
+        None,
+        json!({"refresh_token": second}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["detail"]),
+        (StatusCode::UNAUTHORIZED, &json!("REFRESH_TOKEN_INVALID"))
+    );
+
+    // A reset request is queued in the database, sealed, and the worker sends it once.
+    let (status, _) = post_json(
+        format!("{base}/auth/forgot-password"),
+        None,
+        json!({"email": "kim@example.com"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let queued = store.list_outbox(10).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        (queued[0].kind.as_str(), queued[0].recipient.as_str()),
+        ("reset", "kim@example.com")
+    );
+    let sent = Sent::default();
+    let worker = outbox.worker(sent.clone(), axum_users_mail::RetryPolicy::default());
+    assert_eq!(worker.run_once().await.unwrap(), 1);
+    assert_eq!(worker.run_once().await.unwrap(), 0, "sent once");
+    let sent = sent.0.lock().unwrap().clone();
+    let (to, text, token) = &sent[0];
+    assert_eq!(to, "kim@example.com");
+    assert!(!token.is_empty() && text.contains(token.as_str()));
+    assert!(
+        !queued[0].sealed.contains(token.as_str()),
+        "the queued body does not hold the token in clear"
+    );
+    assert!(
+        store.list_outbox(10).await.unwrap().is_empty(),
+        "a sent message is deleted"
+    );
+    let (status, _) = post_json(
+        format!("{base}/auth/reset-password"),
+        None,
+        json!({"token": token, "password": "difference engine"}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the mailed token resets the password"
+    );
 }

@@ -1,13 +1,16 @@
 //! Upgrades lose nothing: a database made by the first release's migrations (the base schema's
 //! migration 1, and the example application's own migration after it) is migrated in place, and
 //! every user, password hash, flag, custom column, provider link and access token is still
-//! there, with `email_epoch` 0.
+//! there, with `email_epoch` 0. A database of the last release (migrations 1 and 2) gains the
+//! sessions and the mail outbox in place: its rows stay, its access tokens belong to no session
+//! and still work, and sessions, session tokens and queued mail work on it at once.
 
 use axum_users::{
-    AccessTokenStore, OAuthAccountStore, PasswordHash, UserChanges, UserStore, hash_token,
+    AccessTokenStore, NewOutboxMessage, OAuthAccountStore, OutboxStore, PasswordHash, UserChanges,
+    UserStore, hash_token, now_unix, testing,
 };
 use axum_users_sea_orm::SeaOrmStore;
-use axum_users_sea_orm::migration::{CreateBaseSchema, Migrator, MigratorTrait};
+use axum_users_sea_orm::migration::{AddEmailEpoch, CreateBaseSchema, Migrator, MigratorTrait};
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Query, SimpleExpr, Table};
 use sea_orm_migration::MigrationTrait;
@@ -27,6 +30,18 @@ impl MigratorTrait for FirstRelease {
     }
 }
 
+/// The base schema as the last release shipped it: migrations 1 and 2.
+struct LastRelease;
+
+impl MigratorTrait for LastRelease {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(CreateBaseSchema::<Uuid>::default()),
+            Box::new(AddEmailEpoch),
+        ]
+    }
+}
+
 /// The example application as it was: the first base migration, then its own.
 struct FirstReleaseApp;
 
@@ -41,7 +56,15 @@ impl MigratorTrait for FirstReleaseApp {
 
 /// Drops what an earlier run left.
 async fn clean(test: &TestDb) {
-    for table in ["access_token", "oauth_account", "user", "seaql_migrations"] {
+    for table in [
+        "mail_outbox",
+        "session_rotated_token",
+        "access_token",
+        "session",
+        "oauth_account",
+        "user",
+        "seaql_migrations",
+    ] {
         let drop = Table::drop().table(table).if_exists().to_owned();
         test.db.execute(&drop).await.unwrap();
     }
@@ -218,7 +241,8 @@ async fn upgrade(test: TestDb) {
             .await
             .unwrap()
             .len(),
-        1
+        3,
+        "email_epoch, sessions, mail outbox"
     );
     Migrator::up(&test.db, None).await.unwrap();
     let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
@@ -239,6 +263,80 @@ async fn upgrade(test: TestDb) {
     let ada = store.get(&rows.0).await.unwrap().unwrap();
     assert_eq!(ada.fields.display_name.as_deref(), Some("Ada"));
     check(&store, rows).await;
+}
+
+/// A database of the last release upgraded to sessions and the outbox.
+async fn upgrade_to_sessions(test: TestDb) {
+    clean(&test).await;
+    LastRelease::up(&test.db, None).await.unwrap();
+    let rows = old_rows(&test, None).await;
+    let pending = Migrator::get_pending_migrations(&test.db).await.unwrap();
+    assert_eq!(pending.len(), 2, "sessions and the mail outbox");
+    Migrator::up(&test.db, None).await.unwrap();
+    let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
+    let (ada, _, token) = rows.clone();
+    assert_eq!(
+        store.find_session_token(&token, None).await.unwrap(),
+        Some((ada, None)),
+        "an access token of before belongs to no session and still works"
+    );
+    check(&store, rows).await;
+
+    // Sessions work on the upgraded database, and revoking the others takes the old token.
+    let sessions = store.session_store().unwrap();
+    let session = testing::new_session(&ada, 3600);
+    sessions.create_session(&session).await.unwrap();
+    let new_token = hash_token("a-session-token");
+    store
+        .create_session_token(&new_token, &ada, &session.id, now_unix())
+        .await
+        .unwrap();
+    let (user, found) = sessions
+        .user_of_session(&session.id, now_unix())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((user.id, found), (ada, session.clone()));
+    let gone = sessions
+        .delete_sessions(&ada, None, Some(&session.id))
+        .await
+        .unwrap();
+    assert!(gone.is_empty());
+    assert_eq!(store.find_token(&token, None).await.unwrap(), None);
+    assert_eq!(
+        store.find_session_token(&new_token, None).await.unwrap(),
+        Some((ada, Some(session.id.clone())))
+    );
+
+    // The outbox too.
+    store
+        .enqueue(NewOutboxMessage::new(
+            "ada@example.com",
+            "reset",
+            "v1.x".into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(store.list_outbox(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_from_the_last_release_adds_sessions_and_the_outbox() {
+    upgrade_to_sessions(databases::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_from_the_last_release_adds_sessions_and_the_outbox() {
+    if let Some(test) = databases::server("TEST_POSTGRES_URL", "axum_users_seaorm_upgrade3").await {
+        upgrade_to_sessions(test).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_upgrade_from_the_last_release_adds_sessions_and_the_outbox() {
+    if let Some(test) = databases::server("TEST_MYSQL_URL", "axum_users_seaorm_upgrade3").await {
+        upgrade_to_sessions(test).await;
+    }
 }
 
 #[tokio::test]
