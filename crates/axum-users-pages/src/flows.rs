@@ -371,6 +371,7 @@ pub(crate) async fn forgot<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 /// A token from the link, or the page that says the link is broken.
+#[allow(clippy::result_large_err)] // the refusal is the page itself, answered at once
 fn token_of<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     state: &PagesState<S, H>,
     visit: &Visit<'_>,

@@ -91,6 +91,7 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> PagesState<S, H> {
     }
 
     /// The form of a POST, once its origin and its CSRF token passed; else the refusal.
+    #[allow(clippy::result_large_err)] // the refusal is the page itself, answered at once
     pub(crate) fn checked_form(
         &self,
         visit: &Visit<'_>,

@@ -99,21 +99,22 @@ impl ListArgs {
             ),
             None => None,
         };
-        let mut query = axum_users::UserQuery::default();
-        query.q = self.q;
-        query.is_active = self.active;
-        query.is_verified = self.verified;
-        query.is_superuser = self.superuser;
-        query.created_after = self.created_after;
-        query.created_before = self.created_before;
-        query.sort = self.sort;
-        query.limit = self.limit;
-        query.after = after;
+        let query = axum_users::UserQuery {
+            q: self.q,
+            is_active: self.active,
+            is_verified: self.verified,
+            is_superuser: self.superuser,
+            created_after: self.created_after,
+            created_before: self.created_before,
+            sort: self.sort,
+            limit: self.limit,
+            after,
+        };
         Ok(query)
     }
 }
 
-/// A line of `users list`: [`line`], then when the user was created and last signed in.
+/// A line of `users list`: [`line()`], then when the user was created and last signed in.
 fn list_line(user: &axum_users::User, times: &axum_users::UserTimes) -> String {
     format!(
         "{}  created {}  last login {}",

@@ -301,7 +301,7 @@ impl<Id: UserId, F: UserFields> UserDirectory<Id, F> for MemoryStore<Id, F> {
             self.with(|t| {
                 let after = query.after.as_ref().map(cursor_key);
                 let descending = query.sort.descending();
-                let mut rows: Vec<((i64, String), (User<Id, F>, UserTimes))> = t
+                let mut rows: Vec<SortedUser<Id, F>> = t
                     .users
                     .values()
                     .filter_map(|user| {
@@ -891,6 +891,9 @@ impl<Id: UserId, F: UserFields> crate::outbox::OutboxStore for MemoryStore<Id, F
         })
     }
 }
+
+/// A user with its times, under its sort key, as the memory store's listing sorts them.
+type SortedUser<Id, F> = ((i64, String), (User<Id, F>, UserTimes));
 
 #[cfg(test)]
 mod tests {

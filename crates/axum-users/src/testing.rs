@@ -1338,10 +1338,18 @@ where
         ..UserChanges::default()
     };
     store.update(&made[1].id, changes).await.expect("update");
-    let after = directory.user_times(&made[0].id).await.unwrap().unwrap();
+    let after = directory
+        .user_times(&made[0].id)
+        .await
+        .expect("times read")
+        .expect("times of a user");
     assert_eq!(after.last_login_at, Some(times.created_at + 5));
     assert_eq!(after.updated_at, times.updated_at, "a sign-in is no update");
-    let updated = directory.user_times(&made[1].id).await.unwrap().unwrap();
+    let updated = directory
+        .user_times(&made[1].id)
+        .await
+        .expect("times read")
+        .expect("times of a user");
     assert!(updated.updated_at >= updated.created_at);
 
     let all = |sort: UserSort, limit: u32| UserQuery {
@@ -1376,7 +1384,7 @@ where
     let one_page = directory
         .list_users(&all(UserSort::Email, 100))
         .await
-        .unwrap();
+        .expect("listing");
     assert_eq!(one_page.items.len(), 7);
     assert!(one_page.next_cursor.is_none(), "no cursor after the last");
 
@@ -1500,7 +1508,10 @@ pub async fn audit_store<S: UserStore>(store: &S) {
         since: Some(base + 3),
         ..AuditQuery::default()
     };
-    assert_eq!(log.list_events(&since).await.unwrap().items.len(), 2);
+    assert_eq!(
+        log.list_events(&since).await.expect("events").items.len(),
+        2
+    );
     assert_eq!(
         log.prune_events(base - 10).await.expect("prune"),
         0,
@@ -1512,7 +1523,7 @@ pub async fn audit_store<S: UserStore>(store: &S) {
         ..AuditQuery::default()
     };
     assert_eq!(
-        log.list_events(&left).await.unwrap().items.len(),
+        log.list_events(&left).await.expect("events").items.len(),
         3,
         "the records at or after the bound stay"
     );

@@ -304,7 +304,15 @@ async fn the_example_keeps_sessions_and_sends_mail_through_the_outbox() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    let queued = store.list_outbox(10).await.unwrap();
+    // The 202 goes out first and the row is written after it (see issue #13): wait for it.
+    let mut queued = Vec::new();
+    for _ in 0..100 {
+        queued = store.list_outbox(10).await.unwrap();
+        if !queued.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert_eq!(queued.len(), 1);
     assert_eq!(
         (queued[0].kind.as_str(), queued[0].recipient.as_str()),

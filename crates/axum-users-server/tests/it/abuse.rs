@@ -10,7 +10,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::services::PrivateRedis;
-use crate::support::{Server, client, detail, get_me, login, patch, post_json, read, register};
+use crate::support::{
+    SECRET, Server, client, detail, get_me, login, patch, post_json, read, register,
+};
 
 /// The defences as a deployment has them (the test environment turns them off).
 const ON: [(&str, &str); 5] = [
@@ -348,6 +350,8 @@ async fn two_nodes_share_their_counters_through_redis_and_fail_open_when_it_stop
         ("AXUM_USERS_REDIS_URL", url.as_str()),
         ("AXUM_USERS_REDIS_TIMEOUT_SECONDS", "0.5"),
         ("AXUM_USERS_RATE_LIMITS_LOGIN_PER_ACCOUNT", "4/60"),
+        // Nodes of one deployment share the secret, which keys the counters' names in Redis.
+        ("AXUM_USERS_SECRET", SECRET),
     ]);
     let a = Server::start_with(&env);
     let b = Server::start_with(&env);

@@ -71,6 +71,10 @@ async fn superusers_list_filter_and_page_through_users() {
         let mut made = BTreeSet::new();
         for n in 0..5 {
             let email = format!("lister{n}@example.com");
+            if n == 4 {
+                // Times are whole seconds: the newest must be newer, not tied.
+                tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            }
             register(&s, &email, "listerpass-1").await;
             made.insert(email);
         }
@@ -213,7 +217,7 @@ async fn superusers_create_users_with_or_without_a_password() {
         let (status, body) = read(
             c.post(s.url("/users"))
                 .bearer_auth(&admin)
-                .json(&json!({"email": "weak@example.com", "password": "password"}))
+                .json(&json!({"email": "weak@example.com", "password": "ab"}))
                 .send()
                 .await
                 .unwrap(),
@@ -326,11 +330,15 @@ async fn the_audit_log_records_sign_ins_and_holds_no_secret() {
         let env = db.env();
         let s = start_env(&env);
         let admin = root(&s, &env).await;
+        // Times are whole seconds: a second between the acts keeps "newest first" defined.
         let user = register(&s, "audited@example.com", "audited-pass-1").await;
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let secret_password = "a-Wrong-Secret-77";
         try_login(&s, "audited@example.com", secret_password).await;
         try_login(&s, "nobody@example.com", secret_password).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let token = login(&s, "audited@example.com", "audited-pass-1").await;
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let r = client()
             .post(s.url("/auth/jwt/logout"))
             .bearer_auth(&token)
@@ -339,6 +347,7 @@ async fn the_audit_log_records_sign_ins_and_holds_no_secret() {
             .await
             .unwrap();
         assert!(r.status().is_success());
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let token = login(&s, "audited@example.com", "audited-pass-1").await;
         let (status, mine) = get(&s, "/users/me/security-events?limit=2", &token).await;
         assert_eq!(status, StatusCode::OK, "{}: {mine}", db.name);

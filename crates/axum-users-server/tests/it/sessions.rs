@@ -329,7 +329,7 @@ async fn prune_removes_expired_sessions_and_says_how_many() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(
-        stdout.trim(),
+        stdout.lines().next().unwrap_or_default().trim(),
         "removed 2 expired sessions and 1 access tokens",
         "the JWT's and the database token's sessions, and the token"
     );

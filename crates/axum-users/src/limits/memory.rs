@@ -69,6 +69,9 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
     }
 }
 
+/// A key's window and its recent failures (and attempts in flight), each with its attempt id.
+type Failures = (Duration, VecDeque<(Instant, u64)>);
+
 /// Counters in this process's memory (the default; several nodes need the Redis limiter).
 pub struct MemoryLimiter {
     capacity: usize,
@@ -76,7 +79,7 @@ pub struct MemoryLimiter {
     rates: Mutex<Bounded<(Rule, Digest32), Instant>>,
     /// The recent failures (and attempts in flight) of each key, each with its attempt id, with
     /// the window they count in.
-    failures: Mutex<Bounded<Digest32, (Duration, VecDeque<(Instant, u64)>)>>,
+    failures: Mutex<Bounded<Digest32, Failures>>,
 }
 
 impl Default for MemoryLimiter {
