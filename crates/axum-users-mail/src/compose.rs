@@ -143,6 +143,21 @@ impl Composer {
             .render(MailKind::PasswordChanged, &self.context(to))?;
         Ok(Mail::new(to, content, Secret::new("")))
     }
+
+    /// The notice that a second factor was added to the account of `to` (`added`), or that
+    /// its second factor was removed.
+    ///
+    /// # Errors
+    /// [`TemplateError`] when a template fails to render.
+    pub fn second_factor_changed(&self, to: &str, added: bool) -> Result<Mail, TemplateError> {
+        let kind = if added {
+            MailKind::SecondFactorAdded
+        } else {
+            MailKind::SecondFactorRemoved
+        };
+        let content = self.templates.render(kind, &self.context(to))?;
+        Ok(Mail::new(to, content, Secret::new("")))
+    }
 }
 
 #[cfg(test)]
@@ -197,5 +212,10 @@ mod tests {
         assert!(!notice.content.text.contains("tok3"));
         let changed = c.password_changed("a@example.com").unwrap();
         assert!(changed.content.subject.contains("Acme"));
+        let added = c.second_factor_changed("a@example.com", true).unwrap();
+        assert!(added.content.subject.contains("second factor was added"));
+        let removed = c.second_factor_changed("a@example.com", false).unwrap();
+        assert!(removed.content.subject.contains("was removed"));
+        assert!(removed.content.html.contains("a@example.com"));
     }
 }

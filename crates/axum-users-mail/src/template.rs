@@ -21,20 +21,27 @@ pub enum MailKind {
     EmailChangeNotice,
     /// The notice that the password was changed or reset.
     PasswordChanged,
+    /// The notice that a second factor was added.
+    SecondFactorAdded,
+    /// The notice that the second factor was removed (by the user or a superuser).
+    SecondFactorRemoved,
 }
 
 impl MailKind {
     /// Every kind, for checking a template folder at start-up.
-    pub const ALL: [MailKind; 5] = [
+    pub const ALL: [MailKind; 7] = [
         MailKind::Verify,
         MailKind::Reset,
         MailKind::EmailChangeConfirm,
         MailKind::EmailChangeNotice,
         MailKind::PasswordChanged,
+        MailKind::SecondFactorAdded,
+        MailKind::SecondFactorRemoved,
     ];
 
     /// The templates' base name: `verify`, `reset`, `email_change_confirm`,
-    /// `email_change_notice`, `password_changed`.
+    /// `email_change_notice`, `password_changed`, `second_factor_added`,
+    /// `second_factor_removed`.
     pub fn name(self) -> &'static str {
         match self {
             MailKind::Verify => "verify",
@@ -42,6 +49,8 @@ impl MailKind {
             MailKind::EmailChangeConfirm => "email_change_confirm",
             MailKind::EmailChangeNotice => "email_change_notice",
             MailKind::PasswordChanged => "password_changed",
+            MailKind::SecondFactorAdded => "second_factor_added",
+            MailKind::SecondFactorRemoved => "second_factor_removed",
         }
     }
 
@@ -70,6 +79,8 @@ impl MailKind {
             MailKind::EmailChangeConfirm => shipped!("email_change_confirm"),
             MailKind::EmailChangeNotice => shipped!("email_change_notice"),
             MailKind::PasswordChanged => shipped!("password_changed"),
+            MailKind::SecondFactorAdded => shipped!("second_factor_added"),
+            MailKind::SecondFactorRemoved => shipped!("second_factor_removed"),
         }
     }
 

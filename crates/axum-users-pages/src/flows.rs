@@ -162,12 +162,11 @@ pub(crate) async fn sign_in<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
         .await;
     match outcome {
         Ok(LoginOutcome::SignedIn { response, .. }) => {
-            let target = state.return_to.target(return_to);
-            let mut answer = state.redirect(&visit, &target);
-            carry_cookies(&response, &mut answer);
-            answer
+            signed_in(&state, &visit, &response, return_to)
         }
-        Ok(LoginOutcome::SecondFactorRequired { .. }) => second_factor_step(&state, &visit),
+        Ok(LoginOutcome::SecondFactorRequired { mfa, .. }) => {
+            crate::second_factor::required(&state, &visit, mfa.as_ref(), return_to)
+        }
         Ok(_) => state.bad_request(&visit),
         Err(e) => {
             let (status, key) = error_key(&e);
@@ -176,20 +175,17 @@ pub(crate) async fn sign_in<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     }
 }
 
-/// The seam of the second-factor step: the manager said the credentials are right and a
-/// second factor must follow. Until the pages can ask for one, they say so; the mfa work
-/// renders its form here, with what it needs to finish the sign-in (see docs/pages.md).
-fn second_factor_step<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
+/// After a sign-in: on to `return_to` (when allowed) with the library's cookie.
+pub(crate) fn signed_in<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     state: &PagesState<S, H>,
     visit: &Visit<'_>,
+    response: &Response,
+    return_to: Option<&str>,
 ) -> Response {
-    state.page(
-        visit,
-        StatusCode::OK,
-        "second_factor.html",
-        "second_factor_title",
-        json!({}),
-    )
+    let target = state.return_to.target(return_to);
+    let mut answer = state.redirect(visit, &target);
+    carry_cookies(response, &mut answer);
+    answer
 }
 
 /// Copies the `Set-Cookie` headers of a library response (the auth cookie, its removal).

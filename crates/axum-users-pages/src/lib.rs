@@ -35,6 +35,7 @@ mod i18n;
 mod oauth;
 mod render;
 mod return_to;
+mod second_factor;
 mod security;
 
 use std::sync::Arc;
@@ -257,6 +258,7 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> Pages<S, H> {
                 "/confirm-email-change",
                 get(flows::email_change_page::<S, H>).post(flows::email_change::<S, H>),
             )
+            .route("/second-factor", post(second_factor::submit::<S, H>))
             .route("/sign-out", post(flows::sign_out::<S, H>))
             .route("/account", get(account::page::<S, H>))
             .route("/account/email", post(account::change_email::<S, H>))

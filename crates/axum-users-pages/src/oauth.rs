@@ -175,6 +175,14 @@ async fn start<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     response
 }
 
+/// The mfa token of a `LOGIN_MFA_REQUIRED` answer.
+fn mfa_token_of(json: &serde_json::Value) -> Option<&str> {
+    let detail = &json["detail"];
+    (detail["code"] == axum_users::ErrorCode::LoginMfaRequired.as_str())
+        .then(|| detail["mfa_token"].as_str())
+        .flatten()
+}
+
 /// An error code as a query value: the characters a code has.
 fn code_param(code: &str) -> String {
     code.chars()
@@ -212,7 +220,9 @@ pub(crate) async fn callbacks<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     let Some((_, _, return_to)) = flow else {
         return next.run(request).await;
     };
-    let answer = next.run(request).await;
+    let (parts, body) = request.into_parts();
+    let visit_parts = parts.clone();
+    let answer = next.run(Request::from_parts(parts, body)).await;
     let status = answer.status();
     let cookies_set = answer.headers().contains_key(header::SET_COOKIE);
     let mut carried = StatusCode::SEE_OTHER.into_response();
@@ -220,9 +230,37 @@ pub(crate) async fn callbacks<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     let body = axum::body::to_bytes(answer.into_body(), ANSWER_LIMIT)
         .await
         .unwrap_or_default();
-    let detail = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["detail"].as_str().map(code_param))
+    let json = serde_json::from_slice::<serde_json::Value>(&body).unwrap_or_default();
+    if kind == Kind::SignIn
+        && status == StatusCode::UNAUTHORIZED
+        && let Some(mfa_token) = mfa_token_of(&json)
+    {
+        // The provider proved who it is; the account's second factor comes next, on a page
+        // (the mfa token in its form, never in a URL).
+        let visit = state.visit(&visit_parts);
+        let return_to = Some(return_to.as_str()).filter(|r| !r.is_empty());
+        let methods: Vec<&str> = json["detail"]["methods"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m.as_str()).collect())
+            .unwrap_or_default();
+        let mut page = crate::second_factor::form(
+            &state,
+            &visit,
+            StatusCode::OK,
+            mfa_token,
+            &methods,
+            return_to,
+            None,
+        );
+        carry_cookies(&carried, &mut page);
+        if let Ok(clear) = HeaderValue::from_str(&cookie.set_cookie("", Some(0))) {
+            page.headers_mut().append(header::SET_COOKIE, clear);
+        }
+        return page;
+    }
+    let detail = json["detail"]
+        .as_str()
+        .map(code_param)
         .unwrap_or_else(|| "OAUTH".into());
     let target = match kind {
         // A cookie backend answers 204 (or 303 to its after-login page) with the cookie; a

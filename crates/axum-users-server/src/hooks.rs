@@ -1,7 +1,7 @@
 //! The server's hooks: mail for reset and verification links (the password policy is the
 //! library's, configured in `abuse.rs`).
 
-use axum_users::{NoFields, User, UserHooks};
+use axum_users::{NoFields, SecondFactorChange, User, UserHooks};
 use axum_users_mail::{Composer, Mail, Outbox, TemplateError};
 use http::request::Parts;
 use serde_json::Value;
@@ -57,6 +57,20 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
         self.queue(
             "verify",
             self.composer.verify(&user.email, token, LINK_VALID_HOURS),
+        )
+        .await;
+    }
+
+    async fn on_second_factor_changed(&self, user: &User, change: SecondFactorChange) {
+        let added = change == SecondFactorChange::Added;
+        let kind = if added {
+            "second_factor_added"
+        } else {
+            "second_factor_removed"
+        };
+        self.queue(
+            kind,
+            self.composer.second_factor_changed(&user.email, added),
         )
         .await;
     }

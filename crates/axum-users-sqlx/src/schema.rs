@@ -139,6 +139,42 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
                 "CREATE INDEX mail_outbox_due ON mail_outbox (status, next_attempt_at)".into(),
             ],
         },
+        // Second factors (migration 5): a user's TOTP factor (its secret sealed by the library),
+        // their recovery codes as keyed hashes, and the sign-ins waiting for a second factor
+        // (keyed hashes of their mfa tokens). All go with the user.
+        Migration {
+            version: 5,
+            statements: vec![
+                format!(
+                    "CREATE TABLE mfa_totp (
+                    user_id {fk} PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+                    sealed_secret VARCHAR(512) NOT NULL,
+                    confirmed BOOLEAN NOT NULL,
+                    last_step BIGINT,
+                    created_at BIGINT NOT NULL
+                ){table}"
+                ),
+                format!(
+                    "CREATE TABLE mfa_recovery_codes (
+                    code_hash VARCHAR(64) PRIMARY KEY NOT NULL,
+                    user_id {fk} REFERENCES users (id) ON DELETE CASCADE
+                ){table}"
+                ),
+                "CREATE INDEX mfa_recovery_codes_user_id ON mfa_recovery_codes (user_id)".into(),
+                format!(
+                    "CREATE TABLE mfa_challenges (
+                    token_hash VARCHAR(64) PRIMARY KEY NOT NULL,
+                    user_id {fk} REFERENCES users (id) ON DELETE CASCADE,
+                    backend VARCHAR(64) NOT NULL,
+                    method VARCHAR(128) NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    failures BIGINT NOT NULL DEFAULT 0
+                ){table}"
+                ),
+                "CREATE INDEX mfa_challenges_user_id ON mfa_challenges (user_id)".into(),
+                "CREATE INDEX mfa_challenges_expires_at ON mfa_challenges (expires_at)".into(),
+            ],
+        },
         ops_migration(dialect, table),
     ]
 }

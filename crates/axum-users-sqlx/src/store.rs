@@ -15,6 +15,7 @@ use crate::schema::migrations;
 mod audit;
 mod directory;
 mod import;
+mod mfa;
 mod outbox;
 
 pub use import::{ImportUser, Imported};
@@ -431,6 +432,10 @@ impl<Id: SqlId, F: UserFields> UserStore for SqlStore<Id, F> {
     }
 
     fn audit_store(&self) -> Option<axum_users::AuditStoreRef> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
+
+    fn mfa_store(&self) -> Option<axum_users::MfaStoreRef<Id>> {
         Some(std::sync::Arc::new(self.clone()))
     }
 }

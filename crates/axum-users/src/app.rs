@@ -67,6 +67,7 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             defences: crate::limits::Defences::default(),
             sessions: crate::SessionSettings::default(),
             email_change: None,
+            mfa: crate::MfaSettings::default(),
             #[cfg(feature = "oauth")]
             oauth_clients: Vec::new(),
             #[cfg(feature = "oauth")]
@@ -185,6 +186,7 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
         routes::users::router(self.inner.clone())
             .merge(routes::sessions::router(self.inner.clone()))
             .merge(routes::admin::users_router(self.inner.clone()))
+            .merge(routes::mfa::users_router(self.inner.clone()))
     }
 }
 
@@ -226,6 +228,7 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     sessions: crate::SessionSettings,
     /// `None`: confirm, or immediate under `strict_compat`.
     email_change: Option<crate::EmailChangeSettings>,
+    mfa: crate::MfaSettings,
     #[cfg(feature = "oauth")]
     oauth_clients: Vec<crate::OAuthClient>,
     #[cfg(feature = "oauth")]
@@ -280,6 +283,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             defences: self.defences,
             sessions: self.sessions,
             email_change: self.email_change,
+            mfa: self.mfa,
             #[cfg(feature = "oauth")]
             oauth_clients: self.oauth_clients,
             #[cfg(feature = "oauth")]
@@ -382,6 +386,13 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
+    /// Second factors: the issuer authenticator apps show, and how recent a password-less
+    /// user's sign-in must be to enrol (see docs/mfa.md).
+    pub fn mfa(mut self, settings: crate::MfaSettings) -> Self {
+        self.mfa = settings;
+        self
+    }
+
     /// How a self-service change of e-mail address applies (see docs/compatibility.md):
     /// confirmed through a link to the new address (the default), or at once (FastAPI Users,
     /// and the default under `strict_compat`).
@@ -465,6 +476,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         .with_login_rules(rules)
         .with_defences(self.defences)
         .with_session_settings(self.sessions)
+        .with_mfa_settings(self.mfa)
         .with_email_change(self.email_change.unwrap_or_else(|| {
             crate::EmailChangeSettings::new(if self.policy.strict_compat {
                 crate::EmailChange::Immediate

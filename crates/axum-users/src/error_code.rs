@@ -50,6 +50,28 @@ error_codes! {
     /// Login: the password was right but a second factor is needed.
     LoginSecondFactorRequired = "LOGIN_SECOND_FACTOR_REQUIRED", BAD_REQUEST,
         "The credentials are right; a second factor is required to finish signing in.";
+    /// Login: the credentials are right; the user's second factor must complete the sign-in
+    /// (`{"detail": {"code", "mfa_token", "methods"}}`).
+    LoginMfaRequired = "LOGIN_MFA_REQUIRED", UNAUTHORIZED,
+        "The first step passed; send `mfa_token` with a code to `POST /auth/{backend}/mfa`.";
+    /// Second factor: the TOTP or recovery code is wrong, used, or of a step already used.
+    MfaInvalidCode = "MFA_INVALID_CODE", BAD_REQUEST,
+        "The code is wrong, already used, or of a time step already used.";
+    /// Second factor: the mfa token is unknown, used, expired, dead or another backend's.
+    MfaTokenInvalid = "MFA_TOKEN_INVALID", BAD_REQUEST,
+        "The mfa token is invalid, expired, used, or spent by five wrong codes; sign in again.";
+    /// Second factor: enrolment while a confirmed factor exists.
+    MfaAlreadyEnabled = "MFA_ALREADY_ENABLED", BAD_REQUEST,
+        "A second factor is enabled already; remove it first.";
+    /// Second factor: no (pending or confirmed) factor for this act.
+    MfaNotEnabled = "MFA_NOT_ENABLED", BAD_REQUEST,
+        "No second factor is enabled (or pending confirmation).";
+    /// Second factor: a user without a password must have signed in recently to enrol.
+    MfaRecentSignInRequired = "MFA_RECENT_SIGN_IN_REQUIRED", BAD_REQUEST,
+        "Sign in again (within the last 10 minutes by default), then enrol.";
+    /// Second factor: the store keeps no second factors.
+    MfaUnavailable = "MFA_UNAVAILABLE", NOT_IMPLEMENTED,
+        "This server's store does not keep second factors.";
     /// Reset: the token is invalid, expired or used.
     ResetPasswordBadToken = "RESET_PASSWORD_BAD_TOKEN", BAD_REQUEST,
         "The reset token is invalid, expired or already used.";

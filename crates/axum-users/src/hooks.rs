@@ -249,6 +249,18 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
         async {}
     }
 
+    /// After a user's second factors changed (a TOTP factor confirmed or removed, or removed
+    /// by a superuser), e.g. to tell the user by mail: the server queues the
+    /// `second_factor_added` / `second_factor_removed` notices.
+    fn on_second_factor_changed(
+        &self,
+        user: &User<Id, F>,
+        change: SecondFactorChange,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, change);
+        async {}
+    }
+
     /// After a session ended before its time (every token of it stops working), e.g. to alert
     /// the user when `reason` is [`crate::RevokeReason::ReuseDetected`].
     fn on_session_revoked(
@@ -273,6 +285,18 @@ pub struct LoginAttempt<'a> {
     pub account: &'a str,
     /// The request, `None` for programmatic calls.
     pub request: Option<&'a Parts>,
+}
+
+/// A change of a user's second factors, for [`UserHooks::on_second_factor_changed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecondFactorChange {
+    /// The user confirmed a new factor.
+    Added,
+    /// The user removed their factor.
+    Removed,
+    /// A superuser removed the user's factors (`DELETE /users/{id}/mfa`).
+    RemovedBySuperuser,
 }
 
 /// How a user signs in.

@@ -41,6 +41,12 @@ pub(crate) enum Purpose {
     EmailChange,
     /// The keyed names of rate-limit counters in a shared store (`limits::CounterKeys`).
     CounterKeys,
+    /// Encryption of TOTP secrets at rest (`mfa/`).
+    TotpSecret,
+    /// The keyed hashes of recovery codes.
+    RecoveryCode,
+    /// The keyed hashes of mfa tokens (pending second-factor sign-ins).
+    MfaToken,
 }
 
 impl Purpose {
@@ -57,6 +63,9 @@ impl Purpose {
             Purpose::MailOutbox => b"axum-users/mail-outbox/v1",
             Purpose::EmailChange => b"axum-users/email-change/v1",
             Purpose::CounterKeys => b"axum-users/counter-keys/v1",
+            Purpose::TotpSecret => b"axum-users/totp-secret/v1",
+            Purpose::RecoveryCode => b"axum-users/recovery-code/v1",
+            Purpose::MfaToken => b"axum-users/mfa-token/v1",
         }
     }
 }
@@ -193,6 +202,10 @@ mod tests {
             Purpose::LoginCode,
             Purpose::ProviderTokens,
             Purpose::MailOutbox,
+            Purpose::EmailChange,
+            Purpose::TotpSecret,
+            Purpose::RecoveryCode,
+            Purpose::MfaToken,
         ];
         let keys: std::collections::HashSet<String> = all
             .iter()

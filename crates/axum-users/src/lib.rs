@@ -157,6 +157,7 @@ mod limits;
 mod login;
 mod manager;
 mod memory;
+mod mfa;
 mod model;
 mod oauth_manager;
 #[cfg(feature = "openapi")]
@@ -196,7 +197,7 @@ pub use error_code::ErrorCode;
 pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, UsersState, VerifiedUser};
 pub use hooks::{
     InvalidPassword, LoginAttempt, LoginRefused, NoHooks, PasswordOwner, SecondFactor,
-    SecurityEvent, SignInMethod, UserHooks,
+    SecondFactorChange, SecurityEvent, SignInMethod, UserHooks,
 };
 pub use limits::{
     CounterKeys, Defences, LimitError, LimitFuture, LimitedRoute, Limiter, LoginThrottle,
@@ -207,6 +208,11 @@ pub use manager::{
     LoginRules, ManagerError, Privilege, TokenSettings, UserCreate, UserManager, UserOf, UserUpdate,
 };
 pub use memory::MemoryStore;
+pub use mfa::{
+    MAX_MFA_FAILURES, MFA_TOKEN_LIFETIME, MfaChallenge, MfaProof, MfaRequired, MfaSettings,
+    MfaStatus, MfaStore, MfaStoreRef, RECOVERY_CODES, SecondFactorAnswer, TotpEnrolment,
+    TotpRecord,
+};
 pub use model::{
     NewUser, NoFields, OAuthAccount, PasswordHash, PublicUser, User, UserFields, UserId,
 };

@@ -40,6 +40,9 @@ pub enum LoginOutcome<U> {
     SecondFactorRequired {
         /// Who is signing in.
         user: U,
+        /// The pending sign-in when the user has a factor of ours (`LOGIN_MFA_REQUIRED`);
+        /// `None` when only [`UserHooks::second_factor`] asked for one.
+        mfa: Option<crate::mfa::MfaRequired>,
     },
 }
 
@@ -93,6 +96,7 @@ where
                 backend,
                 request,
                 LoginResponse::Transport,
+                false,
             )
             .await
         })
@@ -145,6 +149,7 @@ where
                 backend,
                 request,
                 LoginResponse::Transport,
+                false,
             )
             .await
         })
@@ -164,7 +169,10 @@ where
     ) -> Result<T, ManagerError> {
         let slot = self.throttle(method, account, request).await?;
         let outcome = checks.await;
-        let failed = matches!(outcome, Err(ManagerError::BadCredentials));
+        let failed = matches!(
+            outcome,
+            Err(ManagerError::BadCredentials | ManagerError::MfaInvalidCode)
+        );
         self.defences().end_attempt(slot, failed).await;
         outcome
     }
@@ -195,7 +203,7 @@ where
 
     /// Fires the failure events (the hook's and the audit log's) and hands the error back (the
     /// failure itself was counted by the throttle seam, see [`UserManager::throttled`]).
-    async fn refuse(
+    pub(crate) async fn refuse(
         &self,
         refused: Refused<'_>,
         user_id: Option<&S::Id>,
@@ -211,6 +219,7 @@ where
             ManagerError::BadCredentials => ErrorCode::LoginBadCredentials.as_str(),
             ManagerError::UserNotVerified => ErrorCode::LoginUserNotVerified.as_str(),
             ManagerError::LoginRefused(_) => ErrorCode::TooManyRequests.as_str(),
+            ManagerError::MfaInvalidCode => ErrorCode::MfaInvalidCode.as_str(),
             _ => ErrorCode::LoginBadCredentials.as_str(),
         };
         count_sign_in(method, reason);
@@ -230,7 +239,9 @@ where
     }
 
     /// The steps after the credentials, shared by every way in: the rules, the second factor
-    /// seam, the token, `on_after_login` and the success event.
+    /// (skipped only by `factor_passed`, the second step of `login_with_second_factor`), the
+    /// token, `on_after_login` and the success event.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn finish_login(
         &self,
         user: UserOf<S>,
@@ -239,6 +250,7 @@ where
         backend: &AuthBackend<S::Id>,
         request: Option<&Parts>,
         answer: LoginResponse<'_>,
+        factor_passed: bool,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         if !user.is_active {
             let refused = Refused::new(method, account, LoginFailure::Inactive, request);
@@ -252,9 +264,18 @@ where
                 .refuse(refused, Some(&user.id), ManagerError::UserNotVerified)
                 .await);
         }
-        if self.hooks().second_factor(&user, method).await == SecondFactor::Required {
-            count_sign_in(method, "second_factor_required");
-            return Ok(LoginOutcome::SecondFactorRequired { user });
+        if !factor_passed {
+            if let Some(mfa) = self.second_factor_challenge(&user, method, backend).await? {
+                count_sign_in(method, "second_factor_required");
+                return Ok(LoginOutcome::SecondFactorRequired {
+                    user,
+                    mfa: Some(mfa),
+                });
+            }
+            if self.hooks().second_factor(&user, method).await == SecondFactor::Required {
+                count_sign_in(method, "second_factor_required");
+                return Ok(LoginOutcome::SecondFactorRequired { user, mfa: None });
+            }
         }
         let token = self.issue_sign_in(&user, method, backend, request).await?;
         let mut response = crate::sessions::login_response(backend, &token);
@@ -300,7 +321,7 @@ where
 
 /// A refused sign-in, as [`UserManager::refuse`] records it.
 #[derive(Clone, Copy)]
-struct Refused<'a> {
+pub(crate) struct Refused<'a> {
     method: &'a SignInMethod,
     account: &'a str,
     failure: LoginFailure,
@@ -308,7 +329,7 @@ struct Refused<'a> {
 }
 
 impl<'a> Refused<'a> {
-    fn new(
+    pub(crate) fn new(
         method: &'a SignInMethod,
         account: &'a str,
         failure: LoginFailure,

@@ -105,6 +105,28 @@ pub enum ManagerError {
     /// The store keeps no users directory ([`crate::UserStore::directory`]).
     #[error("the store cannot list users")]
     DirectoryUnavailable,
+    /// A second-factor code (TOTP or recovery) is wrong, used, or of a step already used.
+    #[error("invalid second-factor code")]
+    MfaInvalidCode,
+    /// The mfa token is unknown, used, expired, dead after five wrong codes, or another
+    /// backend's.
+    #[error("invalid mfa token")]
+    MfaTokenInvalid,
+    /// The user has a confirmed second factor already.
+    #[error("a second factor is enabled already")]
+    MfaAlreadyEnabled,
+    /// The user has no (confirmed, or pending) second factor for this act.
+    #[error("no second factor is enabled")]
+    MfaNotEnabled,
+    /// A user without a password must have signed in recently to enrol a factor.
+    #[error("a recent sign-in is required")]
+    MfaRecentSignInRequired,
+    /// The store keeps no second factors.
+    #[error("the store keeps no second factors")]
+    MfaUnavailable,
+    /// A stored TOTP secret cannot be opened (another server secret, or tampered).
+    #[error("the stored TOTP secret cannot be read")]
+    MfaSecretUnreadable,
 }
 
 /// Who is asking for a change: the user on themselves, or a superuser (or the application).
@@ -250,6 +272,8 @@ pub struct UserManager<S, H> {
     sessions: crate::SessionSettings,
     /// Confirm or immediate, and the token lifetime (`email_change.rs`).
     email_change: crate::EmailChangeSettings,
+    /// Issuer and recent sign-in window of the second factors (`mfa/`).
+    mfa: Arc<crate::mfa::MfaSettings>,
 }
 
 impl<S: Clone, H> Clone for UserManager<S, H> {
@@ -266,6 +290,7 @@ impl<S: Clone, H> Clone for UserManager<S, H> {
             defences: self.defences.clone(),
             sessions: self.sessions,
             email_change: self.email_change,
+            mfa: self.mfa.clone(),
         }
     }
 }
@@ -321,6 +346,7 @@ where
             defences: Arc::default(),
             sessions: crate::SessionSettings::default(),
             email_change: crate::EmailChangeSettings::default(),
+            mfa: Arc::default(),
         })
     }
 
@@ -333,6 +359,17 @@ where
     /// The e-mail change mode and token lifetime.
     pub fn email_change_settings(&self) -> crate::EmailChangeSettings {
         self.email_change
+    }
+
+    /// The same manager with other second-factor settings (issuer, recent sign-in window).
+    pub fn with_mfa_settings(mut self, settings: crate::mfa::MfaSettings) -> Self {
+        self.mfa = Arc::new(settings);
+        self
+    }
+
+    /// The second-factor settings.
+    pub fn mfa_settings(&self) -> &crate::mfa::MfaSettings {
+        &self.mfa
     }
 
     /// The same manager with other session settings (revocable JWTs, refresh tokens).

@@ -8,6 +8,7 @@ use crate::audit::{AuditCursor, AuditPage, AuditQuery, AuditRecord, AuditStore};
 use crate::auth::BoxFuture;
 use crate::directory::{UserCursor, UserDirectory, UserPage, UserQuery, UserSort, UserTimes};
 use crate::email::email_key;
+use crate::mfa::{MfaChallenge, MfaStore, TotpRecord};
 use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
 use crate::sessions::{Pruned, RefreshState, Session};
 use crate::store::{
@@ -31,6 +32,10 @@ struct Tables<Id, F> {
     times: HashMap<Id, UserTimes>,
     /// The audit log, oldest first.
     audit: Vec<AuditRecord>,
+    /// Second factors: TOTP per user, recovery-code hashes per user, pending sign-ins.
+    totp: HashMap<Id, TotpRecord>,
+    recovery: HashMap<Id, Vec<String>>,
+    challenges: HashMap<String, MfaChallenge<Id>>,
 }
 
 /// Users, OAuth accounts and access tokens in a mutex. With `i64` ids it numbers users itself.
@@ -68,6 +73,9 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             outbox: Vec::new(),
             times: HashMap::new(),
             audit: Vec::new(),
+            totp: HashMap::new(),
+            recovery: HashMap::new(),
+            challenges: HashMap::new(),
         };
         Self {
             tables: Arc::new(Mutex::new(tables)),
@@ -253,6 +261,9 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
             t.tokens.retain(|_, (owner, _)| owner != id);
             Self::remove_sessions(t, |s| &s.user_id == id);
             t.times.remove(id);
+            t.totp.remove(id);
+            t.recovery.remove(id);
+            t.challenges.retain(|_, c| &c.user_id != id);
             Ok(t.users.remove(id).is_some())
         })
     }
@@ -266,6 +277,10 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
     }
 
     fn audit_store(&self) -> Option<crate::AuditStoreRef> {
+        Some(Arc::new(self.clone()))
+    }
+
+    fn mfa_store(&self) -> Option<crate::mfa::MfaStoreRef<Id>> {
         Some(Arc::new(self.clone()))
     }
 }
@@ -782,6 +797,204 @@ impl<Id: UserId, F: UserFields> SessionStore<Id, F> for MemoryStore<Id, F> {
     }
 }
 
+/// Second factors in memory: each call holds the lock, so every compare-and-swap is atomic.
+impl<Id: UserId, F: UserFields> MfaStore<Id> for MemoryStore<Id, F> {
+    fn get_totp<'a>(
+        &'a self,
+        user_id: &'a Id,
+    ) -> BoxFuture<'a, Result<Option<TotpRecord>, StoreError>> {
+        Box::pin(async move { self.with(|t| Ok(t.totp.get(user_id).cloned())) })
+    }
+
+    fn begin_totp<'a>(
+        &'a self,
+        user_id: &'a Id,
+        sealed_secret: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                if t.totp.get(user_id).is_some_and(|r| r.confirmed) {
+                    return Ok(false);
+                }
+                let record = TotpRecord {
+                    sealed_secret: sealed_secret.to_owned(),
+                    confirmed: false,
+                    last_step: None,
+                    created_at: now,
+                };
+                t.totp.insert(user_id.clone(), record);
+                Ok(true)
+            })
+        })
+    }
+
+    fn confirm_totp<'a>(
+        &'a self,
+        user_id: &'a Id,
+        sealed_secret: &'a str,
+        step: i64,
+        recovery_hashes: &'a [String],
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let Some(record) = t
+                    .totp
+                    .get_mut(user_id)
+                    .filter(|r| !r.confirmed && r.sealed_secret == sealed_secret)
+                else {
+                    return Ok(false);
+                };
+                record.confirmed = true;
+                record.last_step = Some(step);
+                t.recovery.insert(user_id.clone(), recovery_hashes.to_vec());
+                Ok(true)
+            })
+        })
+    }
+
+    fn use_totp_step<'a>(
+        &'a self,
+        user_id: &'a Id,
+        step: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let Some(record) = t
+                    .totp
+                    .get_mut(user_id)
+                    .filter(|r| r.confirmed && r.last_step.is_none_or(|last| last < step))
+                else {
+                    return Ok(false);
+                };
+                record.last_step = Some(step);
+                Ok(true)
+            })
+        })
+    }
+
+    fn remove_totp<'a>(&'a self, user_id: &'a Id) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                t.recovery.remove(user_id);
+                Ok(t.totp.remove(user_id).is_some())
+            })
+        })
+    }
+
+    fn recovery_codes<'a>(
+        &'a self,
+        user_id: &'a Id,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(
+            async move { self.with(|t| Ok(t.recovery.get(user_id).cloned().unwrap_or_default())) },
+        )
+    }
+
+    fn replace_recovery_codes<'a>(
+        &'a self,
+        user_id: &'a Id,
+        hashes: &'a [String],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                t.recovery.insert(user_id.clone(), hashes.to_vec());
+                Ok(())
+            })
+        })
+    }
+
+    fn use_recovery_code<'a>(
+        &'a self,
+        user_id: &'a Id,
+        hash: &'a str,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let Some(codes) = t.recovery.get_mut(user_id) else {
+                    return Ok(false);
+                };
+                let before = codes.len();
+                codes.retain(|c| c != hash);
+                Ok(codes.len() < before)
+            })
+        })
+    }
+
+    fn create_mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a str,
+        challenge: &'a MfaChallenge<Id>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                t.challenges
+                    .insert(token_hash.to_owned(), challenge.clone());
+                Ok(())
+            })
+        })
+    }
+
+    fn get_mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Option<MfaChallenge<Id>>, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                Ok(t.challenges
+                    .get(token_hash)
+                    .filter(|c| c.expires_at > now)
+                    .cloned())
+            })
+        })
+    }
+
+    fn fail_mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, Result<i64, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                Ok(t.challenges.get_mut(token_hash).map_or(0, |c| {
+                    c.failures += 1;
+                    c.failures
+                }))
+            })
+        })
+    }
+
+    fn take_mfa_challenge<'a>(
+        &'a self,
+        token_hash: &'a str,
+        now: i64,
+        max_failures: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let alive = t
+                    .challenges
+                    .get(token_hash)
+                    .is_some_and(|c| c.expires_at > now && c.failures < max_failures);
+                if alive {
+                    t.challenges.remove(token_hash);
+                }
+                Ok(alive)
+            })
+        })
+    }
+
+    fn prune_mfa_challenges<'a>(&'a self, now: i64) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            self.with(|t| {
+                let before = t.challenges.len();
+                t.challenges.retain(|_, c| c.expires_at > now);
+                Ok((before - t.challenges.len()) as u64)
+            })
+        })
+    }
+}
+
 /// The outbox in memory: the same claim rule as the databases (a lease per message).
 impl<Id: UserId, F: UserFields> crate::outbox::OutboxStore for MemoryStore<Id, F> {
     async fn enqueue(&self, message: crate::outbox::NewOutboxMessage) -> Result<(), StoreError> {
@@ -912,11 +1125,14 @@ mod tests {
         testing::session_store(&store, &store).await;
         testing::user_directory(&store).await;
         testing::audit_store(&store).await;
+        testing::mfa_store(&store).await;
+        testing::concurrent_mfa_uses(&store, 20).await;
         let ints: MemoryStore<i64> = MemoryStore::new();
         testing::user_directory(&ints).await;
         testing::user_store(&ints).await;
         testing::oauth_account_store(&ints).await;
         testing::concurrent_unlinks(&ints, 2).await;
         testing::session_store(&ints, &ints).await;
+        testing::mfa_store(&ints).await;
     }
 }

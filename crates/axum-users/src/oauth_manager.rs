@@ -254,7 +254,7 @@ where
                 Some(url) => LoginResponse::Redirect(url),
                 None => LoginResponse::Transport,
             };
-            self.finish_login(user, &method, &account, backend, request, answer)
+            self.finish_login(user, &method, &account, backend, request, answer, false)
                 .await
         })
         .await

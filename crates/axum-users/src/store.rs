@@ -147,6 +147,13 @@ pub trait UserStore: Clone + Send + Sync + 'static {
     fn audit_store(&self) -> Option<crate::audit::AuditStoreRef> {
         None
     }
+
+    /// The store's second factors (TOTP, recovery codes, pending second-factor sign-ins), when
+    /// it keeps them. A store without them still works: nobody can enrol a factor, and every
+    /// sign-in is complete after its first step.
+    fn mfa_store(&self) -> Option<crate::mfa::MfaStoreRef<Self::Id>> {
+        None
+    }
 }
 
 /// A new OAuth account link, before it has an id.

@@ -6,6 +6,7 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+mod mfa;
 mod test_app;
 pub use test_app::{TestApp, TestRequest, TestResponse};
 
@@ -21,6 +22,7 @@ use crate::store::{
 use crate::tokens::now_unix;
 
 pub use crate::outbox::conformance::outbox_store;
+pub use mfa::{concurrent_mfa_uses, mfa_store};
 
 /// A fresh, unique, valid address with upper-case letters in it.
 pub fn unique_email() -> String {

@@ -14,7 +14,7 @@ use crate::support::{
 };
 
 /// A superuser made with the CLI on the server's database, logged in.
-async fn root(s: &Server, env: &[(&str, String)]) -> String {
+pub(crate) async fn root(s: &Server, env: &[(&str, String)]) -> String {
     let mut command = Command::new(BIN);
     command.current_dir(s.dir.path()).env_clear();
     for (k, v) in test_env(s.dir.path()) {

@@ -14,6 +14,7 @@ mod import;
 mod limits;
 mod mail;
 mod metrics;
+mod mfa;
 mod nodes;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]

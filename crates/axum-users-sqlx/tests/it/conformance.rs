@@ -13,8 +13,8 @@ async fn sqlite<Id: SqlId>() -> (SqlStore<Id>, tempfile::TempDir) {
     let store = SqlStore::<Id>::connect(&url).await.unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        5,
-        "migrations 1, 2, 3 (sessions), 4 (the mail outbox) and 6 (times, audit log)"
+        6,
+        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors) and 6 (times, audit log)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     (store, dir)
@@ -32,6 +32,8 @@ async fn suite<Id: SqlId>(store: &SqlStore<Id>) {
     testing::outbox_store(store).await;
     testing::user_directory(store).await;
     testing::audit_store(store).await;
+    testing::mfa_store(store).await;
+    testing::concurrent_mfa_uses(store, 10).await;
     let user = store
         .create(testing::new_user::<SqlStore<Id>>(&testing::unique_email()))
         .await
@@ -57,8 +59,8 @@ async fn on_server<Id: SqlId>(var: &str, backend: &str) {
         .unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        5,
-        "migrations 1, 2, 3 (sessions), 4 (the mail outbox) and 6 (times, audit log)"
+        6,
+        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors) and 6 (times, audit log)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     suite(&store).await;

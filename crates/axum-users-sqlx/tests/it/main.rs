@@ -5,5 +5,6 @@
 mod conformance;
 mod custom_fields;
 mod upgrade;
+mod upgrade_mfa;
 mod upgrade_ops;
 mod upgrade_sessions;

@@ -187,6 +187,71 @@ fn session_read() -> ObjectBuilder {
         .required("current")
 }
 
+fn mfa_status() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("MfaStatus"))
+        .description(Some("The user's second factors."))
+        .property("totp", boolean(None))
+        .property(
+            "recovery_codes_left",
+            ObjectBuilder::new().schema_type(Type::Integer),
+        )
+        .property("passkeys", ObjectBuilder::new().schema_type(Type::Integer))
+        .required("totp")
+        .required("recovery_codes_left")
+        .required("passkeys")
+}
+
+fn totp_enrolment() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("TotpEnrolment"))
+        .description(Some(
+            "A pending TOTP enrolment: the base32 secret, its otpauth:// URI and the URI as an \
+             SVG QR code. Not active until confirmed.",
+        ))
+        .property("secret", string())
+        .property("otpauth_uri", string())
+        .property("qr_svg", string())
+        .required("secret")
+        .required("otpauth_uri")
+        .required("qr_svg")
+}
+
+fn recovery_codes() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("RecoveryCodes"))
+        .description(Some("Ten single-use recovery codes, shown this once."))
+        .property(
+            "recovery_codes",
+            utoipa::openapi::schema::ArrayBuilder::new().items(string()),
+        )
+        .required("recovery_codes")
+}
+
+fn mfa_proof() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("MfaProof"))
+        .description(Some(
+            "`current_password` (enrolment: required unless the user has no password and \
+             signed in in the last 10 minutes), or a current TOTP `code` (removal).",
+        ))
+        .property("current_password", string())
+        .property("code", string())
+}
+
+fn mfa_login() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("MfaLogin"))
+        .description(Some(
+            "The second step of a sign-in: the `mfa_token` of `LOGIN_MFA_REQUIRED` with a TOTP \
+             `code` or a `recovery_code` (JSON or form).",
+        ))
+        .property("mfa_token", string())
+        .property("code", string())
+        .property("recovery_code", string())
+        .required("mfa_token")
+}
+
 fn authorize_response() -> ObjectBuilder {
     ObjectBuilder::new()
         .title(Some("OAuth2AuthorizeResponse"))
@@ -348,6 +413,11 @@ pub(super) fn components<Id: 'static>(
         ("AuditEventRead", audit_event_read().into()),
         ("UserAdminRead", user_admin_read::<Id>(fields).into()),
         ("UserPage", page("UserPage", "UserAdminRead").into()),
+        ("MfaLogin", mfa_login().into()),
+        ("MfaProof", mfa_proof().into()),
+        ("MfaStatus", mfa_status().into()),
+        ("RecoveryCodes", recovery_codes().into()),
+        ("TotpEnrolment", totp_enrolment().into()),
         ("UserCreate", user_create(fields).into()),
         ("UserRead", user_read::<Id>(fields).into()),
         ("UserUpdate", user_update(fields).into()),

@@ -62,7 +62,7 @@ fn requirements<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 /// Authenticates a superuser and names them as the actor of what the request does.
-async fn superuser<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+pub(crate) async fn superuser<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &RouteState<S, H>,
     parts: &mut Parts,
 ) -> Result<UserOf<S>, ApiError> {

@@ -48,6 +48,12 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
             )),
         )
         .route(
+            "/mfa",
+            post(super::mfa::complete::<S, H>).layer(axum::extract::DefaultBodyLimit::max(
+                crate::body::FORM_BODY_LIMIT,
+            )),
+        )
+        .route(
             "/refresh",
             post(super::refresh::refresh::<S, H>).layer(axum::extract::DefaultBodyLimit::max(
                 crate::body::FORM_BODY_LIMIT,

@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod email_change;
+pub(crate) mod mfa;
 #[cfg(feature = "oauth")]
 pub(crate) mod oauth;
 pub(crate) mod refresh;
@@ -72,6 +73,12 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
         ManagerError::SessionNotFound => ErrorCode::SessionNotFound,
         ManagerError::InvalidEmailChangeToken => ErrorCode::EmailChangeBadToken,
         ManagerError::DirectoryUnavailable => ErrorCode::UsersListingUnavailable,
+        ManagerError::MfaInvalidCode => ErrorCode::MfaInvalidCode,
+        ManagerError::MfaTokenInvalid => ErrorCode::MfaTokenInvalid,
+        ManagerError::MfaAlreadyEnabled => ErrorCode::MfaAlreadyEnabled,
+        ManagerError::MfaNotEnabled => ErrorCode::MfaNotEnabled,
+        ManagerError::MfaRecentSignInRequired => ErrorCode::MfaRecentSignInRequired,
+        ManagerError::MfaUnavailable => ErrorCode::MfaUnavailable,
         ManagerError::OAuthAccountNotFound | ManagerError::UserNotExists => ErrorCode::NotFound,
         other => return ApiError::internal(&other),
     };
@@ -86,10 +93,24 @@ pub(crate) fn login_answer<U>(
 ) -> Result<Response, ApiError> {
     match outcome.map_err(refused)? {
         LoginOutcome::SignedIn { response, .. } => Ok(*response),
-        LoginOutcome::SecondFactorRequired { .. } => {
+        LoginOutcome::SecondFactorRequired { mfa: Some(mfa), .. } => Err(mfa_required(&mfa)),
+        LoginOutcome::SecondFactorRequired { mfa: None, .. } => {
             Err(ApiError::code(ErrorCode::LoginSecondFactorRequired))
         }
     }
+}
+
+/// 401 with `detail` = `{"code": ErrorCode::LoginMfaRequired, "mfa_token", "methods"}`.
+pub(crate) fn mfa_required(mfa: &crate::mfa::MfaRequired) -> ApiError {
+    let code = ErrorCode::LoginMfaRequired;
+    ApiError::new(
+        code.status(),
+        serde_json::json!({
+            "code": code.as_str(),
+            "mfa_token": mfa.mfa_token.expose(),
+            "methods": mfa.methods,
+        }),
+    )
 }
 
 /// Turns a response into a 303 to `url`, keeping its headers (a cookie rides along).

@@ -5,6 +5,7 @@
 
 mod email_change;
 mod library;
+mod mfa;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
 mod oidc_provider;

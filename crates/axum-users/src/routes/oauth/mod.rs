@@ -33,6 +33,7 @@ use crate::error_code::ErrorCode;
 use crate::hooks::UserHooks;
 use crate::keys::Purpose;
 use crate::limits::LimitedRoute;
+use crate::login::LoginOutcome;
 use crate::manager::{ManagerError, UserOf};
 use crate::model::UserId;
 use crate::oauth_manager::OAuthSignIn;
@@ -475,18 +476,7 @@ async fn sign_in_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
                 .oauth_resolve(&sign_in, client.policy, Some(parts))
                 .await
                 .map_err(sign_in_error)?;
-            let codec = inner
-                .manager
-                .key_ring()
-                .codec(Purpose::LoginCode)
-                .map_err(|e| ApiError::internal(&e))?;
-            let code = LoginCodes::issue(&codec, &user.id.to_string(), client.name())
-                .map_err(|e| ApiError::internal(&e))?;
-            let separator = if url.contains('?') { '&' } else { '?' };
-            let mut response = StatusCode::SEE_OTHER.into_response();
-            super::redirect(&mut response, &format!("{url}{separator}code={code}"));
-            no_store(&mut response);
-            response
+            code_redirect(state, url, &user.id.to_string())?
         }
         redirect => {
             let outcome = inner
@@ -499,9 +489,40 @@ async fn sign_in_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
                     redirect.as_deref(),
                 )
                 .await;
-            super::login_answer(outcome, sign_in_error)?
+            match (redirect.as_deref(), outcome) {
+                // A cookie sign-in that needs its second factor: no cookie yet, and no mfa token
+                // in a URL; the front end redeems the one-time code and gets LOGIN_MFA_REQUIRED.
+                (
+                    Some(url),
+                    Ok(LoginOutcome::SecondFactorRequired {
+                        user, mfa: Some(_), ..
+                    }),
+                ) => code_redirect(state, url, &user.id.to_string())?,
+                (_, outcome) => super::login_answer(outcome, sign_in_error)?,
+            }
         }
     };
+    Ok(response)
+}
+
+/// A 303 to the front end's `url` with a one-time login code for `user_id`.
+fn code_redirect<S: OAuthAccountStore, H>(
+    state: &ClientState<S, H>,
+    url: &str,
+    user_id: &str,
+) -> Result<Response, ApiError> {
+    let codec = state
+        .inner
+        .manager
+        .key_ring()
+        .codec(Purpose::LoginCode)
+        .map_err(|e| ApiError::internal(&e))?;
+    let code = LoginCodes::issue(&codec, user_id, state.client().name())
+        .map_err(|e| ApiError::internal(&e))?;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    super::redirect(&mut response, &format!("{url}{separator}code={code}"));
+    no_store(&mut response);
     Ok(response)
 }
 
