@@ -82,6 +82,7 @@ fn revoke_reason(text: &str) -> Option<RevokeReason> {
         Deleted,
         EmailChange,
         TooManySessions,
+        SecondFactorAdded,
     ]
     .into_iter()
     .find(|r| r.as_str() == text)
@@ -126,6 +127,8 @@ pub enum AuditEvent {
     SecondFactorUsed,
     /// A recovery code was spent.
     RecoveryCodeUsed,
+    /// The user replaced their recovery codes with new ones.
+    RecoveryCodesRegenerated,
     /// A passkey was registered.
     PasskeyAdded,
     /// A passkey was removed.
@@ -170,6 +173,7 @@ pub const AUDIT_EVENT_TYPES: &[&str] = &[
     "second_factor.removed",
     "second_factor.used",
     "recovery_code.used",
+    "recovery_codes.regenerated",
     "passkey.added",
     "passkey.removed",
     "provider.linked",
@@ -198,6 +202,7 @@ impl AuditEvent {
             Self::SecondFactorRemoved => "second_factor.removed",
             Self::SecondFactorUsed => "second_factor.used",
             Self::RecoveryCodeUsed => "recovery_code.used",
+            Self::RecoveryCodesRegenerated => "recovery_codes.regenerated",
             Self::PasskeyAdded => "passkey.added",
             Self::PasskeyRemoved => "passkey.removed",
             Self::ProviderLinked { .. } => "provider.linked",
@@ -263,6 +268,7 @@ impl AuditEvent {
             "second_factor.removed" => Self::SecondFactorRemoved,
             "second_factor.used" => Self::SecondFactorUsed,
             "recovery_code.used" => Self::RecoveryCodeUsed,
+            "recovery_codes.regenerated" => Self::RecoveryCodesRegenerated,
             "passkey.added" => Self::PasskeyAdded,
             "passkey.removed" => Self::PasskeyRemoved,
             "refresh_token.reuse_detected" => Self::RefreshReuseDetected,

@@ -92,6 +92,9 @@ pub enum RevokeReason {
     /// The user signed in once more than [`SessionSettings::max_sessions_per_user`] allows:
     /// their oldest session ended.
     TooManySessions,
+    /// The user confirmed a second factor: the sessions that never passed it end (the
+    /// confirming one stays).
+    SecondFactorAdded,
 }
 
 impl RevokeReason {
@@ -108,6 +111,7 @@ impl RevokeReason {
             RevokeReason::Deleted => "deleted",
             RevokeReason::EmailChange => "email_change",
             RevokeReason::TooManySessions => "too_many_sessions",
+            RevokeReason::SecondFactorAdded => "second_factor_added",
         }
     }
 }

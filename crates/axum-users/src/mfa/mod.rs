@@ -32,6 +32,7 @@ use crate::keys::Purpose;
 use crate::login::{LoginOutcome, LoginResponse, Refused};
 use crate::manager::{ManagerError, UserManager, UserOf};
 use crate::secret::{Secret, constant_time_eq, random_token};
+use crate::sessions::RevokeReason;
 use crate::store::UserStore;
 use crate::tokens::now_unix;
 
@@ -176,10 +177,12 @@ where
         user: &UserOf<S>,
         current_password: Option<&Secret>,
         session_id: Option<&str>,
+        request: Option<&Parts>,
     ) -> Result<TotpEnrolment, ManagerError> {
         let mfa = self.mfa()?;
         if user.hashed_password.is_usable() {
-            self.check_current_password(user, current_password).await?;
+            self.throttled_current_password(user, current_password, request)
+                .await?;
         } else {
             self.check_recent_sign_in(session_id).await?;
         }
@@ -207,6 +210,8 @@ where
 
     /// Confirms the pending enrolment with a code of the new secret: the factor is active from
     /// now on, and the ten recovery codes returned (shown this once) replace any older ones.
+    /// Every other session of the user ends (none of them passed the factor); `session_id`, the
+    /// confirming one, stays.
     ///
     /// # Errors
     /// [`ManagerError::MfaNotEnabled`] without a pending enrolment,
@@ -216,6 +221,8 @@ where
         &self,
         user: &UserOf<S>,
         code: &str,
+        session_id: Option<&str>,
+        request: Option<&Parts>,
     ) -> Result<Vec<Secret>, ManagerError> {
         let mfa = self.mfa()?;
         let record = mfa
@@ -237,10 +244,12 @@ where
             // Confirmed or restarted meanwhile: this code was for a secret no longer pending.
             return Err(ManagerError::MfaInvalidCode);
         }
+        self.revoke_sessions(&user.id, session_id, RevokeReason::SecondFactorAdded)
+            .await?;
         self.hooks()
             .on_second_factor_changed(user, SecondFactorChange::Added)
             .await;
-        self.audit(AuditEvent::SecondFactorAdded, Some(&user.id), None)
+        self.audit(AuditEvent::SecondFactorAdded, Some(&user.id), request)
             .await;
         Ok(codes)
     }
@@ -256,12 +265,14 @@ where
         &self,
         user: &UserOf<S>,
         proof: MfaProof,
+        request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
         let mfa = self.mfa()?;
         let confirmed = mfa.get_totp(&user.id).await?.is_some_and(|r| r.confirmed);
         match proof {
             MfaProof::CurrentPassword(password) => {
-                self.check_current_password(user, Some(&password)).await?;
+                self.throttled_current_password(user, Some(&password), request)
+                    .await?;
                 if !confirmed {
                     return Err(ManagerError::MfaNotEnabled);
                 }
@@ -270,16 +281,14 @@ where
                 if !confirmed {
                     return Err(ManagerError::MfaNotEnabled);
                 }
-                if !self.accept_totp_code(&user.id, &code).await? {
-                    return Err(ManagerError::MfaInvalidCode);
-                }
+                self.throttled_code(user, &code, request).await?;
             }
         }
         if mfa.remove_totp(&user.id).await? {
             self.hooks()
                 .on_second_factor_changed(user, SecondFactorChange::Removed)
                 .await;
-            self.audit(AuditEvent::SecondFactorRemoved, Some(&user.id), None)
+            self.audit(AuditEvent::SecondFactorRemoved, Some(&user.id), request)
                 .await;
         }
         Ok(())
@@ -293,17 +302,43 @@ where
         &self,
         user: &UserOf<S>,
         code: &str,
+        request: Option<&Parts>,
     ) -> Result<Vec<Secret>, ManagerError> {
         let mfa = self.mfa()?;
         if !mfa.get_totp(&user.id).await?.is_some_and(|r| r.confirmed) {
             return Err(ManagerError::MfaNotEnabled);
         }
-        if !self.accept_totp_code(&user.id, code).await? {
-            return Err(ManagerError::MfaInvalidCode);
-        }
+        self.throttled_code(user, code, request).await?;
         let (codes, hashes) = self.new_recovery_codes(&user.id);
         mfa.replace_recovery_codes(&user.id, &hashes).await?;
+        self.audit(
+            AuditEvent::RecoveryCodesRegenerated,
+            Some(&user.id),
+            request,
+        )
+        .await;
         Ok(codes)
+    }
+
+    /// A TOTP code proving a change on the account, behind the login defences of the account
+    /// (the counters of its sign-ins): a stolen session must not make the account routes an
+    /// unthrottled code oracle. A wrong code counts as a failed sign-in.
+    async fn throttled_code(
+        &self,
+        user: &UserOf<S>,
+        code: &str,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        let account = crate::limits::account_key(&user.email).unwrap_or_else(|| user.email.clone());
+        let slot = self.defend_login(&account, request).await?;
+        let accepted = self.accept_totp_code(&user.id, code).await;
+        let failed = matches!(accepted, Ok(false));
+        self.defences().end_attempt(slot, failed).await;
+        if accepted? {
+            Ok(())
+        } else {
+            Err(ManagerError::MfaInvalidCode)
+        }
     }
 
     /// Removes every second factor of a user (a superuser's act, for a lost device); the user is

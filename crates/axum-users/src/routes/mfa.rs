@@ -146,6 +146,7 @@ async fn begin<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
             &me.user,
             current.map(Secret::new).as_ref(),
             me.session_id.as_deref(),
+            Some(&parts),
         )
         .await
         .map_err(super::server_error)?;
@@ -183,7 +184,7 @@ async fn confirm<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     let (me, code) = me_and_code(&inner, &parts, &body).await?;
     let codes = inner
         .manager
-        .confirm_totp(&me.user, &code)
+        .confirm_totp(&me.user, &code, me.session_id.as_deref(), Some(&parts))
         .await
         .map_err(super::server_error)?;
     Ok(no_store_json(StatusCode::OK, codes_json(&codes)))
@@ -217,7 +218,7 @@ async fn disable<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     };
     inner
         .manager
-        .disable_totp(&me.user, proof)
+        .disable_totp(&me.user, proof, Some(&parts))
         .await
         .map_err(super::server_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -231,7 +232,7 @@ async fn regenerate<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     let (me, code) = me_and_code(&inner, &parts, &body).await?;
     let codes = inner
         .manager
-        .regenerate_recovery_codes(&me.user, &code)
+        .regenerate_recovery_codes(&me.user, &code, Some(&parts))
         .await
         .map_err(super::server_error)?;
     Ok(no_store_json(StatusCode::OK, codes_json(&codes)))

@@ -6,6 +6,7 @@
 mod email_change;
 mod library;
 mod mfa;
+mod mfa_abuse;
 mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
 mod oidc_provider;
