@@ -111,7 +111,7 @@ pub(crate) fn redirect(response: &mut Response, url: &str) {
 /// `*_at_floor` call then answers alike for every address (`mail_answer.rs`).
 pub(crate) fn email_of(headers: &http::HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     let value = crate::body::parse_json(headers, body)?;
-    Ok(crate::body::Fields::read(&value, |f| f.email("email"))?)
+    crate::body::Fields::read(&value, |f| f.email("email"))
 }
 
 /// Runs work after the response, so that its duration (a lookup, a mail) reveals nothing. At
