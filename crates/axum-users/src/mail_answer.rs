@@ -125,6 +125,29 @@ mod tests {
         Ok(())
     }
 
+    // The clock is tokio's paused one: the durations below are exact, not measured.
+    #[tokio::test(start_paused = true)]
+    async fn the_answer_waits_for_the_write_and_leaves_at_the_floor_for_every_path() {
+        let jobs = BackgroundJobs::new(4);
+        let floor = Duration::from_millis(500);
+        for busy in [
+            Duration::ZERO,
+            Duration::from_millis(1),
+            Duration::from_millis(499),
+        ] {
+            let written = Arc::new(AtomicBool::new(false));
+            let start = Instant::now();
+            let answer = answer_at_floor(&jobs, floor, "t", work_taking(busy, written.clone()));
+            assert_eq!(answer.await, MailAnswer::Done);
+            assert!(written.load(Ordering::SeqCst), "written before the answer");
+            assert_eq!(
+                start.elapsed(),
+                floor,
+                "work of {busy:?}: answered at the floor"
+            );
+        }
+    }
+
     /// Counts the reset mails it "writes", after `busy` of the paused clock.
     #[derive(Clone, Default)]
     struct SlowOutbox {
