@@ -1,6 +1,7 @@
 // The hosted pages (/ui) in headless Chromium: sign up → verification mail (file mailer) →
 // verify → sign in → account → change password → sign out → sign in with the new password;
-// forgot → reset from the mailed link; sign in with the real OpenID provider (tests/oidc);
+// forgot → reset from the mailed link; sign in with the real OpenID provider (tests/oidc), and
+// link then unlink a provider account from the account page;
 // sign out one device from another browser context; a cross-site form post is refused; a
 // return_to off the allow-list is ignored; the pages' own forms post with `Origin: null`
 // (Referrer-Policy: no-referrer) and pass; axe-core on every page (no serious or critical
@@ -97,6 +98,13 @@ async function startOidc(redirects) {
   return waitFor(oidc, oidc.stdout, /READY (\S+)/, 'the OpenID provider');
 }
 
+/** The server binary in `cwd` with `env`, once it listens. */
+async function startServer(cwd, env) {
+  const child = spawn(binary, [], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  await waitFor(child, child.stderr, /listening on (\S+)/, 'the server');
+  return child;
+}
+
 before(async () => {
   if (skip) return;
   dir = mkdtempSync(join(tmpdir(), 'axum-users-pages-'));
@@ -127,8 +135,7 @@ before(async () => {
     AXUM_USERS_UI_RETURN_TO: 'http://app.localtest',
     AXUM_USERS_MAIL_COOLDOWN_SECONDS: '0',
   };
-  server = spawn(binary, [], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
-  await waitFor(server, server.stderr, /listening on (\S+)/, 'the server');
+  server = await startServer(dir, env);
   browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
@@ -228,6 +235,16 @@ async function signIn(page, email, password, { returnTo } = {}) {
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
+/** Registers through the JSON API of the server at `origin` (the pages' own server by default). */
+async function register(email, password, origin = base) {
+  const r = await fetch(`${origin}/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  assert.equal(r.status, 201, `register ${email}`);
+}
+
 const passwordA = 'Violet-Harbour-2931';
 const passwordB = 'Quiet-Lantern-8472';
 const passwordC = 'Amber-Glacier-5610';
@@ -295,12 +312,7 @@ test('sign up, verify, sign in, change the password, sign out, sign in again', {
 test('forgot password, then reset from the mailed link', { skip }, async () => {
   const { context, page } = await newPage();
   const email = 'grace@example.com';
-  const r = await fetch(`${base}/auth/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: passwordA }),
-  });
-  assert.equal(r.status, 201);
+  await register(email, passwordA);
   await page.goto(`${base}/ui/forgot-password`);
   await inspect(page, 'forgot-password');
   await page.getByLabel('E-mail address').fill(email);
@@ -326,11 +338,7 @@ test('forgot password, then reset from the mailed link', { skip }, async () => {
 
 test('one device signs another out', { skip }, async () => {
   const email = 'linus@example.com';
-  await fetch(`${base}/auth/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: passwordA }),
-  });
+  await register(email, passwordA);
   const laptop = await newPage();
   const phone = await newPage({ context: { userAgent: 'Mozilla/5.0 (Linux; Android 14) Chrome/130.0 Mobile Safari/537.36' } });
   await signIn(laptop.page, email, passwordA);
@@ -353,11 +361,7 @@ test('one device signs another out', { skip }, async () => {
 
 test('a form posted from another site is refused', { skip }, async () => {
   const email = 'mallory-target@example.com';
-  await fetch(`${base}/auth/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: passwordA }),
-  });
+  await register(email, passwordA);
   const evil = `<form id="f" method="post" action="${base}/ui/account/password">
     <input name="current_password" value="${passwordA}"><input name="password" value="Owned-By-Mallory-1">
     <input name="csrf" value="guessed"></form><script>document.getElementById('f').submit()</script>`;
@@ -380,11 +384,7 @@ test('a form posted from another site is refused', { skip }, async () => {
 
 test('return_to goes only to allowed origins', { skip }, async () => {
   const email = 'ret@example.com';
-  await fetch(`${base}/auth/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ email, password: passwordA }),
-  });
+  await register(email, passwordA);
   const { context, page } = await newPage();
   for (const target of ['http://evil.localtest/steal', '//evil.localtest/x', '/\\evil.localtest', 'https:evil.localtest']) {
     await signIn(page, email, passwordA, { returnTo: target });
@@ -396,22 +396,69 @@ test('return_to goes only to allowed origins', { skip }, async () => {
   await context.close();
 });
 
+test('with no cookie setting (Secure cookies) the pages sign in on plain http://127.0.0.1', { skip }, async () => {
+  // docs/pages.md: `cargo run` with no configuration serves working pages at
+  // http://127.0.0.1:8000/ui; Chromium keeps Secure cookies from a loopback origin.
+  const plainDir = mkdtempSync(join(tmpdir(), 'axum-users-secure-'));
+  const port = await freePort();
+  const plain = `http://127.0.0.1:${port}`;
+  const child = await startServer(plainDir, {
+    PATH: process.env.PATH ?? '',
+    AXUM_USERS_BIND: `127.0.0.1:${port}`,
+    AXUM_USERS_DATABASE_URL: `sqlite://${join(plainDir, 'users.db')}`,
+    AXUM_USERS_ARGON2_MEMORY_KIB: '256',
+    AXUM_USERS_ARGON2_ITERATIONS: '1',
+  });
+  try {
+    const email = 'secure@example.com';
+    await register(email, passwordA, plain);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${plain}/ui/sign-in`);
+    await page.getByLabel('E-mail address').fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(passwordA);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${plain}/ui/account`);
+    await page.getByText(`Signed in as ${email}`).waitFor();
+    const cookies = await context.cookies(plain);
+    const names = cookies.map((c) => c.name);
+    assert.ok(names.some((n) => n.startsWith('__Host-')), `the CSRF cookie is __Host- prefixed: ${names}`);
+    assert.ok(names.includes('fastapiusersauth'), `the auth cookie is kept: ${names}`);
+    assert.ok(cookies.every((c) => c.secure), 'every cookie is Secure');
+    await context.close();
+  } finally {
+    child.kill();
+    rmSync(plainDir, { recursive: true, force: true });
+  }
+});
+
 test('French is chosen by Accept-Language', { skip }, async () => {
   const { context, page } = await newPage({ context: { locale: 'fr-FR' } });
   await page.goto(`${base}/ui/sign-in`);
   assert.equal(await page.getAttribute('html', 'lang'), 'fr');
   await page.getByRole('heading', { name: 'Connexion' }).waitFor();
   await inspect(page, 'sign-in-fr');
+  // The password policy's reasons are French too.
+  await page.goto(`${base}/ui/sign-up`);
+  await page.getByLabel('Adresse e-mail').fill('francoise@example.com');
+  await page.getByLabel('Mot de passe').fill('court');
+  await page.getByRole('button', { name: 'Créer le compte' }).click();
+  const reason = await page.locator('#password-error').innerText();
+  assert.match(reason, /au moins 8 caractères/, reason);
+  assert.doesNotMatch(reason, /Password should/, reason);
+  await page.getByLabel('Mot de passe').fill('password123');
+  await page.getByRole('button', { name: 'Créer le compte' }).click();
+  assert.match(await page.locator('#password-error').innerText(), /trop courant/);
+  await inspect(page, 'sign-up-error-fr');
   await context.close();
 });
 
-test('sign in with the real OpenID provider', { skip: skip || !oidcReady }, async () => {
-  const { context, page } = await newPage();
-  await page.goto(`${base}/ui/sign-in`);
-  await page.getByRole('link', { name: 'Sign in with Corp' }).click();
+/** Signs in at the real OpenID provider as `accountId` and goes through its forms until the
+ * browser is back on the pages. */
+async function providerLogin(page, accountId, email) {
   await page.locator('input[name=account_id]').waitFor();
-  await page.fill('input[name=account_id]', 'oidc-user-1');
-  await page.fill('input[name=email]', 'oidc@example.com');
+  await page.fill('input[name=account_id]', accountId);
+  await page.fill('input[name=email]', email);
   // The provider's login form, then its consent form, until the pages answer.
   for (let i = 0; i < 5 && new URL(page.url()).origin !== new URL(base).origin; i += 1) {
     const button = page.locator('form button[type=submit]');
@@ -421,8 +468,49 @@ test('sign in with the real OpenID provider', { skip: skip || !oidcReady }, asyn
       await page.waitForTimeout(200);
     }
   }
+}
+
+test('sign in with the real OpenID provider', { skip: skip || !oidcReady }, async () => {
+  const { context, page } = await newPage();
+  await page.goto(`${base}/ui/sign-in`);
+  await page.getByRole('link', { name: 'Sign in with Corp' }).click();
+  await providerLogin(page, 'oidc-user-1', 'oidc@example.com');
   await page.waitForURL(`${base}/ui/account`);
   await page.getByText('Signed in as oidc@example.com').waitFor();
   await page.getByText(`${issuerName}: oidc@example.com`).waitFor();
+  await context.close();
+});
+
+test('link a provider account from the account page, sign in with it, unlink it', { skip: skip || !oidcReady }, async () => {
+  const email = 'barbara@example.com';
+  await register(email, passwordA);
+  const { context, page } = await newPage();
+  await signIn(page, email, passwordA);
+  await page.waitForURL(`${base}/ui/account`);
+  await page.getByText('No provider account is linked.').waitFor();
+  await page.getByRole('link', { name: 'Link a Corp account' }).click();
+  // The provider's address differs from the account's: linking is the signed-in user's choice.
+  await providerLogin(page, 'oidc-link-1', 'barbara.at.work@example.com');
+  await page.waitForURL(`${base}/ui/account?done=linked`);
+  await page.getByText('The provider account is linked.').waitFor();
+  await page.getByText(`${issuerName}: barbara.at.work@example.com`).waitFor();
+  await inspect(page, 'account-linked');
+
+  // Another browser signs in with the provider account: it is Barbara's.
+  const other = await newPage();
+  await other.page.goto(`${base}/ui/sign-in`);
+  await other.page.getByRole('link', { name: 'Sign in with Corp' }).click();
+  await providerLogin(other.page, 'oidc-link-1', 'barbara.at.work@example.com');
+  await other.page.waitForURL(`${base}/ui/account`);
+  await other.page.getByText(`Signed in as ${email}`).waitFor();
+  await other.context.close();
+
+  await page.goto(`${base}/ui/account`);
+  await page.getByRole('button', { name: `Unlink ${issuerName} barbara.at.work@example.com` }).click();
+  await page.waitForURL(`${base}/ui/account?done=unlinked`);
+  await page.getByText('The provider account is unlinked.').waitFor();
+  await page.getByText('No provider account is linked.').waitFor();
+  await page.reload();
+  assert.equal(await page.getByText('barbara.at.work@example.com').count(), 0, 'the link is gone');
   await context.close();
 });

@@ -16,8 +16,8 @@ use http::request::Parts;
 use serde_json::{Value, json};
 
 use crate::PagesState;
-use crate::flows::{provider_label, reason_text};
-use crate::render::{Visit, error_key};
+use crate::flows::provider_label;
+use crate::render::{Visit, error_key, refused_password};
 use crate::security::Form;
 
 type Pages<S, H> = State<Arc<PagesState<S, H>>>;
@@ -258,40 +258,72 @@ pub(crate) async fn change_email<S: RouterStore, H: UserHooks<S::Id, S::Fields>>
     };
     let update = UserUpdate {
         email: Some(email),
-        current_password: Some(form.get("current_password"))
-            .filter(|p| !p.is_empty())
-            .map(Secret::new),
         raw: json!({"email": raw}),
         ..UserUpdate::default()
     };
-    let result = state
-        .users
-        .manager()
-        .update_pending(
-            me.user.clone(),
-            update,
-            Privilege::SelfService,
-            Some(&parts),
-        )
-        .await;
-    match result {
-        Ok((_, Some(_))) => state.redirect(
+    match change(&state, &parts, &me, &form, update).await {
+        Ok(true) => state.redirect(
             &visit,
             &format!("{}?done=email_pending", state.path("account")),
         ),
-        Ok((_, None)) => state.redirect(&visit, &format!("{}?done=email", state.path("account"))),
-        Err(ManagerError::CurrentPasswordRequired | ManagerError::BadCurrentPassword) => {
-            again(
-                json!({"email_current_password": visit.t("error_current_password")}),
-                StatusCode::BAD_REQUEST,
-            )
-            .await
-        }
+        Ok(false) => state.redirect(&visit, &format!("{}?done=email", state.path("account"))),
         Err(e) => {
-            let (status, key) = error_key(&e);
-            again(json!({"email": visit.t(key)}), status).await
+            let (errors, status) = change_refused(&visit, &e, "email_current_password", "email");
+            again(errors, status).await
         }
     }
+}
+
+/// A self-service change with the form's current password; whether it waits for a
+/// confirmation (a new address).
+async fn change<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
+    state: &PagesState<S, H>,
+    parts: &Parts,
+    me: &Me<S>,
+    form: &Form,
+    update: UserUpdate<S::Fields>,
+) -> Result<bool, ManagerError> {
+    let update = UserUpdate {
+        current_password: Some(form.get("current_password"))
+            .filter(|p| !p.is_empty())
+            .map(Secret::new),
+        ..update
+    };
+    let (_, pending) = state
+        .users
+        .manager()
+        .update_pending(me.user.clone(), update, Privilege::SelfService, Some(parts))
+        .await?;
+    Ok(pending.is_some())
+}
+
+/// The field errors of a refused change: on the current password's field, on the new
+/// password, or on `field`.
+fn change_refused(
+    visit: &Visit<'_>,
+    e: &ManagerError,
+    current_field: &str,
+    field: &str,
+) -> (Value, StatusCode) {
+    let (field, words, status) = match e {
+        ManagerError::CurrentPasswordRequired | ManagerError::BadCurrentPassword => (
+            current_field,
+            visit.t("error_current_password").to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ManagerError::InvalidPassword(refused) => (
+            "password",
+            refused_password(visit, refused),
+            StatusCode::BAD_REQUEST,
+        ),
+        other => {
+            let (status, key) = error_key(other);
+            (field, visit.t(key).to_owned(), status)
+        }
+    };
+    let mut errors = serde_json::Map::new();
+    errors.insert(field.to_owned(), Value::String(words));
+    (Value::Object(errors), status)
 }
 
 /// `POST /account/password`: the other sessions end, this one stays.
@@ -317,40 +349,15 @@ pub(crate) async fn change_password<S: RouterStore, H: UserHooks<S::Id, S::Field
     }
     let update = UserUpdate {
         password: Some(Secret::new(form.get("password"))),
-        current_password: Some(form.get("current_password"))
-            .filter(|p| !p.is_empty())
-            .map(Secret::new),
         raw: json!({}),
         ..UserUpdate::default()
     };
-    let result = state
-        .users
-        .manager()
-        .update_pending(
-            me.user.clone(),
-            update,
-            Privilege::SelfService,
-            Some(&parts),
-        )
-        .await;
-    match result {
+    match change(&state, &parts, &me, &form, update).await {
         Ok(_) => state.redirect(&visit, &format!("{}?done=password", state.path("account"))),
-        Err(ManagerError::CurrentPasswordRequired | ManagerError::BadCurrentPassword) => {
-            again(
-                json!({"current_password": visit.t("error_current_password")}),
-                StatusCode::BAD_REQUEST,
-            )
-            .await
-        }
-        Err(ManagerError::InvalidPassword(refused)) => {
-            let words = visit
-                .t("error_password_refused")
-                .replace("{reason}", &reason_text(&refused.reason));
-            again(json!({"password": words}), StatusCode::BAD_REQUEST).await
-        }
         Err(e) => {
-            let (status, key) = error_key(&e);
-            again(json!({"current_password": visit.t(key)}), status).await
+            let (errors, status) =
+                change_refused(&visit, &e, "current_password", "current_password");
+            again(errors, status).await
         }
     }
 }

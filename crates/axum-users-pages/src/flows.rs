@@ -15,7 +15,7 @@ use http::{StatusCode, header};
 use serde_json::{Value, json};
 
 use crate::PagesState;
-use crate::render::{Visit, error_key};
+use crate::render::{Visit, error_key, refused_password};
 
 type Pages<S, H> = State<Arc<PagesState<S, H>>>;
 
@@ -33,8 +33,8 @@ fn email_field(input: &str) -> Result<String, &'static str> {
     axum_users::normalize_email(input).map_err(|_| "error_invalid_email")
 }
 
-/// Runs mail work after the answer, so that neither its result nor its time says whether the
-/// address has an account; beyond the bound it is dropped with a warning, not queued.
+/// Runs the verification mail of a sign-up after the answer; beyond the bound it is dropped
+/// with a warning, not queued.
 fn in_background<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     state: &Arc<PagesState<S, H>>,
     what: &'static str,
@@ -275,30 +275,13 @@ pub(crate) async fn sign_up<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
             json!({"email": visit.t("error_user_exists")}),
         ),
         Err(ManagerError::InvalidPassword(refused)) => {
-            let reason = reason_text(&refused.reason);
-            let words = visit
-                .t("error_password_refused")
-                .replace("{reason}", &reason);
+            let words = refused_password(&visit, &refused);
             again(StatusCode::BAD_REQUEST, json!({"password": words}))
         }
         Err(e) => {
             let (status, key) = error_key(&e);
             again(status, json!({"email": visit.t(key)}))
         }
-    }
-}
-
-/// The password policy's reason as a sentence (it is any JSON value; usually a string).
-pub(crate) fn reason_text(reason: &Value) -> String {
-    match reason {
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(reason_text).collect::<Vec<_>>().join(" "),
-        Value::Object(map) => map
-            .get("reason")
-            .or_else(|| map.get("message"))
-            .map(reason_text)
-            .unwrap_or_default(),
-        _ => String::new(),
     }
 }
 
@@ -317,14 +300,48 @@ pub(crate) async fn forgot_page<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     )
 }
 
-/// `POST /forgot-password`: the same answer, at once, whether the address has an account.
+/// `POST /forgot-password`: the same answer whether the address has an account.
 pub(crate) async fn forgot<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     State(state): Pages<S, H>,
     parts: Parts,
     body: Bytes,
 ) -> Response {
-    let visit = state.visit(&parts);
-    let form = match state.checked_form(&visit, &parts, &body) {
+    mail_request(&state, &parts, &body, MailRequest::Forgot).await
+}
+
+/// The two pages that ask for a mail (a reset link, the verification link again).
+#[derive(Debug, Clone, Copy)]
+enum MailRequest {
+    Forgot,
+    Resend,
+}
+
+impl MailRequest {
+    /// The rate limit of the API route, the page's template and its title.
+    fn page(self) -> (LimitedRoute, &'static str, &'static str) {
+        match self {
+            MailRequest::Forgot => (LimitedRoute::ForgotPassword, "forgot.html", "forgot_title"),
+            MailRequest::Resend => (
+                LimitedRoute::RequestVerify,
+                "verify_resend.html",
+                "verify_resend",
+            ),
+        }
+    }
+}
+
+/// Reads the address, asks the manager for the mail and answers, once the mail is written, as
+/// the API does: the same words at the same time whatever the address
+/// ([`axum_users::UserManager::forgot_password_at_floor`]).
+async fn mail_request<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
+    state: &PagesState<S, H>,
+    parts: &Parts,
+    body: &[u8],
+    request: MailRequest,
+) -> Response {
+    let (route, template, title) = request.page();
+    let visit = state.visit(parts);
+    let form = match state.checked_form(&visit, parts, body) {
         Ok(form) => form,
         Err(refused) => return refused,
     };
@@ -336,34 +353,25 @@ pub(crate) async fn forgot<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
                 "errors": {"email": visit.t(key)},
                 "error": visit.t("error_summary"),
             });
-            return state.page(
-                &visit,
-                StatusCode::BAD_REQUEST,
-                "forgot.html",
-                "forgot_title",
-                context,
-            );
+            return state.page(&visit, StatusCode::BAD_REQUEST, template, title, context);
         }
     };
-    if let Err(e) = limited(&state, LimitedRoute::ForgotPassword, &parts, Some(&email)).await {
+    if let Err(e) = limited(state, route, parts, Some(&email)).await {
         let (status, key) = error_key(&e);
-        return state.message(&visit, status, "forgot_title", Some(visit.t(key)), None);
+        return state.message(&visit, status, title, Some(visit.t(key)), None);
     }
-    let users = state.users.clone();
-    let request = parts.clone();
-    in_background(&state, "forgot password", async move {
-        users
-            .manager()
-            .forgot_password_by_email(&email, Some(&request))
-            .await
-    });
-    state.message(
-        &visit,
-        StatusCode::OK,
-        "forgot_title",
-        Some(visit.t("forgot_done")),
-        Some((state.path("sign-in"), "nav_sign_in")),
-    )
+    let manager = state.users.manager();
+    let (done, link) = match request {
+        MailRequest::Forgot => {
+            manager.forgot_password_at_floor(&email, Some(parts)).await;
+            ("forgot_done", Some((state.path("sign-in"), "nav_sign_in")))
+        }
+        MailRequest::Resend => {
+            manager.request_verify_at_floor(&email, Some(parts)).await;
+            ("verify_resent", None)
+        }
+    };
+    state.message(&visit, StatusCode::OK, title, Some(visit.t(done)), link)
 }
 
 /// A token from the link, or the page that says the link is broken.
@@ -456,13 +464,7 @@ pub(crate) async fn reset<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
             Some((state.path("sign-in"), "nav_sign_in")),
         ),
         Err(ManagerError::InvalidPassword(refused)) => {
-            let reason = reason_text(&refused.reason);
-            again(
-                StatusCode::BAD_REQUEST,
-                visit
-                    .t("error_password_refused")
-                    .replace("{reason}", &reason),
-            )
+            again(StatusCode::BAD_REQUEST, refused_password(&visit, &refused))
         }
         Err(e) => {
             let (status, key) = error_key(&e);
@@ -581,47 +583,7 @@ pub(crate) async fn resend<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Response {
-    let visit = state.visit(&parts);
-    let form = match state.checked_form(&visit, &parts, &body) {
-        Ok(form) => form,
-        Err(refused) => return refused,
-    };
-    let email = match email_field(form.get("email")) {
-        Ok(email) => email,
-        Err(key) => {
-            let context = json!({
-                "values": {"email": form.get("email")},
-                "errors": {"email": visit.t(key)},
-                "error": visit.t("error_summary"),
-            });
-            return state.page(
-                &visit,
-                StatusCode::BAD_REQUEST,
-                "verify_resend.html",
-                "verify_resend",
-                context,
-            );
-        }
-    };
-    if let Err(e) = limited(&state, LimitedRoute::RequestVerify, &parts, Some(&email)).await {
-        let (status, key) = error_key(&e);
-        return state.message(&visit, status, "verify_resend", Some(visit.t(key)), None);
-    }
-    let users = state.users.clone();
-    let request = parts.clone();
-    in_background(&state, "request verify", async move {
-        users
-            .manager()
-            .request_verify_by_email(&email, Some(&request))
-            .await
-    });
-    state.message(
-        &visit,
-        StatusCode::OK,
-        "verify_resend",
-        Some(visit.t("verify_resent")),
-        None,
-    )
+    mail_request(&state, &parts, &body, MailRequest::Resend).await
 }
 
 /// `GET /confirm-email-change?token=...`.

@@ -2,7 +2,7 @@
 //! and the answers the pages give: a page, a redirect, a refusal in words.
 
 use axum::response::{IntoResponse, Response};
-use axum_users::{ManagerError, RouterStore, UserHooks};
+use axum_users::{InvalidPassword, ManagerError, PasswordRefusal, RouterStore, UserHooks};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Map, Value, json};
@@ -251,6 +251,54 @@ pub(crate) fn error_key(e: &ManagerError) -> (StatusCode, &'static str) {
     }
 }
 
+/// The words of a refused password: the policy's reasons in the visitor's language, the
+/// application's own (from its `validate_password`) as they are.
+pub(crate) fn refused_password(visit: &Visit<'_>, refused: &InvalidPassword) -> String {
+    visit
+        .t("error_password_refused")
+        .replace("{reason}", &reason_text(visit, &refused.reason))
+}
+
+/// A reason as a sentence (it is any JSON value; usually a string).
+fn reason_text(visit: &Visit<'_>, reason: &Value) -> String {
+    if let Some(refusal) = PasswordRefusal::of(reason) {
+        return policy_reason(visit, refusal);
+    }
+    match reason {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| reason_text(visit, item))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Value::Object(map) => map
+            .get("reason")
+            .or_else(|| map.get("message"))
+            .map(|inner| reason_text(visit, inner))
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// One of the policy's refusals, from the locale file.
+fn policy_reason(visit: &Visit<'_>, refusal: PasswordRefusal) -> String {
+    let (key, n) = match refusal {
+        PasswordRefusal::TooShort(n) => ("password_too_short", Some(n)),
+        PasswordRefusal::TooLong(n) => ("password_too_long", Some(n)),
+        PasswordRefusal::ContainsEmail => ("password_contains_email", None),
+        PasswordRefusal::ContainsServiceName => ("password_contains_service", None),
+        PasswordRefusal::TooCommon => ("password_too_common", None),
+        PasswordRefusal::Breached => ("password_breached", None),
+        // A refusal newer than these pages: the API's English words.
+        other => return other.to_string(),
+    };
+    let words = visit.t(key);
+    match n {
+        Some(n) => words.replace("{n}", &n.to_string()),
+        None => words.to_owned(),
+    }
+}
+
 /// The words of a stable error code an OAuth callback answered with.
 pub(crate) fn code_key(code: &str) -> &'static str {
     match code {
@@ -266,5 +314,61 @@ pub(crate) fn code_key(code: &str) -> &'static str {
         "SERVICE_UNAVAILABLE" | "OAUTH_PROVIDER_UNAVAILABLE" => "error_unavailable",
         "UNAUTHORIZED" => "error_signed_out",
         _ => "error_oauth",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Locales;
+
+    fn visit(locale: &Locale) -> Visit<'_> {
+        Visit {
+            locale,
+            csrf_cookie: String::new(),
+            new_cookie: false,
+            signed_in: false,
+        }
+    }
+
+    #[test]
+    fn the_policys_reasons_are_translated_and_the_applications_kept() {
+        let locales = Locales::load().unwrap();
+        let (en, fr) = (
+            visit(locales.choose(None)),
+            visit(locales.choose(Some("fr"))),
+        );
+        let refusals = [
+            PasswordRefusal::TooShort(12),
+            PasswordRefusal::TooLong(64),
+            PasswordRefusal::ContainsEmail,
+            PasswordRefusal::ContainsServiceName,
+            PasswordRefusal::TooCommon,
+            PasswordRefusal::Breached,
+        ];
+        for refusal in refusals {
+            let refused = InvalidPassword::from(refusal);
+            let english = refused_password(&en, &refused);
+            assert_eq!(
+                english,
+                format!("This password is refused: {refusal}"),
+                "English keeps the API's words"
+            );
+            let french = refused_password(&fr, &refused);
+            assert!(
+                french.starts_with("Ce mot de passe est refusé : ")
+                    && !french.contains(&refusal.to_string())
+                    && !french.contains('{'),
+                "{french}"
+            );
+        }
+        let short = refused_password(&fr, &PasswordRefusal::TooShort(12).into());
+        assert!(short.contains("au moins 12 caractères"), "{short}");
+        let own = InvalidPassword::new("Must rhyme with orange");
+        assert_eq!(
+            refused_password(&fr, &own),
+            "Ce mot de passe est refusé : Must rhyme with orange",
+            "the application's own reason as it is"
+        );
     }
 }

@@ -112,6 +112,7 @@ pub(crate) struct AbuseConfig {
     pub(crate) fail_closed: bool,
     pub(crate) login_throttle: LoginThrottle,
     pub(crate) mail_cooldown: Duration,
+    pub(crate) mail_answer_floor: Duration,
     pub(crate) trusted_proxies: Vec<IpNet>,
     pub(crate) forwarded_header: axum_users::ForwardedHeader,
     pub(crate) password_policy: PasswordPolicy,
@@ -137,6 +138,13 @@ impl AbuseConfig {
             bail!(
                 "invalid value for {}: must be at least 1",
                 key("login_failure_window_seconds")
+            );
+        }
+        let floor = s.mail_answer_floor_ms.unwrap_or(500);
+        if !(1..=10_000).contains(&floor) {
+            bail!(
+                "invalid value for {}: between 1 and 10000 milliseconds",
+                key("mail_answer_floor_ms")
             );
         }
         let min_length = s.password_min_length.unwrap_or(8);
@@ -186,6 +194,7 @@ impl AbuseConfig {
                 Duration::from_secs(window),
             ),
             mail_cooldown: Duration::from_secs(s.mail_cooldown_seconds.unwrap_or(60)),
+            mail_answer_floor: Duration::from_millis(floor),
             trusted_proxies: s
                 .trusted_proxies
                 .clone()
@@ -212,6 +221,7 @@ impl AbuseConfig {
         defences.fail_closed = self.fail_closed;
         defences.login_throttle = self.login_throttle;
         defences.mail_cooldown = self.mail_cooldown;
+        defences.mail_answer_floor = self.mail_answer_floor;
         defences.client_ip.trusted_proxies = self.trusted_proxies.clone();
         defences.client_ip.header = self.forwarded_header;
         defences.password_policy = self.password_policy.clone();

@@ -375,6 +375,14 @@ pub(crate) struct Settings {
         value_name = "S"
     )]
     pub(crate) mail_cooldown_seconds: Option<u64>,
+    /// Forgot-password and request-verify-token answer this long after they start, once the mail is written, for every address alike; 1 to 10000 [default: 500]
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_MAIL_ANSWER_FLOOR_MS",
+        value_name = "MS"
+    )]
+    pub(crate) mail_answer_floor_ms: Option<u64>,
     /// Proxies (CIDRs, comma-separated) whose forwarded header names the client [default: none]
     #[arg(
         long,
@@ -1461,6 +1469,7 @@ mod tests {
         assert!(c.abuse.rate_limits.enabled);
         assert_eq!(c.abuse.login_throttle.max_failures, 10);
         assert_eq!(c.abuse.mail_cooldown, Duration::from_secs(60));
+        assert_eq!(c.abuse.mail_answer_floor, Duration::from_millis(500));
         assert_eq!(c.abuse.password_policy.min_length, 8);
         assert_eq!(c.abuse.password_policy.max_length, 1024);
         let c = load(&[
@@ -1470,8 +1479,10 @@ mod tests {
             ("AXUM_USERS_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::/32"),
             ("AXUM_USERS_LOGIN_MAX_FAILURES", "4"),
             ("AXUM_USERS_PASSWORD_MIN_LENGTH", "15"),
+            ("AXUM_USERS_MAIL_ANSWER_FLOOR_MS", "2000"),
         ])
         .unwrap();
+        assert_eq!(c.abuse.mail_answer_floor, Duration::from_secs(2));
         let limits = &c.abuse.rate_limits;
         assert!(!limits.enabled);
         assert_eq!(
@@ -1489,6 +1500,8 @@ mod tests {
             ("AXUM_USERS_LOGIN_FAILURE_WINDOW_SECONDS", "0"),
             ("AXUM_USERS_BREACHED_PASSWORDS_URL", "ftp://range"),
             ("AXUM_USERS_RATE_LIMITS", "sometimes"),
+            ("AXUM_USERS_MAIL_ANSWER_FLOOR_MS", "0"),
+            ("AXUM_USERS_MAIL_ANSWER_FLOOR_MS", "60000"),
         ] {
             let err = load(&[(var, value)]).unwrap_err().to_string();
             assert!(err.contains(var), "{var}: {err}");

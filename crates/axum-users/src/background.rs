@@ -66,15 +66,25 @@ impl BackgroundJobs {
         what: &'static str,
         work: impl Future<Output = Result<(), ManagerError>> + Send + 'static,
     ) {
+        let _detached = self.spawn_watched(what, work);
+    }
+
+    /// [`Self::spawn`], with a handle that resolves when the job has ended (`None`: dropped).
+    /// Dropping the handle leaves the job running.
+    pub(crate) fn spawn_watched(
+        &self,
+        what: &'static str,
+        work: impl Future<Output = Result<(), ManagerError>> + Send + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let Ok(permit) = self.bound(what).try_acquire_owned() else {
             tracing::warn!("{what}: too many jobs in flight, this one is dropped");
-            return;
+            return None;
         };
         // Counted before the answer leaves, so `idle` never misses a job.
         self.running.send_modify(|n| *n += 1);
         let running = Running(self.running.clone());
         let time_limit = self.time_limit;
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             match tokio::time::timeout(time_limit, work).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "{what} failed"),
@@ -82,7 +92,7 @@ impl BackgroundJobs {
             }
             drop(permit);
             drop(running);
-        });
+        }))
     }
 
     /// Resolves once no job is running.

@@ -112,9 +112,11 @@
 //! # let _ = users; Ok(()) }
 //! ```
 //!
-//! Mail hooks run after the answer (forgot-password and request-verify always answer 202
-//! before the lookup); a test awaits them with [`AxumUsers::background_idle`] before reading
-//! the token. `validate_password` refuses weak passwords; `on_oauth_profile` fills the
+//! Forgot-password and request-verify-token answer 202 once their mail hook has returned (so a
+//! hook that writes to an outbox has written before the answer), and at the same time whether
+//! the address has an account or not ([`Defences::mail_answer_floor`]); the verification mail
+//! of a registration runs after the answer, and a test awaits it with
+//! [`AxumUsers::background_idle`] before reading the token. `validate_password` refuses weak passwords; `on_oauth_profile` fills the
 //! application's fields from a provider's profile (name, avatar, claims) on first sign-in and on
 //! link; `before_login`, `second_factor` and `on_security_event` are the sign-in seams.
 //!
@@ -155,6 +157,7 @@ mod hooks;
 mod keys;
 mod limits;
 mod login;
+mod mail_answer;
 mod manager;
 mod memory;
 mod mfa;
@@ -224,7 +227,7 @@ pub use outbox::{MailSeal, NewOutboxMessage, OutboxMessage, OutboxStatus, Outbox
 pub use password::BreachedSetupError;
 pub use password::{
     Argon2Params, BreachedPasswords, HasherLimits, HasherStats, PasswordError, PasswordHasher,
-    PasswordPolicy, Verified,
+    PasswordPolicy, PasswordRefusal, Verified,
 };
 pub use route_state::SecurityPolicy;
 #[cfg(feature = "oauth")]

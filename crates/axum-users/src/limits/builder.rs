@@ -48,6 +48,14 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
+    /// When forgot-password and request-verify-token answer, known address or not (default
+    /// 500 ms): above the time a lookup and the mail hook's write take, or the answer leaves
+    /// before the mail is written (see [`Defences::mail_answer_floor`]).
+    pub fn mail_answer_floor(mut self, floor: Duration) -> Self {
+        self.defences.mail_answer_floor = floor;
+        self
+    }
+
     /// Proxies whose forwarded header (see [`Self::forwarded_header`]) names the client (default none).
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpNet>) -> Self {
         self.defences.client_ip = ClientIpPolicy {

@@ -380,6 +380,11 @@ pub struct Defences {
     pub login_throttle: LoginThrottle,
     /// At most one reset or verify mail per address per this long (default 60 s; zero: off).
     pub mail_cooldown: Duration,
+    /// Forgot-password and request-verify-token answer this long after they start, known
+    /// address or not, once the mail is written (default 500 ms; see `mail_answer.rs`).
+    pub mail_answer_floor: Duration,
+    /// The work of those answers: bounded, and able to outlive an answer that overran.
+    pub(crate) mail_jobs: crate::background::BackgroundJobs,
     /// Refuse (503) rather than serve when the counters are unavailable (default `false`:
     /// serve, with a warning).
     pub fail_closed: bool,
@@ -400,6 +405,7 @@ impl std::fmt::Debug for Defences {
             .field("rate_limits", &self.rate_limits)
             .field("login_throttle", &self.login_throttle)
             .field("mail_cooldown", &self.mail_cooldown)
+            .field("mail_answer_floor", &self.mail_answer_floor)
             .field("fail_closed", &self.fail_closed)
             .field("client_ip", &self.client_ip)
             .field("password_policy", &self.password_policy)
@@ -414,6 +420,8 @@ impl Default for Defences {
             rate_limits: RateLimits::default(),
             login_throttle: LoginThrottle::default(),
             mail_cooldown: Duration::from_secs(60),
+            mail_answer_floor: crate::mail_answer::DEFAULT_FLOOR,
+            mail_jobs: crate::background::BackgroundJobs::new(crate::route_state::BACKGROUND_JOBS),
             fail_closed: false,
             client_ip: ClientIpPolicy::default(),
             password_policy: PasswordPolicy::default(),

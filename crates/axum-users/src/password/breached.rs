@@ -15,6 +15,7 @@ use std::time::Duration;
 use sha1::{Digest, Sha1};
 
 use crate::hooks::InvalidPassword;
+use crate::password::PasswordRefusal;
 
 /// The largest range answer read (a padded real one is about 40 KB).
 pub(crate) const MAX_ANSWER: usize = 64 * 1024;
@@ -44,9 +45,6 @@ enum Unanswered {
     #[error("{DEFAULT_CONCURRENT} or more checks are in flight")]
     Busy,
 }
-
-/// The reason a breached password is refused with.
-pub(crate) const BREACHED_REASON: &str = "This password has appeared in a data breach";
 
 /// A client of the range API.
 #[derive(Debug, Clone)]
@@ -110,7 +108,7 @@ impl BreachedPasswords {
         let digest = hex_upper(&Sha1::digest(password.as_bytes()));
         let (prefix, suffix) = digest.split_at(5);
         match self.count(prefix, suffix).await {
-            Ok(count) if count >= self.threshold => Err(InvalidPassword::new(BREACHED_REASON)),
+            Ok(count) if count >= self.threshold => Err(PasswordRefusal::Breached.into()),
             Ok(_) => Ok(()),
             Err(e) => {
                 self.outages.fetch_add(1, Ordering::Relaxed);

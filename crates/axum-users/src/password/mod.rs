@@ -22,7 +22,7 @@ use crate::model::PasswordHash;
 // adds them there, the lint cannot see that they are reachable).
 #[cfg(feature = "breached-passwords")]
 pub use breached::{BreachedPasswords, BreachedSetupError};
-pub use policy::PasswordPolicy;
+pub use policy::{PasswordPolicy, PasswordRefusal};
 pub use pool::{HasherLimits, HasherStats};
 
 /// Without the `breached-passwords` feature there is no check to configure.

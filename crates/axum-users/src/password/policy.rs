@@ -20,6 +20,79 @@ use crate::store::UserStore;
 /// Context words shorter than this are ignored: "com" or "jo" would refuse half of all passwords.
 const SHORTEST_CONTEXT_WORD: usize = 4;
 
+/// Why the policy (or the breached-password check) refused a password: what a translation
+/// needs, where the API answers with the English reason, its [`Display`](std::fmt::Display).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PasswordRefusal {
+    /// Fewer code points than this minimum.
+    TooShort(usize),
+    /// More code points than this maximum.
+    TooLong(usize),
+    /// It contains the e-mail address, its local part or a domain label.
+    ContainsEmail,
+    /// It contains a context word (the service's name).
+    ContainsServiceName,
+    /// It is on the list of common passwords.
+    TooCommon,
+    /// The breached-password check found it.
+    Breached,
+}
+
+impl PasswordRefusal {
+    const FIXED: [PasswordRefusal; 4] = [
+        PasswordRefusal::ContainsEmail,
+        PasswordRefusal::ContainsServiceName,
+        PasswordRefusal::TooCommon,
+        PasswordRefusal::Breached,
+    ];
+
+    /// The refusal a refused password's reason stands for; `None` for a reason of the
+    /// application's own `validate_password`.
+    pub fn of(reason: &serde_json::Value) -> Option<Self> {
+        let reason = reason.as_str()?;
+        let number = |prefix: &str| {
+            reason
+                .strip_prefix(prefix)?
+                .strip_suffix(" characters")?
+                .parse::<usize>()
+                .ok()
+        };
+        if let Some(n) = number("Password should be at least ") {
+            return Some(PasswordRefusal::TooShort(n));
+        }
+        if let Some(n) = number("Password should be at most ") {
+            return Some(PasswordRefusal::TooLong(n));
+        }
+        Self::FIXED.into_iter().find(|r| r.to_string() == reason)
+    }
+}
+
+impl std::fmt::Display for PasswordRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordRefusal::TooShort(n) => write!(f, "Password should be at least {n} characters"),
+            PasswordRefusal::TooLong(n) => write!(f, "Password should be at most {n} characters"),
+            PasswordRefusal::ContainsEmail => {
+                f.write_str("Password must not contain your e-mail address or a part of it")
+            }
+            PasswordRefusal::ContainsServiceName => {
+                f.write_str("Password must not contain the name of this service")
+            }
+            PasswordRefusal::TooCommon => {
+                f.write_str("Password is too common: choose a longer or less predictable one")
+            }
+            PasswordRefusal::Breached => f.write_str("This password has appeared in a data breach"),
+        }
+    }
+}
+
+impl From<PasswordRefusal> for InvalidPassword {
+    fn from(refusal: PasswordRefusal) -> Self {
+        InvalidPassword::new(refusal.to_string())
+    }
+}
+
 /// What a new password must satisfy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -99,12 +172,7 @@ impl PasswordPolicy {
     /// # Errors
     /// An [`InvalidPassword`] whose reason tells the user what to do.
     pub fn check(&self, password: &str, email: Option<&str>) -> Result<(), InvalidPassword> {
-        let too_long = || {
-            InvalidPassword::new(format!(
-                "Password should be at most {} characters",
-                self.max_length
-            ))
-        };
+        let too_long = || InvalidPassword::from(PasswordRefusal::TooLong(self.max_length));
         // A code point is at most 4 bytes and NFKC expands it at most 18-fold: past that
         // bound the answer is known without normalising megabytes.
         if password.len() / 4 > self.max_length.saturating_mul(18) {
@@ -113,10 +181,7 @@ impl PasswordPolicy {
         let normalised: String = password.nfkc().collect();
         let length = normalised.chars().count();
         if length < self.min_length {
-            return Err(InvalidPassword::new(format!(
-                "Password should be at least {} characters",
-                self.min_length
-            )));
+            return Err(PasswordRefusal::TooShort(self.min_length).into());
         }
         if length > self.max_length {
             return Err(too_long());
@@ -125,9 +190,7 @@ impl PasswordPolicy {
         if let Some(email) = email.filter(|_| self.email_context)
             && email_words(email).any(|word| lower.contains(&word))
         {
-            return Err(InvalidPassword::new(
-                "Password must not contain your e-mail address or a part of it",
-            ));
+            return Err(PasswordRefusal::ContainsEmail.into());
         }
         let service = self
             .context_words
@@ -136,14 +199,10 @@ impl PasswordPolicy {
             .map(|w| w.nfkc().collect::<String>().to_lowercase())
             .filter(|w| w.chars().count() >= SHORTEST_CONTEXT_WORD);
         if service.into_iter().any(|word| lower.contains(&word)) {
-            return Err(InvalidPassword::new(
-                "Password must not contain the name of this service",
-            ));
+            return Err(PasswordRefusal::ContainsServiceName.into());
         }
         if self.blocklist && is_common(&normalised, &lower) {
-            return Err(InvalidPassword::new(
-                "Password is too common: choose a longer or less predictable one",
-            ));
+            return Err(PasswordRefusal::TooCommon.into());
         }
         Ok(())
     }
@@ -371,6 +430,37 @@ mod tests {
         policy
             .check("jo-is-fine-here", Some("jo@ab.example"))
             .unwrap();
+    }
+
+    #[test]
+    fn every_refusal_is_recognised_from_its_reason_and_other_reasons_are_not() {
+        let policy = PasswordPolicy::default()
+            .with_max_length(64)
+            .with_context_words(["Acme"]);
+        let email = Some("margaret@example.com");
+        let cases = [
+            ("short", PasswordRefusal::TooShort(8)),
+            (&"x7Qz".repeat(17), PasswordRefusal::TooLong(64)),
+            ("margaret-is-here", PasswordRefusal::ContainsEmail),
+            ("my-acme-password-77", PasswordRefusal::ContainsServiceName),
+            ("password123", PasswordRefusal::TooCommon),
+        ];
+        for (password, expected) in cases {
+            let refused = policy.check(password, email).unwrap_err();
+            assert_eq!(PasswordRefusal::of(&refused.reason), Some(expected));
+        }
+        let breached = InvalidPassword::from(PasswordRefusal::Breached);
+        assert_eq!(
+            PasswordRefusal::of(&breached.reason),
+            Some(PasswordRefusal::Breached)
+        );
+        for other in [
+            serde_json::json!("Password should be at least eight characters"),
+            serde_json::json!("no bad passwords"),
+            serde_json::json!({"reason": "Password is too common: choose a longer or less predictable one"}),
+        ] {
+            assert_eq!(PasswordRefusal::of(&other), None, "{other}");
+        }
     }
 
     #[test]

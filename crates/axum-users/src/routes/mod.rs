@@ -128,22 +128,11 @@ pub(crate) fn redirect(response: &mut Response, url: &str) {
     }
 }
 
-/// Reads `{"email": ...}` and answers 202 at once, running `work` with the address after the
-/// answer: neither the status nor the timing tells whether the address has an account.
-pub(crate) fn accept_email<Fut>(
-    what: &'static str,
-    background: &BackgroundJobs,
-    headers: &http::HeaderMap,
-    body: &[u8],
-    work: impl FnOnce(String) -> Fut,
-) -> Result<Response, ApiError>
-where
-    Fut: Future<Output = Result<(), ManagerError>> + Send + 'static,
-{
+/// The `{"email": ...}` of forgot-password and request-verify-token; the manager's
+/// `*_at_floor` call then answers alike for every address (`mail_answer.rs`).
+pub(crate) fn email_of(headers: &http::HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     let value = crate::body::parse_json(headers, body)?;
-    let email = crate::body::Fields::read(&value, |f| f.email("email"))?;
-    in_background(what, background, work(email));
-    Ok(null(StatusCode::ACCEPTED))
+    crate::body::Fields::read(&value, |f| f.email("email"))
 }
 
 /// Runs work after the response, so that its duration (a lookup, a mail) reveals nothing. At

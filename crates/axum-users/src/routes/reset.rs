@@ -28,8 +28,8 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         .with_state(inner)
 }
 
-/// Always 202: the lookup, the token and the mail happen after the answer, so neither the
-/// status nor the timing tells whether the address has an account.
+/// Always 202, once the mail is written, at the same time for every address
+/// ([`crate::UserManager::forgot_password_at_floor`]).
 async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
@@ -38,20 +38,12 @@ async fn forgot_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner
         .limit(LimitedRoute::ForgotPassword, &parts, None)
         .await?;
-    let background = inner.background.clone();
-    let headers = parts.headers.clone();
-    super::accept_email(
-        "forgot-password",
-        &background,
-        &headers,
-        &body,
-        |email| async move {
-            inner
-                .manager
-                .forgot_password_by_email(&email, Some(&parts))
-                .await
-        },
-    )
+    let email = super::email_of(&parts.headers, &body)?;
+    inner
+        .manager
+        .forgot_password_at_floor(&email, Some(&parts))
+        .await;
+    Ok(super::null(StatusCode::ACCEPTED))
 }
 
 async fn reset_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(

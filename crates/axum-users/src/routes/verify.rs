@@ -28,7 +28,8 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         .with_state(inner)
 }
 
-/// Always 202, answered before the lookup (see forgot-password).
+/// Always 202, once the mail is written, at the same time for every address (see
+/// forgot-password).
 async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
@@ -37,20 +38,12 @@ async fn request_verify_token<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner
         .limit(LimitedRoute::RequestVerify, &parts, None)
         .await?;
-    let background = inner.background.clone();
-    let headers = parts.headers.clone();
-    super::accept_email(
-        "request-verify-token",
-        &background,
-        &headers,
-        &body,
-        |email| async move {
-            inner
-                .manager
-                .request_verify_by_email(&email, Some(&parts))
-                .await
-        },
-    )
+    let email = super::email_of(&parts.headers, &body)?;
+    inner
+        .manager
+        .request_verify_at_floor(&email, Some(&parts))
+        .await;
+    Ok(super::null(StatusCode::ACCEPTED))
 }
 
 async fn verify<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
