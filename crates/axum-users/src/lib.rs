@@ -171,6 +171,7 @@ mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tokens;
+mod webhooks;
 
 pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore};
 pub use audit::{
@@ -234,6 +235,10 @@ pub use store::{
 pub use tokens::{
     AUTH_AUDIENCE, JwtCodec, LOGIN_CODE_AUDIENCE, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError,
     VERIFY_AUDIENCE, now_unix,
+};
+pub use webhooks::{
+    EventFilter, MAX_ENDPOINT_NAME, WebhookConfigError, WebhookRoutes, WebhookSecret,
+    webhook_headers, webhook_payload,
 };
 /// utoipa, whose [`utoipa::openapi::OpenApi`] [`AxumUsers::openapi`] returns.
 #[cfg(feature = "openapi")]

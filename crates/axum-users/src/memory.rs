@@ -10,6 +10,8 @@ use crate::directory::{UserCursor, UserDirectory, UserPage, UserQuery, UserSort,
 use crate::email::email_key;
 use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
 use crate::sessions::{Pruned, RefreshState, Session};
+mod webhooks;
+
 use crate::store::{
     AccessTokenStore, NewOAuthAccount, OAuthAccountStore, SessionStore, StoreError, Unlink,
     UserChanges, UserOf, UserStore,
@@ -31,6 +33,8 @@ struct Tables<Id, F> {
     times: HashMap<Id, UserTimes>,
     /// The audit log, oldest first.
     audit: Vec<AuditRecord>,
+    /// The webhook routes and the queue of their deliveries (`webhooks.rs`).
+    webhooks: Option<(crate::WebhookRoutes, MemoryStore<Id, F>)>,
 }
 
 /// Users, OAuth accounts and access tokens in a mutex. With `i64` ids it numbers users itself.
@@ -68,6 +72,7 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             outbox: Vec::new(),
             times: HashMap::new(),
             audit: Vec::new(),
+            webhooks: None,
         };
         Self {
             tables: Arc::new(Mutex::new(tables)),
@@ -356,10 +361,11 @@ impl<Id: UserId, F: UserFields> UserDirectory<Id, F> for MemoryStore<Id, F> {
 impl<Id: UserId, F: UserFields> AuditStore for MemoryStore<Id, F> {
     fn append<'a>(&'a self, record: &'a AuditRecord) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.with(|t| {
+            let webhooks = self.with(|t| {
                 t.audit.push(record.clone());
-                Ok(())
-            })
+                Ok(t.webhooks.clone())
+            })?;
+            webhooks::queue(webhooks, record).await
         })
     }
 

@@ -21,6 +21,7 @@ use crate::store::{
 use crate::tokens::now_unix;
 
 pub use crate::outbox::conformance::outbox_store;
+pub use crate::webhooks::conformance::{conformance_routes, webhook_queueing};
 
 /// A fresh, unique, valid address with upper-case letters in it.
 pub fn unique_email() -> String {

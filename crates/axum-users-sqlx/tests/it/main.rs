@@ -7,3 +7,4 @@ mod custom_fields;
 mod upgrade;
 mod upgrade_ops;
 mod upgrade_sessions;
+mod upgrade_webhooks;

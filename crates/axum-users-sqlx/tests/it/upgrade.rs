@@ -72,7 +72,7 @@ pub(crate) fn first_release_schema(dialect: Dialect) -> Vec<String> {
 /// The migrations after the first release's: 2 (e-mail epochs), 3 (sessions), 4 (the mail
 /// outbox) and 6 (times, audit log).
 fn store_migrations_after_the_first() -> usize {
-    4
+    5
 }
 
 pub(crate) async fn exec(pool: &SqlPool, sql: String) {
@@ -129,7 +129,7 @@ async fn upgrade(url: String) {
     assert_eq!(
         store.migrate().await.unwrap(),
         store_migrations_after_the_first(),
-        "only the new migrations (2, 3, 4, 6) are applied"
+        "only the new migrations (2, 3, 4, 6, 8) are applied"
     );
     assert_eq!(store.migrate().await.unwrap(), 0);
 
