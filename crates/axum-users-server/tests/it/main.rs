@@ -27,3 +27,4 @@ mod settings;
 mod support;
 mod tokens;
 mod users;
+mod webhooks;

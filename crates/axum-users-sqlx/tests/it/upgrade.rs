@@ -70,7 +70,7 @@ pub(crate) fn first_release_schema(dialect: Dialect) -> Vec<String> {
 }
 
 /// The migrations after the first release's: 2 (e-mail epochs), 3 (sessions), 4 (the mail
-/// outbox) and 6 (times, audit log).
+/// outbox), 6 (times, audit log) and 8 (webhooks).
 fn store_migrations_after_the_first() -> usize {
     5
 }
