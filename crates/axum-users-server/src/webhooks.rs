@@ -380,8 +380,12 @@ impl Deliverer {
                         + i64::try_from(delay.as_secs().max(1)).unwrap_or(i64::MAX)
                 });
                 match next {
-                    Some(at) => tracing::warn!(id = %delivery.id, endpoint = %endpoint.name, %error, attempt = failures, retry_in_s = at - axum_users::now_unix(), "webhook delivery failed; will retry"),
-                    None => tracing::error!(id = %delivery.id, endpoint = %endpoint.name, %error, attempts = failures, "webhook delivery failed for good; marked failed (`webhooks retry` queues it again)"),
+                    Some(at) => {
+                        tracing::warn!(id = %delivery.id, endpoint = %endpoint.name, %error, attempt = failures, retry_in_s = at - axum_users::now_unix(), "webhook delivery failed; will retry")
+                    }
+                    None => {
+                        tracing::error!(id = %delivery.id, endpoint = %endpoint.name, %error, attempts = failures, "webhook delivery failed for good; marked failed (`webhooks retry` queues it again)")
+                    }
                 }
                 self.queue
                     .record_failure(&delivery.id, &self.id, &error, next)
@@ -501,13 +505,20 @@ mod tests {
     fn endpoints_are_checked_at_start_and_redacted() {
         let secret = WebhookSecret::generate().expose();
         let ok = WebhookSettings::resolve(
-            keys("https://hooks.example.com/in?k=v", &secret, "login.failed,logout"),
+            keys(
+                "https://hooks.example.com/in?k=v",
+                &secret,
+                "login.failed,logout",
+            ),
             Vec::new(),
         )
         .unwrap();
         assert_eq!(ok.endpoints[0].name, "default");
         let shown = format!("{ok:?}");
-        assert!(!shown.contains(&secret[6..]), "the secret is redacted: {shown}");
+        assert!(
+            !shown.contains(&secret[6..]),
+            "the secret is redacted: {shown}"
+        );
         assert!(!shown.contains("k=v"), "the URL is not shown: {shown}");
         for (url, events, needle) in [
             ("ftp://x", "logout", "http:// or https://"),
@@ -515,8 +526,7 @@ mod tests {
             ("https://x/#frag", "logout", "fragment"),
             ("https://x/", "login.nope", "events of the webhook"),
         ] {
-            let err = WebhookSettings::resolve(keys(url, &secret, events), Vec::new())
-                .unwrap_err();
+            let err = WebhookSettings::resolve(keys(url, &secret, events), Vec::new()).unwrap_err();
             assert!(format!("{err:#}").contains(needle), "{url}: {err:#}");
         }
         let half = WebhookKeys {
@@ -531,8 +541,8 @@ mod tests {
             secret: secret.parse().unwrap(),
             events: "*".parse().unwrap(),
         };
-        let err = WebhookSettings::resolve(keys("https://x/", &secret, "*"), vec![twice])
-            .unwrap_err();
+        let err =
+            WebhookSettings::resolve(keys("https://x/", &secret, "*"), vec![twice]).unwrap_err();
         assert!(format!("{err:#}").contains("two webhooks"), "{err:#}");
         assert!("whsec_short".parse::<SecretKey>().is_err());
     }

@@ -236,10 +236,10 @@ pub use tokens::{
     AUTH_AUDIENCE, JwtCodec, LOGIN_CODE_AUDIENCE, OAUTH_STATE_AUDIENCE, RESET_AUDIENCE, TokenError,
     VERIFY_AUDIENCE, now_unix,
 };
+/// utoipa, whose [`utoipa::openapi::OpenApi`] [`AxumUsers::openapi`] returns.
+#[cfg(feature = "openapi")]
+pub use utoipa;
 pub use webhooks::{
     EventFilter, MAX_ENDPOINT_NAME, WebhookConfigError, WebhookRoutes, WebhookSecret,
     webhook_headers, webhook_payload,
 };
-/// utoipa, whose [`utoipa::openapi::OpenApi`] [`AxumUsers::openapi`] returns.
-#[cfg(feature = "openapi")]
-pub use utoipa;

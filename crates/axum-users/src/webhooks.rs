@@ -268,10 +268,7 @@ mod tests {
         let secret: WebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".parse().unwrap();
         let body = r#"{"test": 2432232314}"#;
         let signature = secret.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
-        assert_eq!(
-            signature,
-            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         assert!(secret.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &signature));
         let both = format!("v1,bm9wZQ== {signature}");
         assert!(secret.verify("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, &both));
@@ -416,7 +413,10 @@ pub(crate) mod conformance {
             let mut squatter = crate::outbox::NewOutboxMessage::new("all", "x", "{}".into());
             squatter.id = format!("msg_{}_all", blocked.id);
             queue.enqueue(squatter).await.unwrap();
-            assert!(log.append(&blocked).await.is_err(), "the delivery's key is taken");
+            assert!(
+                log.append(&blocked).await.is_err(),
+                "the delivery's key is taken"
+            );
             let query = AuditQuery {
                 user_id: blocked.user_id.clone(),
                 ..AuditQuery::default()

@@ -188,7 +188,11 @@ async fn a_failing_then_down_receiver_gets_every_event_signed() {
             inbox.got.lock().unwrap().len() >= 9
         })
         .await;
-        assert!(delivered(&inbox).is_empty(), "{}: a 500 is no delivery", db.name);
+        assert!(
+            delivered(&inbox).is_empty(),
+            "{}: a 500 is no delivery",
+            db.name
+        );
 
         // Down: connections are refused, and events keep being queued.
         receiver.abort();
@@ -198,7 +202,9 @@ async fn a_failing_then_down_receiver_gets_every_event_signed() {
             try_login(&s, "wes@example.com", "wrong-again").await.0,
             StatusCode::BAD_REQUEST
         );
-        let me = get_me(&s, &login(&s, "wes@example.com", "wespass").await).await.1;
+        let me = get_me(&s, &login(&s, "wes@example.com", "wespass").await)
+            .await
+            .1;
 
         // Up again, answering 204: every event arrives.
         inbox.failing.store(false, Ordering::SeqCst);
@@ -314,8 +320,18 @@ async fn two_nodes_never_deliver_one_event_twice_at_once() {
     assert!(got.iter().all(verifies));
     println!(
         "attempts logged by node A: {}, by node B: {}",
-        a.log.lock().unwrap().iter().filter(|l| l.contains("webhook delivery failed")).count(),
-        b.log.lock().unwrap().iter().filter(|l| l.contains("webhook delivery failed")).count()
+        a.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("webhook delivery failed"))
+            .count(),
+        b.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("webhook delivery failed"))
+            .count()
     );
     receiver.abort();
     drop((a, b));

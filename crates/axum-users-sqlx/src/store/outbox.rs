@@ -93,7 +93,11 @@ impl Queue {
         Ok((pending, failed))
     }
 
-    pub(crate) async fn enqueue(self, db: &Db, message: NewOutboxMessage) -> Result<(), StoreError> {
+    pub(crate) async fn enqueue(
+        self,
+        db: &Db,
+        message: NewOutboxMessage,
+    ) -> Result<(), StoreError> {
         let (sql, args) = self.insert(message);
         db.execute(&sql, &args).await?;
         Ok(())

@@ -2,9 +2,7 @@
 //! (migrations 1 to 6) in place: the users, the audit log and the queued mail are kept, and
 //! an event appended after the upgrade queues its deliveries.
 
-use axum_users::{
-    AuditEvent, AuditQuery, AuditRecord, OutboxStore, UserStore, testing,
-};
+use axum_users::{AuditEvent, AuditQuery, AuditRecord, OutboxStore, UserStore, testing};
 use axum_users_sqlx::testing::TempDatabase;
 use axum_users_sqlx::{SqlStore, StoreOptions};
 use uuid::Uuid;
@@ -49,7 +47,14 @@ async fn upgrade_to_webhooks(url: &str) {
     assert_eq!(log.list_events(&mine).await.unwrap().items.len(), 1);
     let mail = store.list_outbox(10).await.unwrap();
     assert_eq!(mail.len(), 1, "queued mail is kept");
-    assert!(store.webhook_outbox().list_outbox(10).await.unwrap().is_empty());
+    assert!(
+        store
+            .webhook_outbox()
+            .list_outbox(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let routed = store.clone().with_webhooks(testing::conformance_routes());
     let mut record = AuditRecord::new(AuditEvent::PasswordChanged);
