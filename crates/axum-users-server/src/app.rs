@@ -51,7 +51,8 @@ pub(crate) async fn open_store(config: &Config) -> Result<Store> {
                 "cannot open the database {} (check AXUM_USERS_DATABASE_URL)",
                 config.database_url
             )
-        })?;
+        })?
+        .with_webhooks(config.webhooks.routes()?);
     let applied = store
         .migrate()
         .await

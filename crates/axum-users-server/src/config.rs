@@ -407,6 +407,11 @@ pub(crate) struct Settings {
     server: ServerSettings,
     #[command(flatten)]
     mail: crate::mail_config::MailKeys,
+    #[command(flatten)]
+    webhook: crate::webhooks::WebhookKeys,
+    /// Webhook endpoints (`[[webhooks]]`, TOML only: a table per endpoint).
+    #[arg(skip)]
+    webhooks: Vec<crate::webhooks::EndpointTable>,
     /// OAuth providers by name (`[oauth.<name>]`, TOML only: a table per provider).
     #[arg(skip)]
     oauth: BTreeMap<String, ProviderConfig>,
@@ -732,6 +737,8 @@ pub(crate) struct Config {
     pub(crate) abuse: crate::abuse::AbuseConfig,
     /// SMTP details, templates and links of mail (`[mail]`).
     pub(crate) mail: crate::mail_config::MailSettings,
+    /// Webhook endpoints and their delivery (`[webhook]`, `[[webhooks]]`).
+    pub(crate) webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// Where `GET /metrics` is served (off when both are unset).
@@ -1071,6 +1078,7 @@ impl Config {
             limits,
             oauth: s.oauth,
             mail,
+            webhooks: crate::webhooks::WebhookSettings::resolve(s.webhook, s.webhooks)?,
         })
     }
 

@@ -45,6 +45,10 @@ impl ServerHooks {
 }
 
 impl UserHooks<Uuid, NoFields> for ServerHooks {
+    async fn on_audit_event(&self, record: &axum_users::AuditRecord) {
+        crate::webhooks::notify(record);
+    }
+
     async fn on_after_forgot_password(&self, user: &User, token: &str, _request: Option<&Parts>) {
         self.queue(
             "reset",

@@ -1,5 +1,6 @@
-//! `axum-users-server mail ...`: look at the outbox and queue failed messages again. Never
-//! shows a body: the sealed bodies carry live tokens.
+//! `axum-users-server mail ...` and `webhooks ...`: look at an outbox (the mail's, or the
+//! webhook deliveries') and queue failed messages again. Never shows a body: the sealed mail
+//! bodies carry live tokens.
 
 use anyhow::Result;
 use axum_users::OutboxStore;
@@ -8,11 +9,11 @@ use clap::Subcommand;
 use crate::app;
 use crate::config::Config;
 
-/// What to do with the mail outbox.
+/// What to do with an outbox.
 #[derive(Debug, Subcommand)]
 pub(crate) enum MailCommand {
-    /// List queued messages (pending and failed): id, status, kind, recipient, attempts, next
-    /// attempt, last error. No body, no token.
+    /// List queued messages (pending and failed): id, status, kind (event type), recipient
+    /// (endpoint), attempts, next attempt, last error. No body, no token.
     List {
         /// How many at most.
         #[arg(long, default_value_t = 100)]
@@ -20,7 +21,7 @@ pub(crate) enum MailCommand {
     },
     /// Queue failed messages again (all, or the one with --id), due now with no attempts.
     Retry {
-        /// The id of one message (from `mail list`).
+        /// The id of one message (from `list`).
         #[arg(long)]
         id: Option<String>,
     },
@@ -54,9 +55,22 @@ fn timestamp(unix: i64) -> String {
 /// When the database cannot be reached.
 pub(crate) async fn run(config: Config, command: MailCommand) -> Result<()> {
     let store = app::open_store(&config).await?;
+    run_on(&store, command).await
+}
+
+/// Runs a `webhooks` command: the same, on the webhook deliveries.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub(crate) async fn run_webhooks(config: Config, command: MailCommand) -> Result<()> {
+    let store = app::open_store(&config).await?;
+    run_on(&store.webhook_outbox(), command).await
+}
+
+async fn run_on(queue: &impl OutboxStore, command: MailCommand) -> Result<()> {
     match command {
         MailCommand::List { limit } => {
-            let messages = store.list_outbox(limit).await?;
+            let messages = queue.list_outbox(limit).await?;
             for m in &messages {
                 println!(
                     "{}\t{}\t{}\t{}\tattempts={}\tnext={}\t{}",
@@ -72,7 +86,7 @@ pub(crate) async fn run(config: Config, command: MailCommand) -> Result<()> {
             println!("{} queued", messages.len());
         }
         MailCommand::Retry { id } => {
-            let n = store
+            let n = queue
                 .retry_failed(id.as_deref(), axum_users::now_unix())
                 .await?;
             println!("{n} queued again");

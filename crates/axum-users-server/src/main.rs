@@ -13,6 +13,7 @@ mod metrics;
 mod oauth;
 mod openapi;
 mod sessions;
+mod webhooks;
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -93,6 +94,11 @@ enum Command {
     },
     /// List the mail outbox or queue failed messages again.
     Mail {
+        #[command(subcommand)]
+        command: mail_admin::MailCommand,
+    },
+    /// List the webhook deliveries or queue failed ones again.
+    Webhooks {
         #[command(subcommand)]
         command: mail_admin::MailCommand,
     },
@@ -188,6 +194,7 @@ async fn run(cli: Cli, matches: &ArgMatches) -> Result<()> {
         }
         Command::Users { command } => admin::run(config, command).await,
         Command::Mail { command } => mail_admin::run(config, command).await,
+        Command::Webhooks { command } => mail_admin::run_webhooks(config, command).await,
         Command::Import { command } => import::run(config, command).await,
         Command::Prune => sessions::prune(&config).await,
         Command::Config {
@@ -252,6 +259,9 @@ async fn check_config(config: Config) -> Result<()> {
     for name in config.oauth.keys() {
         println!("  oauth: {name} (discovered)");
     }
+    for endpoint in &config.webhooks.endpoints {
+        println!("  webhook: {}", endpoint.name);
+    }
     Ok(())
 }
 
@@ -311,6 +321,7 @@ async fn serve(config: Config) -> Result<()> {
     }
     sessions::spawn_pruning(&config, &users);
     let mail_worker = mailer::start_worker(&config, &outbox)?;
+    let webhook_worker = webhooks::start_worker(&config.webhooks, &store)?;
     let metrics = if config.metrics.enabled() {
         Some(metrics::Metrics::install(
             config.metrics.token.clone(),
@@ -369,6 +380,9 @@ async fn serve(config: Config) -> Result<()> {
     );
     app::serve(listener, router, config.limits, shutdown_signal()).await?;
     mail_worker.stop().await;
+    if let Some(worker) = webhook_worker {
+        worker.stop().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -96,6 +96,15 @@ impl Metrics {
             }
             Err(e) => tracing::warn!(error = %e, "metrics: cannot count the outbox"),
         }
+        match self.store.webhook_outbox().depth().await {
+            Ok((pending, failed)) => {
+                metrics::gauge!("axum_users_webhook_outbox_depth", "status" => "pending")
+                    .set(pending as f64);
+                metrics::gauge!("axum_users_webhook_outbox_depth", "status" => "failed")
+                    .set(failed as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot count the webhook outbox"),
+        }
         self.handle.render()
     }
 }
@@ -136,6 +145,14 @@ fn describe() {
     metrics::describe_gauge!(
         "axum_users_outbox_depth",
         "Mail outbox messages by status (pending, failed)"
+    );
+    metrics::describe_gauge!(
+        "axum_users_webhook_outbox_depth",
+        "Webhook deliveries by status (pending, failed)"
+    );
+    metrics::describe_counter!(
+        "axum_users_webhook_failures_total",
+        "Failed webhook delivery attempts by endpoint"
     );
     metrics::describe_counter!(
         "axum_users_outbox_failures_total",

@@ -41,7 +41,7 @@ pub mod testing;
 pub use db::{SqlPool, StoreOptions};
 pub use id::{Dialect, IdValue, SqlId};
 #[allow(deprecated)]
-pub use store::{ImportUser, Imported, SqlStore, SqliteStore};
+pub use store::{ImportUser, Imported, SqlStore, SqliteStore, WebhookOutbox};
 
 /// The README's library example, compiled as a doctest so that it stays true.
 #[cfg(doctest)]

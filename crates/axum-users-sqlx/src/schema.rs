@@ -176,6 +176,7 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
             ],
         },
         ops_migration(dialect, table),
+        webhooks_migration(table),
     ]
 }
 
@@ -220,6 +221,34 @@ fn ops_migration(dialect: Dialect, table: &str) -> Migration {
             "CREATE INDEX audit_events_created_at ON audit_events (created_at, id)".into(),
             "CREATE INDEX audit_events_user ON audit_events (user_id, created_at, id)".into(),
             "CREATE INDEX audit_events_type ON audit_events (event_type, created_at, id)".into(),
+        ],
+    }
+}
+
+/// Migration 8 (webhooks; 7 is the second factors'): the webhook deliveries, an outbox like the
+/// mail's (the same claim and lease columns). The id is `msg_<event id>_<endpoint>`, so one
+/// event is queued at most once per endpoint. No foreign key: a delivery outlives its user and
+/// the audit row it was made from (pruned by age).
+fn webhooks_migration(table: &str) -> Migration {
+    Migration {
+        version: 8,
+        statements: vec![
+            format!(
+                "CREATE TABLE webhook_outbox (
+                id VARCHAR(96) PRIMARY KEY NOT NULL,
+                endpoint VARCHAR(64) NOT NULL,
+                event_type VARCHAR(64) NOT NULL,
+                payload TEXT NOT NULL,
+                status VARCHAR(16) NOT NULL,
+                attempts BIGINT NOT NULL DEFAULT 0,
+                next_attempt_at BIGINT NOT NULL,
+                locked_until BIGINT NOT NULL DEFAULT 0,
+                locked_by VARCHAR(64),
+                last_error TEXT,
+                created_at BIGINT NOT NULL
+            ){table}"
+            ),
+            "CREATE INDEX webhook_outbox_due ON webhook_outbox (status, next_attempt_at)".into(),
         ],
     }
 }

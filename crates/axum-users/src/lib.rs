@@ -175,6 +175,7 @@ mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod tokens;
+mod webhooks;
 
 pub use app::{AxumUsers, AxumUsersBuilder, BuildError, RouterStore};
 pub use audit::{
@@ -247,3 +248,7 @@ pub use tokens::{
 /// utoipa, whose [`utoipa::openapi::OpenApi`] [`AxumUsers::openapi`] returns.
 #[cfg(feature = "openapi")]
 pub use utoipa;
+pub use webhooks::{
+    EventFilter, MAX_ENDPOINT_NAME, WebhookConfigError, WebhookRoutes, WebhookSecret,
+    webhook_headers, webhook_payload,
+};

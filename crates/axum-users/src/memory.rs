@@ -11,6 +11,8 @@ use crate::email::email_key;
 use crate::mfa::{MfaChallenge, MfaStore, TotpRecord};
 use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
 use crate::sessions::{Pruned, RefreshState, Session};
+mod webhooks;
+
 use crate::store::{
     AccessTokenStore, NewOAuthAccount, OAuthAccountStore, SessionStore, StoreError, Unlink,
     UserChanges, UserOf, UserStore,
@@ -36,6 +38,8 @@ struct Tables<Id, F> {
     totp: HashMap<Id, TotpRecord>,
     recovery: HashMap<Id, Vec<String>>,
     challenges: HashMap<String, MfaChallenge<Id>>,
+    /// The webhook routes and the queue of their deliveries (`webhooks.rs`).
+    webhooks: Option<(crate::WebhookRoutes, MemoryStore<Id, F>)>,
 }
 
 /// Users, OAuth accounts and access tokens in a mutex. With `i64` ids it numbers users itself.
@@ -76,6 +80,7 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             totp: HashMap::new(),
             recovery: HashMap::new(),
             challenges: HashMap::new(),
+            webhooks: None,
         };
         Self {
             tables: Arc::new(Mutex::new(tables)),
@@ -371,10 +376,11 @@ impl<Id: UserId, F: UserFields> UserDirectory<Id, F> for MemoryStore<Id, F> {
 impl<Id: UserId, F: UserFields> AuditStore for MemoryStore<Id, F> {
     fn append<'a>(&'a self, record: &'a AuditRecord) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.with(|t| {
+            let webhooks = self.with(|t| {
                 t.audit.push(record.clone());
-                Ok(())
-            })
+                Ok(t.webhooks.clone())
+            })?;
+            webhooks::queue(webhooks, record).await
         })
     }
 

@@ -22,6 +22,7 @@ use crate::store::{
 use crate::tokens::now_unix;
 
 pub use crate::outbox::conformance::outbox_store;
+pub use crate::webhooks::conformance::{conformance_routes, webhook_queueing};
 pub use mfa::{concurrent_mfa_uses, mfa_store};
 
 /// A fresh, unique, valid address with upper-case letters in it.

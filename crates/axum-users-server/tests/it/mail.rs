@@ -157,7 +157,7 @@ fn smtp_needs_a_sender_and_config_check_hides_the_password() {
 }
 
 /// Runs the binary with the test environment of `dir` plus `extra`: success and output.
-fn cli(dir: &std::path::Path, extra: &[(&str, &str)], args: &[&str]) -> (bool, String) {
+pub fn cli(dir: &std::path::Path, extra: &[(&str, &str)], args: &[&str]) -> (bool, String) {
     let mut command = Command::new(BIN);
     command.current_dir(dir).env_clear();
     for (k, v) in test_env(dir) {

@@ -28,3 +28,4 @@ mod settings;
 mod support;
 mod tokens;
 mod users;
+mod webhooks;

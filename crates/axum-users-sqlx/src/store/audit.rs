@@ -69,27 +69,31 @@ impl<Id: SqlId, F: UserFields> AuditStore for SqlStore<Id, F> {
     fn append<'a>(&'a self, record: &'a AuditRecord) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let event = &record.event;
-            self.db
-                .execute(
-                    &format!(
-                        "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    ),
-                    &[
-                        Arg::Text(record.id.clone()),
-                        Arg::Int(record.at),
-                        Arg::Text(event.kind().into()),
-                        Arg::OptText(record.user_id.clone()),
-                        Arg::OptText(record.actor_id.clone()),
-                        Arg::OptText(record.ip.clone()),
-                        Arg::OptText(record.user_agent.clone()),
-                        Arg::Text(event.outcome().into()),
-                        Arg::OptText(event.reason().map(str::to_owned)),
-                        Arg::OptText(event.detail().map(|d| d.chars().take(200).collect())),
-                    ],
-                )
-                .await?;
-            Ok(())
+            let sql = format!(
+                "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            );
+            let args = [
+                Arg::Text(record.id.clone()),
+                Arg::Int(record.at),
+                Arg::Text(event.kind().into()),
+                Arg::OptText(record.user_id.clone()),
+                Arg::OptText(record.actor_id.clone()),
+                Arg::OptText(record.ip.clone()),
+                Arg::OptText(record.user_agent.clone()),
+                Arg::Text(event.outcome().into()),
+                Arg::OptText(event.reason().map(str::to_owned)),
+                Arg::OptText(event.detail().map(|d| d.chars().take(200).collect())),
+            ];
+            // The webhook deliveries of the event go in with it (see `webhooks.rs`).
+            let deliveries = self.webhook_deliveries(record);
+            if deliveries.is_empty() {
+                self.db.execute(&sql, &args).await?;
+                return Ok(());
+            }
+            let mut tx = self.db.begin().await?;
+            tx.execute(&sql, &args).await?;
+            super::webhooks::queue_in(&mut tx, deliveries).await?;
+            tx.commit().await
         })
     }
 

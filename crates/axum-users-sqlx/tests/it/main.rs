@@ -8,3 +8,4 @@ mod upgrade;
 mod upgrade_mfa;
 mod upgrade_ops;
 mod upgrade_sessions;
+mod upgrade_webhooks;
