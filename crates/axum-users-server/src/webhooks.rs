@@ -35,7 +35,7 @@ const MAX_ANSWER_BYTES: usize = 512;
 #[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct WebhookKeys {
-    /// URL one endpoint receives audit events at (POST, JSON, Standard Webhooks signatures); more endpoints: [[webhooks]] tables of the file
+    /// URL one endpoint receives audit events at (POST, JSON, Standard Webhooks signatures); more endpoints: `[[webhooks]]` tables of the file
     #[arg(
         id = "webhook.url",
         long = "webhook-url",
