@@ -647,9 +647,25 @@ where
         if current.is_none() {
             return self.check_current_password(user, current).await;
         }
+        let check = self.check_current_password(user, current);
+        self.behind_account_throttle(user, request, ManagerError::BadCurrentPassword, check)
+            .await
+    }
+
+    /// Runs a proof a signed-in user gives (a current password, a TOTP code) behind the login
+    /// defences of their account, so that every such proof and every sign-in share one budget:
+    /// the failure count is checked and spent before `check`, and kept when it ends in
+    /// `wrong` (compared by variant).
+    pub(crate) async fn behind_account_throttle<T>(
+        &self,
+        user: &crate::manager::UserOf<S>,
+        request: Option<&Parts>,
+        wrong: ManagerError,
+        check: impl std::future::Future<Output = Result<T, ManagerError>>,
+    ) -> Result<T, ManagerError> {
         let slot = self.defend_login(&user.email, request).await?;
-        let checked = self.check_current_password(user, current).await;
-        let failed = matches!(checked, Err(ManagerError::BadCurrentPassword));
+        let checked = check.await;
+        let failed = matches!(&checked, Err(e) if std::mem::discriminant(e) == std::mem::discriminant(&wrong));
         self.defences().end_attempt(slot, failed).await;
         checked
     }

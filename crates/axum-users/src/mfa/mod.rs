@@ -329,16 +329,14 @@ where
         code: &str,
         request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
-        let account = crate::limits::account_key(&user.email).unwrap_or_else(|| user.email.clone());
-        let slot = self.defend_login(&account, request).await?;
-        let accepted = self.accept_totp_code(&user.id, code).await;
-        let failed = matches!(accepted, Ok(false));
-        self.defences().end_attempt(slot, failed).await;
-        if accepted? {
-            Ok(())
-        } else {
-            Err(ManagerError::MfaInvalidCode)
-        }
+        let check = async {
+            match self.accept_totp_code(&user.id, code).await? {
+                true => Ok(()),
+                false => Err(ManagerError::MfaInvalidCode),
+            }
+        };
+        self.behind_account_throttle(user, request, ManagerError::MfaInvalidCode, check)
+            .await
     }
 
     /// Removes every second factor of a user (a superuser's act, for a lost device); the user is

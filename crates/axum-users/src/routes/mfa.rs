@@ -134,11 +134,7 @@ async fn begin<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let me = me(&inner, &parts).await?;
-    let value = if body.is_empty() {
-        json!({})
-    } else {
-        parse_json(&parts.headers, &body)?
-    };
+    let value = json_or_empty(&parts, &body)?;
     let current = Fields::read(&value, |f| f.optional_string("current_password", true))?;
     let enrolment = inner
         .manager
@@ -172,6 +168,15 @@ async fn me_and_code<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     Ok((me, code))
 }
 
+/// A JSON body, or `{}` for none (the proofs of these routes are optional members).
+fn json_or_empty(parts: &Parts, body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        Ok(json!({}))
+    } else {
+        parse_json(&parts.headers, body)
+    }
+}
+
 fn codes_json(codes: &[Secret]) -> Value {
     json!({"recovery_codes": codes.iter().map(Secret::expose).collect::<Vec<_>>()})
 }
@@ -196,11 +201,7 @@ async fn disable<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let me = me(&inner, &parts).await?;
-    let value = if body.is_empty() {
-        json!({})
-    } else {
-        parse_json(&parts.headers, &body)?
-    };
+    let value = json_or_empty(&parts, &body)?;
     let (code, current) = Fields::read(&value, |f| {
         (
             f.optional_string("code", true),
