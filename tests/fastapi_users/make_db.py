@@ -29,6 +29,7 @@ BCRYPT_PERSON = ("bob@example.com", "bob-bcrypt-password")
 LINKED = ("alice@example.com", "github", "gh-1001", "gho_alice_access", "ghr_alice_refresh")
 PROVIDER_ONLY = ("carol@example.com", "google", "g-2002", "ya29.carol_access")
 INVALID_EMAIL = "not-an-address"
+LOOK_ALIKES = ["dave@example.com", "\uff44ave@example.com", "Dave@example.com"]
 
 
 def manager_class(secret):
@@ -66,6 +67,13 @@ async def fill(user_db, secret, out):
                                 "hashed_password": manager.password_helper.hash("x-password"),
                                 "is_active": True, "is_superuser": False, "is_verified": False})
     report["invalid_email_id"] = str(bad.id)
+    # Look-alikes of one address (a fullwidth letter, another case) that FastAPI Users keeps
+    # apart; the lowest id is the look-alike, as an attacker's early sign-up would be.
+    await manager.create(schemas.BaseUserCreate(email=LOOK_ALIKES[0], password="dave-old-password"))
+    for n, email in enumerate(LOOK_ALIKES[1:]):
+        await user_db.create({"id": uuid.UUID(int=n + 1), "email": email,
+                              "hashed_password": manager.password_helper.hash("x-password"),
+                              "is_active": True, "is_superuser": False, "is_verified": True})
     alice = await manager.get_by_email("alice@example.com")
     report["jwt"] = await JWTStrategy(secret=secret, lifetime_seconds=3600).write_token(alice)
     with open(out, "w") as f:

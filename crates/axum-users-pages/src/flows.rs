@@ -33,25 +33,6 @@ fn email_field(input: &str) -> Result<String, &'static str> {
     axum_users::normalize_email(input).map_err(|_| "error_invalid_email")
 }
 
-/// Runs the verification mail of a sign-up after the answer; beyond the bound it is dropped
-/// with a warning, not queued.
-fn in_background<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
-    state: &Arc<PagesState<S, H>>,
-    what: &'static str,
-    work: impl Future<Output = Result<(), ManagerError>> + Send + 'static,
-) {
-    let Ok(permit) = state.background.clone().try_acquire_owned() else {
-        tracing::warn!(what, "pages: too much mail work at once; dropped");
-        return;
-    };
-    tokio::spawn(async move {
-        if let Err(e) = work.await {
-            tracing::warn!(what, error = %e, "pages: mail work failed");
-        }
-        drop(permit);
-    });
-}
-
 /// A rate limit of the API route the page stands for; the refusal in words.
 async fn limited<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     state: &PagesState<S, H>,
@@ -255,11 +236,11 @@ pub(crate) async fn sign_up<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     match created {
         Ok(user) => {
             if state.config.send_verification && user.is_active && !user.is_verified {
-                let users = state.users.clone();
-                let request = parts.clone();
-                in_background(&state, "verification on sign-up", async move {
-                    users.manager().request_verify(&user, Some(&request)).await
-                });
+                // Queued before the answer, so that a crash cannot lose it (the account
+                // exists either way: a failure is logged, and "resend" sends it again).
+                if let Err(e) = manager.request_verify(&user, Some(&parts)).await {
+                    tracing::warn!(error = %e, "pages: the verification mail was not queued");
+                }
             }
             let done = visit.t("sign_up_done").replace("{email}", &email);
             state.message(

@@ -169,8 +169,6 @@ pub(crate) struct PagesState<S: RouterStore, H> {
     pub(crate) return_to: ReturnToPolicy,
     /// Index of the cookie backend in `users.backends()`.
     pub(crate) backend: usize,
-    /// Bounds the mail work started after an answer (forgot, resend, sign-up).
-    pub(crate) background: Arc<tokio::sync::Semaphore>,
     /// The OAuth routes, called in-process to start a provider's flow.
     pub(crate) oauth: Router,
 }
@@ -221,7 +219,6 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> Pages<S, H> {
                 locales,
                 return_to,
                 backend,
-                background: Arc::new(tokio::sync::Semaphore::new(64)),
                 oauth,
             }),
         })

@@ -16,7 +16,7 @@ use crate::manager::{LoginRules, TokenSettings, UserManager};
 use crate::password::{Argon2Params, PasswordError, PasswordHasher};
 #[cfg(feature = "oauth")]
 use crate::route_state::OAuthSettings;
-use crate::route_state::{BACKGROUND_JOBS, RouteState, SecurityPolicy};
+use crate::route_state::{RouteState, SecurityPolicy};
 use crate::routes;
 use crate::secret::Secret;
 use crate::store::UserStore;
@@ -101,13 +101,11 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
         &self.inner.policy
     }
 
-    /// Resolves once no background job is running: the verification mail after a
-    /// registration ([`AxumUsersBuilder::send_verification_on_register`]), and the mail work of
-    /// forgot-password and request-verify-token that overran its floor (it normally ends before
-    /// the 202). Such jobs start before their request is answered, so a test that awaits this
-    /// after the answer reads the hook's token without racing it.
+    /// Resolves once no background job is running: the mail work of forgot-password and
+    /// request-verify-token that overran its floor (it normally ends before the 202). Such jobs
+    /// start before their request is answered, so a test that awaits this after the answer
+    /// reads the hook's token without racing it.
     pub async fn background_idle(&self) {
-        self.inner.background.idle().await;
         self.inner.manager.defences().mail_jobs.idle().await;
     }
 
@@ -534,7 +532,6 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             inner: Arc::new(RouteState {
                 manager,
                 auth,
-                background: crate::background::BackgroundJobs::new(BACKGROUND_JOBS),
                 policy: self.policy,
                 #[cfg(feature = "oauth")]
                 oauth,

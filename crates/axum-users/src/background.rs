@@ -60,17 +60,8 @@ impl BackgroundJobs {
     }
 
     /// Runs `work` on its own task; beyond the bound the job is dropped with a warning rather
-    /// than queued without end (the client got its answer either way).
-    pub(crate) fn spawn(
-        &self,
-        what: &'static str,
-        work: impl Future<Output = Result<(), ManagerError>> + Send + 'static,
-    ) {
-        let _detached = self.spawn_watched(what, work);
-    }
-
-    /// [`Self::spawn`], with a handle that resolves when the job has ended (`None`: dropped).
-    /// Dropping the handle leaves the job running.
+    /// than queued without end (the client got its answer either way). The handle resolves
+    /// when the job has ended (`None`: dropped); dropping it leaves the job running.
     pub(crate) fn spawn_watched(
         &self,
         what: &'static str,
@@ -111,6 +102,8 @@ impl BackgroundJobs {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -122,7 +115,7 @@ mod tests {
         let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for i in 0..3 {
             let (mut wait, done) = (wait.clone(), done.clone());
-            jobs.spawn("test", async move {
+            let _ = jobs.spawn_watched("test", async move {
                 let _ = wait.wait_for(|go| *go).await;
                 assert!(i != 1, "a job that panics");
                 done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -145,7 +138,7 @@ mod tests {
         let ran = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         for _ in 0..3 {
             let ran = ran.clone();
-            jobs.spawn("forgot", async move {
+            let _ = jobs.spawn_watched("forgot", async move {
                 ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 std::future::pending::<()>().await;
                 Ok(())
@@ -153,7 +146,7 @@ mod tests {
         }
         assert_eq!(jobs.available("forgot"), 0, "the third was dropped");
         let ran_register = ran.clone();
-        jobs.spawn("register", async move {
+        let _ = jobs.spawn_watched("register", async move {
             ran_register.fetch_add(10, std::sync::atomic::Ordering::SeqCst);
             Ok(())
         });
@@ -162,5 +155,34 @@ mod tests {
             .expect("the hung jobs are abandoned after their time limit");
         assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 12);
         assert_eq!(jobs.available("forgot"), 2, "their slots come back");
+    }
+
+    #[tokio::test]
+    async fn background_work_beyond_the_bound_is_dropped_not_queued() {
+        let bound = BackgroundJobs::new(2);
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (release, wait) = tokio::sync::watch::channel(false);
+        for _ in 0..5 {
+            let (ran, mut wait) = (ran.clone(), wait.clone());
+            let _ = bound.spawn_watched("test", async move {
+                let _ = wait.wait_for(|go| *go).await;
+                ran.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            });
+        }
+        assert_eq!(bound.available("test"), 0, "two jobs hold the bound");
+        release.send(true).unwrap();
+        for _ in 0..100 {
+            if bound.available("test") == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            2,
+            "the three beyond the bound never ran"
+        );
+        assert_eq!(bound.available("test"), 2, "permits come back");
     }
 }

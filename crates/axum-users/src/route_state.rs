@@ -19,8 +19,6 @@ pub(crate) struct RouteState<S: UserStore, H> {
     pub(crate) manager: UserManager<S, H>,
     pub(crate) auth: Arc<Authenticator<S, H>>,
     pub(crate) policy: SecurityPolicy,
-    /// Bounds the mail work that runs after an always-202 answer.
-    pub(crate) background: crate::background::BackgroundJobs,
     #[cfg(feature = "oauth")]
     pub(crate) oauth: OAuthSettings,
     /// `POST /register` sends the verification mail (`on_after_request_verify`) by itself.

@@ -11,12 +11,15 @@ mod window;
 
 pub(crate) use window::jwt_window_end;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use axum_users::{NewOAuthAccount, NewUser, NoFields, PasswordHash, Secret, normalize_email};
+use axum_users::{
+    NewOAuthAccount, NewUser, NoFields, PasswordHash, Secret, email_key, normalize_email,
+};
 use axum_users_sqlx::{ImportUser, Imported, SqlPool, StoreOptions};
 use clap::{Args, Subcommand};
 use uuid::Uuid;
@@ -103,6 +106,8 @@ const EMAIL_TAKEN: &str = "e-mail already present with another id";
 const ID_TAKEN: &str = "id already present with another e-mail";
 const INVALID_EMAIL: &str = "invalid e-mail address";
 const NOT_UUID: &str = "id is not a UUID";
+const SHARED_ADDRESS: &str = "e-mail address another source user shares (another case or a look-alike \
+     such as a fullwidth letter): resolve it in the source, then run the import again";
 const ACCOUNT_TAKEN: &str = "provider account linked to another user already (link skipped)";
 const ORPHAN_ACCOUNT: &str = "provider account of a skipped user (link skipped)";
 
@@ -140,6 +145,10 @@ async fn import_fastapi_users(config: Config, args: FastapiUsersArgs) -> Result<
     let manager = users.manager();
 
     let bar = progress_bar(total);
+    bar.set_message("checking addresses");
+    let shared = SharedKeys::of(&source, args.batch_size as usize, &bar).await?;
+    bar.set_position(0);
+    bar.set_message("importing");
     let mut report = Report::default();
     let mut after: Option<String> = None;
     loop {
@@ -162,6 +171,11 @@ async fn import_fastapi_users(config: Config, args: FastapiUsersArgs) -> Result<
         for user in page {
             let links = accounts.remove(&user.id).unwrap_or_default();
             let orphans = links.len() as u64;
+            if shared.contains(&user.email) {
+                report.skip(SHARED_ADDRESS, &user.id, &user.email);
+                report.skip_links(ORPHAN_ACCOUNT, orphans);
+                continue;
+            }
             match to_import(&user, links, |a| manager.sealed_oauth_account(a)) {
                 Ok(item) => {
                     sent.push((user, orphans));
@@ -210,6 +224,51 @@ async fn import_fastapi_users(config: Config, args: FastapiUsersArgs) -> Result<
         started.elapsed(),
     );
     Ok(())
+}
+
+/// The account keys (the normalised, case-folded e-mail a sign-in looks up) that more than
+/// one source user has. FastAPI Users keeps `Dave@`, `dave@` and a fullwidth `ｄave@` apart;
+/// here they are one account, so importing the first of them would hand the address to
+/// whichever id sorts first, perhaps an attacker's early look-alike sign-up, who would then
+/// receive the real owner's sign-ins by e-mail. All of them are skipped and reported instead,
+/// whatever the batch they are in. Keys are kept as 64-bit digests (a million users take a few
+/// MiB); a digest collision would only skip two users with a report.
+struct SharedKeys(HashSet<u64>);
+
+impl SharedKeys {
+    async fn of(source: &Source, page_size: usize, bar: &indicatif::ProgressBar) -> Result<Self> {
+        let mut seen = HashMap::<u64, u32>::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = source.users_after(after.as_deref(), page_size).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            for user in &page {
+                if let Some(digest) = key_digest(&user.email) {
+                    *seen.entry(digest).or_default() += 1;
+                }
+            }
+            bar.inc(page.len() as u64);
+        }
+        Ok(Self(
+            seen.into_iter()
+                .filter(|(_, n)| *n > 1)
+                .map(|(digest, _)| digest)
+                .collect(),
+        ))
+    }
+
+    fn contains(&self, email: &str) -> bool {
+        key_digest(email).is_some_and(|digest| self.0.contains(&digest))
+    }
+}
+
+/// The digest of an address's account key; `None` for an address the import refuses anyway.
+fn key_digest(email: &str) -> Option<u64> {
+    let email = normalize_email(email).ok()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    email_key(&email).hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// A source user as the store imports it, or why it cannot be.
@@ -284,7 +343,7 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} users  {per_sec}  elapsed {elapsed}  eta {eta}",
+            "{msg:18} {bar:40} {pos}/{len} users  {per_sec}  elapsed {elapsed}  eta {eta}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
@@ -354,6 +413,20 @@ mod tests {
         assert_eq!(sqlite_file("postgres://h/db"), None);
         let shown = redacted("postgres://u:hunter2@h/db");
         assert!(!shown.contains("hunter2") && shown.contains("redacted"));
+    }
+
+    #[test]
+    fn look_alike_addresses_share_one_key_and_others_do_not() {
+        let dave = key_digest("dave@example.com").unwrap();
+        for alike in [
+            "Dave@example.com",
+            "\u{ff44}ave@example.com",
+            "DAVE@EXAMPLE.COM",
+        ] {
+            assert_eq!(key_digest(alike), Some(dave), "{alike}");
+        }
+        assert_ne!(key_digest("dave2@example.com"), Some(dave));
+        assert_eq!(key_digest("not an address"), None);
     }
 
     #[test]

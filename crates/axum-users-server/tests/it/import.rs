@@ -124,6 +124,15 @@ fn rfc3339_in(secs: i64) -> String {
     )
 }
 
+async fn read_user(db_url: &str, email: &str) -> Option<axum_users::User<uuid::Uuid>> {
+    let store = axum_users_sqlx::SqlStore::<uuid::Uuid>::connect(db_url)
+        .await
+        .unwrap();
+    axum_users::UserStore::get_by_email(&store, email)
+        .await
+        .unwrap()
+}
+
 async fn hash_of(db_url: &str, email: &str) -> String {
     let store = axum_users_sqlx::SqlStore::<uuid::Uuid>::connect(db_url)
         .await
@@ -181,6 +190,10 @@ async fn moves_over(
         "{out}"
     );
     assert!(out.contains("1: invalid e-mail address"), "{out}");
+    assert!(
+        out.contains("3: e-mail address another source user shares"),
+        "the look-alikes of dave@, and dave@ himself: {out}"
+    );
     assert!(out.contains("dry run: nothing was written"), "{out}");
 
     let (ok, out, err) = import(dir.path(), &env, &["--from", source_url]);
@@ -195,6 +208,18 @@ async fn moves_over(
             "skipped {invalid} <not-an-address>: invalid e-mail address"
         )),
         "{out}"
+    );
+
+    assert!(
+        out.contains(
+            "skipped 00000000-0000-0000-0000-000000000001 <\u{ff44}ave@example.com>: e-mail \
+             address another source user shares"
+        ),
+        "the lowest id, a look-alike, does not take the address: {out}"
+    );
+    assert!(
+        read_user(&target_url, "dave@example.com").await.is_none(),
+        "no look-alike holds dave@'s address"
     );
 
     let (ok, again, err) = import(dir.path(), &env, &["--from", source_url]);

@@ -208,9 +208,10 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> Authenticate<S::Id, S::Fields
     }
 }
 
-/// Which sites may send cookie-authenticated requests that change state: the API's own
-/// origin (the request's `Host`), the trusted origins, and clients that send no `Origin` at
-/// all (not browsers). `strict_compat` turns the check off, as in the reference.
+/// Which sites may send cookie requests that change state: the API's own origin (the
+/// request's `Host`), the trusted origins, `Origin: null` only when `Sec-Fetch-Site` says
+/// same-origin, and clients that send no `Origin` at all (not browsers). `strict_compat` turns
+/// the check off, as in the reference.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OriginPolicy {
     pub(crate) disabled: bool,
@@ -235,7 +236,16 @@ impl OriginPolicy {
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
         };
-        let origin = header(http::header::ORIGIN).filter(|o| *o != "null");
+        let fetch_site = header(http::HeaderName::from_static("sec-fetch-site"));
+        let origin = header(http::header::ORIGIN);
+        if origin == Some("null") {
+            // An opaque origin (a sandboxed frame, a redirect, a `no-referrer` form): only the
+            // browser's own word that the request is same-origin lets it through.
+            return match fetch_site {
+                Some("same-origin") => Ok(()),
+                _ => Err(ApiError::code(ErrorCode::CsrfOriginMismatch)),
+            };
+        }
         if let Some(origin) = origin {
             let origin = origin.trim_end_matches('/');
             if self
@@ -252,7 +262,7 @@ impl OriginPolicy {
             }
             return Err(ApiError::code(ErrorCode::CsrfOriginMismatch));
         }
-        match header(http::HeaderName::from_static("sec-fetch-site")) {
+        match fetch_site {
             Some("cross-site") => Err(ApiError::code(ErrorCode::CsrfOriginMismatch)),
             _ => Ok(()),
         }
@@ -295,6 +305,22 @@ mod tests {
             builder = builder.header(*k, *v);
         }
         builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn an_opaque_origin_passes_only_when_the_browser_says_same_origin() {
+        let policy = OriginPolicy::default();
+        let host = ("host", "api.example.com");
+        let null = ("origin", "null");
+        let verdict = |headers: &[(&str, &str)]| policy.check(&request("POST", headers)).is_ok();
+        assert!(verdict(&[host, null, ("sec-fetch-site", "same-origin")]));
+        for site in ["same-site", "cross-site", "none"] {
+            assert!(!verdict(&[host, null, ("sec-fetch-site", site)]), "{site}");
+        }
+        assert!(
+            !verdict(&[host, null]),
+            "a browser without Fetch Metadata sending an opaque origin"
+        );
     }
 
     #[test]

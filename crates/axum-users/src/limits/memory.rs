@@ -1,16 +1,22 @@
-//! The in-memory [`Limiter`]: one node's counters. Rate limits are GCRA (one theoretical
-//! arrival time per key and rule); failures are a sliding log of at most `limit` instants per
-//! key. Keys are stored as their SHA-256, so an entry has a fixed size whatever a client sends;
-//! the expired entries are swept every [`SWEEP_EVERY`] new keys, and past the capacity the
-//! least recently used entry makes room, so a flood of distinct keys has a hard memory bound
-//! and evicts the counters nobody is using first.
+//! The in-memory [`Limiter`]: one node's counters. Rate limits are governor's GCRA, its state
+//! kept in a table of ours with a hard capacity (governor's own keyed stores have none);
+//! failures are a sliding log of at most `limit` instants per key. Keys are stored as their
+//! SHA-256, so an entry has a fixed size whatever a client sends; the expired entries are swept
+//! every [`SWEEP_EVERY`] new keys, and past the capacity the least recently used entry makes
+//! room, so a flood of distinct keys has a hard memory bound and evicts the counters nobody is
+//! using first.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::hash::RandomState;
-use std::sync::{Mutex, PoisonError};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use governor::clock::{Clock, DefaultClock};
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::{Quota, RateLimiter};
 use hashlink::LinkedHashMap;
 use sha2::{Digest, Sha256};
 
@@ -72,11 +78,55 @@ impl<K: Hash + Eq, V> Bounded<K, V> {
 /// A key's window and its recent failures (and attempts in flight), each with its attempt id.
 type Failures = (Duration, VecDeque<(Instant, u64)>);
 
+/// A (rule, key) of the rate table.
+type RateKey = (Rule, Digest32);
+
+/// The state governor's limiters keep, one table for every rule (the rule is part of the key),
+/// so the bound is one for all: each entry is governor's theoretical arrival time and the
+/// instant by which it is surely past (one window after its last use), for the sweep.
+#[derive(Clone)]
+struct RateTable {
+    capacity: usize,
+    entries: Arc<Mutex<Bounded<RateKey, (Nanos, Instant)>>>,
+}
+
+impl StateStore for RateTable {
+    type Key = RateKey;
+
+    fn measure_and_replace<T, F, E>(&self, key: &Self::Key, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let now = Instant::now();
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let previous = entries.entries.get(key).map(|(tat, _)| *tat);
+        let (answer, tat) = match f(previous) {
+            Ok(next) => next,
+            Err(refused) => {
+                // A refused key is one in use: the last to be dropped.
+                entries.entries.to_back(key);
+                return Err(refused);
+            }
+        };
+        // After an allowed event the arrival time is at most one window ahead.
+        let past_by = now + key.0.window;
+        *entries.entry(*key, self.capacity, |(_, by)| *by <= now, || (tat, past_by)) =
+            (tat, past_by);
+        Ok(answer)
+    }
+}
+
+/// governor's keyed limiter of one rule, over the shared table.
+type RuleLimiter = RateLimiter<RateKey, RateTable, DefaultClock>;
+
 /// Counters in this process's memory (the default; several nodes need the Redis limiter).
 pub struct MemoryLimiter {
     capacity: usize,
-    /// The theoretical arrival time of each (rule, key).
-    rates: Mutex<Bounded<(Rule, Digest32), Instant>>,
+    clock: DefaultClock,
+    /// The rate state of every (rule, key).
+    rates: RateTable,
+    /// One governor limiter per rule met so far (the rules are the configuration's few).
+    limiters: Mutex<HashMap<Rule, Arc<RuleLimiter>>>,
     /// The recent failures (and attempts in flight) of each key, each with its attempt id, with
     /// the window they count in.
     failures: Mutex<Bounded<Digest32, Failures>>,
@@ -104,18 +154,24 @@ impl MemoryLimiter {
 
     /// Empty counters holding at most `capacity` rate entries and as many failure logs.
     pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            capacity: capacity.max(1),
-            rates: Mutex::new(Bounded::new()),
+            capacity,
+            clock: DefaultClock::default(),
+            rates: RateTable {
+                capacity,
+                entries: Arc::new(Mutex::new(Bounded::new())),
+            },
+            limiters: Mutex::new(HashMap::new()),
             failures: Mutex::new(Bounded::new()),
         }
     }
 
     /// How many rate entries and failure logs are held (a gauge; bounded by the capacity).
     pub fn len(&self) -> usize {
-        let rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
+        let rates = self.rates_held();
         let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        rates.entries.len() + failures.entries.len()
+        rates + failures.entries.len()
     }
 
     /// Whether nothing is held.
@@ -123,25 +179,39 @@ impl MemoryLimiter {
         self.len() == 0
     }
 
+    fn rates_held(&self) -> usize {
+        let entries = self.rates.entries.lock();
+        entries
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .len()
+    }
+
+    /// governor's limiter of `rule`: one event per `window / limit`, a burst of `limit`.
+    fn limiter(&self, rule: Rule) -> Arc<RuleLimiter> {
+        let mut limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+        limiters
+            .entry(rule)
+            .or_insert_with(|| {
+                let interval = (rule.window / rule.limit).max(Duration::from_nanos(1));
+                let quota = Quota::with_period(interval)
+                    .expect("a period of at least 1 ns")
+                    .allow_burst(NonZeroU32::new(rule.limit).unwrap_or(NonZeroU32::MIN));
+                Arc::new(RateLimiter::new(
+                    quota,
+                    self.rates.clone(),
+                    self.clock.clone(),
+                ))
+            })
+            .clone()
+    }
+
     fn hit_now(&self, key: &str, rule: Rule) -> Option<Duration> {
-        // GCRA: one event per `interval`, a burst of `limit`.
-        let interval = (rule.window / rule.limit).max(Duration::from_nanos(1));
-        let tolerance = rule.window.saturating_sub(interval);
-        let now = Instant::now();
-        let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
-        let tat = rates.entry(
-            (rule, digest(key)),
-            self.capacity,
-            |tat| *tat <= now,
-            || now,
-        );
-        let start = (*tat).max(now);
-        let ahead = start.duration_since(now);
-        if ahead > tolerance {
-            return Some(ahead - tolerance);
+        let limiter = self.limiter(rule);
+        match limiter.check_key(&(rule, digest(key))) {
+            Ok(()) => None,
+            Err(refused) => Some(refused.wait_time_from(self.clock.now())),
         }
-        *tat = start + interval;
-        None
     }
 
     /// Checks and counts in one step, under the table's lock (see [`Limiter::attempt`]).
@@ -360,7 +430,7 @@ mod tests {
         for i in 0..SWEEP_EVERY {
             limiter.hit_now(&format!("new{i}"), rule);
         }
-        let rates = limiter.rates.lock().unwrap().entries.len();
+        let rates = limiter.rates_held();
         assert!(
             rates <= SWEEP_EVERY,
             "{rates} of 1.5 x SWEEP_EVERY: the expired were swept"

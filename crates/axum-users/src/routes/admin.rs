@@ -311,11 +311,11 @@ async fn create_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     };
     if send_link && user.is_active {
         // The set-password link is a reset token, mailed by `on_after_forgot_password`
-        // (through the outbox on the server), after the answer.
-        let (owner, user) = (inner.clone(), user.clone());
-        super::in_background("set-password link", &inner.background, async move {
-            owner.manager.forgot_password(&user, Some(&parts)).await
-        });
+        // (through the outbox on the server), queued before the answer so that a crash cannot
+        // lose it; a failure is logged (the user exists: forgot-password sends it again).
+        if let Err(e) = inner.manager.forgot_password(&user, Some(&parts)).await {
+            tracing::warn!(error = %e, "set-password link: the mail was not queued");
+        }
     }
     let times = inner
         .manager

@@ -34,7 +34,15 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: Arc<RouteState<S, H>>,
     index: usize,
 ) -> Router {
-    Router::new()
+    // Every write of a cookie backend (login, second step, refresh, logout) sets or ends the
+    // browser's session, so each one meets the Origin check: a login CSRF would sign the victim
+    // into the attacker's account.
+    let origins = inner
+        .backend(index)
+        .transport
+        .is_cookie()
+        .then(|| Arc::new(inner.auth.origins.clone()));
+    let router = Router::new()
         .route(
             "/login",
             post(login::<S, H>).layer(axum::extract::DefaultBodyLimit::max(
@@ -59,7 +67,23 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
                 crate::body::FORM_BODY_LIMIT,
             )),
         )
-        .with_state(BackendState { inner, index })
+        .with_state(BackendState { inner, index });
+    match origins {
+        Some(origins) => router.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let origins = origins.clone();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    if let Err(refused) = origins.check(&parts) {
+                        return axum::response::IntoResponse::into_response(refused);
+                    }
+                    next.run(axum::extract::Request::from_parts(parts, body))
+                        .await
+                }
+            },
+        )),
+        None => router,
+    }
 }
 
 async fn login<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
@@ -121,9 +145,6 @@ async fn sign_out<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     else {
         return Err(refused);
     };
-    if backend.transport.is_cookie() {
-        inner.auth.origins.check(parts)?;
-    }
     let ended = inner
         .manager
         .end_session_of_refresh(backend, &token)

@@ -18,8 +18,6 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
-use crate::background::BackgroundJobs;
-
 use crate::error::ApiError;
 use crate::error_code::ErrorCode;
 use crate::login::LoginOutcome;
@@ -135,22 +133,8 @@ pub(crate) fn email_of(headers: &http::HeaderMap, body: &[u8]) -> Result<String,
     crate::body::Fields::read(&value, |f| f.email("email"))
 }
 
-/// Runs work after the response, so that its duration (a lookup, a mail) reveals nothing. At
-/// most [`crate::route_state::BACKGROUND_JOBS`] of one kind (`what`) run at once: beyond that the job is dropped with a
-/// warning rather than queued without end (the client got its 202 either way).
-pub(crate) fn in_background(
-    what: &'static str,
-    background: &BackgroundJobs,
-    work: impl Future<Output = Result<(), ManagerError>> + Send + 'static,
-) {
-    background.spawn(what, work);
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
 
     #[test]
@@ -176,34 +160,5 @@ mod tests {
         );
         let response = busy.into_response();
         assert_eq!(response.headers()[http::header::RETRY_AFTER], "1");
-    }
-
-    #[tokio::test]
-    async fn background_work_beyond_the_bound_is_dropped_not_queued() {
-        let bound = BackgroundJobs::new(2);
-        let ran = Arc::new(AtomicUsize::new(0));
-        let (release, wait) = tokio::sync::watch::channel(false);
-        for _ in 0..5 {
-            let (ran, mut wait) = (ran.clone(), wait.clone());
-            in_background("test", &bound, async move {
-                let _ = wait.wait_for(|go| *go).await;
-                ran.fetch_add(1, Ordering::SeqCst);
-                Ok(())
-            });
-        }
-        assert_eq!(bound.available("test"), 0, "two jobs hold the bound");
-        release.send(true).unwrap();
-        for _ in 0..100 {
-            if bound.available("test") == 2 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        assert_eq!(
-            ran.load(Ordering::SeqCst),
-            2,
-            "the three beyond the bound never ran"
-        );
-        assert_eq!(bound.available("test"), 2, "permits come back");
     }
 }

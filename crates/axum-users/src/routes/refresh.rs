@@ -50,10 +50,6 @@ pub(super) async fn refresh<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         .limit(crate::limits::LimitedRoute::Refresh, &parts, None)
         .await?;
     let backend = inner.backend(state.index);
-    if backend.transport.is_cookie() {
-        // The refresh cookie rides on cross-site requests too.
-        inner.auth.origins.check(&parts)?;
-    }
     let Some(token) = presented_token(backend, &parts, &body)?.filter(|t| !t.is_empty()) else {
         return Err(ApiError::code(ErrorCode::RefreshTokenInvalid));
     };

@@ -52,7 +52,7 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     {
         Ok(user) => {
             if inner.send_verification_on_register && user.is_active && !user.is_verified {
-                send_verification(&inner, user.clone(), parts);
+                send_verification(&inner, &user, &parts).await;
             }
             Ok(super::user_response(StatusCode::CREATED, &user))
         }
@@ -67,14 +67,16 @@ async fn register<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     }
 }
 
-/// The verification mail of a new user, after the answer (its hook may talk to a mail server).
-fn send_verification<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+/// The verification mail of a new user, written before the 201 (as the reference awaits its
+/// `on_after_register`), so that a crash after the answer cannot lose it: with the server's
+/// outbox the hook only commits a row. A failure is logged, not answered: the account exists,
+/// and request-verify-token sends the mail again.
+async fn send_verification<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &Arc<RouteState<S, H>>,
-    user: crate::store::UserOf<S>,
-    parts: Parts,
+    user: &crate::store::UserOf<S>,
+    parts: &Parts,
 ) {
-    let owner = inner.clone();
-    super::in_background("verification on register", &inner.background, async move {
-        owner.manager.request_verify(&user, Some(&parts)).await
-    });
+    if let Err(e) = inner.manager.request_verify(user, Some(parts)).await {
+        tracing::warn!(error = %e, "verification on register: the mail was not queued");
+    }
 }

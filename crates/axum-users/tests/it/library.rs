@@ -624,7 +624,7 @@ async fn login_accepts_multipart_forms() {
     assert_eq!(r.json::<Value>().await.unwrap()["token_type"], "bearer");
 }
 
-/// A mail hook that takes its time, as a real mail server does.
+/// A mail hook that takes its time, as a real mail server does (the answer waits for it).
 #[derive(Clone, Default)]
 struct SlowVerifyMail(Arc<Mutex<Vec<String>>>);
 
@@ -636,7 +636,7 @@ impl UserHooks<i64, axum_users::NoFields> for SlowVerifyMail {
 }
 
 #[tokio::test]
-async fn register_sends_the_verification_when_asked_and_tests_await_it_without_racing() {
+async fn register_queues_the_verification_when_asked_before_it_answers() {
     for send in [false, true] {
         let mail = SlowVerifyMail::default();
         let users = AxumUsers::builder(MemoryStore::<i64>::new(), SECRET)
@@ -654,17 +654,17 @@ async fn register_sends_the_verification_when_asked_and_tests_await_it_without_r
         )
         .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        assert!(
-            mail.0.lock().unwrap().is_empty(),
-            "answered before the mail"
-        );
-        users.background_idle().await;
+        // No wait for background work: a crash after the 201 must not lose the mail.
         let tokens = mail.0.lock().unwrap().clone();
         if !send {
             assert!(tokens.is_empty(), "off by default, as the reference");
             continue;
         }
-        assert_eq!(tokens.len(), 1, "the mail is there once the jobs are idle");
+        assert_eq!(
+            tokens.len(),
+            1,
+            "the mail was handed over before the answer"
+        );
         let (status, body) = call(
             reqwest::Method::POST,
             format!("{base}/auth/verify"),

@@ -131,14 +131,19 @@ async fn patch_with_cookie(base: &str, cookie: &str, origin: Option<&str>) -> (S
     (r.status(), r.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn cookie_requests_that_change_state_from_another_site_are_refused() {
+/// The API in memory, trusting the front end at `https://app.example.com`.
+async fn serve_trusting_app() -> String {
     let users = AxumUsers::builder(MemoryStore::<uuid::Uuid>::new(), SECRET)
         .argon2(FAST)
         .trusted_origins(["https://app.example.com"])
         .build()
         .unwrap();
-    let base = serve(users.router()).await;
+    serve(users.router()).await
+}
+
+#[tokio::test]
+async fn cookie_requests_that_change_state_from_another_site_are_refused() {
+    let base = serve_trusting_app().await;
     register(&base, "csrf@example.com", "cross-site-phrase1").await;
     let cookie = cookie_login(&base, "csrf@example.com", "cross-site-phrase1").await;
     let (status, body) = patch_with_cookie(&base, &cookie, Some("https://evil.example")).await;
@@ -174,6 +179,87 @@ async fn cookie_requests_that_change_state_from_another_site_are_refused() {
     let cookie = cookie_login(&base, "csrf@example.com", "cross-site-phrase1").await;
     let (status, _) = patch_with_cookie(&base, &cookie, Some("https://evil.example")).await;
     assert_eq!(status, StatusCode::OK, "strict_compat: as the reference");
+}
+
+/// A cookie login posted with the given headers: its status, and whether it set a cookie.
+async fn cookie_login_from(base: &str, headers: &[(&str, &str)]) -> (StatusCode, bool) {
+    let mut r = reqwest::Client::new()
+        .post(format!("{base}/auth/cookie/login"))
+        .form(&[
+            ("username", "lcsrf@example.com"),
+            ("password", "login-csrf-phrase1"),
+        ]);
+    for (name, value) in headers {
+        r = r.header(*name, *value);
+    }
+    let r = r.send().await.unwrap();
+    (r.status(), r.headers().contains_key("set-cookie"))
+}
+
+#[tokio::test]
+async fn a_cookie_login_from_another_site_is_refused_and_sets_no_cookie() {
+    let base = serve_trusting_app().await;
+    register(&base, "lcsrf@example.com", "login-csrf-phrase1").await;
+    // Login CSRF: an attacker's page signs the victim's browser into the attacker's account.
+    for headers in [
+        &[("origin", "https://evil.example")][..],
+        &[("sec-fetch-site", "cross-site")],
+        &[("origin", "null")],
+        &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+    ] {
+        assert_eq!(
+            cookie_login_from(&base, headers).await,
+            (StatusCode::FORBIDDEN, false),
+            "{headers:?}"
+        );
+    }
+    for headers in [
+        &[("origin", base.as_str())][..],
+        &[("origin", "https://app.example.com")],
+        &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+        &[],
+    ] {
+        assert_eq!(
+            cookie_login_from(&base, headers).await,
+            (StatusCode::NO_CONTENT, true),
+            "{headers:?}"
+        );
+    }
+    // The second step and the refresh of the cookie backend meet the same check.
+    for path in ["mfa", "refresh", "logout"] {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/auth/cookie/{path}"))
+            .header("origin", "https://evil.example")
+            .json(&json!({"mfa_token": "x", "code": "123456"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            detail(ErrorCode::CsrfOriginMismatch)
+        );
+    }
+    // The Bearer backend is not a browser's ambient credential: no check.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/auth/jwt/login"))
+        .header("origin", "https://evil.example")
+        .form(&[
+            ("username", "lcsrf@example.com"),
+            ("password", "login-csrf-phrase1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let cookie = cookie_login(&base, "lcsrf@example.com", "login-csrf-phrase1").await;
+    let (status, body) = patch_with_cookie(&base, &cookie, Some("null")).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::FORBIDDEN, detail(ErrorCode::CsrfOriginMismatch)),
+        "an opaque origin without Fetch Metadata"
+    );
 }
 
 #[tokio::test]
