@@ -17,20 +17,6 @@ use crate::error::store_error;
 use crate::store::read;
 use crate::{MfaEntities, SeaOrmStore, StoreEntity, UserEntity};
 
-/// `q` as a `LIKE` pattern: `%q%` with `%`, `_` and the escape character `!` escaped.
-fn contains_pattern(q: &str) -> String {
-    let mut pattern = String::with_capacity(q.len() + 2);
-    pattern.push('%');
-    for c in q.chars() {
-        if matches!(c, '%' | '_' | '!') {
-            pattern.push('!');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
 fn times_from_model<U: UserEntity>(
     model: &U::Model,
     c: &TimeColumns<U>,
@@ -65,8 +51,8 @@ where
     ) -> Option<sea_orm::Select<U>> {
         let c = &self.users;
         let mut select = U::find();
-        if let Some(q) = query.needle() {
-            let pattern = LikeExpr::new(contains_pattern(&q)).escape('!');
+        if let Some(pattern) = query.contains_pattern() {
+            let pattern = LikeExpr::new(pattern).escape('!');
             select = select.filter(Expr::col(c.email_key).like(pattern));
         }
         for (column, value) in [
@@ -142,18 +128,11 @@ where
                 });
             };
             let rows = select.all(&self.db).await.map_err(store_error)?;
-            let size = query.page_size() as usize;
-            let more = rows.len() > size;
-            let items = rows
+            let rows = rows
                 .iter()
-                .take(size)
                 .map(|m| Ok((self.user_from_model(m)?, times_from_model(m, times)?)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            let next_cursor = more
-                .then(|| items.last())
-                .flatten()
-                .map(|(user, times)| UserCursor::after(query.sort, user, times));
-            Ok(UserPage { items, next_cursor })
+            Ok(UserPage::from_rows(rows, query))
         })
     }
 
@@ -190,12 +169,6 @@ where
 mod tests {
     use super::*;
     use sea_orm::{ConnectionTrait, QueryTrait, Statement};
-
-    #[test]
-    fn the_contains_pattern_escapes_the_wildcards() {
-        assert_eq!(contains_pattern("a_b%c!d"), "%a!_b!%c!!d%");
-        assert_eq!(contains_pattern("ada"), "%ada%");
-    }
 
     /// The plan of each order, first page and a later one: an index walk, no sort of the table
     /// (SQLite's "USE TEMP B-TREE FOR ORDER BY", PostgreSQL's "Sort" node).

@@ -48,91 +48,58 @@ pub(crate) trait OutboxTable:
     fn message(model: Self::Model) -> Result<OutboxMessage, StoreError>;
 }
 
-impl OutboxTable for mail_outbox::Entity {
-    const ID: Self::Column = mail_outbox::Column::Id;
-    const STATUS: Self::Column = mail_outbox::Column::Status;
-    const ATTEMPTS: Self::Column = mail_outbox::Column::Attempts;
-    const NEXT_ATTEMPT_AT: Self::Column = mail_outbox::Column::NextAttemptAt;
-    const LOCKED_UNTIL: Self::Column = mail_outbox::Column::LockedUntil;
-    const LOCKED_BY: Self::Column = mail_outbox::Column::LockedBy;
-    const LAST_ERROR: Self::Column = mail_outbox::Column::LastError;
-    const CREATED_AT: Self::Column = mail_outbox::Column::CreatedAt;
+/// Implements [`OutboxTable`] for the entity of `$module`, whose columns for the core's
+/// `recipient`, `kind` and `sealed` are `$recipient`, `$kind` and `$sealed`.
+macro_rules! outbox_table {
+    ($module:ident, $recipient:ident, $kind:ident, $sealed:ident) => {
+        impl OutboxTable for $module::Entity {
+            const ID: Self::Column = $module::Column::Id;
+            const STATUS: Self::Column = $module::Column::Status;
+            const ATTEMPTS: Self::Column = $module::Column::Attempts;
+            const NEXT_ATTEMPT_AT: Self::Column = $module::Column::NextAttemptAt;
+            const LOCKED_UNTIL: Self::Column = $module::Column::LockedUntil;
+            const LOCKED_BY: Self::Column = $module::Column::LockedBy;
+            const LAST_ERROR: Self::Column = $module::Column::LastError;
+            const CREATED_AT: Self::Column = $module::Column::CreatedAt;
 
-    fn row(message: NewOutboxMessage) -> mail_outbox::ActiveModel {
-        mail_outbox::ActiveModel {
-            id: ActiveValue::Set(message.id),
-            recipient: ActiveValue::Set(message.recipient),
-            kind: ActiveValue::Set(message.kind),
-            sealed: ActiveValue::Set(message.sealed),
-            status: ActiveValue::Set(OutboxStatus::Pending.as_str().to_owned()),
-            attempts: ActiveValue::Set(0),
-            next_attempt_at: ActiveValue::Set(message.created_at),
-            locked_until: ActiveValue::Set(0),
-            locked_by: ActiveValue::Set(None),
-            last_error: ActiveValue::Set(None),
-            created_at: ActiveValue::Set(message.created_at),
+            fn row(message: NewOutboxMessage) -> $module::ActiveModel {
+                $module::ActiveModel {
+                    id: ActiveValue::Set(message.id),
+                    $recipient: ActiveValue::Set(message.recipient),
+                    $kind: ActiveValue::Set(message.kind),
+                    $sealed: ActiveValue::Set(message.sealed),
+                    status: ActiveValue::Set(OutboxStatus::Pending.as_str().to_owned()),
+                    attempts: ActiveValue::Set(0),
+                    next_attempt_at: ActiveValue::Set(message.created_at),
+                    locked_until: ActiveValue::Set(0),
+                    locked_by: ActiveValue::Set(None),
+                    last_error: ActiveValue::Set(None),
+                    created_at: ActiveValue::Set(message.created_at),
+                }
+            }
+
+            fn message(model: $module::Model) -> Result<OutboxMessage, StoreError> {
+                Ok(OutboxMessage {
+                    status: status_of(&model.status)?,
+                    id: model.id,
+                    recipient: model.$recipient,
+                    kind: model.$kind,
+                    sealed: model.$sealed,
+                    attempts: u32::try_from(model.attempts).unwrap_or(u32::MAX),
+                    next_attempt_at: model.next_attempt_at,
+                    locked_until: model.locked_until,
+                    last_error: model.last_error,
+                    created_at: model.created_at,
+                })
+            }
         }
-    }
-
-    fn message(model: mail_outbox::Model) -> Result<OutboxMessage, StoreError> {
-        Ok(OutboxMessage {
-            status: status_of(&model.status)?,
-            id: model.id,
-            recipient: model.recipient,
-            kind: model.kind,
-            sealed: model.sealed,
-            attempts: u32::try_from(model.attempts).unwrap_or(u32::MAX),
-            next_attempt_at: model.next_attempt_at,
-            locked_until: model.locked_until,
-            last_error: model.last_error,
-            created_at: model.created_at,
-        })
-    }
+    };
 }
 
-/// A delivery is a message whose recipient is the endpoint's name, whose kind is the event
-/// type and whose body is the JSON payload (in clear: it holds no secret).
-impl OutboxTable for webhook_outbox::Entity {
-    const ID: Self::Column = webhook_outbox::Column::Id;
-    const STATUS: Self::Column = webhook_outbox::Column::Status;
-    const ATTEMPTS: Self::Column = webhook_outbox::Column::Attempts;
-    const NEXT_ATTEMPT_AT: Self::Column = webhook_outbox::Column::NextAttemptAt;
-    const LOCKED_UNTIL: Self::Column = webhook_outbox::Column::LockedUntil;
-    const LOCKED_BY: Self::Column = webhook_outbox::Column::LockedBy;
-    const LAST_ERROR: Self::Column = webhook_outbox::Column::LastError;
-    const CREATED_AT: Self::Column = webhook_outbox::Column::CreatedAt;
-
-    fn row(message: NewOutboxMessage) -> webhook_outbox::ActiveModel {
-        webhook_outbox::ActiveModel {
-            id: ActiveValue::Set(message.id),
-            endpoint: ActiveValue::Set(message.recipient),
-            event_type: ActiveValue::Set(message.kind),
-            payload: ActiveValue::Set(message.sealed),
-            status: ActiveValue::Set(OutboxStatus::Pending.as_str().to_owned()),
-            attempts: ActiveValue::Set(0),
-            next_attempt_at: ActiveValue::Set(message.created_at),
-            locked_until: ActiveValue::Set(0),
-            locked_by: ActiveValue::Set(None),
-            last_error: ActiveValue::Set(None),
-            created_at: ActiveValue::Set(message.created_at),
-        }
-    }
-
-    fn message(model: webhook_outbox::Model) -> Result<OutboxMessage, StoreError> {
-        Ok(OutboxMessage {
-            status: status_of(&model.status)?,
-            id: model.id,
-            recipient: model.endpoint,
-            kind: model.event_type,
-            sealed: model.payload,
-            attempts: u32::try_from(model.attempts).unwrap_or(u32::MAX),
-            next_attempt_at: model.next_attempt_at,
-            locked_until: model.locked_until,
-            last_error: model.last_error,
-            created_at: model.created_at,
-        })
-    }
-}
+outbox_table!(mail_outbox, recipient, kind, sealed);
+// A delivery is a message whose recipient is the endpoint's name, whose kind is the event type
+// and whose body is the JSON payload (in clear: it holds no secret).
+outbox_table!(webhook_outbox, endpoint, event_type, payload);
 
 /// Inserts a pending message through `conn`.
 pub(crate) async fn enqueue<E: OutboxTable, C: ConnectionTrait>(

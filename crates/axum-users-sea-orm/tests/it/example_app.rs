@@ -60,6 +60,19 @@ async fn login(base: &str, email: &str, password: &str) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
+/// Creates the superuser `root@example.com` and signs them in; their token.
+async fn superuser(users: &axum_users::AxumUsers<app::Store, app::Hooks>, base: &str) -> String {
+    let mut create = UserCreate::new("root@example.com", Secret::new("superpass"));
+    create.is_superuser = Some(true);
+    create.is_verified = Some(true);
+    users
+        .manager()
+        .create(create, Privilege::Superuser, None)
+        .await
+        .unwrap();
+    login(base, "root@example.com", "superpass").await
+}
+
 #[tokio::test]
 async fn the_example_serves_the_api_with_display_name_and_oauth_accounts() {
     let dir = tempfile::tempdir().unwrap();
@@ -144,21 +157,7 @@ async fn the_example_serves_the_api_with_display_name_and_oauth_accounts() {
     };
     assert_eq!(rows().await.unwrap(), 1);
 
-    users
-        .manager()
-        .create(
-            {
-                let mut create = UserCreate::new("root@example.com", Secret::new("superpass"));
-                create.is_superuser = Some(true);
-                create.is_verified = Some(true);
-                create
-            },
-            Privilege::Superuser,
-            None,
-        )
-        .await
-        .unwrap();
-    let root = login(&base, "root@example.com", "superpass").await;
+    let root = superuser(&users, &base).await;
     let (status, _) = call(
         reqwest::Method::DELETE,
         format!("{base}/users/{id}"),
@@ -513,20 +512,7 @@ async fn the_example_serves_second_factors_the_listing_and_the_audit_log() {
         .await;
         assert_eq!(status, StatusCode::CREATED);
     }
-    users
-        .manager()
-        .create(
-            {
-                let mut create = UserCreate::new("root@example.com", Secret::new("superpass"));
-                create.is_superuser = Some(true);
-                create
-            },
-            Privilege::Superuser,
-            None,
-        )
-        .await
-        .unwrap();
-    let root = login(&base, "root@example.com", "superpass").await;
+    let root = superuser(&users, &base).await;
     let mut cursor: Option<String> = None;
     let mut listed = Vec::new();
     loop {
