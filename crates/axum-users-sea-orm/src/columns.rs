@@ -3,9 +3,9 @@
 //! Finding them once, when the store is built, turns an entity that renamed or dropped one
 //! into a start-up error that names it, instead of a failure on the first request.
 
-use sea_orm::{EntityTrait, IdenStatic, Iterable};
+use sea_orm::{ColumnTrait, ColumnType, EntityTrait, IdenStatic, Iterable};
 
-use crate::SetupError;
+use crate::{MfaEntities, SetupError};
 
 fn find<E: EntityTrait>(name: &'static str) -> Result<E::Column, SetupError> {
     E::Column::iter()
@@ -68,3 +68,93 @@ columns!(
     /// The rotated refresh-token entity's columns.
     RotatedColumns { token_hash, session_id }
 );
+
+columns!(
+    /// The TOTP factor entity's columns.
+    TotpColumns { user_id, sealed_secret, confirmed, last_step, created_at }
+);
+
+columns!(
+    /// The recovery code entity's columns.
+    RecoveryColumns { code_hash, user_id }
+);
+
+columns!(
+    /// The pending second-factor sign-in entity's columns.
+    ChallengeColumns { token_hash, user_id, backend, method, expires_at, failures }
+);
+
+/// The columns of the three second-factor entities.
+pub(crate) struct MfaColumns<M: MfaEntities> {
+    pub(crate) totp: TotpColumns<M::Totp>,
+    pub(crate) codes: RecoveryColumns<M::RecoveryCode>,
+    pub(crate) challenges: ChallengeColumns<M::Challenge>,
+}
+
+impl<M: MfaEntities> Clone for MfaColumns<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M: MfaEntities> Copy for MfaColumns<M> {}
+
+impl<M: MfaEntities> MfaColumns<M> {
+    /// Every column of the three, by name.
+    pub(crate) fn find() -> Result<Self, SetupError> {
+        Ok(Self {
+            totp: TotpColumns::find()?,
+            codes: RecoveryColumns::find()?,
+            challenges: ChallengeColumns::find()?,
+        })
+    }
+}
+
+/// The user entity's times, which the users directory needs: `created_at`, `updated_at` and
+/// `last_login_at`, each a BIGINT (`i64`, the last an `Option<i64>`).
+pub(crate) struct TimeColumns<E: EntityTrait> {
+    pub(crate) created_at: E::Column,
+    pub(crate) updated_at: E::Column,
+    pub(crate) last_login_at: E::Column,
+}
+
+impl<E: EntityTrait> Clone for TimeColumns<E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E: EntityTrait> Copy for TimeColumns<E> {}
+
+impl<E: EntityTrait> TimeColumns<E> {
+    /// The three columns when the entity has all of them as BIGINTs; `None` otherwise (an
+    /// application's entity from before them, or with columns of those names of its own
+    /// kind): the store then keeps no times and has no directory.
+    pub(crate) fn find_optional() -> Option<Self> {
+        let unix = |name: &'static str| {
+            let column = find::<E>(name).ok()?;
+            matches!(column.def().get_column_type(), ColumnType::BigInteger).then_some(column)
+        };
+        Some(Self {
+            created_at: unix("created_at")?,
+            updated_at: unix("updated_at")?,
+            last_login_at: unix("last_login_at")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entity;
+
+    #[test]
+    fn the_times_are_found_only_when_all_three_are_there() {
+        assert!(TimeColumns::<entity::user::Entity>::find_optional().is_some());
+        assert!(TimeColumns::<entity::integer::user::Entity>::find_optional().is_some());
+        assert!(
+            TimeColumns::<entity::session::Entity>::find_optional().is_none(),
+            "`created_at` alone is no directory"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The base schema as `sea-orm-migration` migrations (feature `migration`, on by default):
-//! the tables `user`, `oauth_account`, `access_token`, `session`, `session_rotated_token` and
-//! `mail_outbox` on SQLite, PostgreSQL and MariaDB/MySQL.
+//! the tables `user`, `oauth_account`, `access_token`, `session`, `session_rotated_token`,
+//! `mail_outbox`, `mfa_totp`, `mfa_recovery_code`, `mfa_challenge`, `audit_event` and
+//! `webhook_outbox` on SQLite, PostgreSQL and MariaDB/MySQL.
 //!
 //! Run [`Migrator`] (UUID keys) or [`IntegerMigrator`] as they are, or list [`migrations`] first in your own migrator, before the
 //! migrations that add your columns:
@@ -75,6 +76,9 @@ pub fn migrations<Id: KeyColumn>() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(AddEmailEpoch),
         Box::new(AddSessions::<Id>::default()),
         Box::new(AddMailOutbox),
+        Box::new(AddSecondFactors::<Id>::default()),
+        Box::new(AddUserTimesAndAuditLog),
+        Box::new(AddWebhookOutbox),
     ]
 }
 
@@ -440,6 +444,244 @@ impl MigrationTrait for AddMailOutbox {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table("mail_outbox").to_owned())
+            .await
+    }
+}
+
+/// The fifth migration: second factors. `mfa_totp` (a user's factor, its secret sealed by the
+/// library), `mfa_recovery_code` (keyed hashes of the unused codes) and `mfa_challenge` (the
+/// sign-ins waiting for their second factor, under keyed hashes of their tokens); all go with
+/// the user (`ON DELETE CASCADE`).
+pub struct AddSecondFactors<Id>(PhantomData<fn() -> Id>);
+
+impl<Id> Default for AddSecondFactors<Id> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<Id> MigrationName for AddSecondFactors<Id> {
+    fn name(&self) -> &str {
+        "m20261204_000001_axum_users_second_factors"
+    }
+}
+
+#[async_trait::async_trait]
+impl<Id: KeyColumn> MigrationTrait for AddSecondFactors<Id> {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut totp = Table::create()
+            .table("mfa_totp")
+            .col(Id::foreign_key("user_id").primary_key())
+            .col(string_len("sealed_secret", 512))
+            .col(boolean("confirmed"))
+            .col(big_integer_null("last_step"))
+            .col(big_integer("created_at"))
+            .foreign_key(&mut cascade_to_user("mfa_totp", "mfa_totp_user_fk"))
+            .to_owned();
+        exact_text(manager, &mut totp);
+        manager.create_table(totp).await?;
+
+        let mut codes = Table::create()
+            .table("mfa_recovery_code")
+            .col(string_len("code_hash", 64).primary_key())
+            .col(Id::foreign_key("user_id"))
+            .foreign_key(&mut cascade_to_user(
+                "mfa_recovery_code",
+                "mfa_recovery_code_user_fk",
+            ))
+            .to_owned();
+        exact_text(manager, &mut codes);
+        manager.create_table(codes).await?;
+        manager
+            .create_index(index(
+                "mfa_recovery_code_user_id",
+                "mfa_recovery_code",
+                &["user_id"],
+            ))
+            .await?;
+
+        let mut challenges = Table::create()
+            .table("mfa_challenge")
+            .col(string_len("token_hash", 64).primary_key())
+            .col(Id::foreign_key("user_id"))
+            .col(string_len("backend", 64))
+            .col(string_len("method", 128))
+            .col(big_integer("expires_at"))
+            .col(big_integer("failures").default(0))
+            .foreign_key(&mut cascade_to_user(
+                "mfa_challenge",
+                "mfa_challenge_user_fk",
+            ))
+            .to_owned();
+        exact_text(manager, &mut challenges);
+        manager.create_table(challenges).await?;
+        for (name, column) in [
+            ("mfa_challenge_user_id", "user_id"),
+            ("mfa_challenge_expires_at", "expires_at"),
+        ] {
+            manager
+                .create_index(index(name, "mfa_challenge", &[column]))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for table in ["mfa_challenge", "mfa_recovery_code", "mfa_totp"] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The sixth migration: the users' times with the listing's index, and the audit log.
+/// `user.created_at`, `user.updated_at` (BIGINT, existing users get the time of the upgrade:
+/// their creation time is unknown) and `user.last_login_at` (their newest session, if any);
+/// the index `user_created_at_id` over `(created_at, id)`, which the listing in creation order
+/// walks (the e-mail order walks the unique index of `email_key`); and `audit_event`, with
+/// no foreign key (a record outlives its user) and an index per way it is read.
+pub struct AddUserTimesAndAuditLog;
+
+impl MigrationName for AddUserTimesAndAuditLog {
+    fn name(&self) -> &str {
+        "m20261204_000002_axum_users_times_and_audit_log"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddUserTimesAndAuditLog {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // One column a statement: SQLite alters one at a time.
+        for column in [
+            big_integer("created_at").default(0).take(),
+            big_integer("updated_at").default(0).take(),
+            big_integer_null("last_login_at"),
+        ] {
+            manager
+                .alter_table(Table::alter().table("user").add_column(column).to_owned())
+                .await?;
+        }
+        let now = axum_users::now_unix();
+        manager
+            .exec_stmt(
+                Query::update()
+                    .table("user")
+                    .value("created_at", now)
+                    .value("updated_at", now)
+                    .to_owned(),
+            )
+            .await?;
+        let newest_session = Query::select()
+            .expr(Expr::col(("session", "created_at")).max())
+            .from("session")
+            .and_where(Expr::col(("session", "user_id")).equals(("user", "id")))
+            .to_owned();
+        manager
+            .exec_stmt(
+                Query::update()
+                    .table("user")
+                    .value(
+                        "last_login_at",
+                        Expr::SubQuery(None, Box::new(newest_session.into())),
+                    )
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(index("user_created_at_id", "user", &["created_at", "id"]))
+            .await?;
+
+        let mut audit = Table::create()
+            .table("audit_event")
+            .col(string_len("id", 32).primary_key())
+            .col(big_integer("created_at"))
+            .col(string_len("event_type", 64))
+            .col(string_len_null("user_id", 64))
+            .col(string_len_null("actor_id", 64))
+            .col(string_len_null("ip", 64))
+            .col(string_len_null("user_agent", 256))
+            .col(string_len("outcome", 16))
+            .col(string_len_null("reason", 64))
+            .col(string_len_null("detail", 200))
+            .to_owned();
+        exact_text(manager, &mut audit);
+        manager.create_table(audit).await?;
+        for (name, columns) in [
+            ("audit_event_created_at", &["created_at", "id"][..]),
+            ("audit_event_user", &["user_id", "created_at", "id"][..]),
+            ("audit_event_type", &["event_type", "created_at", "id"][..]),
+        ] {
+            manager
+                .create_index(index(name, "audit_event", columns))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("audit_event").to_owned())
+            .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("user_created_at_id")
+                    .table("user")
+                    .to_owned(),
+            )
+            .await?;
+        for column in ["last_login_at", "updated_at", "created_at"] {
+            manager
+                .alter_table(Table::alter().table("user").drop_column(column).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The seventh migration: the webhook deliveries, an outbox like the mail's (the same claim
+/// and lease columns). No foreign key: a delivery outlives its user and its audit row.
+pub struct AddWebhookOutbox;
+
+impl MigrationName for AddWebhookOutbox {
+    fn name(&self) -> &str {
+        "m20261204_000003_axum_users_webhook_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddWebhookOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut outbox = Table::create()
+            .table("webhook_outbox")
+            .col(string_len("id", 96).primary_key())
+            .col(string_len("endpoint", 64))
+            .col(string_len("event_type", 64))
+            .col(text("payload"))
+            .col(string_len("status", 16))
+            .col(big_integer("attempts").default(0))
+            .col(big_integer("next_attempt_at"))
+            .col(big_integer("locked_until").default(0))
+            .col(string_len_null("locked_by", 64))
+            .col(text_null("last_error"))
+            .col(big_integer("created_at"))
+            .to_owned();
+        exact_text(manager, &mut outbox);
+        manager.create_table(outbox).await?;
+        manager
+            .create_index(index(
+                "webhook_outbox_due",
+                "webhook_outbox",
+                &["status", "next_attempt_at"],
+            ))
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("webhook_outbox").to_owned())
             .await
     }
 }

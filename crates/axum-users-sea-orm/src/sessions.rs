@@ -17,14 +17,14 @@ use sea_orm::{
 
 use crate::error::store_error;
 use crate::store::{read, write};
-use crate::{SeaOrmStore, StoreEntity, UserEntity};
+use crate::{MfaEntities, SeaOrmStore, StoreEntity, UserEntity};
 
 /// The most session ids one `IN (...)` names: a user with thousands of sessions is deleted in
 /// batches.
 const BATCH: usize = 100;
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity>
-    SeaOrmStore<U, O, T, S, R>
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity, M: MfaEntities>
+    SeaOrmStore<U, O, T, S, R, M>
 {
     fn session_from_model(&self, model: &S::Model) -> Result<Session<U::Id>, StoreError> {
         let c = &self.sessions;
@@ -86,13 +86,14 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEnti
     }
 }
 
-impl<U, O, T, S, R> SessionStore<U::Id, U::Fields> for SeaOrmStore<U, O, T, S, R>
+impl<U, O, T, S, R, M> SessionStore<U::Id, U::Fields> for SeaOrmStore<U, O, T, S, R, M>
 where
     U: UserEntity,
     O: StoreEntity,
     T: StoreEntity,
     S: StoreEntity,
     R: StoreEntity,
+    M: MfaEntities,
 {
     fn create_session<'a>(
         &'a self,

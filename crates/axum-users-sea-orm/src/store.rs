@@ -13,10 +13,13 @@ use sea_orm::{
     TransactionTrait,
 };
 
-use crate::columns::{OAuthColumns, RotatedColumns, SessionColumns, TokenColumns, UserColumns};
+use crate::columns::{
+    MfaColumns, OAuthColumns, RotatedColumns, SessionColumns, TimeColumns, TokenColumns,
+    UserColumns,
+};
 use crate::entity;
 use crate::error::{bad_column, store_error};
-use crate::{SetupError, StoreEntity, UserEntity};
+use crate::{MfaEntities, SetupError, StoreEntity, UserEntity};
 
 /// Users, OAuth accounts, access tokens and sessions in SeaORM entities: the base ones with
 /// UUID keys by default, or an application's own. The mail outbox is the base
@@ -27,20 +30,30 @@ use crate::{SetupError, StoreEntity, UserEntity};
 /// `account_email` and a relation from `U` to it (the `oauth_accounts` back-relation); `T` the
 /// access token entity, with `token`, `user_id`, `created_at` and `session_id`; `S` the session
 /// entity, with the columns of [`entity::session`]; `R` the rotated refresh-token entity, with
-/// `token_hash` and `session_id`. The store finds those columns by name when it is built.
+/// `token_hash` and `session_id`; `M` the second factors' entities ([`MfaEntities`]). The
+/// store finds those columns by name when it is built.
+///
+/// The audit log ([`entity::audit_event`]), the mail outbox and the webhook outbox are base
+/// entities that name no user by a foreign key, the same for every store.
 pub struct SeaOrmStore<
     U: UserEntity = entity::user::Entity,
     O: StoreEntity = entity::oauth_account::Entity,
     T: StoreEntity = entity::access_token::Entity,
     S: StoreEntity = entity::session::Entity,
     R: StoreEntity = entity::session_rotated_token::Entity,
+    M: MfaEntities = entity::Mfa,
 > {
     pub(crate) db: DatabaseConnection,
     pub(crate) users: UserColumns<U>,
+    /// The user's times, when the user entity has them: the users directory needs them.
+    pub(crate) times: Option<TimeColumns<U>>,
     oauth: OAuthColumns<O>,
     pub(crate) tokens: TokenColumns<T>,
     pub(crate) sessions: SessionColumns<S>,
     pub(crate) rotated: RotatedColumns<R>,
+    pub(crate) mfa: MfaColumns<M>,
+    /// Where audit events are also delivered (see `webhooks.rs`).
+    pub(crate) webhooks: std::sync::Arc<axum_users::WebhookRoutes>,
 }
 
 /// The store over the base entities with integer keys ([`entity::integer`]).
@@ -50,35 +63,43 @@ pub type IntegerStore = SeaOrmStore<
     entity::integer::access_token::Entity,
     entity::integer::session::Entity,
     entity::integer::session_rotated_token::Entity,
+    entity::integer::Mfa,
 >;
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity> Clone
-    for SeaOrmStore<U, O, T, S, R>
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity, M: MfaEntities>
+    Clone for SeaOrmStore<U, O, T, S, R, M>
 {
     fn clone(&self) -> Self {
         Self {
             db: self.db.clone(),
             users: self.users,
+            times: self.times,
             oauth: self.oauth,
             tokens: self.tokens,
             sessions: self.sessions,
             rotated: self.rotated,
+            mfa: self.mfa,
+            webhooks: self.webhooks.clone(),
         }
     }
 }
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity> std::fmt::Debug
-    for SeaOrmStore<U, O, T, S, R>
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity, M: MfaEntities>
+    std::fmt::Debug for SeaOrmStore<U, O, T, S, R, M>
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SeaOrmStore").finish_non_exhaustive()
     }
 }
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity>
-    SeaOrmStore<U, O, T, S, R>
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity, M: MfaEntities>
+    SeaOrmStore<U, O, T, S, R, M>
 {
     /// A store over an open connection. The schema must exist (see [`crate::migration`]).
+    ///
+    /// The users directory (`GET /users`, the users' times) is on when the user entity has
+    /// `created_at`, `updated_at` and `last_login_at` BIGINT columns (the base one does), off
+    /// otherwise.
     ///
     /// # Errors
     /// [`SetupError::MissingColumn`] when an entity lacks a column the store needs.
@@ -86,10 +107,13 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEnti
         Ok(Self {
             db,
             users: UserColumns::find()?,
+            times: TimeColumns::find_optional(),
             oauth: OAuthColumns::find()?,
             tokens: TokenColumns::find()?,
             sessions: SessionColumns::find()?,
             rotated: RotatedColumns::find()?,
+            mfa: MfaColumns::find()?,
+            webhooks: std::sync::Arc::default(),
         })
     }
 
@@ -164,6 +188,11 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEnti
         )?;
         // Set, not left to a default: a schema made from an entity has none.
         write(&mut active, self.users.email_epoch, 0_i64.into())?;
+        if let Some(times) = &self.times {
+            let now = axum_users::now_unix();
+            write(&mut active, times.created_at, now.into())?;
+            write(&mut active, times.updated_at, now.into())?;
+        }
         if let Some(id) = user.id {
             write(&mut active, self.users.id, id.into())?;
         }
@@ -249,8 +278,8 @@ fn secret_value(secret: Option<&Secret>) -> Value {
     secret.map(|s| s.expose().to_owned()).into()
 }
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity> UserStore
-    for SeaOrmStore<U, O, T, S, R>
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity, M: MfaEntities>
+    UserStore for SeaOrmStore<U, O, T, S, R, M>
 {
     type Id = U::Id;
     type Fields = U::Fields;
@@ -332,6 +361,9 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEnti
         if !any {
             return self.get(id).await;
         }
+        if let Some(times) = &self.times {
+            update = update.col_expr(times.updated_at, Expr::val(axum_users::now_unix()));
+        }
         // The read in the same transaction returns the row as this update left it.
         if let Some(epoch) = changes.if_email_epoch {
             update = update.filter(c.email_epoch.eq(epoch));
@@ -356,8 +388,11 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEnti
         new: &PasswordHash,
     ) -> Result<bool, StoreError> {
         let c = &self.users;
-        let done = U::update_many()
-            .col_expr(c.hashed_password, Expr::value(new.0.clone()))
+        let mut update = U::update_many().col_expr(c.hashed_password, Expr::value(new.0.clone()));
+        if let Some(times) = &self.times {
+            update = update.col_expr(times.updated_at, Expr::val(axum_users::now_unix()));
+        }
+        let done = update
             .filter(c.id.eq(id.clone()))
             .filter(c.hashed_password.eq(expected.0.clone()))
             .exec(&self.db)
@@ -395,6 +430,7 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEnti
             .exec(&txn)
             .await
             .map_err(store_error)?;
+        self.delete_second_factors(&txn, id, true).await?;
         let done = U::delete_many()
             .filter(self.users.id.eq(id.clone()))
             .exec(&txn)
@@ -407,15 +443,32 @@ impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEnti
     fn session_store(&self) -> Option<SessionStoreRef<U::Id, U::Fields>> {
         Some(std::sync::Arc::new(self.clone()))
     }
+
+    fn directory(&self) -> Option<axum_users::UserDirectoryRef<U::Id, U::Fields>> {
+        self.times.is_some().then(|| {
+            let directory: axum_users::UserDirectoryRef<U::Id, U::Fields> =
+                std::sync::Arc::new(self.clone());
+            directory
+        })
+    }
+
+    fn audit_store(&self) -> Option<axum_users::AuditStoreRef> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
+
+    fn mfa_store(&self) -> Option<axum_users::MfaStoreRef<U::Id>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
 }
 
-impl<U, O, T, S, R> OAuthAccountStore for SeaOrmStore<U, O, T, S, R>
+impl<U, O, T, S, R, M> OAuthAccountStore for SeaOrmStore<U, O, T, S, R, M>
 where
     U: UserEntity + Related<O>,
     O: StoreEntity,
     T: StoreEntity,
     S: StoreEntity,
     R: StoreEntity,
+    M: MfaEntities,
 {
     async fn get_by_oauth_account(
         &self,
@@ -537,13 +590,14 @@ where
     }
 }
 
-impl<U, O, T, S, R> SeaOrmStore<U, O, T, S, R>
+impl<U, O, T, S, R, M> SeaOrmStore<U, O, T, S, R, M>
 where
     U: UserEntity,
     O: StoreEntity,
     T: StoreEntity,
     S: StoreEntity,
     R: StoreEntity,
+    M: MfaEntities,
 {
     /// Stores an access token hash, of a session or of none.
     async fn insert_token(
@@ -602,8 +656,8 @@ where
     }
 }
 
-impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity> AccessTokenStore
-    for SeaOrmStore<U, O, T, S, R>
+impl<U: UserEntity, O: StoreEntity, T: StoreEntity, S: StoreEntity, R: StoreEntity, M: MfaEntities>
+    AccessTokenStore for SeaOrmStore<U, O, T, S, R, M>
 {
     type Id = U::Id;
 

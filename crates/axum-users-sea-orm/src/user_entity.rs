@@ -47,3 +47,20 @@ pub trait UserEntity: StoreEntity {
     /// Writes the fields into an active model (an insert or an update of the user).
     fn set_fields(active: &mut Self::ActiveModel, fields: &Self::Fields);
 }
+
+/// The entities of second factors, as one type parameter of the store: the base
+/// [`crate::entity::Mfa`] (UUID keys, the default), [`crate::entity::integer::Mfa`], or a
+/// marker type of the application's naming its own three entities (their `user_id` pointing
+/// at its user table).
+///
+/// The store reads and writes, by name: `user_id`, `sealed_secret`, `confirmed`, `last_step`,
+/// `created_at` on `Totp` (keyed by `user_id`); `code_hash`, `user_id` on `RecoveryCode`;
+/// `token_hash`, `user_id`, `backend`, `method`, `expires_at`, `failures` on `Challenge`.
+pub trait MfaEntities: Send + Sync + 'static {
+    /// A user's TOTP factor.
+    type Totp: StoreEntity;
+    /// A user's unused recovery codes (keyed hashes).
+    type RecoveryCode: StoreEntity;
+    /// Sign-ins waiting for their second factor.
+    type Challenge: StoreEntity;
+}

@@ -199,6 +199,22 @@ impl UserQuery {
             .filter(|q| !q.is_empty())
     }
 
+    /// The `q` filter as a `LIKE` pattern with `!` as the escape character (`... LIKE ?
+    /// ESCAPE '!'`): `%q%` with `%`, `_` and `!` escaped, so that they match themselves.
+    pub fn contains_pattern(&self) -> Option<String> {
+        let q = self.needle()?;
+        let mut pattern = String::with_capacity(q.len() + 2);
+        pattern.push('%');
+        for c in q.chars() {
+            if matches!(c, '%' | '_' | '!') {
+                pattern.push('!');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        Some(pattern)
+    }
+
     /// Whether a user with `times` passes every filter: what a store's query says in SQL.
     pub fn matches<Id, F>(&self, user: &User<Id, F>, times: &UserTimes) -> bool {
         let flag = |want: Option<bool>, have: bool| want.is_none_or(|w| w == have);
@@ -219,6 +235,24 @@ pub struct UserPage<Id, F> {
     pub items: Vec<(User<Id, F>, UserTimes)>,
     /// Where the next page starts; `None` on the last page.
     pub next_cursor: Option<UserCursor>,
+}
+
+impl<Id: UserId, F> UserPage<Id, F> {
+    /// The page of `query` from the rows a store read in its order, up to
+    /// [`UserQuery::page_size`] + 1: the extra row only says that a next page exists.
+    pub fn from_rows(mut rows: Vec<(User<Id, F>, UserTimes)>, query: &UserQuery) -> Self {
+        let size = query.page_size() as usize;
+        let more = rows.len() > size;
+        rows.truncate(size);
+        let next_cursor = more
+            .then(|| rows.last())
+            .flatten()
+            .map(|(user, times)| UserCursor::after(query.sort, user, times));
+        Self {
+            items: rows,
+            next_cursor,
+        }
+    }
 }
 
 /// A shared handle on a [`UserDirectory`].
@@ -371,6 +405,56 @@ mod tests {
         };
         let long = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&long).unwrap());
         assert_eq!(UserCursor::decode(&long, UserSort::Email), None);
+    }
+
+    #[test]
+    fn the_contains_pattern_escapes_the_wildcards() {
+        let query = |q: &str| UserQuery {
+            q: Some(q.into()),
+            ..UserQuery::default()
+        };
+        assert_eq!(
+            query("A_b%c!d").contains_pattern().as_deref(),
+            Some("%a!_b!%c!!d%")
+        );
+        assert_eq!(query("ada").contains_pattern().as_deref(), Some("%ada%"));
+        assert_eq!(query("").contains_pattern(), None);
+    }
+
+    #[test]
+    fn a_page_keeps_its_size_and_a_cursor_only_when_a_row_is_left() {
+        let user = |n: i64| {
+            let user = User {
+                id: n,
+                email: format!("u{n}@example.com"),
+                hashed_password: PasswordHash::unusable(),
+                is_active: true,
+                is_superuser: false,
+                is_verified: false,
+                email_epoch: 0,
+                fields: crate::NoFields {},
+            };
+            let times = UserTimes {
+                created_at: 100 + n,
+                ..UserTimes::default()
+            };
+            (user, times)
+        };
+        let query = UserQuery {
+            limit: 2,
+            ..UserQuery::default()
+        };
+        let page = UserPage::from_rows((1..=3).map(user).collect(), &query);
+        assert_eq!(page.items.len(), 2);
+        assert_eq!(
+            page.next_cursor,
+            Some(UserCursor::CreatedAt {
+                at: 102,
+                id: "2".into()
+            })
+        );
+        let last = UserPage::from_rows((1..=2).map(user).collect(), &query);
+        assert_eq!((last.items.len(), last.next_cursor), (2, None));
     }
 
     #[test]

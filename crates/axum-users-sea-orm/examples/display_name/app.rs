@@ -1,7 +1,8 @@
 //! The application: its own user entity with a `display_name` column, the OAuth account entity
 //! pointed at it, the base schema plus one migration of its own, and the axum-users API with
-//! sessions (refresh tokens, the list of devices) and reset and verification mail queued in the
-//! database's outbox.
+//! sessions (refresh tokens, the list of devices), second factors (TOTP, recovery codes), the
+//! admin listing and the audit log, and reset and verification mail queued in the database's
+//! outbox.
 
 use axum_users::{Argon2Params, AxumUsers, MailSeal, Secret, User, UserFields, UserHooks};
 use axum_users_mail::{
@@ -32,6 +33,11 @@ pub mod user {
         pub is_verified: bool,
         /// Counts e-mail changes (the base schema's second migration adds it).
         pub email_epoch: i64,
+        /// The users' times (the base schema's sixth migration adds them): with them the
+        /// store serves `GET /users` and the superuser's view shows them.
+        pub created_at: i64,
+        pub updated_at: i64,
+        pub last_login_at: Option<i64>,
         /// The application's own column.
         pub display_name: Option<String>,
         #[sea_orm(has_many)]

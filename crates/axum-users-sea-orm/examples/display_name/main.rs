@@ -8,8 +8,10 @@
 //! ```
 //!
 //! Sign-ins return a refresh token (`POST /auth/jwt/refresh`), `GET /users/me/sessions` lists
-//! the signed-in devices, and `POST /auth/forgot-password` queues the reset mail in the
-//! database, which a worker prints (token redacted).
+//! the signed-in devices, `POST /users/me/mfa/totp` enrols a second factor,
+//! `GET /users/me/security-events` shows the audit log, a superuser lists users with
+//! `GET /users`, and `POST /auth/forgot-password` queues the reset mail in the database, which
+//! a worker prints (token redacted).
 //!
 //! `APP_DATABASE_URL` (default `sqlite://display_name.db?mode=rwc`) and `APP_ADDR` (default
 //! `127.0.0.1:3000`) change where it keeps data and listens.

@@ -1,6 +1,8 @@
-//! The base entities: `user`, `oauth_account`, `access_token`, `session` and
-//! `session_rotated_token`, with UUID keys (the default, these modules) or integer
-//! auto-increment keys ([`integer`]); and `mail_outbox`, which names no user.
+//! The base entities: `user`, `oauth_account`, `access_token`, `session`,
+//! `session_rotated_token` and the second factors' `mfa_totp`, `mfa_recovery_code` and
+//! `mfa_challenge` (bundled as [`Mfa`]), with UUID keys (the default, these modules) or
+//! integer auto-increment keys ([`integer`]); and `mail_outbox`, `audit_event` and
+//! `webhook_outbox`, which name no user by a foreign key.
 //!
 //! Use them as they are, or copy one into your crate and add columns (see `docs/sea-orm.md`):
 //! the store finds the columns it needs by name, so an entity of your own works as long as it
@@ -40,6 +42,12 @@ macro_rules! base_entities {
                 pub is_verified: bool,
                 /// Counts the user's e-mail changes; verification tokens are bound to it.
                 pub email_epoch: i64,
+                /// When the row was inserted, Unix seconds (the listing's order, with `id`).
+                pub created_at: i64,
+                /// When a column of the row last changed, Unix seconds.
+                pub updated_at: i64,
+                /// The last successful sign-in, Unix seconds; `None` before the first.
+                pub last_login_at: Option<i64>,
                 /// The back-relation of `oauth_account.user`.
                 #[sea_orm(has_many)]
                 pub oauth_accounts: HasMany<super::oauth_account::Entity>,
@@ -225,6 +233,114 @@ macro_rules! base_entities {
 
             impl ActiveModelBehavior for ActiveModel {}
         }
+
+        /// A user's TOTP factor: the secret sealed by the manager (never in clear), whether a
+        /// code confirmed it, and the last step accepted (the replay guard); removed with the
+        /// user.
+        pub mod mfa_totp {
+            use sea_orm::entity::prelude::*;
+
+            /// A row of the `mfa_totp` table.
+            #[sea_orm::model]
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = "mfa_totp")]
+            pub struct Model {
+                /// The user: one factor each.
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub user_id: $id,
+                /// The shared secret, sealed with its own sub-key of the server secret.
+                #[sea_orm(column_type = "String(StringLen::N(512))")]
+                pub sealed_secret: String,
+                /// Whether a code confirmed the enrolment.
+                pub confirmed: bool,
+                /// The last 30-second step whose code was accepted.
+                pub last_step: Option<i64>,
+                /// When the enrolment began, Unix seconds.
+                pub created_at: i64,
+                /// The owner: relation `user`, foreign key `user_id`.
+                #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
+                pub user: BelongsTo<super::user::Entity>,
+            }
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+
+        /// A user's unused recovery codes, as keyed hashes (HMAC under their own sub-key);
+        /// a used code is deleted. Removed with the user.
+        pub mod mfa_recovery_code {
+            use sea_orm::entity::prelude::*;
+
+            /// A row of the `mfa_recovery_code` table.
+            #[sea_orm::model]
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = "mfa_recovery_code")]
+            pub struct Model {
+                /// The code's keyed hash.
+                #[sea_orm(
+                    primary_key,
+                    auto_increment = false,
+                    column_type = "String(StringLen::N(64))"
+                )]
+                pub code_hash: String,
+                /// The user it belongs to.
+                #[sea_orm(indexed)]
+                pub user_id: $id,
+                /// The owner: relation `user`, foreign key `user_id`.
+                #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
+                pub user: BelongsTo<super::user::Entity>,
+            }
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+
+        /// Sign-ins waiting for their second factor, under the keyed hash of their mfa token
+        /// (never the token); minutes long, pruned when new ones come, removed with the user.
+        pub mod mfa_challenge {
+            use sea_orm::entity::prelude::*;
+
+            /// A row of the `mfa_challenge` table.
+            #[sea_orm::model]
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = "mfa_challenge")]
+            pub struct Model {
+                /// The mfa token's keyed hash.
+                #[sea_orm(
+                    primary_key,
+                    auto_increment = false,
+                    column_type = "String(StringLen::N(64))"
+                )]
+                pub token_hash: String,
+                /// Who is signing in.
+                #[sea_orm(indexed)]
+                pub user_id: $id,
+                /// The backend the sign-in began on.
+                #[sea_orm(column_type = "String(StringLen::N(64))")]
+                pub backend: String,
+                /// How the first step was made (`password`, `oauth:github`).
+                #[sea_orm(column_type = "String(StringLen::N(128))")]
+                pub method: String,
+                /// When the token dies, Unix seconds.
+                #[sea_orm(indexed)]
+                pub expires_at: i64,
+                /// Wrong codes given with this token so far.
+                pub failures: i64,
+                /// The owner: relation `user`, foreign key `user_id`.
+                #[sea_orm(belongs_to, from = "user_id", to = "id", on_delete = "Cascade")]
+                pub user: BelongsTo<super::user::Entity>,
+            }
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+
+        /// The three second-factor entities of this key type, as the store's `M` parameter.
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct Mfa;
+
+        impl crate::MfaEntities for Mfa {
+            type Totp = mfa_totp::Entity;
+            type RecoveryCode = mfa_recovery_code::Entity;
+            type Challenge = mfa_challenge::Entity;
+        }
     };
 }
 
@@ -272,6 +388,104 @@ pub mod mail_outbox {
         #[sea_orm(column_type = "Text", nullable)]
         pub last_error: Option<String>,
         /// When it was queued, Unix seconds.
+        pub created_at: i64,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The audit log: one append-only row per act that matters to an account's security (see
+/// `docs/admin.md`); never a secret. No foreign key: a record outlives its user (the deletion
+/// is itself recorded), so both key types share it, the ids as text.
+pub mod audit_event {
+    use sea_orm::entity::prelude::*;
+
+    /// A row of the `audit_event` table.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_event")]
+    pub struct Model {
+        /// A random id, 32 hex characters.
+        #[sea_orm(
+            primary_key,
+            auto_increment = false,
+            column_type = "String(StringLen::N(32))"
+        )]
+        pub id: String,
+        /// When, Unix seconds.
+        pub created_at: i64,
+        /// The type string, e.g. `login.failed`.
+        #[sea_orm(column_type = "String(StringLen::N(64))")]
+        pub event_type: String,
+        /// Whose account, as text.
+        #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+        pub user_id: Option<String>,
+        /// Who acted, when not the user (a superuser's id).
+        #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+        pub actor_id: Option<String>,
+        /// The client's address.
+        #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+        pub ip: Option<String>,
+        /// The client's `User-Agent` (at most 256 characters).
+        #[sea_orm(column_type = "String(StringLen::N(256))", nullable)]
+        pub user_agent: Option<String>,
+        /// `success` or `failure`.
+        #[sea_orm(column_type = "String(StringLen::N(16))")]
+        pub outcome: String,
+        /// Why a sign-in failed or a session ended.
+        #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+        pub reason: Option<String>,
+        /// The sign-in method or the provider.
+        #[sea_orm(column_type = "String(StringLen::N(200))", nullable)]
+        pub detail: Option<String>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Webhook deliveries of audit events: an outbox like the mail's (the same claim and lease
+/// columns), queued in the audit row's transaction. The id is `msg_<event id>_<endpoint>`, so
+/// one event is queued at most once per endpoint. No foreign key: a delivery outlives its user.
+pub mod webhook_outbox {
+    use sea_orm::entity::prelude::*;
+
+    /// A row of the `webhook_outbox` table.
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_outbox")]
+    pub struct Model {
+        /// `msg_<event id>_<endpoint>`: the `webhook-id`, the same at every attempt.
+        #[sea_orm(
+            primary_key,
+            auto_increment = false,
+            column_type = "String(StringLen::N(96))"
+        )]
+        pub id: String,
+        /// The endpoint's name.
+        #[sea_orm(column_type = "String(StringLen::N(64))")]
+        pub endpoint: String,
+        /// The event type.
+        #[sea_orm(column_type = "String(StringLen::N(64))")]
+        pub event_type: String,
+        /// The JSON body (no secret in it).
+        #[sea_orm(column_type = "Text")]
+        pub payload: String,
+        /// `pending` or `failed`.
+        #[sea_orm(column_type = "String(StringLen::N(16))")]
+        pub status: String,
+        /// Attempts made so far.
+        pub attempts: i64,
+        /// Earliest time of the next attempt, Unix seconds.
+        pub next_attempt_at: i64,
+        /// Until when a worker holds it, Unix seconds (0: nobody).
+        pub locked_until: i64,
+        /// The worker holding it.
+        #[sea_orm(column_type = "String(StringLen::N(64))", nullable)]
+        pub locked_by: Option<String>,
+        /// The last failure (a status line, never the body).
+        #[sea_orm(column_type = "Text", nullable)]
+        pub last_error: Option<String>,
+        /// When the event happened, Unix seconds.
         pub created_at: i64,
     }
 

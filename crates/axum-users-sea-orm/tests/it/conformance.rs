@@ -1,4 +1,6 @@
-//! The store conformance suite on the base entities, with UUID and integer keys.
+//! The store conformance suite on the base entities, with UUID and integer keys: users, OAuth
+//! accounts, tokens, sessions, the mail outbox, second factors, the users directory, the audit
+//! log and the webhook deliveries.
 
 use std::time::Duration;
 
@@ -15,8 +17,8 @@ async fn run<M: MigratorTrait>(test: TestDb) -> TestDb {
     assert!(pending.is_empty(), "every migration is applied");
     assert_eq!(
         M::get_applied_migrations(&test.db).await.unwrap().len(),
-        4,
-        "base schema, email_epoch, sessions, mail outbox"
+        7,
+        "base schema, email_epoch, sessions, mail outbox, second factors, times and audit log, webhooks"
     );
     test
 }
@@ -31,7 +33,29 @@ async fn uuid_suite(test: TestDb) {
     testing::concurrent_creates(&store, 50).await;
     testing::concurrent_unlinks(&store, 10).await;
     testing::outbox_store(&store).await;
+    the_rest(&store).await;
     strategies(&store).await;
+}
+
+/// The suites of second factors, the directory, the audit log and webhooks, on any store over
+/// the base entities.
+async fn the_rest<U, O, T, S, R, M>(store: &SeaOrmStore<U, O, T, S, R, M>)
+where
+    U: axum_users_sea_orm::UserEntity<Fields = axum_users::NoFields>,
+    O: axum_users_sea_orm::StoreEntity,
+    T: axum_users_sea_orm::StoreEntity,
+    S: axum_users_sea_orm::StoreEntity,
+    R: axum_users_sea_orm::StoreEntity,
+    M: axum_users_sea_orm::MfaEntities,
+{
+    testing::concurrent_password_replace(store, 20).await;
+    testing::mfa_store(store).await;
+    testing::concurrent_mfa_uses(store, 10).await;
+    testing::user_directory(store).await;
+    testing::audit_store(store).await;
+    testing::outbox_store(&store.webhook_outbox()).await;
+    let routed = store.clone().with_webhooks(testing::conformance_routes());
+    testing::webhook_queueing(&routed, &routed.webhook_outbox(), true).await;
 }
 
 async fn integer_suite(test: TestDb) {
@@ -44,6 +68,7 @@ async fn integer_suite(test: TestDb) {
     testing::concurrent_creates(&store, 50).await;
     testing::concurrent_unlinks(&store, 10).await;
     testing::outbox_store(&store).await;
+    the_rest(&store).await;
     let first = store
         .create(testing::new_user::<IntegerStore>(&testing::unique_email()))
         .await

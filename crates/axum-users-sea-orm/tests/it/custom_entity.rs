@@ -1,11 +1,13 @@
 //! An application's own entities: a user entity named `member` with a `display_name` column,
 //! an OAuth account entity whose `user` relation points at it, a token entity, session
-//! entities (one with a column of the application's own), and a schema made from those
-//! entities. The conformance suite passes on them, and the extra column is the application's
-//! `UserFields` (the example application's `Profile`).
+//! entities (one with a column of the application's own), second-factor entities, and a
+//! schema made from those entities and the base audit log's. The conformance suite passes on
+//! them, and the extra column is the application's `UserFields` (the example application's
+//! `Profile`).
 
 use axum_users::{UserChanges, UserStore, testing};
-use axum_users_sea_orm::{SeaOrmStore, SetupError, UserEntity};
+use axum_users_sea_orm::entity::audit_event;
+use axum_users_sea_orm::{MfaEntities, SeaOrmStore, SetupError, UserEntity};
 use sea_orm::{ConnectionTrait, EntityName, Schema};
 
 use crate::databases::{self, TestDb};
@@ -153,6 +155,93 @@ mod member_rotated_token {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The second factors of members: entities of the application's own, their `user_id`
+/// pointing at `member`.
+mod member_totp {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member_totp")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: Uuid,
+        pub sealed_secret: String,
+        pub confirmed: bool,
+        pub last_step: Option<i64>,
+        pub created_at: i64,
+        #[sea_orm(
+            belongs_to,
+            relation_enum = "User",
+            from = "user_id",
+            to = "id",
+            on_delete = "Cascade"
+        )]
+        pub user: BelongsTo<super::member::Entity>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+mod member_recovery_code {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member_recovery_code")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub code_hash: String,
+        pub user_id: Uuid,
+        #[sea_orm(
+            belongs_to,
+            relation_enum = "User",
+            from = "user_id",
+            to = "id",
+            on_delete = "Cascade"
+        )]
+        pub user: BelongsTo<super::member::Entity>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+mod member_challenge {
+    use sea_orm::entity::prelude::*;
+
+    #[sea_orm::model]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member_challenge")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub token_hash: String,
+        pub user_id: Uuid,
+        pub backend: String,
+        pub method: String,
+        pub expires_at: i64,
+        pub failures: i64,
+        #[sea_orm(
+            belongs_to,
+            relation_enum = "User",
+            from = "user_id",
+            to = "id",
+            on_delete = "Cascade"
+        )]
+        pub user: BelongsTo<super::member::Entity>,
+    }
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The three, as the store's `M` parameter.
+struct MemberMfa;
+
+impl MfaEntities for MemberMfa {
+    type Totp = member_totp::Entity;
+    type RecoveryCode = member_recovery_code::Entity;
+    type Challenge = member_challenge::Entity;
+}
+
 /// A user entity that lost a column the store needs.
 mod legacy_user {
     use sea_orm::entity::prelude::*;
@@ -207,12 +296,17 @@ type MemberStore = SeaOrmStore<
     member_token::Entity,
     member_session::Entity,
     member_rotated_token::Entity,
+    MemberMfa,
 >;
 
 /// Drops what an earlier run left, then creates the tables from the entities.
 async fn create_schema(test: &TestDb) {
     let db = &test.db;
     for table in [
+        audit_event::Entity.table_name(),
+        member_challenge::Entity.table_name(),
+        member_recovery_code::Entity.table_name(),
+        member_totp::Entity.table_name(),
         member_rotated_token::Entity.table_name(),
         member_token::Entity.table_name(),
         member_session::Entity.table_name(),
@@ -239,6 +333,18 @@ async fn create_schema(test: &TestDb) {
     db.execute(&schema.create_table_from_entity(member_rotated_token::Entity))
         .await
         .unwrap();
+    db.execute(&schema.create_table_from_entity(member_totp::Entity))
+        .await
+        .unwrap();
+    db.execute(&schema.create_table_from_entity(member_recovery_code::Entity))
+        .await
+        .unwrap();
+    db.execute(&schema.create_table_from_entity(member_challenge::Entity))
+        .await
+        .unwrap();
+    db.execute(&schema.create_table_from_entity(audit_event::Entity))
+        .await
+        .unwrap();
     for index in schema.create_index_from_entity(member_oauth_account::Entity) {
         db.execute(&index).await.unwrap();
     }
@@ -263,6 +369,13 @@ async fn member_suite(test: TestDb) {
     testing::session_store(&store, &store).await;
     testing::concurrent_creates(&store, 20).await;
     testing::concurrent_unlinks(&store, 5).await;
+    testing::mfa_store(&store).await;
+    testing::concurrent_mfa_uses(&store, 5).await;
+    testing::audit_store(&store).await;
+    assert!(
+        store.directory().is_none(),
+        "a user entity without created_at/updated_at/last_login_at has no directory"
+    );
 
     let mut new = testing::new_user::<MemberStore>(&testing::unique_email());
     new.fields.display_name = Some("Ada".into());

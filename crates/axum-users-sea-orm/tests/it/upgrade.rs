@@ -3,14 +3,19 @@
 //! every user, password hash, flag, custom column, provider link and access token is still
 //! there, with `email_epoch` 0. A database of the last release (migrations 1 and 2) gains the
 //! sessions and the mail outbox in place: its rows stay, its access tokens belong to no session
-//! and still work, and sessions, session tokens and queued mail work on it at once.
+//! and still work, and sessions, session tokens and queued mail work on it at once. A database
+//! of the previous release (migrations 1 to 4) gains second factors, the users' times, the
+//! audit log and the webhook outbox in place: users get the upgrade's time as `created_at` and
+//! their newest session as `last_login_at`, and TOTP, the listing and the log work at once.
 
 use axum_users::{
-    AccessTokenStore, NewOutboxMessage, OAuthAccountStore, OutboxStore, PasswordHash, UserChanges,
-    UserStore, hash_token, now_unix, testing,
+    AccessTokenStore, AuditEvent, AuditQuery, AuditRecord, NewOutboxMessage, OAuthAccountStore,
+    OutboxStore, PasswordHash, UserChanges, UserQuery, UserStore, hash_token, now_unix, testing,
 };
 use axum_users_sea_orm::SeaOrmStore;
-use axum_users_sea_orm::migration::{AddEmailEpoch, CreateBaseSchema, Migrator, MigratorTrait};
+use axum_users_sea_orm::migration::{
+    AddEmailEpoch, AddMailOutbox, AddSessions, CreateBaseSchema, Migrator, MigratorTrait,
+};
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Query, SimpleExpr, Table};
 use sea_orm_migration::MigrationTrait;
@@ -42,6 +47,20 @@ impl MigratorTrait for LastRelease {
     }
 }
 
+/// The base schema as the previous release shipped it: migrations 1 to 4 (sessions, outbox).
+struct PreviousRelease;
+
+impl MigratorTrait for PreviousRelease {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(CreateBaseSchema::<Uuid>::default()),
+            Box::new(AddEmailEpoch),
+            Box::new(AddSessions::<Uuid>::default()),
+            Box::new(AddMailOutbox),
+        ]
+    }
+}
+
 /// The example application as it was: the first base migration, then its own.
 struct FirstReleaseApp;
 
@@ -57,6 +76,11 @@ impl MigratorTrait for FirstReleaseApp {
 /// Drops what an earlier run left.
 async fn clean(test: &TestDb) {
     for table in [
+        "webhook_outbox",
+        "audit_event",
+        "mfa_challenge",
+        "mfa_recovery_code",
+        "mfa_totp",
         "mail_outbox",
         "session_rotated_token",
         "access_token",
@@ -241,8 +265,8 @@ async fn upgrade(test: TestDb) {
             .await
             .unwrap()
             .len(),
-        3,
-        "email_epoch, sessions, mail outbox"
+        6,
+        "email_epoch, sessions, mail outbox, second factors, times and audit log, webhooks"
     );
     Migrator::up(&test.db, None).await.unwrap();
     let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
@@ -271,7 +295,11 @@ async fn upgrade_to_sessions(test: TestDb) {
     LastRelease::up(&test.db, None).await.unwrap();
     let rows = old_rows(&test, None).await;
     let pending = Migrator::get_pending_migrations(&test.db).await.unwrap();
-    assert_eq!(pending.len(), 2, "sessions and the mail outbox");
+    assert_eq!(
+        pending.len(),
+        5,
+        "sessions, the mail outbox, second factors, times and audit log, webhooks"
+    );
     Migrator::up(&test.db, None).await.unwrap();
     let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
     let (ada, _, token) = rows.clone();
@@ -318,6 +346,103 @@ async fn upgrade_to_sessions(test: TestDb) {
         .await
         .unwrap();
     assert_eq!(store.list_outbox(10).await.unwrap().len(), 1);
+}
+
+/// A database of the previous release upgraded to second factors, times, the audit log and
+/// webhooks.
+async fn upgrade_to_second_factors_and_audit(test: TestDb) {
+    clean(&test).await;
+    PreviousRelease::up(&test.db, None).await.unwrap();
+    let rows = old_rows(&test, None).await;
+    let (ada, kim, _) = rows.clone();
+    let session: Vec<SimpleExpr> = vec![
+        "a-session-of-ada".into(),
+        ada.into(),
+        1767225000_i64.into(),
+        1767225000_i64.into(),
+        (now_unix() + 3600).into(),
+        "password".into(),
+        "jwt".into(),
+    ];
+    let columns = [
+        "id",
+        "user_id",
+        "created_at",
+        "last_seen_at",
+        "expires_at",
+        "method",
+        "backend",
+    ];
+    insert(&test, "session", &columns, session).await;
+    let pending = Migrator::get_pending_migrations(&test.db).await.unwrap();
+    assert_eq!(
+        pending.len(),
+        3,
+        "second factors, times and audit log, webhooks"
+    );
+    let before = now_unix();
+    Migrator::up(&test.db, None).await.unwrap();
+    let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
+    check(&store, rows).await;
+
+    // Existing users have times: the upgrade's, and their newest session as the last sign-in.
+    let directory = store.directory().expect("the base user entity has times");
+    let times = directory.user_times(&kim).await.unwrap().unwrap();
+    assert!(times.created_at >= before && times.created_at <= now_unix());
+    assert_eq!(times.last_login_at, None, "Kim never had a session");
+    let times = directory.user_times(&ada).await.unwrap().unwrap();
+    assert_eq!(times.last_login_at, Some(1767225000));
+    let page = directory
+        .list_users(&UserQuery {
+            q: Some("example.com".into()),
+            ..UserQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1, "Kim (Ada moved to lovelace.example)");
+
+    // Second factors, the audit log and webhooks work on the upgraded database.
+    let mfa = store.mfa_store().unwrap();
+    assert!(mfa.begin_totp(&ada, "v1.sealed", now_unix()).await.unwrap());
+    assert!(!mfa.get_totp(&ada).await.unwrap().unwrap().confirmed);
+    let log = store.audit_store().unwrap();
+    let mut record = AuditRecord::new(AuditEvent::Logout);
+    record.user_id = Some(ada.to_string());
+    log.append(&record).await.unwrap();
+    let query = AuditQuery {
+        user_id: Some(ada.to_string()),
+        ..AuditQuery::default()
+    };
+    assert_eq!(log.list_events(&query).await.unwrap().items, vec![record]);
+    let routed = store.clone().with_webhooks(testing::conformance_routes());
+    routed
+        .audit_store()
+        .unwrap()
+        .append(&AuditRecord::new(AuditEvent::Logout))
+        .await
+        .unwrap();
+    assert_eq!(routed.webhook_outbox().depth().await.unwrap(), (1, 0));
+    assert!(store.delete(&ada).await.unwrap());
+    assert_eq!(mfa.get_totp(&ada).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_from_the_previous_release_adds_second_factors_and_the_audit_log() {
+    upgrade_to_second_factors_and_audit(databases::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_from_the_previous_release_adds_second_factors_and_the_audit_log() {
+    if let Some(test) = databases::server("TEST_POSTGRES_URL", "axum_users_seaorm_upgrade4").await {
+        upgrade_to_second_factors_and_audit(test).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_upgrade_from_the_previous_release_adds_second_factors_and_the_audit_log() {
+    if let Some(test) = databases::server("TEST_MYSQL_URL", "axum_users_seaorm_upgrade4").await {
+        upgrade_to_second_factors_and_audit(test).await;
+    }
 }
 
 #[tokio::test]
