@@ -158,11 +158,54 @@ impl Composer {
         let content = self.templates.render(kind, &self.context(to))?;
         Ok(Mail::new(to, content, Secret::new("")))
     }
+
+    /// The notice of a sign-in to the account of `to` from a new device: its address, user
+    /// agent, method and time (Unix seconds, shown in UTC).
+    ///
+    /// # Errors
+    /// [`TemplateError`] when a template fails to render.
+    pub fn new_sign_in(
+        &self,
+        to: &str,
+        ip: &str,
+        user_agent: &str,
+        method: &str,
+        at: i64,
+    ) -> Result<Mail, TemplateError> {
+        let context = self
+            .context(to)
+            .with_device(ip, user_agent, method, utc(at));
+        let content = self.templates.render(MailKind::NewSignIn, &context)?;
+        Ok(Mail::new(to, content, Secret::new("")))
+    }
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+fn utc(at: i64) -> String {
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp(at) else {
+        return format!("{at} (Unix time)");
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_shown_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_780_000_000), "2026-05-28 20:26:40 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
 
     fn composer() -> Composer {
         let link = |p: &str| {

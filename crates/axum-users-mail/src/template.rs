@@ -25,11 +25,13 @@ pub enum MailKind {
     SecondFactorAdded,
     /// The notice that the second factor was removed (by the user or a superuser).
     SecondFactorRemoved,
+    /// The notice of a sign-in from a device the account has not been used from lately.
+    NewSignIn,
 }
 
 impl MailKind {
     /// Every kind, for checking a template folder at start-up.
-    pub const ALL: [MailKind; 7] = [
+    pub const ALL: [MailKind; 8] = [
         MailKind::Verify,
         MailKind::Reset,
         MailKind::EmailChangeConfirm,
@@ -37,11 +39,12 @@ impl MailKind {
         MailKind::PasswordChanged,
         MailKind::SecondFactorAdded,
         MailKind::SecondFactorRemoved,
+        MailKind::NewSignIn,
     ];
 
     /// The templates' base name: `verify`, `reset`, `email_change_confirm`,
     /// `email_change_notice`, `password_changed`, `second_factor_added`,
-    /// `second_factor_removed`.
+    /// `second_factor_removed`, `new_sign_in`.
     pub fn name(self) -> &'static str {
         match self {
             MailKind::Verify => "verify",
@@ -51,6 +54,7 @@ impl MailKind {
             MailKind::PasswordChanged => "password_changed",
             MailKind::SecondFactorAdded => "second_factor_added",
             MailKind::SecondFactorRemoved => "second_factor_removed",
+            MailKind::NewSignIn => "new_sign_in",
         }
     }
 
@@ -81,6 +85,7 @@ impl MailKind {
             MailKind::PasswordChanged => shipped!("password_changed"),
             MailKind::SecondFactorAdded => shipped!("second_factor_added"),
             MailKind::SecondFactorRemoved => shipped!("second_factor_removed"),
+            MailKind::NewSignIn => shipped!("new_sign_in"),
         }
     }
 
@@ -110,6 +115,14 @@ pub struct MailContext {
     pub new_email: String,
     /// How long the link is valid, in hours (0 when there is no link).
     pub valid_hours: u64,
+    /// The new device's address (`new_sign_in`; empty when unknown).
+    pub device_ip: String,
+    /// The new device's `User-Agent` (`new_sign_in`; client-supplied text).
+    pub device_user_agent: String,
+    /// How it signed in (`new_sign_in`: `password`, `oauth:<provider>`, ...).
+    pub sign_in_method: String,
+    /// When it signed in, in UTC (`new_sign_in`, `YYYY-MM-DD HH:MM:SS UTC`).
+    pub sign_in_time: String,
 }
 
 impl MailContext {
@@ -127,6 +140,22 @@ impl MailContext {
     pub fn with_link(mut self, link: impl Into<String>, valid_hours: u64) -> Self {
         self.link = link.into();
         self.valid_hours = valid_hours;
+        self
+    }
+
+    /// With the device of a new sign-in.
+    #[must_use]
+    pub fn with_device(
+        mut self,
+        ip: impl Into<String>,
+        user_agent: impl Into<String>,
+        method: impl Into<String>,
+        time: impl Into<String>,
+    ) -> Self {
+        self.device_ip = ip.into();
+        self.device_user_agent = user_agent.into();
+        self.sign_in_method = method.into();
+        self.sign_in_time = time.into();
         self
     }
 
@@ -228,7 +257,13 @@ impl Templates {
         let templates = Self { env };
         let sample = MailContext::new("App", "user@example.com")
             .with_link("https://app.example.com/x?token=t", 1)
-            .with_change("old@example.com", "new@example.com");
+            .with_change("old@example.com", "new@example.com")
+            .with_device(
+                "192.0.2.1",
+                "Agent/1.0",
+                "password",
+                "2026-01-01 00:00:00 UTC",
+            );
         for kind in MailKind::ALL {
             templates.render(kind, &sample)?;
         }

@@ -1,7 +1,7 @@
 //! The server's hooks: mail for reset and verification links (the password policy is the
 //! library's, configured in `abuse.rs`).
 
-use axum_users::{NoFields, SecondFactorChange, User, UserHooks};
+use axum_users::{NewDevice, NoFields, SecondFactorChange, User, UserHooks};
 use axum_users_mail::{Composer, Mail, Outbox, TemplateError};
 use http::request::Parts;
 use serde_json::Value;
@@ -66,6 +66,9 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
     }
 
     async fn on_second_factor_changed(&self, user: &User, change: SecondFactorChange) {
+        if !self.notices.second_factor {
+            return;
+        }
         let added = change == SecondFactorChange::Added;
         let kind = if added {
             "second_factor_added"
@@ -77,6 +80,19 @@ impl UserHooks<Uuid, NoFields> for ServerHooks {
             self.composer.second_factor_changed(&user.email, added),
         )
         .await;
+    }
+
+    async fn on_new_device(&self, user: &User, device: &NewDevice) {
+        if self.notices.new_device {
+            let notice = self.composer.new_sign_in(
+                &user.email,
+                device.ip.as_deref().unwrap_or(""),
+                device.user_agent.as_deref().unwrap_or(""),
+                &device.method,
+                device.at,
+            );
+            self.queue("new_sign_in", notice).await;
+        }
     }
 
     async fn on_after_reset_password(&self, user: &User, _request: Option<&Parts>) {

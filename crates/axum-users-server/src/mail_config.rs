@@ -112,6 +112,24 @@ pub(crate) struct MailKeys {
         value_name = "BOOL"
     )]
     notify_email_changed: Option<bool>,
+    /// true: a notice to the user's address when a second factor is added to or removed from their account [default: true]
+    #[arg(
+        id = "mail.notify_second_factor",
+        long = "mail-notify-second-factor",
+        global = true,
+        env = "AXUM_USERS_MAIL_NOTIFY_SECOND_FACTOR",
+        value_name = "BOOL"
+    )]
+    notify_second_factor: Option<bool>,
+    /// true: a notice to the user's address when they sign in from a device (user agent) none of their live sessions has, once they had signed in before [default: true]
+    #[arg(
+        id = "mail.notify_new_device",
+        long = "mail-notify-new-device",
+        global = true,
+        env = "AXUM_USERS_MAIL_NOTIFY_NEW_DEVICE",
+        value_name = "BOOL"
+    )]
+    notify_new_device: Option<bool>,
     /// Link of the e-mail change confirmation, with {token} [default: <frontend_url>/confirm-email-change?token={token}; without a frontend_url and with the pages on: <public_url><ui_prefix>/confirm-email-change?token={token}]
     #[arg(
         id = "mail.email_change_url",
@@ -145,14 +163,17 @@ pub(crate) struct MailSettings {
 }
 
 /// The security notices, each toggleable: a notice goes to the account's address (the old one
-/// for an e-mail change) so that a takeover does not go unnoticed. The second-factor and
-/// new-device notices join here, with their own keys, when those events exist.
+/// for an e-mail change) so that a takeover does not go unnoticed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Notices {
     /// After a password change (`PATCH` with a password) or a reset.
     pub(crate) password_changed: bool,
     /// To the old address, when a change of address is requested and when it is applied.
     pub(crate) email_changed: bool,
+    /// When a second factor is added or removed (by the user or a superuser).
+    pub(crate) second_factor: bool,
+    /// After a sign-in from a device none of the user's live sessions has.
+    pub(crate) new_device: bool,
 }
 
 impl Default for Notices {
@@ -160,6 +181,8 @@ impl Default for Notices {
         Self {
             password_changed: true,
             email_changed: true,
+            second_factor: true,
+            new_device: true,
         }
     }
 }
@@ -266,6 +289,8 @@ impl MailSettings {
             notices: Notices {
                 password_changed: keys.notify_password_changed.unwrap_or(true),
                 email_changed: keys.notify_email_changed.unwrap_or(true),
+                second_factor: keys.notify_second_factor.unwrap_or(true),
+                new_device: keys.notify_new_device.unwrap_or(true),
             },
         })
     }

@@ -261,6 +261,18 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
         async {}
     }
 
+    /// After a sign-in from a device the account has not been used from lately (see
+    /// [`NewDevice`]), e.g. to tell the user by mail: the server queues the `new_sign_in`
+    /// notice. Called before the sign-in is answered.
+    fn on_new_device(
+        &self,
+        user: &User<Id, F>,
+        device: &NewDevice,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (user, device);
+        async {}
+    }
+
     /// After a session ended before its time (every token of it stops working), e.g. to alert
     /// the user when `reason` is [`crate::RevokeReason::ReuseDetected`].
     fn on_session_revoked(
@@ -297,6 +309,22 @@ pub enum SecondFactorChange {
     Removed,
     /// A superuser removed the user's factors (`DELETE /users/{id}/mfa`).
     RemovedBySuperuser,
+}
+
+/// A sign-in whose user agent none of the user's live sessions has, by a user who had signed
+/// in before (the first sign-in after registering is not news), for
+/// [`UserHooks::on_new_device`]. Only stores that keep sessions can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewDevice {
+    /// The client's address, as the session records it.
+    pub ip: Option<String>,
+    /// The client's `User-Agent` (cut to the session's limit); client-supplied text.
+    pub user_agent: Option<String>,
+    /// How it signed in (`password`, `oauth:<provider>`, ...).
+    pub method: String,
+    /// When, in Unix seconds.
+    pub at: i64,
 }
 
 /// How a user signs in.

@@ -200,7 +200,7 @@ pub use error::{ApiError, ValidationIssue};
 pub use error_code::ErrorCode;
 pub use extract::{ActiveUser, CurrentUser, MaybeUser, Superuser, UsersState, VerifiedUser};
 pub use hooks::{
-    InvalidPassword, LoginAttempt, LoginRefused, NoHooks, PasswordOwner, SecondFactor,
+    InvalidPassword, LoginAttempt, LoginRefused, NewDevice, NoHooks, PasswordOwner, SecondFactor,
     SecondFactorChange, SecurityEvent, SignInMethod, UserHooks,
 };
 pub use limits::{

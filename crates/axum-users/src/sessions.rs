@@ -336,9 +336,10 @@ where
                 rotated_at: None,
             },
         };
+        let live = sessions.list_sessions(&user.id, now).await?;
+        let new_device = self.new_device(user, &session, &live).await;
         sessions.create_session(&session).await?;
-        self.evict_oldest_sessions(&user.id, &session.id, now)
-            .await?;
+        self.evict_oldest_sessions(&user.id, &live).await?;
         let mut token = backend
             .strategy
             .write_session_token_until(&user.id, &session.id, session.expires_at)
@@ -346,7 +347,34 @@ where
         token.refresh_token = refresh.map(Secret::new);
         token.session_id = Some(session.id);
         token.session_expires_at = Some(session.expires_at);
+        if let Some(device) = &new_device {
+            self.hooks().on_new_device(user, device).await;
+        }
         Ok(token)
+    }
+
+    /// The new session as a [`crate::NewDevice`], when none of the user's `live` sessions has
+    /// its user agent and the user had signed in before (live sessions, or `last_login_at`).
+    async fn new_device(
+        &self,
+        user: &UserOf<S>,
+        session: &crate::Session<S::Id>,
+        live: &[crate::Session<S::Id>],
+    ) -> Option<crate::NewDevice> {
+        if live.iter().any(|s| s.user_agent == session.user_agent) {
+            return None;
+        }
+        let signed_in_before = !live.is_empty()
+            || matches!(
+                self.user_times(&user.id).await,
+                Ok(Some(times)) if times.last_login_at.is_some()
+            );
+        signed_in_before.then(|| crate::NewDevice {
+            ip: session.ip.clone(),
+            user_agent: session.user_agent.clone(),
+            method: session.method.clone(),
+            at: session.created_at,
+        })
     }
 
     /// Ends the session a token belongs to, if any (logout).
@@ -524,17 +552,11 @@ where
     async fn evict_oldest_sessions(
         &self,
         user_id: &S::Id,
-        new: &str,
-        now: i64,
+        others: &[crate::Session<S::Id>],
     ) -> Result<(), ManagerError> {
-        let Some(sessions) = self.sessions() else {
-            return Ok(());
-        };
         let max = self.session_settings().max_sessions_per_user.max(1);
-        let live = sessions.list_sessions(user_id, now).await?;
-        // Newest first; the new session stays whatever its place among those of its second.
-        let others = live.iter().filter(|s| s.id != new);
-        for old in others.skip(max - 1) {
+        // `others`: the live sessions before the new one, newest first.
+        for old in others.iter().skip(max - 1) {
             self.revoke_session(user_id, &old.id, RevokeReason::TooManySessions)
                 .await?;
         }

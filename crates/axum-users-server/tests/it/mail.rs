@@ -485,3 +485,104 @@ async fn templates_from_the_folder_replace_the_shipped_ones_and_a_broken_one_sto
         "{text}"
     );
 }
+
+/// A password sign-in on the JWT backend with this `User-Agent` (none: no header).
+async fn login_as(s: &Server, email: &str, password: &str, agent: Option<&str>) -> String {
+    let mut r = client()
+        .post(s.url("/auth/jwt/login"))
+        .form(&[("username", email), ("password", password)]);
+    if let Some(agent) = agent {
+        r = r.header("user-agent", agent);
+    }
+    let (status, body) = read(r.send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_sign_in_from_a_new_device_is_notified_over_smtp_unless_turned_off() {
+    if !smtp_harness_available(
+        "a_sign_in_from_a_new_device_is_notified_over_smtp_unless_turned_off",
+    ) {
+        return;
+    }
+    let spool = tempfile::tempdir().unwrap();
+    let relay = SmtpHarness::start(spool.path(), &HarnessOptions::default(), None);
+    let mailer = format!("smtp://127.0.0.1:{}", relay.port());
+    let base = [
+        ("AXUM_USERS_MAILER", mailer.as_str()),
+        ("AXUM_USERS_MAIL_FROM", "no-reply@example.com"),
+    ];
+    let mut env = base.to_vec();
+    env.push(("AXUM_USERS_MAIL_NOTIFY_NEW_DEVICE", "true"));
+    let s = Server::start_with(&env);
+    register(&s, "nd@example.com", "new-device-phrase1").await;
+    let notices = |relay: &SmtpHarness| -> Vec<String> {
+        relay
+            .received()
+            .iter()
+            .filter_map(|m| MessageParser::default().parse(&m.raw))
+            .filter(|m| m.subject().is_some_and(|s| s.starts_with("New sign-in")))
+            .map(|m| m.body_text(0).unwrap().into_owned())
+            .collect()
+    };
+    let phone = Some("Phone/1.0");
+    login_as(&s, "nd@example.com", "new-device-phrase1", phone).await;
+    login_as(&s, "nd@example.com", "new-device-phrase1", phone).await;
+    // A sign-in answers after its notice is queued; give the worker time to send anything.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        notices(&relay).is_empty(),
+        "the first sign-in, then the same device again: nothing new"
+    );
+
+    let token = login_as(&s, "nd@example.com", "new-device-phrase1", Some("Evil/6.6")).await;
+    let got = relay.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(got[0].meta["rcpt_tos"][0], "nd@example.com");
+    let text = &notices(&relay)[0];
+    assert!(text.contains("Evil/6.6"), "the device: {text}");
+    assert!(text.contains("password"), "the method: {text}");
+    assert!(text.contains("127.0.0.1"), "the address: {text}");
+
+    // Signed out everywhere, the same person comes back on another device: still news.
+    let r = client()
+        .delete(s.url("/users/me/sessions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = client()
+        .post(s.url("/auth/jwt/logout"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    login_as(
+        &s,
+        "nd@example.com",
+        "new-device-phrase1",
+        Some("Tablet/2.0"),
+    )
+    .await;
+    relay.wait_for(2, Duration::from_secs(20)).await;
+    assert!(notices(&relay)[1].contains("Tablet/2.0"));
+    drop(s);
+
+    // Turned off: a new device says nothing.
+    let mut quiet = base.to_vec();
+    quiet.push(("AXUM_USERS_MAIL_NOTIFY_NEW_DEVICE", "false"));
+    let s = Server::start_with(&quiet);
+    register(&s, "nd2@example.com", "new-device-phrase1").await;
+    login_as(&s, "nd2@example.com", "new-device-phrase1", phone).await;
+    login_as(
+        &s,
+        "nd2@example.com",
+        "new-device-phrase1",
+        Some("Evil/6.6"),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(notices(&relay).len(), 2, "no notice when turned off");
+}

@@ -50,6 +50,7 @@ pub fn test_env(dir: &Path) -> Vec<(String, String)> {
             "AXUM_USERS_MAIL_NOTIFY_PASSWORD_CHANGED",
             "false".to_owned(),
         ),
+        ("AXUM_USERS_MAIL_NOTIFY_NEW_DEVICE", "false".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
