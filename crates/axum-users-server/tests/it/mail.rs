@@ -586,3 +586,137 @@ async fn a_sign_in_from_a_new_device_is_notified_over_smtp_unless_turned_off() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(notices(&relay).len(), 2, "no notice when turned off");
 }
+
+#[tokio::test]
+async fn every_message_arrives_over_smtp_as_valid_mime() {
+    use crate::mfa::{call, code};
+    use reqwest::Method;
+    if !smtp_harness_available("every_message_arrives_over_smtp_as_valid_mime") {
+        return;
+    }
+    let spool = tempfile::tempdir().unwrap();
+    let relay = SmtpHarness::start(spool.path(), &HarnessOptions::default(), None);
+    let mailer = format!("smtp://127.0.0.1:{}", relay.port());
+    let s = Server::start_with(&[
+        ("AXUM_USERS_MAILER", mailer.as_str()),
+        ("AXUM_USERS_MAIL_FROM", "Acme Café <no-reply@example.com>"),
+        ("AXUM_USERS_APP_NAME", "Acme Café"),
+        ("AXUM_USERS_SEND_VERIFICATION_ON_REGISTER", "true"),
+        ("AXUM_USERS_MAIL_NOTIFY_PASSWORD_CHANGED", "true"),
+        ("AXUM_USERS_MAIL_NOTIFY_NEW_DEVICE", "true"),
+    ]);
+    let (email, new_email) = ("every@example.com", "every2@example.com");
+    let mut expected = vec![("verify", email)];
+    register(&s, email, "every-phrase-1").await;
+    relay
+        .wait_for(expected.len(), Duration::from_secs(20))
+        .await;
+
+    forgot(&s, email).await;
+    expected.push(("reset", email));
+    let got = relay
+        .wait_for(expected.len(), Duration::from_secs(20))
+        .await;
+    let reset = reset_token(&got[1].raw);
+    let (status, body) = post_json(
+        &client(),
+        s.url("/auth/reset-password"),
+        json!({"token": reset, "password": "every-phrase-2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    expected.push(("password_changed", email));
+
+    let token = login(&s, email, "every-phrase-2").await;
+    let (status, enrolment) = call(
+        &s,
+        Method::POST,
+        "/users/me/mfa/totp",
+        &token,
+        json!({"current_password": "every-phrase-2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{enrolment}");
+    let secret = enrolment["secret"].as_str().unwrap();
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/users/me/mfa/totp/confirm",
+        &token,
+        json!({"code": code(secret, 0)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    expected.push(("second_factor_added", email));
+    let (status, body) = call(
+        &s,
+        Method::DELETE,
+        "/users/me/mfa/totp",
+        &token,
+        json!({"current_password": "every-phrase-2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    expected.push(("second_factor_removed", email));
+
+    let token = login_as(&s, email, "every-phrase-2", Some("Other/1.0")).await;
+    expected.push(("new_sign_in", email));
+    let (status, body) = call(
+        &s,
+        Method::PATCH,
+        "/users/me",
+        &token,
+        json!({"email": new_email, "current_password": "every-phrase-2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["pending_email"], new_email);
+    expected.push(("email_change_confirm", new_email));
+    expected.push(("email_change_notice", email));
+
+    let got = relay
+        .wait_for(expected.len(), Duration::from_secs(30))
+        .await;
+    let subjects = [
+        ("verify", "Verify"),
+        ("reset", "Reset your password"),
+        ("password_changed", "password was changed"),
+        ("second_factor_added", "second factor was added"),
+        ("second_factor_removed", "was removed"),
+        ("new_sign_in", "New sign-in"),
+        ("email_change_confirm", "Confirm your new e-mail"),
+        ("email_change_notice", "is changing"),
+    ];
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for received in &got {
+        let message = MessageParser::default()
+            .parse(&received.raw)
+            .expect("a valid RFC 5322 message");
+        let subject = message.subject().unwrap_or_default().to_owned();
+        assert!(message.message_id().is_some(), "a Message-ID: {subject}");
+        assert!(message.date().is_some(), "a Date: {subject}");
+        assert_eq!(
+            message
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.name()),
+            Some("Acme Café"),
+            "the encoded display name: {subject}"
+        );
+        assert!(message.body_text(0).is_some(), "a text part: {subject}");
+        assert!(message.body_html(0).is_some(), "an HTML part: {subject}");
+        let to = received.meta["rcpt_tos"][0].as_str().unwrap().to_owned();
+        seen.push((subject, to));
+    }
+    for (kind, to) in &expected {
+        let hint = subjects.iter().find(|(k, _)| k == kind).unwrap().1;
+        assert!(
+            seen.iter().any(|(subject, rcpt)| subject
+                .to_lowercase()
+                .contains(&hint.to_lowercase())
+                && rcpt == to),
+            "{kind} to {to} among {seen:?}"
+        );
+    }
+    assert_eq!(got.len(), expected.len(), "nothing else was sent: {seen:?}");
+}
