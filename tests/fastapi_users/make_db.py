@@ -32,6 +32,13 @@ INVALID_EMAIL = "not-an-address"
 LOOK_ALIKES = ["dave@example.com", "\uff44ave@example.com", "Dave@example.com"]
 
 
+async def rollback(user_db):
+    """Ends a failed transaction of the SQLAlchemy adapter (Tortoise needs nothing)."""
+    session = getattr(user_db, "session", None)
+    if session is not None:
+        await session.rollback()
+
+
 def manager_class(secret):
     class UserManager(UUIDIDMixin, BaseUserManager):
         reset_password_token_secret = secret
@@ -69,11 +76,19 @@ async def fill(user_db, secret, out):
     report["invalid_email_id"] = str(bad.id)
     # Look-alikes of one address (a fullwidth letter, another case) that FastAPI Users keeps
     # apart; the lowest id is the look-alike, as an attacker's early sign-up would be.
+    # A database whose collation folds case (MySQL's *_ci) refuses some of them itself.
     await manager.create(schemas.BaseUserCreate(email=LOOK_ALIKES[0], password="dave-old-password"))
+    report["look_alikes"] = 1
     for n, email in enumerate(LOOK_ALIKES[1:]):
-        await user_db.create({"id": uuid.UUID(int=n + 1), "email": email,
-                              "hashed_password": manager.password_helper.hash("x-password"),
-                              "is_active": True, "is_superuser": False, "is_verified": True})
+        try:
+            await user_db.create({"id": uuid.UUID(int=n + 1), "email": email,
+                                  "hashed_password": manager.password_helper.hash("x-password"),
+                                  "is_active": True, "is_superuser": False, "is_verified": True})
+            report["look_alikes"] += 1
+        except Exception as refused:  # the adapter's IntegrityError, whichever driver
+            if "Duplicate" not in str(refused) and "UNIQUE" not in str(refused).upper():
+                raise
+            await rollback(user_db)
     alice = await manager.get_by_email("alice@example.com")
     report["jwt"] = await JWTStrategy(secret=secret, lifetime_seconds=3600).write_token(alice)
     with open(out, "w") as f:
