@@ -120,6 +120,9 @@ error_codes! {
     /// OAuth: the provider account is linked to another user.
     OAuthAccountAlreadyLinked = "OAUTH_ACCOUNT_ALREADY_LINKED", BAD_REQUEST,
         "The provider account is linked to another user.";
+    /// OAuth: linking a provider account needs a sign-in within the recent-sign-in window.
+    OAuthRecentSignInRequired = "OAUTH_RECENT_SIGN_IN_REQUIRED", BAD_REQUEST,
+        "Linking a provider account needs a recent sign-in: sign in again, then link.";
     /// OAuth: unlinking would leave no way to sign in.
     OAuthLastSignInMethod = "OAUTH_LAST_SIGN_IN_METHOD", BAD_REQUEST,
         "This is the user's last way to sign in; set a password first.";

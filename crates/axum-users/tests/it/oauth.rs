@@ -1924,3 +1924,61 @@ async fn the_provider_profile_cannot_set_privileged_fields_and_updates_name_what
         "on_after_update names what the profile changed"
     );
 }
+
+#[tokio::test]
+async fn linking_a_provider_needs_a_recent_sign_in_unless_strict_compat() {
+    for strict in [false, true] {
+        let Some((listener, base, idp)) = listener_and_idp().await else {
+            return;
+        };
+        let client = OAuthClient::new(discover(&idp, CLIENT_ID).await);
+        let w = serve_app_with(listener, base, client, idp, |builder| {
+            builder
+                .mfa(
+                    axum_users::MfaSettings::default()
+                        .with_recent_sign_in(std::time::Duration::from_secs(1)),
+                )
+                .strict_compat(strict)
+        });
+        let old = w.register("link@example.com", "chain-phrase-long-1").await;
+        // Sessions are dated in whole seconds: two of them past a window of one.
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let (status, body) = read(
+            browser()
+                .get(w.url("/auth/associate/oidc/authorize"))
+                .bearer_auth(&old)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if strict {
+            assert_eq!(status, StatusCode::OK, "as the reference: {body}");
+            continue;
+        }
+        assert_eq!(
+            (status, body),
+            (
+                StatusCode::BAD_REQUEST,
+                json!({"detail": "OAUTH_RECENT_SIGN_IN_REQUIRED"})
+            ),
+            "an old token (perhaps stolen) cannot add a way in"
+        );
+        // Signed in again just now: the same user links.
+        let (_, body) = read(
+            browser()
+                .post(w.url("/auth/jwt/login"))
+                .form(&[
+                    ("username", "link@example.com"),
+                    ("password", "chain-phrase-long-1"),
+                ])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let account = TestAccount::new("link-at-idp", Some("link@example.com"), true);
+        let (status, body) = w.link(token(&body), &account).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}

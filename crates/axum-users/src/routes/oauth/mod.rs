@@ -175,6 +175,20 @@ async fn associate_authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields
         .extension()
         .require(&parts, user_requirements(inner))
         .await?;
+    // Linking adds a way in that outlives a password change: a token alone (perhaps stolen)
+    // is not proof enough, a recent sign-in is (not under strict_compat, as the reference).
+    if !inner.policy.strict_compat {
+        inner
+            .manager
+            .check_recent_sign_in(found.session_id.as_deref())
+            .await
+            .map_err(|e| match e {
+                ManagerError::MfaRecentSignInRequired => {
+                    ApiError::code(ErrorCode::OAuthRecentSignInRequired)
+                }
+                e => super::server_error(e),
+            })?;
+    }
     let bearer = inner
         .auth
         .backends
