@@ -148,7 +148,10 @@ async fn start<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
         .filter(|_| status == StatusCode::OK);
     let Some(url) = url else {
         let code = json["detail"].as_str().unwrap_or("OAUTH");
-        let target = if status == StatusCode::UNAUTHORIZED {
+        // Not signed in, or not lately enough to link: sign in (again), then come back.
+        let target = if status == StatusCode::UNAUTHORIZED
+            || code == axum_users::ErrorCode::OAuthRecentSignInRequired.as_str()
+        {
             format!(
                 "{}?return_to={}",
                 state.path("sign-in"),
