@@ -100,7 +100,7 @@ pub struct MfaStatus {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
-    /// Registered passkeys (none yet: passkeys are not built).
+    /// Registered passkeys.
     pub passkeys: usize,
 }
 
@@ -131,7 +131,8 @@ pub enum SecondFactorAnswer {
 pub struct MfaRequired {
     /// The mfa token (single use, [`MFA_TOKEN_LIFETIME`] seconds).
     pub mfa_token: Secret,
-    /// `totp`, and `recovery_code` while the user has unused codes.
+    /// `totp`, `recovery_code` while the user has unused codes, and `passkey` when they have
+    /// one (and passkeys are on).
     pub methods: Vec<&'static str>,
 }
 
@@ -159,7 +160,7 @@ where
         Ok(MfaStatus {
             totp,
             recovery_codes_left,
-            passkeys: 0,
+            passkeys: self.passkey_count(&user.id).await?,
         })
     }
 
@@ -196,7 +197,10 @@ where
         Ok(enrolment)
     }
 
-    async fn check_recent_sign_in(&self, session_id: Option<&str>) -> Result<(), ManagerError> {
+    pub(crate) async fn check_recent_sign_in(
+        &self,
+        session_id: Option<&str>,
+    ) -> Result<(), ManagerError> {
         let now = now_unix();
         let window = self.mfa_settings().recent_sign_in.as_secs() as i64;
         let (Some(sessions), Some(id)) = (self.sessions(), session_id) else {
@@ -468,6 +472,9 @@ where
         if !mfa.recovery_codes(&user.id).await?.is_empty() {
             methods.push("recovery_code");
         }
+        if self.passkey_second_factor(&user.id).await? {
+            methods.push("passkey");
+        }
         Ok(Some(MfaRequired {
             mfa_token: Secret::new(token),
             methods,
@@ -554,9 +561,10 @@ fn unreachable_code_shape() -> String {
 }
 
 /// The sign-in method a challenge recorded.
-fn parse_method(stored: &str) -> SignInMethod {
+pub(crate) fn parse_method(stored: &str) -> SignInMethod {
     match stored.strip_prefix("oauth:") {
         Some(provider) => SignInMethod::OAuth(provider.to_owned()),
+        None if stored == "passkey" => SignInMethod::Passkey,
         None => SignInMethod::Password,
     }
 }

@@ -59,6 +59,7 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
                 crate::body::FORM_BODY_LIMIT,
             )),
         )
+        .merge(super::passkeys::backend_routes())
         .with_state(BackendState { inner, index })
 }
 
