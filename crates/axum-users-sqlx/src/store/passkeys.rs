@@ -4,7 +4,7 @@
 
 use axum_users::auth::BoxFuture;
 use axum_users::{
-    PasskeyChallenge, PasskeyRecord, PasskeyRemoval, PasskeyStore, StoreError, UserFields, UserId,
+    PasskeyChallenge, PasskeyRecord, PasskeyRemoval, PasskeyStore, StoreError, UserFields,
 };
 
 use super::{SqlStore, id_from_row};
