@@ -177,7 +177,7 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
         },
         ops_migration(dialect, table),
         webhooks_migration(table),
-        passkeys_migration(&fk, table),
+        passkeys_migration(fk, table),
     ]
 }
 
