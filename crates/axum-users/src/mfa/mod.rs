@@ -181,12 +181,8 @@ where
         request: Option<&Parts>,
     ) -> Result<TotpEnrolment, ManagerError> {
         let mfa = self.mfa()?;
-        if user.hashed_password.is_usable() {
-            self.throttled_current_password(user, current_password, request)
-                .await?;
-        } else {
-            self.check_recent_sign_in(session_id).await?;
-        }
+        self.fresh_proof(user, current_password, session_id, request)
+            .await?;
         let secret = totp::new_secret();
         let settings = self.mfa_settings();
         let enrolment = totp::enrolment(&secret, &settings.issuer, &user.email)?;
@@ -197,10 +193,24 @@ where
         Ok(enrolment)
     }
 
-    pub(crate) async fn check_recent_sign_in(
+    /// The proof that adds a factor (a TOTP factor, a passkey): the current password, behind
+    /// the account's throttle, or for a user without one a recent sign-in.
+    pub(crate) async fn fresh_proof(
         &self,
+        user: &UserOf<S>,
+        current_password: Option<&Secret>,
         session_id: Option<&str>,
+        request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
+        if user.hashed_password.is_usable() {
+            self.throttled_current_password(user, current_password, request)
+                .await
+        } else {
+            self.check_recent_sign_in(session_id).await
+        }
+    }
+
+    async fn check_recent_sign_in(&self, session_id: Option<&str>) -> Result<(), ManagerError> {
         let now = now_unix();
         let window = self.mfa_settings().recent_sign_in.as_secs() as i64;
         let (Some(sessions), Some(id)) = (self.sessions(), session_id) else {

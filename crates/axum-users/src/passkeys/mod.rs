@@ -346,12 +346,8 @@ where
     ) -> Result<PasskeyCeremony, ManagerError> {
         let webauthn = self.relying_party()?;
         let store = self.passkey_store()?;
-        if user.hashed_password.is_usable() {
-            self.throttled_current_password(user, current_password, request)
-                .await?;
-        } else {
-            self.check_recent_sign_in(session_id).await?;
-        }
+        self.fresh_proof(user, current_password, session_id, request)
+            .await?;
         let existing = store.list_passkeys(&user.id).await?;
         if existing.len() >= MAX_PASSKEYS {
             return Err(ManagerError::PasskeyLimitReached);
@@ -575,22 +571,10 @@ where
                     LoginFailure::BadPasskey
                 };
                 let refused = Refused::new(&method, &account, failure, request);
-                return Err(self
-                    .refuse(refused, Some(&user.id), ManagerError::PasskeyInvalid)
-                    .await);
+                return Err(self.refuse_passkey(refused, &user.id).await);
             }
-            self.audit(AuditEvent::PasskeyUsed, Some(&user.id), request)
-                .await;
-            self.finish_login(
-                user,
-                &method,
-                &account,
-                backend,
-                request,
-                LoginResponse::Transport,
-                true,
-            )
-            .await
+            self.signed_in_by_passkey(user, &method, &account, backend, request)
+                .await
         })
         .await
     }
@@ -702,9 +686,7 @@ where
                     LoginFailure::SecondFactorFailed
                 };
                 let refused = Refused::new(&method, &account, failure, request);
-                return Err(self
-                    .refuse(refused, Some(&user.id), ManagerError::PasskeyInvalid)
-                    .await);
+                return Err(self.refuse_passkey(refused, &user.id).await);
             }
             if !mfa
                 .take_mfa_challenge(&token_hash, now_unix(), crate::mfa::MAX_MFA_FAILURES)
@@ -712,20 +694,39 @@ where
             {
                 return Err(ManagerError::MfaTokenInvalid);
             }
-            self.audit(AuditEvent::PasskeyUsed, Some(&user.id), request)
-                .await;
-            self.finish_login(
-                user,
-                &method,
-                &account,
-                backend,
-                request,
-                LoginResponse::Transport,
-                true,
-            )
-            .await
+            self.signed_in_by_passkey(user, &method, &account, backend, request)
+                .await
         })
         .await
+    }
+
+    /// The end of a passkey sign-in: recorded, then the steps of every sign-in, with the
+    /// second factor passed (the passkey verified its user).
+    async fn signed_in_by_passkey(
+        &self,
+        user: UserOf<S>,
+        method: &SignInMethod,
+        account: &str,
+        backend: &AuthBackend<S::Id>,
+        request: Option<&Parts>,
+    ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
+        self.audit(AuditEvent::PasskeyUsed, Some(&user.id), request)
+            .await;
+        self.finish_login(
+            user,
+            method,
+            account,
+            backend,
+            request,
+            LoginResponse::Transport,
+            true,
+        )
+        .await
+    }
+
+    async fn refuse_passkey(&self, refused: Refused<'_>, user_id: &S::Id) -> ManagerError {
+        self.refuse(refused, Some(user_id), ManagerError::PasskeyInvalid)
+            .await
     }
 
     /// Checks an assertion against a stored passkey (`verify` is the `webauthn-rs` check) and

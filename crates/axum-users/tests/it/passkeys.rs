@@ -3,30 +3,20 @@
 //! assertion, a wrong origin, no user verification, a counter set back (a possible clone),
 //! spent and foreign challenges, bad bodies, the last way in, and a server without passkeys.
 
-use std::sync::{Arc, Mutex};
-
 use axum_users::testing::SoftPasskey;
 use axum_users::{
-    AuditQuery, AxumUsers, MemoryStore, NoFields, PasskeySettings, PasswordHash, Privilege,
-    SecondFactorChange, User, UserCreate, UserHooks, UserStore,
+    AuditQuery, AxumUsers, MemoryStore, PasskeySettings, PasswordHash, Privilege,
+    SecondFactorChange, UserCreate, UserStore,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use totp_rs::{Algorithm, TOTP};
 
 use crate::library::{FAST, SECRET, call, login, serve};
+use crate::mfa::Changes;
 
 const PASSWORD: &str = "a-long-enough-passphrase-42";
 const ORIGIN: &str = "http://localhost:8080";
-
-#[derive(Clone, Default)]
-struct Changes(Arc<Mutex<Vec<SecondFactorChange>>>);
-
-impl UserHooks<uuid::Uuid, NoFields> for Changes {
-    async fn on_second_factor_changed(&self, _: &User, change: SecondFactorChange) {
-        self.0.lock().unwrap().push(change);
-    }
-}
 
 struct App {
     base: String,
