@@ -393,17 +393,7 @@ where
         request: Option<&Parts>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         let mfa = self.mfa()?;
-        if mfa_token.is_empty() || mfa_token.len() > MAX_INPUT {
-            return Err(ManagerError::MfaTokenInvalid);
-        }
-        let hash = self
-            .key_ring()
-            .mac(Purpose::MfaToken, &[mfa_token.as_bytes()]);
-        let challenge = mfa
-            .get_mfa_challenge(&hash, now_unix())
-            .await?
-            .filter(|c| c.failures < MAX_MFA_FAILURES && c.backend == backend.name)
-            .ok_or(ManagerError::MfaTokenInvalid)?;
+        let (hash, challenge) = self.pending_sign_in(mfa_token, backend).await?;
         let user = self
             .store()
             .get(&challenge.user_id)
@@ -450,6 +440,27 @@ where
             .await
         })
         .await
+    }
+
+    /// The live pending sign-in of an mfa token on `backend`, with the token's keyed hash.
+    pub(crate) async fn pending_sign_in(
+        &self,
+        mfa_token: &str,
+        backend: &AuthBackend<S::Id>,
+    ) -> Result<(String, MfaChallenge<S::Id>), ManagerError> {
+        let mfa = self.mfa()?;
+        if mfa_token.is_empty() || mfa_token.len() > MAX_INPUT {
+            return Err(ManagerError::MfaTokenInvalid);
+        }
+        let hash = self
+            .key_ring()
+            .mac(Purpose::MfaToken, &[mfa_token.as_bytes()]);
+        let challenge = mfa
+            .get_mfa_challenge(&hash, now_unix())
+            .await?
+            .filter(|c| c.failures < MAX_MFA_FAILURES && c.backend == backend.name)
+            .ok_or(ManagerError::MfaTokenInvalid)?;
+        Ok((hash, challenge))
     }
 
     /// When the user has a confirmed factor: a new pending sign-in (the mfa token and the

@@ -779,30 +779,6 @@ where
         }
         Ok(Verdict::Accepted)
     }
-
-    /// The live pending sign-in of an mfa token on `backend`, with the token's keyed hash.
-    async fn pending_sign_in(
-        &self,
-        mfa_token: &str,
-        backend: &AuthBackend<S::Id>,
-    ) -> Result<(String, crate::mfa::MfaChallenge<S::Id>), ManagerError> {
-        let mfa = self
-            .store()
-            .mfa_store()
-            .ok_or(ManagerError::MfaUnavailable)?;
-        if mfa_token.is_empty() || mfa_token.len() > MAX_HANDLE {
-            return Err(ManagerError::MfaTokenInvalid);
-        }
-        let hash = self
-            .key_ring()
-            .mac(Purpose::MfaToken, &[mfa_token.as_bytes()]);
-        let challenge = mfa
-            .get_mfa_challenge(&hash, now_unix())
-            .await?
-            .filter(|c| c.failures < crate::mfa::MAX_MFA_FAILURES && c.backend == backend.name)
-            .ok_or(ManagerError::MfaTokenInvalid)?;
-        Ok((hash, challenge))
-    }
 }
 
 impl<S, H> UserManager<S, H>
