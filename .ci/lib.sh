@@ -14,6 +14,11 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+ensure_openssl_dev() { # OpenSSL's headers and pkg-config: webauthn-rs (passkeys) builds openssl-sys
+    command -v pkg-config >/dev/null && pkg-config --exists openssl && return 0
+    apt_install libssl-dev pkg-config
+}
+
 ensure_node() {
     command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
     node --version

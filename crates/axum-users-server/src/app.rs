@@ -198,6 +198,9 @@ pub(crate) fn users_with_outbox(
     if let Some(url) = &config.public_url {
         builder = builder.public_url(url.clone());
     }
+    if let Some(passkeys) = &config.passkeys {
+        builder = builder.passkeys(passkeys.clone());
+    }
     if !config.previous_secrets.is_empty() {
         builder = builder.previous_secrets(config.previous_secrets.iter().cloned());
     }

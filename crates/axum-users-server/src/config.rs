@@ -280,6 +280,15 @@ pub(crate) struct Settings {
         value_name = "ORIGINS"
     )]
     trusted_origins: Option<List<String>>,
+    /// Origins, comma-separated, besides the public URL's own, whose passkey ceremonies are
+    /// accepted (passkeys are on when the public URL's host is a domain name)
+    #[arg(
+        long,
+        global = true,
+        env = "AXUM_USERS_PASSKEY_ORIGINS",
+        value_name = "ORIGINS"
+    )]
+    passkey_origins: Option<List<String>>,
     /// true: the hosted sign-in pages under ui_prefix (sign in, sign up, reset, verify, account) [default: true]
     #[arg(long, global = true, env = "AXUM_USERS_UI", value_name = "BOOL")]
     ui: Option<bool>,
@@ -723,6 +732,9 @@ pub(crate) struct Config {
     pub(crate) audit_retention: Option<Duration>,
     /// Origins besides the public URL's own trusted with cookie-authenticated changes.
     pub(crate) trusted_origins: Vec<String>,
+    /// The passkeys' relying party: the public URL's host and origin, with these extra
+    /// origins (`None`: no public URL with a domain name, passkeys off).
+    pub(crate) passkeys: Option<axum_users::PasskeySettings>,
     /// The hosted pages: their prefix (`/ui`), when they are on.
     pub(crate) ui_prefix: Option<String>,
     /// Origins a `return_to` of the pages may name.
@@ -888,6 +900,11 @@ impl Config {
         for origin in &trusted_origins {
             check_origin(origin, "trusted_origins")?;
         }
+        let passkey_origins = s.passkey_origins.map(|l| l.0).unwrap_or_default();
+        for origin in &passkey_origins {
+            check_origin(origin, "passkey_origins")?;
+        }
+        let passkeys = passkey_settings(public_url.as_deref(), &passkey_origins)?;
         let redis = match s.redis_url {
             Some(url) if !url.expose().is_empty() => {
                 if !["redis://", "rediss://", "redis+unix://", "unix://"]
@@ -1072,6 +1089,7 @@ impl Config {
             ))
             .filter(|d| !d.is_zero()),
             trusted_origins,
+            passkeys,
             ui_prefix,
             ui_return_to,
             public_url,
@@ -1133,6 +1151,38 @@ fn check_http(url: &str, id: &str) -> Result<()> {
 }
 
 /// An origin is `scheme://host[:port]`, nothing after it: a browser's `Origin` header.
+/// Passkeys' relying party from the public URL: none without one, or when its host is an IP
+/// address (an RP id must be a domain; said once in the log), and extra origins only with one.
+fn passkey_settings(
+    public_url: Option<&str>,
+    extra: &[String],
+) -> Result<Option<axum_users::PasskeySettings>> {
+    let settings = match public_url.map(axum_users::PasskeySettings::for_public_url) {
+        Some(Ok(settings)) => settings,
+        Some(Err(error)) => {
+            tracing::warn!(%error, "passkeys are off");
+            if !extra.is_empty() {
+                bail!("invalid value for {}: {error}", key("passkey_origins"));
+            }
+            return Ok(None);
+        }
+        None if extra.is_empty() => return Ok(None),
+        None => bail!(
+            "{} needs {} (the relying party is its host)",
+            key("passkey_origins"),
+            key("public_url")
+        ),
+    };
+    extra
+        .iter()
+        .try_fold(settings, |settings, origin| {
+            settings
+                .with_extra_origin(origin)
+                .map_err(|e| anyhow::anyhow!("invalid value for {}: {e}", key("passkey_origins")))
+        })
+        .map(Some)
+}
+
 fn check_origin(origin: &str, id: &str) -> Result<()> {
     let parsed = url::Url::parse(origin).ok();
     let same = parsed.as_ref().is_some_and(|url| {

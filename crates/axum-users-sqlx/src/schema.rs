@@ -177,7 +177,46 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
         },
         ops_migration(dialect, table),
         webhooks_migration(table),
+        passkeys_migration(fk, table),
     ]
+}
+
+/// Migration 9 (passkeys): the registered credentials (the key of a credential, the SHA-256 of
+/// its id, is unique across users) and the pending ceremonies, keyed by the keyed hash of their
+/// handle, so that any node finishes what another began. A ceremony's user is text and has no
+/// foreign key (a discoverable sign-in has none until it ends; ceremonies live minutes).
+fn passkeys_migration(fk: &str, table: &str) -> Migration {
+    Migration {
+        version: 9,
+        statements: vec![
+            format!(
+                "CREATE TABLE passkeys (
+                id VARCHAR(32) PRIMARY KEY NOT NULL,
+                user_id {fk} REFERENCES users (id) ON DELETE CASCADE,
+                credential_key VARCHAR(64) NOT NULL,
+                user_handle VARCHAR(64) NOT NULL,
+                name VARCHAR(256) NOT NULL,
+                passkey TEXT NOT NULL,
+                sign_count BIGINT NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL,
+                last_used_at BIGINT,
+                CONSTRAINT passkeys_credential_key_unique UNIQUE (credential_key)
+            ){table}"
+            ),
+            "CREATE INDEX passkeys_user_id ON passkeys (user_id, created_at)".into(),
+            format!(
+                "CREATE TABLE passkey_challenges (
+                handle_hash VARCHAR(64) PRIMARY KEY NOT NULL,
+                kind VARCHAR(16) NOT NULL,
+                user_id VARCHAR(64),
+                backend VARCHAR(64) NOT NULL,
+                state TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            ){table}"
+            ),
+            "CREATE INDEX passkey_challenges_expires_at ON passkey_challenges (expires_at)".into(),
+        ],
+    }
 }
 
 /// Migration 6 (operations): the users' times with the listing's index, and the audit log.

@@ -17,6 +17,7 @@ mod directory;
 mod import;
 mod mfa;
 mod outbox;
+mod passkeys;
 mod webhooks;
 
 pub use import::{ImportUser, Imported};
@@ -442,6 +443,10 @@ impl<Id: SqlId, F: UserFields> UserStore for SqlStore<Id, F> {
     }
 
     fn mfa_store(&self) -> Option<axum_users::MfaStoreRef<Id>> {
+        Some(std::sync::Arc::new(self.clone()))
+    }
+
+    fn passkey_store(&self) -> Option<axum_users::PasskeyStoreRef<Id>> {
         Some(std::sync::Arc::new(self.clone()))
     }
 }

@@ -68,6 +68,7 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             sessions: crate::SessionSettings::default(),
             email_change: None,
             mfa: crate::MfaSettings::default(),
+            passkeys: None,
             #[cfg(feature = "oauth")]
             oauth_clients: Vec::new(),
             #[cfg(feature = "oauth")]
@@ -186,6 +187,7 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> AxumUsers<S, H> {
             .merge(routes::sessions::router(self.inner.clone()))
             .merge(routes::admin::users_router(self.inner.clone()))
             .merge(routes::mfa::users_router(self.inner.clone()))
+            .merge(routes::passkeys::users_router(self.inner.clone()))
     }
 }
 
@@ -228,6 +230,7 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     /// `None`: confirm, or immediate under `strict_compat`.
     email_change: Option<crate::EmailChangeSettings>,
     mfa: crate::MfaSettings,
+    passkeys: Option<crate::PasskeySettings>,
     #[cfg(feature = "oauth")]
     oauth_clients: Vec<crate::OAuthClient>,
     #[cfg(feature = "oauth")]
@@ -261,6 +264,9 @@ pub enum BuildError {
     /// The Argon2 parameters are out of range.
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// The passkeys' relying party was refused.
+    #[error(transparent)]
+    Passkeys(#[from] crate::PasskeyConfigError),
 }
 
 impl<S: UserStore, H> AxumUsersBuilder<S, H> {
@@ -283,6 +289,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             sessions: self.sessions,
             email_change: self.email_change,
             mfa: self.mfa,
+            passkeys: self.passkeys,
             #[cfg(feature = "oauth")]
             oauth_clients: self.oauth_clients,
             #[cfg(feature = "oauth")]
@@ -385,6 +392,14 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         self
     }
 
+    /// Passkeys, for the relying party of `settings` (usually
+    /// [`crate::PasskeySettings::for_public_url`] of the public URL). Without it the passkey
+    /// routes answer 501 `PASSKEY_UNAVAILABLE`.
+    pub fn passkeys(mut self, settings: crate::PasskeySettings) -> Self {
+        self.passkeys = Some(settings);
+        self
+    }
+
     /// Second factors: the issuer authenticator apps show, and how recent a password-less
     /// user's sign-in must be to enrol (see docs/mfa.md).
     pub fn mfa(mut self, settings: crate::MfaSettings) -> Self {
@@ -475,8 +490,12 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         .with_login_rules(rules)
         .with_defences(self.defences)
         .with_session_settings(self.sessions)
-        .with_mfa_settings(self.mfa)
-        .with_email_change(self.email_change.unwrap_or_else(|| {
+        .with_mfa_settings(self.mfa);
+        let manager = match &self.passkeys {
+            Some(settings) => manager.with_passkeys(settings)?,
+            None => manager,
+        };
+        let manager = manager.with_email_change(self.email_change.unwrap_or_else(|| {
             crate::EmailChangeSettings::new(if self.policy.strict_compat {
                 crate::EmailChange::Immediate
             } else {

@@ -36,10 +36,14 @@ pub enum LoginFailure {
     SecondFactorFailed,
     /// A one-time login code was invalid or used.
     InvalidCode,
+    /// A passkey assertion failed a check (signature, origin, user verification, unknown).
+    BadPasskey,
+    /// A passkey's signature counter did not move forward: the credential may be cloned.
+    PasskeyCloneSuspected,
 }
 
 impl LoginFailure {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 10] = [
         Self::UnknownUser,
         Self::BadPassword,
         Self::NoPassword,
@@ -48,6 +52,8 @@ impl LoginFailure {
         Self::Throttled,
         Self::SecondFactorFailed,
         Self::InvalidCode,
+        Self::BadPasskey,
+        Self::PasskeyCloneSuspected,
     ];
 
     /// The reason code stored: `bad_password`, `inactive`, ...
@@ -61,6 +67,8 @@ impl LoginFailure {
             Self::Throttled => "throttled",
             Self::SecondFactorFailed => "second_factor_failed",
             Self::InvalidCode => "invalid_code",
+            Self::BadPasskey => "bad_passkey",
+            Self::PasskeyCloneSuspected => "passkey_clone_suspected",
         }
     }
 
@@ -133,6 +141,8 @@ pub enum AuditEvent {
     PasskeyAdded,
     /// A passkey was removed.
     PasskeyRemoved,
+    /// A passkey signed the user in (passwordless, or as the second factor).
+    PasskeyUsed,
     /// A provider account was linked.
     ProviderLinked {
         /// The provider's name.
@@ -176,6 +186,7 @@ pub const AUDIT_EVENT_TYPES: &[&str] = &[
     "recovery_codes.regenerated",
     "passkey.added",
     "passkey.removed",
+    "passkey.used",
     "provider.linked",
     "provider.unlinked",
     "session.revoked",
@@ -205,6 +216,7 @@ impl AuditEvent {
             Self::RecoveryCodesRegenerated => "recovery_codes.regenerated",
             Self::PasskeyAdded => "passkey.added",
             Self::PasskeyRemoved => "passkey.removed",
+            Self::PasskeyUsed => "passkey.used",
             Self::ProviderLinked { .. } => "provider.linked",
             Self::ProviderUnlinked { .. } => "provider.unlinked",
             Self::SessionRevoked { .. } => "session.revoked",
@@ -271,6 +283,7 @@ impl AuditEvent {
             "recovery_codes.regenerated" => Self::RecoveryCodesRegenerated,
             "passkey.added" => Self::PasskeyAdded,
             "passkey.removed" => Self::PasskeyRemoved,
+            "passkey.used" => Self::PasskeyUsed,
             "refresh_token.reuse_detected" => Self::RefreshReuseDetected,
             "admin.user_created" => Self::UserCreated,
             "admin.user_updated" => Self::UserUpdated,

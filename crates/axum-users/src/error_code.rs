@@ -72,6 +72,25 @@ error_codes! {
     /// Second factor: the store keeps no second factors.
     MfaUnavailable = "MFA_UNAVAILABLE", NOT_IMPLEMENTED,
         "This server's store does not keep second factors.";
+    /// Passkeys: no relying party is configured (no public URL with a domain name), or the
+    /// store keeps no passkeys.
+    PasskeyUnavailable = "PASSKEY_UNAVAILABLE", NOT_IMPLEMENTED,
+        "Passkeys are not available on this server (no public URL with a domain, or a store without passkeys).";
+    /// Passkeys: the ceremony's `challenge_id` is unknown, used, expired, or another's.
+    PasskeyChallengeInvalid = "PASSKEY_CHALLENGE_INVALID", BAD_REQUEST,
+        "The passkey challenge is invalid, expired or already used; start again.";
+    /// Passkeys: the credential or assertion is malformed or fails a check.
+    PasskeyInvalid = "PASSKEY_INVALID", BAD_REQUEST,
+        "The passkey was refused (malformed, unknown, wrong origin, not verified, or already registered).";
+    /// Passkeys: no such passkey of the user (or the user has none).
+    PasskeyNotFound = "PASSKEY_NOT_FOUND", NOT_FOUND,
+        "No such passkey.";
+    /// Passkeys: the user has the most passkeys allowed.
+    PasskeyLimitReached = "PASSKEY_LIMIT_REACHED", BAD_REQUEST,
+        "The user has 20 passkeys already; remove one first.";
+    /// Passkeys: the name is empty, longer than 64 characters, or has control characters.
+    PasskeyNameInvalid = "PASSKEY_NAME_INVALID", BAD_REQUEST,
+        "A passkey's name has 1 to 64 characters and no control characters.";
     /// Reset: the token is invalid, expired or used.
     ResetPasswordBadToken = "RESET_PASSWORD_BAD_TOKEN", BAD_REQUEST,
         "The reset token is invalid, expired or already used.";

@@ -335,6 +335,8 @@ pub enum SignInMethod {
     Password,
     /// A provider, by name.
     OAuth(String),
+    /// A passkey (passwordless, user-verified).
+    Passkey,
 }
 
 impl std::fmt::Display for SignInMethod {
@@ -342,6 +344,7 @@ impl std::fmt::Display for SignInMethod {
         match self {
             SignInMethod::Password => f.write_str("password"),
             SignInMethod::OAuth(name) => write!(f, "oauth:{name}"),
+            SignInMethod::Passkey => f.write_str("passkey"),
         }
     }
 }

@@ -47,6 +47,8 @@ pub(crate) enum Purpose {
     RecoveryCode,
     /// The keyed hashes of mfa tokens (pending second-factor sign-ins).
     MfaToken,
+    /// The keyed hashes of passkey ceremony handles (`passkeys/`).
+    PasskeyChallenge,
 }
 
 impl Purpose {
@@ -66,6 +68,7 @@ impl Purpose {
             Purpose::TotpSecret => b"axum-users/totp-secret/v1",
             Purpose::RecoveryCode => b"axum-users/recovery-code/v1",
             Purpose::MfaToken => b"axum-users/mfa-token/v1",
+            Purpose::PasskeyChallenge => b"axum-users/passkey-challenge/v1",
         }
     }
 }
@@ -206,6 +209,7 @@ mod tests {
             Purpose::TotpSecret,
             Purpose::RecoveryCode,
             Purpose::MfaToken,
+            Purpose::PasskeyChallenge,
         ];
         let keys: std::collections::HashSet<String> = all
             .iter()

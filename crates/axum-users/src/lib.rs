@@ -166,6 +166,7 @@ mod oauth_manager;
 #[cfg(feature = "openapi")]
 mod openapi;
 mod outbox;
+mod passkeys;
 mod password;
 mod route_state;
 mod routes;
@@ -224,6 +225,11 @@ pub use oauth_manager::{OAuthPolicy, OAuthProfile, OAuthSignIn};
 #[cfg(feature = "openapi")]
 pub use openapi::FieldSchema;
 pub use outbox::{MailSeal, NewOutboxMessage, OutboxMessage, OutboxStatus, OutboxStore};
+pub use passkeys::{
+    MAX_PASSKEY_NAME, MAX_PASSKEYS, PASSKEY_CHALLENGE_LIFETIME, PasskeyCeremony, PasskeyChallenge,
+    PasskeyConfigError, PasskeyInfo, PasskeyRecord, PasskeyRemoval, PasskeySettings, PasskeyStore,
+    PasskeyStoreRef,
+};
 #[cfg(feature = "breached-passwords")]
 pub use password::BreachedSetupError;
 pub use password::{

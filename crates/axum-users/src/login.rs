@@ -52,6 +52,7 @@ fn count_sign_in(method: &SignInMethod, outcome: &'static str) {
     let method = match method {
         SignInMethod::Password => "password",
         SignInMethod::OAuth(_) => "oauth",
+        SignInMethod::Passkey => "passkey",
     };
     metrics::counter!("axum_users_sign_ins_total", "method" => method, "outcome" => outcome)
         .increment(1);
@@ -171,7 +172,9 @@ where
         let outcome = checks.await;
         let failed = matches!(
             outcome,
-            Err(ManagerError::BadCredentials | ManagerError::MfaInvalidCode)
+            Err(ManagerError::BadCredentials
+                | ManagerError::MfaInvalidCode
+                | ManagerError::PasskeyInvalid)
         );
         self.defences().end_attempt(slot, failed).await;
         outcome
@@ -220,6 +223,7 @@ where
             ManagerError::UserNotVerified => ErrorCode::LoginUserNotVerified.as_str(),
             ManagerError::LoginRefused(_) => ErrorCode::TooManyRequests.as_str(),
             ManagerError::MfaInvalidCode => ErrorCode::MfaInvalidCode.as_str(),
+            ManagerError::PasskeyInvalid => ErrorCode::PasskeyInvalid.as_str(),
             _ => ErrorCode::LoginBadCredentials.as_str(),
         };
         count_sign_in(method, reason);

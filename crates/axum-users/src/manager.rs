@@ -127,6 +127,29 @@ pub enum ManagerError {
     /// A stored TOTP secret cannot be opened (another server secret, or tampered).
     #[error("the stored TOTP secret cannot be read")]
     MfaSecretUnreadable,
+    /// Passkeys are off (no relying party configured) or the store keeps none.
+    #[error("passkeys are not available")]
+    PasskeyUnavailable,
+    /// The passkey ceremony's handle is unknown, used, expired, or another user's or
+    /// backend's.
+    #[error("invalid passkey challenge")]
+    PasskeyChallengeInvalid,
+    /// The browser's credential or assertion is malformed or fails a check (origin,
+    /// signature, user verification, an unknown or duplicate credential, the counter).
+    #[error("invalid passkey")]
+    PasskeyInvalid,
+    /// No such passkey of this user (or the user has none).
+    #[error("no such passkey")]
+    PasskeyNotFound,
+    /// The user has [`crate::MAX_PASSKEYS`] passkeys already.
+    #[error("too many passkeys")]
+    PasskeyLimitReached,
+    /// A passkey's name is empty, too long, or has control characters.
+    #[error("invalid passkey name")]
+    PasskeyNameInvalid,
+    /// A stored passkey or ceremony state cannot be read, or a ceremony cannot be started.
+    #[error("a stored passkey cannot be read")]
+    PasskeyUnreadable,
 }
 
 /// Who is asking for a change: the user on themselves, or a superuser (or the application).
@@ -274,6 +297,8 @@ pub struct UserManager<S, H> {
     email_change: crate::EmailChangeSettings,
     /// Issuer and recent sign-in window of the second factors (`mfa/`).
     mfa: Arc<crate::mfa::MfaSettings>,
+    /// The passkeys' relying party, when passkeys are on (`passkeys/`).
+    webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 impl<S: Clone, H> Clone for UserManager<S, H> {
@@ -291,6 +316,7 @@ impl<S: Clone, H> Clone for UserManager<S, H> {
             sessions: self.sessions,
             email_change: self.email_change,
             mfa: self.mfa.clone(),
+            webauthn: self.webauthn.clone(),
         }
     }
 }
@@ -347,6 +373,7 @@ where
             sessions: crate::SessionSettings::default(),
             email_change: crate::EmailChangeSettings::default(),
             mfa: Arc::default(),
+            webauthn: None,
         })
     }
 
@@ -370,6 +397,23 @@ where
     /// The second-factor settings.
     pub fn mfa_settings(&self) -> &crate::mfa::MfaSettings {
         &self.mfa
+    }
+
+    /// The same manager with passkeys on, for the relying party of `settings`.
+    ///
+    /// # Errors
+    /// [`crate::PasskeyConfigError`] when `webauthn-rs` refuses the relying party.
+    pub fn with_passkeys(
+        mut self,
+        settings: &crate::PasskeySettings,
+    ) -> Result<Self, crate::PasskeyConfigError> {
+        self.webauthn = Some(Arc::new(settings.webauthn()?));
+        Ok(self)
+    }
+
+    /// The passkeys' relying party, when passkeys are on.
+    pub(crate) fn webauthn(&self) -> Option<&webauthn_rs::Webauthn> {
+        self.webauthn.as_deref()
     }
 
     /// The same manager with other session settings (revocable JWTs, refresh tokens).

@@ -11,6 +11,7 @@ use crate::email::email_key;
 use crate::mfa::{MfaChallenge, MfaStore, TotpRecord};
 use crate::model::{NewUser, OAuthAccount, PasswordHash, User, UserFields, UserId};
 use crate::sessions::{Pruned, RefreshState, Session};
+mod passkeys;
 mod webhooks;
 
 use crate::store::{
@@ -38,6 +39,9 @@ struct Tables<Id, F> {
     totp: HashMap<Id, TotpRecord>,
     recovery: HashMap<Id, Vec<String>>,
     challenges: HashMap<String, MfaChallenge<Id>>,
+    /// Passkeys, oldest first, and the pending ceremonies (`memory/passkeys.rs`).
+    passkeys: Vec<crate::passkeys::PasskeyRecord<Id>>,
+    passkey_challenges: HashMap<String, crate::passkeys::PasskeyChallenge<Id>>,
     /// The webhook routes and the queue of their deliveries (`webhooks.rs`).
     webhooks: Option<(crate::WebhookRoutes, MemoryStore<Id, F>)>,
 }
@@ -80,6 +84,8 @@ impl<Id: UserId, F: UserFields> MemoryStore<Id, F> {
             totp: HashMap::new(),
             recovery: HashMap::new(),
             challenges: HashMap::new(),
+            passkeys: Vec::new(),
+            passkey_challenges: HashMap::new(),
             webhooks: None,
         };
         Self {
@@ -269,6 +275,9 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
             t.totp.remove(id);
             t.recovery.remove(id);
             t.challenges.retain(|_, c| &c.user_id != id);
+            t.passkeys.retain(|p| &p.user_id != id);
+            t.passkey_challenges
+                .retain(|_, c| c.user_id.as_ref() != Some(id));
             Ok(t.users.remove(id).is_some())
         })
     }
@@ -286,6 +295,10 @@ impl<Id: UserId, F: UserFields> UserStore for MemoryStore<Id, F> {
     }
 
     fn mfa_store(&self) -> Option<crate::mfa::MfaStoreRef<Id>> {
+        Some(Arc::new(self.clone()))
+    }
+
+    fn passkey_store(&self) -> Option<crate::passkeys::PasskeyStoreRef<Id>> {
         Some(Arc::new(self.clone()))
     }
 }
@@ -1133,6 +1146,8 @@ mod tests {
         testing::audit_store(&store).await;
         testing::mfa_store(&store).await;
         testing::concurrent_mfa_uses(&store, 20).await;
+        testing::passkey_store(&store).await;
+        testing::concurrent_passkey_uses(&store, 20).await;
         let ints: MemoryStore<i64> = MemoryStore::new();
         testing::user_directory(&ints).await;
         testing::user_store(&ints).await;
@@ -1140,5 +1155,6 @@ mod tests {
         testing::concurrent_unlinks(&ints, 2).await;
         testing::session_store(&ints, &ints).await;
         testing::mfa_store(&ints).await;
+        testing::passkey_store(&ints).await;
     }
 }

@@ -154,6 +154,12 @@ pub trait UserStore: Clone + Send + Sync + 'static {
     fn mfa_store(&self) -> Option<crate::mfa::MfaStoreRef<Self::Id>> {
         None
     }
+
+    /// The store's passkeys and their pending ceremonies, when it keeps them. Without them the
+    /// passkey routes answer 501 `PASSKEY_UNAVAILABLE`.
+    fn passkey_store(&self) -> Option<crate::passkeys::PasskeyStoreRef<Self::Id>> {
+        None
+    }
 }
 
 /// A new OAuth account link, before it has an id.

@@ -7,6 +7,7 @@
 #![allow(clippy::missing_panics_doc)]
 
 mod mfa;
+mod passkeys;
 mod test_app;
 pub use test_app::{TestApp, TestRequest, TestResponse};
 
@@ -24,6 +25,9 @@ use crate::tokens::now_unix;
 pub use crate::outbox::conformance::outbox_store;
 pub use crate::webhooks::conformance::{conformance_routes, webhook_queueing};
 pub use mfa::{concurrent_mfa_uses, mfa_store};
+#[cfg(feature = "testing")]
+pub use passkeys::SoftPasskey;
+pub use passkeys::{concurrent_passkey_uses, passkey_store};
 
 /// A fresh, unique, valid address with upper-case letters in it.
 pub fn unique_email() -> String {

@@ -20,6 +20,7 @@ mod oauth;
 #[path = "../../../axum-users-oauth/tests/support/oidc_provider.rs"]
 mod oidc_provider;
 mod pages;
+mod passkeys;
 mod register;
 mod server;
 mod services;

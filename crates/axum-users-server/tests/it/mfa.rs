@@ -12,7 +12,7 @@ use crate::support::{
     Server, client, databases, detail, post_json, read, register, start_env, try_login,
 };
 
-const PASSWORD: &str = "mfa-user-passphrase-1";
+pub(crate) const PASSWORD: &str = "mfa-user-passphrase-1";
 
 /// The RFC 4648 base32 alphabet's value of `c` (no padding in our secrets).
 fn base32_value(c: u8) -> u32 {
@@ -84,7 +84,7 @@ async fn second_step(s: &Server, backend: &str, body: Value) -> (StatusCode, Val
 }
 
 /// Registers `email` and enrols and confirms TOTP; returns the secret and the recovery codes.
-async fn enrolled(s: &Server, email: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrolled(s: &Server, email: &str) -> (String, Vec<String>) {
     register(s, email, PASSWORD).await;
     let token = crate::support::login(s, email, PASSWORD).await;
     let (status, mfa) = call(s, Method::GET, "/users/me/mfa", &token, Value::Null).await;

@@ -13,8 +13,8 @@ async fn sqlite<Id: SqlId>() -> (SqlStore<Id>, tempfile::TempDir) {
     let store = SqlStore::<Id>::connect(&url).await.unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        7,
-        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors), 6 (times, audit log) and 8 (webhooks)"
+        8,
+        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors), 6 (times, audit log), 8 (webhooks) and 9 (passkeys)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     (store, dir)
@@ -34,6 +34,8 @@ async fn suite<Id: SqlId>(store: &SqlStore<Id>) {
     testing::audit_store(store).await;
     testing::mfa_store(store).await;
     testing::concurrent_mfa_uses(store, 10).await;
+    testing::passkey_store(store).await;
+    testing::concurrent_passkey_uses(store, 10).await;
     testing::outbox_store(&store.webhook_outbox()).await;
     let routed = store.clone().with_webhooks(testing::conformance_routes());
     testing::webhook_queueing(&routed, &routed.webhook_outbox(), true).await;
@@ -62,8 +64,8 @@ async fn on_server<Id: SqlId>(var: &str, backend: &str) {
         .unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        7,
-        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors), 6 (times, audit log) and 8 (webhooks)"
+        8,
+        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors), 6 (times, audit log), 8 (webhooks) and 9 (passkeys)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     suite(&store).await;

@@ -7,5 +7,6 @@ mod custom_fields;
 mod upgrade;
 mod upgrade_mfa;
 mod upgrade_ops;
+mod upgrade_passkeys;
 mod upgrade_sessions;
 mod upgrade_webhooks;

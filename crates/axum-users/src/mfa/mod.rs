@@ -100,7 +100,7 @@ pub struct MfaStatus {
     pub totp: bool,
     /// Unused recovery codes.
     pub recovery_codes_left: usize,
-    /// Registered passkeys (none yet: passkeys are not built).
+    /// Registered passkeys.
     pub passkeys: usize,
 }
 
@@ -131,7 +131,8 @@ pub enum SecondFactorAnswer {
 pub struct MfaRequired {
     /// The mfa token (single use, [`MFA_TOKEN_LIFETIME`] seconds).
     pub mfa_token: Secret,
-    /// `totp`, and `recovery_code` while the user has unused codes.
+    /// `totp`, `recovery_code` while the user has unused codes, and `passkey` when they have
+    /// one (and passkeys are on).
     pub methods: Vec<&'static str>,
 }
 
@@ -159,7 +160,7 @@ where
         Ok(MfaStatus {
             totp,
             recovery_codes_left,
-            passkeys: 0,
+            passkeys: self.passkey_count(&user.id).await?,
         })
     }
 
@@ -180,12 +181,8 @@ where
         request: Option<&Parts>,
     ) -> Result<TotpEnrolment, ManagerError> {
         let mfa = self.mfa()?;
-        if user.hashed_password.is_usable() {
-            self.throttled_current_password(user, current_password, request)
-                .await?;
-        } else {
-            self.check_recent_sign_in(session_id).await?;
-        }
+        self.fresh_proof(user, current_password, session_id, request)
+            .await?;
         let secret = totp::new_secret();
         let settings = self.mfa_settings();
         let enrolment = totp::enrolment(&secret, &settings.issuer, &user.email)?;
@@ -196,10 +193,27 @@ where
         Ok(enrolment)
     }
 
+    /// The proof that adds a factor (a TOTP factor, a passkey): the current password, behind
+    /// the account's throttle, or for a user without one a recent sign-in.
+    pub(crate) async fn fresh_proof(
+        &self,
+        user: &UserOf<S>,
+        current_password: Option<&Secret>,
+        session_id: Option<&str>,
+        request: Option<&Parts>,
+    ) -> Result<(), ManagerError> {
+        if user.hashed_password.is_usable() {
+            self.throttled_current_password(user, current_password, request)
+                .await
+        } else {
+            self.check_recent_sign_in(session_id).await
+        }
+    }
+
     /// Whether `session_id` (the session of the request's token) began at most
     /// [`MfaSettings::recent_sign_in`] ago: the fresh proof that adding a way in (a second
     /// factor for a user without a password, a provider account) asks of a stolen token's
-    /// holder. Without a session store nothing can be told, and it passes.
+    /// holder. Without a session store or a session nothing can be told: refused.
     ///
     /// # Errors
     /// [`ManagerError::MfaRecentSignInRequired`], or a store failure.
@@ -209,10 +223,7 @@ where
     ) -> Result<(), ManagerError> {
         let now = now_unix();
         let window = self.mfa_settings().recent_sign_in.as_secs() as i64;
-        let Some(sessions) = self.sessions() else {
-            return Ok(());
-        };
-        let Some(id) = session_id else {
+        let (Some(sessions), Some(id)) = (self.sessions(), session_id) else {
             return Err(ManagerError::MfaRecentSignInRequired);
         };
         match sessions.get_session(id, now).await? {
@@ -392,17 +403,7 @@ where
         request: Option<&Parts>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         let mfa = self.mfa()?;
-        if mfa_token.is_empty() || mfa_token.len() > MAX_INPUT {
-            return Err(ManagerError::MfaTokenInvalid);
-        }
-        let hash = self
-            .key_ring()
-            .mac(Purpose::MfaToken, &[mfa_token.as_bytes()]);
-        let challenge = mfa
-            .get_mfa_challenge(&hash, now_unix())
-            .await?
-            .filter(|c| c.failures < MAX_MFA_FAILURES && c.backend == backend.name)
-            .ok_or(ManagerError::MfaTokenInvalid)?;
+        let (hash, challenge) = self.pending_sign_in(mfa_token, backend).await?;
         let user = self
             .store()
             .get(&challenge.user_id)
@@ -451,6 +452,27 @@ where
         .await
     }
 
+    /// The live pending sign-in of an mfa token on `backend`, with the token's keyed hash.
+    pub(crate) async fn pending_sign_in(
+        &self,
+        mfa_token: &str,
+        backend: &AuthBackend<S::Id>,
+    ) -> Result<(String, MfaChallenge<S::Id>), ManagerError> {
+        let mfa = self.mfa()?;
+        if mfa_token.is_empty() || mfa_token.len() > MAX_INPUT {
+            return Err(ManagerError::MfaTokenInvalid);
+        }
+        let hash = self
+            .key_ring()
+            .mac(Purpose::MfaToken, &[mfa_token.as_bytes()]);
+        let challenge = mfa
+            .get_mfa_challenge(&hash, now_unix())
+            .await?
+            .filter(|c| c.failures < MAX_MFA_FAILURES && c.backend == backend.name)
+            .ok_or(ManagerError::MfaTokenInvalid)?;
+        Ok((hash, challenge))
+    }
+
     /// When the user has a confirmed factor: a new pending sign-in (the mfa token and the
     /// methods that complete it). `None` lets the sign-in finish.
     pub(crate) async fn second_factor_challenge(
@@ -480,6 +502,9 @@ where
         let mut methods = vec!["totp"];
         if !mfa.recovery_codes(&user.id).await?.is_empty() {
             methods.push("recovery_code");
+        }
+        if self.passkey_second_factor(&user.id).await? {
+            methods.push("passkey");
         }
         Ok(Some(MfaRequired {
             mfa_token: Secret::new(token),
@@ -567,9 +592,10 @@ fn unreachable_code_shape() -> String {
 }
 
 /// The sign-in method a challenge recorded.
-fn parse_method(stored: &str) -> SignInMethod {
+pub(crate) fn parse_method(stored: &str) -> SignInMethod {
     match stored.strip_prefix("oauth:") {
         Some(provider) => SignInMethod::OAuth(provider.to_owned()),
+        None if stored == "passkey" => SignInMethod::Passkey,
         None => SignInMethod::Password,
     }
 }

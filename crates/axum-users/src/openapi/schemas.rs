@@ -252,6 +252,97 @@ fn mfa_login() -> ObjectBuilder {
         .required("mfa_token")
 }
 
+fn passkey_read() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("PasskeyRead"))
+        .description(Some("A registered passkey (RFC 3339 times)."))
+        .property("id", string())
+        .property("name", string())
+        .property("created_at", formatted("date-time"))
+        .property(
+            "last_used_at",
+            nullable(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .required("id")
+        .required("name")
+        .required("created_at")
+        .required("last_used_at")
+}
+
+fn passkey_options() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("PasskeyOptions"))
+        .description(Some(
+            "The start of a WebAuthn ceremony: `publicKey` for \
+             `PublicKeyCredential.parseCreationOptionsFromJSON` (registration) or \
+             `parseRequestOptionsFromJSON` (sign-in; `mediation` is `conditional` for a \
+             discoverable sign-in), and the `challenge_id` the finish must send back (single \
+             use, 5 minutes).",
+        ))
+        .property("challenge_id", string())
+        .property(
+            "publicKey",
+            ObjectBuilder::new().additional_properties(Some(AdditionalProperties::FreeForm(true))),
+        )
+        .property("mediation", string())
+        .required("challenge_id")
+        .required("publicKey")
+}
+
+fn credential() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .description(Some("The browser's `PublicKeyCredential.toJSON()`."))
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+}
+
+fn passkey_proof() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("PasskeyProof"))
+        .description(Some(
+            "`current_password`: required unless the user has no password and signed in in \
+             the last 10 minutes.",
+        ))
+        .property("current_password", string())
+}
+
+fn passkey_register() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("PasskeyRegister"))
+        .description(Some(
+            "The end of a registration, with an optional name (default `Passkey`).",
+        ))
+        .property("challenge_id", string())
+        .property("credential", credential())
+        .property("name", string())
+        .required("challenge_id")
+        .required("credential")
+}
+
+fn passkey_login() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("PasskeyLogin"))
+        .description(Some("The end of a passwordless sign-in."))
+        .property("challenge_id", string())
+        .property("credential", credential())
+        .required("challenge_id")
+        .required("credential")
+}
+
+fn passkey_mfa_login() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .title(Some("PasskeyMfaLogin"))
+        .description(Some(
+            "The second step of a sign-in with a passkey: the `mfa_token` of \
+             `LOGIN_MFA_REQUIRED`, the `challenge_id` of `mfa/passkey/start` and the assertion.",
+        ))
+        .property("mfa_token", string())
+        .property("challenge_id", string())
+        .property("credential", credential())
+        .required("mfa_token")
+        .required("challenge_id")
+        .required("credential")
+}
+
 fn authorize_response() -> ObjectBuilder {
     ObjectBuilder::new()
         .title(Some("OAuth2AuthorizeResponse"))
@@ -416,6 +507,12 @@ pub(super) fn components<Id: 'static>(
         ("MfaLogin", mfa_login().into()),
         ("MfaProof", mfa_proof().into()),
         ("MfaStatus", mfa_status().into()),
+        ("PasskeyLogin", passkey_login().into()),
+        ("PasskeyMfaLogin", passkey_mfa_login().into()),
+        ("PasskeyOptions", passkey_options().into()),
+        ("PasskeyProof", passkey_proof().into()),
+        ("PasskeyRead", passkey_read().into()),
+        ("PasskeyRegister", passkey_register().into()),
         ("RecoveryCodes", recovery_codes().into()),
         ("TotpEnrolment", totp_enrolment().into()),
         ("UserCreate", user_create(fields).into()),

@@ -67,6 +67,7 @@ pub(crate) fn router<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
                 crate::body::FORM_BODY_LIMIT,
             )),
         )
+        .merge(super::passkeys::backend_routes())
         .with_state(BackendState { inner, index });
     match origins {
         Some(origins) => router.layer(axum::middleware::from_fn(

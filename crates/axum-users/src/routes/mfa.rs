@@ -90,7 +90,7 @@ fn body_value(parts: &Parts, body: &[u8]) -> Result<Value, ApiError> {
     parse_json(&parts.headers, body)
 }
 
-async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+pub(super) async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &RouteState<S, H>,
     parts: &Parts,
 ) -> Result<Authenticated<S::Id, S::Fields>, ApiError> {
@@ -102,7 +102,7 @@ async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner.extension().require(parts, requirements).await
 }
 
-fn no_store_json(status: StatusCode, value: Value) -> Response {
+pub(super) fn no_store_json(status: StatusCode, value: Value) -> Response {
     let mut response = (status, axum::Json(value)).into_response();
     crate::auth::no_store(&mut response);
     response
@@ -169,7 +169,7 @@ async fn me_and_code<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 /// A JSON body, or `{}` for none (the proofs of these routes are optional members).
-fn json_or_empty(parts: &Parts, body: &Bytes) -> Result<Value, ApiError> {
+pub(super) fn json_or_empty(parts: &Parts, body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         Ok(json!({}))
     } else {

@@ -7,6 +7,7 @@ pub(crate) mod email_change;
 pub(crate) mod mfa;
 #[cfg(feature = "oauth")]
 pub(crate) mod oauth;
+pub(crate) mod passkeys;
 pub(crate) mod refresh;
 pub(crate) mod register;
 pub(crate) mod reset;
@@ -77,6 +78,12 @@ pub(crate) fn server_error(e: ManagerError) -> ApiError {
         ManagerError::MfaNotEnabled => ErrorCode::MfaNotEnabled,
         ManagerError::MfaRecentSignInRequired => ErrorCode::MfaRecentSignInRequired,
         ManagerError::MfaUnavailable => ErrorCode::MfaUnavailable,
+        ManagerError::PasskeyUnavailable => ErrorCode::PasskeyUnavailable,
+        ManagerError::PasskeyChallengeInvalid => ErrorCode::PasskeyChallengeInvalid,
+        ManagerError::PasskeyInvalid => ErrorCode::PasskeyInvalid,
+        ManagerError::PasskeyNotFound => ErrorCode::PasskeyNotFound,
+        ManagerError::PasskeyLimitReached => ErrorCode::PasskeyLimitReached,
+        ManagerError::PasskeyNameInvalid => ErrorCode::PasskeyNameInvalid,
         ManagerError::OAuthAccountNotFound | ManagerError::UserNotExists => ErrorCode::NotFound,
         other => return ApiError::internal(&other),
     };

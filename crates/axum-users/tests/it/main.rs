@@ -12,6 +12,7 @@ mod oauth;
 mod oidc_provider;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod passkeys;
 mod routes;
 mod security;
 mod sessions;

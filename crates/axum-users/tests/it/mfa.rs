@@ -17,7 +17,7 @@ const PASSWORD: &str = "a-long-enough-passphrase-42";
 
 /// Records every change of second factors.
 #[derive(Clone, Default)]
-struct Changes(Arc<Mutex<Vec<SecondFactorChange>>>);
+pub(crate) struct Changes(pub(crate) Arc<Mutex<Vec<SecondFactorChange>>>);
 
 impl UserHooks<uuid::Uuid, NoFields> for Changes {
     async fn on_second_factor_changed(&self, _: &User, change: SecondFactorChange) {

@@ -226,7 +226,15 @@ async fn a_cookie_login_from_another_site_is_refused_and_sets_no_cookie() {
         );
     }
     // The second step and the refresh of the cookie backend meet the same check.
-    for path in ["mfa", "refresh", "logout"] {
+    for path in [
+        "mfa",
+        "refresh",
+        "logout",
+        "passkey/start",
+        "passkey/finish",
+        "mfa/passkey/start",
+        "mfa/passkey/finish",
+    ] {
         let r = reqwest::Client::new()
             .post(format!("{base}/auth/cookie/{path}"))
             .header("origin", "https://evil.example")

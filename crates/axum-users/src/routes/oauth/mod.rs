@@ -176,7 +176,8 @@ async fn associate_authorize<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields
         .require(&parts, user_requirements(inner))
         .await?;
     // Linking adds a way in that outlives a password change: a token alone (perhaps stolen)
-    // is not proof enough, a recent sign-in is (not under strict_compat, as the reference).
+    // is not proof enough, a recent sign-in is (not under strict_compat, as the reference). A
+    // store that keeps no sessions cannot tell how recent: refused too.
     if !inner.policy.strict_compat {
         inner
             .manager

@@ -1,0 +1,617 @@
+//! Passkeys over HTTP on the memory store, with the software authenticator of
+//! `axum_users::testing`: registration, the passwordless sign-in, the second factor, a replayed
+//! assertion, a wrong origin, no user verification, a counter set back (a possible clone),
+//! spent and foreign challenges, bad bodies, the last way in, and a server without passkeys.
+
+use axum_users::testing::SoftPasskey;
+use axum_users::{
+    AuditQuery, AxumUsers, MemoryStore, PasskeySettings, PasswordHash, Privilege,
+    SecondFactorChange, UserCreate, UserStore,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use totp_rs::{Algorithm, TOTP};
+
+use crate::library::{FAST, SECRET, call, login, serve};
+use crate::mfa::Changes;
+
+const PASSWORD: &str = "a-long-enough-passphrase-42";
+const ORIGIN: &str = "http://localhost:8080";
+
+struct App {
+    base: String,
+    changes: Changes,
+    users: AxumUsers<MemoryStore, Changes>,
+}
+
+async fn app_with(passkeys: bool) -> App {
+    let changes = Changes::default();
+    let mut builder = AxumUsers::builder(MemoryStore::new(), SECRET)
+        .hooks(changes.clone())
+        .argon2(FAST);
+    if passkeys {
+        builder = builder.passkeys(PasskeySettings::for_public_url(ORIGIN).unwrap());
+    }
+    let users = builder.build().unwrap();
+    let base = serve(users.router()).await;
+    App {
+        base,
+        changes,
+        users,
+    }
+}
+
+async fn app() -> App {
+    app_with(true).await
+}
+
+fn detail(body: &Value) -> &Value {
+    match &body["detail"] {
+        Value::Object(map) => &map["code"],
+        other => other,
+    }
+}
+
+impl App {
+    async fn user(&self) -> (String, String) {
+        let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+        self.users
+            .manager()
+            .create(
+                UserCreate::new(email.clone(), PASSWORD),
+                Privilege::Superuser,
+                None,
+            )
+            .await
+            .unwrap();
+        (email.clone(), login(&self.base, &email, PASSWORD).await)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        call(method, format!("{}{path}", self.base), token, Some(body)).await
+    }
+
+    /// Registers a passkey of `key` for the user of `token`; the answer of the finish.
+    async fn register(&self, token: &str, key: &mut SoftPasskey) -> (StatusCode, Value) {
+        let (status, options) = self
+            .call(
+                Method::POST,
+                "/users/me/passkeys/register/start",
+                Some(token),
+                json!({"current_password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{options}");
+        let credential = key.register(&options);
+        self.call(
+            Method::POST,
+            "/users/me/passkeys/register/finish",
+            Some(token),
+            json!({"challenge_id": options["challenge_id"], "credential": credential, "name": "Laptop"}),
+        )
+        .await
+    }
+
+    /// A passwordless sign-in start and the authenticator's answer to it.
+    async fn assertion(&self, key: &mut SoftPasskey) -> Value {
+        let (status, options) = self
+            .call(Method::POST, "/auth/jwt/passkey/start", None, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{options}");
+        json!({"challenge_id": options["challenge_id"], "credential": key.assert(&options)})
+    }
+
+    async fn sign_in(&self, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, "/auth/jwt/passkey/finish", None, body.clone())
+            .await
+    }
+
+    async fn audit_reasons(&self) -> Vec<String> {
+        let log = self.users.manager().store().audit_store().unwrap();
+        let page = log.list_events(&AuditQuery::default()).await.unwrap();
+        page.items
+            .iter()
+            .filter_map(|r| r.event.reason().map(str::to_owned))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_passkey_is_registered_with_a_fresh_proof_then_signs_in_without_a_password() {
+    let app = app().await;
+    let (_, token) = app.user().await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/users/me/passkeys/register/start",
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!("UPDATE_USER_CURRENT_PASSWORD_REQUIRED")
+        )
+    );
+    let (status, options) = app
+        .call(
+            Method::POST,
+            "/users/me/passkeys/register/start",
+            Some(&token),
+            json!({"current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let public_key = &options["publicKey"];
+    assert_eq!(public_key["rp"]["id"], "localhost");
+    assert_eq!(
+        public_key["authenticatorSelection"]["residentKey"],
+        "preferred"
+    );
+    assert_eq!(
+        public_key["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    let credential = key.register(&options);
+    let finish = json!({"challenge_id": options["challenge_id"], "credential": credential, "name": "Laptop"});
+    let (status, created) = app
+        .call(
+            Method::POST,
+            "/users/me/passkeys/register/finish",
+            Some(&token),
+            finish.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["name"], "Laptop");
+    assert_eq!(created["last_used_at"], Value::Null);
+    assert!(created["created_at"].as_str().unwrap().ends_with('Z'));
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/users/me/passkeys/register/finish",
+            Some(&token),
+            finish,
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_CHALLENGE_INVALID")),
+        "a registration is finished once"
+    );
+    assert_eq!(
+        *app.changes.0.lock().unwrap(),
+        vec![SecondFactorChange::Added]
+    );
+    let (_, status_body) = app
+        .call(Method::GET, "/users/me/mfa", Some(&token), json!({}))
+        .await;
+    assert_eq!(status_body["passkeys"], 1);
+
+    // Passwordless: a discoverable credential names its user.
+    let (_, options) = app
+        .call(Method::POST, "/auth/jwt/passkey/start", None, json!({}))
+        .await;
+    assert_eq!(options["mediation"], "conditional");
+    assert!(
+        options["publicKey"]["allowCredentials"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    );
+    let body = json!({"challenge_id": options["challenge_id"], "credential": key.assert(&options)});
+    let (status, signed_in) = app.sign_in(&body).await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
+    let passkey_token = signed_in["access_token"].as_str().unwrap().to_owned();
+    let (status, me) = app
+        .call(Method::GET, "/users/me", Some(&passkey_token), json!({}))
+        .await;
+    assert_eq!(
+        (status, &me["id"]),
+        (StatusCode::OK, &status_body_id(&app, &token).await)
+    );
+    let (status, body) = app.sign_in(&body).await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_CHALLENGE_INVALID")),
+        "a replayed assertion finds its challenge spent"
+    );
+
+    // Listing, renaming, removing.
+    let (_, list) = app
+        .call(Method::GET, "/users/me/passkeys", Some(&token), json!({}))
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(list[0]["last_used_at"].is_string(), "{list}");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/users/me/passkeys/{id}");
+    let (status, renamed) = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&token),
+            json!({"name": " Phone "}),
+        )
+        .await;
+    assert_eq!(
+        (status, &renamed["name"]),
+        (StatusCode::OK, &json!("Phone"))
+    );
+    let (status, body) = app
+        .call(Method::PATCH, &path, Some(&token), json!({"name": ""}))
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_NAME_INVALID"))
+    );
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            "/users/me/passkeys/nope",
+            Some(&token),
+            json!({"name": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::NOT_FOUND, &json!("PASSKEY_NOT_FOUND"))
+    );
+    let (other_email, other) = app.user().await;
+    let _ = other_email;
+    let (status, _) = app
+        .call(Method::DELETE, &path, Some(&other), json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another user's passkey is not found"
+    );
+    let (status, _) = app
+        .call(Method::DELETE, &path, Some(&token), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        *app.changes.0.lock().unwrap(),
+        vec![SecondFactorChange::Added, SecondFactorChange::Removed]
+    );
+    let body = app.assertion(&mut key).await;
+    let (status, answer) = app.sign_in(&body).await;
+    assert_eq!(
+        (status, detail(&answer)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_INVALID")),
+        "a removed passkey signs nobody in"
+    );
+}
+
+async fn status_body_id(app: &App, token: &str) -> Value {
+    app.call(Method::GET, "/users/me", Some(token), json!({}))
+        .await
+        .1["id"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_wrong_origin_no_user_verification_and_a_counter_set_back_are_refused() {
+    let app = app().await;
+    let (_, token) = app.user().await;
+    let mut evil = SoftPasskey::new("http://localhost:9999");
+    let (status, body) = app.register(&token, &mut evil).await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_INVALID")),
+        "a registration from another origin"
+    );
+    let mut key = SoftPasskey::new(ORIGIN);
+    let (status, body) = app.register(&token, &mut key).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    key.origin = "http://localhost:9999".into();
+    let body = app.assertion(&mut key).await;
+    let (status, answer) = app.sign_in(&body).await;
+    assert_eq!(
+        (status, detail(&answer)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_INVALID"))
+    );
+    key.origin = ORIGIN.into();
+
+    key.user_verified = false;
+    let body = app.assertion(&mut key).await;
+    let (status, answer) = app.sign_in(&body).await;
+    assert_eq!(
+        (status, detail(&answer)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_INVALID"))
+    );
+    key.user_verified = true;
+
+    let body = app.assertion(&mut key).await;
+    let (status, answer) = app.sign_in(&body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    key.counter = 0;
+    let body = app.assertion(&mut key).await;
+    let (status, answer) = app.sign_in(&body).await;
+    assert_eq!(
+        (status, detail(&answer)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_INVALID")),
+        "a counter that went back"
+    );
+    let reasons = app.audit_reasons().await;
+    assert!(
+        reasons.iter().any(|r| r == "passkey_clone_suspected"),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r == "bad_passkey"), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn challenges_are_single_use_bound_to_their_kind_and_bodies_are_checked() {
+    let app = app().await;
+    let (_, token) = app.user().await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    assert_eq!(app.register(&token, &mut key).await.0, StatusCode::CREATED);
+    let (status, body) = app
+        .sign_in(&json!({"challenge_id": "unknown", "credential": {"id": "x"}}))
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_INVALID"))
+    );
+    let body = app.assertion(&mut key).await;
+    let mut unknown = body.clone();
+    unknown["challenge_id"] = json!("not-a-challenge");
+    let (status, answer) = app.sign_in(&unknown).await;
+    assert_eq!(
+        (status, detail(&answer)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_CHALLENGE_INVALID"))
+    );
+    // A registration's challenge does not start a sign-in.
+    let (_, options) = app
+        .call(
+            Method::POST,
+            "/users/me/passkeys/register/start",
+            Some(&token),
+            json!({"current_password": PASSWORD}),
+        )
+        .await;
+    let mut foreign = body.clone();
+    foreign["challenge_id"] = options["challenge_id"].clone();
+    let (status, answer) = app.sign_in(&foreign).await;
+    assert_eq!(
+        (status, detail(&answer)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_CHALLENGE_INVALID"))
+    );
+    // Nor another backend's.
+    let (status, answer) = app
+        .call(
+            Method::POST,
+            "/auth/cookie/passkey/finish",
+            None,
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&answer)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_CHALLENGE_INVALID"))
+    );
+    // Bodies: not JSON, no credential, a credential that is not an object.
+    let r = reqwest::Client::new()
+        .post(format!("{}/auth/jwt/passkey/finish", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let (status, _) = app.sign_in(&json!({"challenge_id": "x"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = app
+        .sign_in(&json!({"challenge_id": "x", "credential": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/users/me/passkeys/register/finish",
+            Some(&token),
+            json!({"challenge_id": "x", "credential": {"response": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+fn code(secret: &str) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap();
+    let totp = TOTP::new_unchecked(Algorithm::SHA1, 6, 1, 30, bytes, None, String::new());
+    totp.generate(axum_users::now_unix() as u64)
+}
+
+#[tokio::test]
+async fn a_passkey_completes_a_pending_sign_in_and_satisfies_the_second_factor_itself() {
+    let app = app().await;
+    let (email, token) = app.user().await;
+    let (_, enrolment) = app
+        .call(
+            Method::POST,
+            "/users/me/mfa/totp",
+            Some(&token),
+            json!({"current_password": PASSWORD}),
+        )
+        .await;
+    let secret = enrolment["secret"].as_str().unwrap();
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/users/me/mfa/totp/confirm",
+            Some(&token),
+            json!({"code": code(secret)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mfa_token = login_step(&app, &email).await.unwrap_err();
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/auth/jwt/mfa/passkey/start",
+            None,
+            json!({"mfa_token": mfa_token}),
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::NOT_FOUND, &json!("PASSKEY_NOT_FOUND")),
+        "no passkey yet"
+    );
+    // The confirming session stays: it registers the passkey.
+    let mut key = SoftPasskey::new(ORIGIN);
+    assert_eq!(app.register(&token, &mut key).await.0, StatusCode::CREATED);
+
+    let mfa_token = login_step(&app, &email).await.unwrap_err();
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/auth/jwt/mfa/passkey/start",
+            None,
+            json!({"mfa_token": "bogus"}),
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("MFA_TOKEN_INVALID"))
+    );
+    let (status, options) = app
+        .call(
+            Method::POST,
+            "/auth/jwt/mfa/passkey/start",
+            None,
+            json!({"mfa_token": mfa_token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    assert_eq!(
+        options["publicKey"]["allowCredentials"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let finish = json!({
+        "mfa_token": mfa_token,
+        "challenge_id": options["challenge_id"],
+        "credential": key.assert(&options),
+    });
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/auth/cookie/mfa/passkey/finish",
+            None,
+            finish.clone(),
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("MFA_TOKEN_INVALID")),
+        "another backend's pending sign-in"
+    );
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/auth/jwt/mfa/passkey/finish",
+            None,
+            finish.clone(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["access_token"].is_string());
+    let (status, body) = app
+        .call(Method::POST, "/auth/jwt/mfa/passkey/finish", None, finish)
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("MFA_TOKEN_INVALID")),
+        "the pending sign-in is spent"
+    );
+
+    // Passwordless, a TOTP user is not asked again: the passkey verified its user.
+    let body = app.assertion(&mut key).await;
+    let (status, answer) = app.sign_in(&body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+/// A password sign-in: the token, or the mfa token when a second factor is asked for (with
+/// `passkey` among the methods once the user has one).
+async fn login_step(app: &App, email: &str) -> Result<String, String> {
+    let r = reqwest::Client::new()
+        .post(format!("{}/auth/jwt/login", app.base))
+        .form(&[("username", email), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    if status == StatusCode::OK {
+        return Ok(body["access_token"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(body["detail"]["code"], "LOGIN_MFA_REQUIRED", "{body}");
+    let methods = body["detail"]["methods"].as_array().unwrap();
+    assert_eq!(&methods[..2], &[json!("totp"), json!("recovery_code")]);
+    Err(body["detail"]["mfa_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn the_last_way_in_stays_and_a_server_without_passkeys_says_so() {
+    let app = app().await;
+    let (email, token) = app.user().await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    assert_eq!(app.register(&token, &mut key).await.0, StatusCode::CREATED);
+    let (_, list) = app
+        .call(Method::GET, "/users/me/passkeys", Some(&token), json!({}))
+        .await;
+    let path = format!("/users/me/passkeys/{}", list[0]["id"].as_str().unwrap());
+    let store = app.users.manager().store();
+    let user = store.get_by_email(&email).await.unwrap().unwrap();
+    assert!(
+        store
+            .replace_password(&user.id, &user.hashed_password, &PasswordHash::unusable())
+            .await
+            .unwrap()
+    );
+    let (status, body) = app
+        .call(Method::DELETE, &path, Some(&token), json!({}))
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("OAUTH_LAST_SIGN_IN_METHOD"))
+    );
+
+    let off = app_with(false).await;
+    let (_, token) = off.user().await;
+    let (status, body) = off
+        .call(
+            Method::POST,
+            "/users/me/passkeys/register/start",
+            Some(&token),
+            json!({"current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::NOT_IMPLEMENTED, &json!("PASSKEY_UNAVAILABLE"))
+    );
+    let (status, body) = off
+        .call(Method::POST, "/auth/jwt/passkey/start", None, json!({}))
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::NOT_IMPLEMENTED, &json!("PASSKEY_UNAVAILABLE"))
+    );
+}
