@@ -59,7 +59,8 @@ pub fn wrap(command: &Command, dir: &Path) -> Command {
     wrapped
 }
 
-/// Instructions the process spent per request of `request`, over `count` requests.
+/// Instructions the process spent per request of `request`, over `count` requests, and the
+/// profile they were read from.
 ///
 /// `process` must run under [`wrap`] with the same `dir`. Sends `warmup` requests first
 /// (answers must be 200), then counts.
@@ -72,7 +73,7 @@ pub async fn per_request(
     request: impl Fn() -> http::Request<Full<Bytes>>,
     warmup: usize,
     count: usize,
-) -> Result<f64> {
+) -> Result<(f64, PathBuf)> {
     let mut conn = Conn::connect(process.addr).await?;
     send(&mut conn, &request, warmup).await?;
     let before = dumps(dir, process.pid());
@@ -90,7 +91,7 @@ pub async fn per_request(
             && let Ok(text) = std::fs::read_to_string(path)
             && let Some(total) = summary(&text)
         {
-            return Ok(total as f64 / count.max(1) as f64);
+            return Ok((total as f64 / count.max(1) as f64, path.clone()));
         }
         if Instant::now() > give_up {
             bail!("no callgrind dump appeared in {}", dir.display());

@@ -75,6 +75,37 @@ pub async fn fill(url: &str, n: u64, template_email: &str) -> Result<Filled> {
     })
 }
 
+/// Makes the user whose address is `email` a superuser, for the admin listing's scenario (the
+/// API makes none by itself; the server's CLI would, at the cost of a process and a hash).
+///
+/// # Errors
+/// When the database cannot be reached or no such user exists.
+pub async fn promote(url: &str, email: &str) -> Result<()> {
+    let pool = FloorPool::connect(url).await?;
+    let updated = match &pool {
+        FloorPool::Sqlite(p) => {
+            sqlx::query("UPDATE users SET is_superuser = 1 WHERE email_key = ?")
+                .bind(email)
+                .execute(p)
+                .await?
+                .rows_affected()
+        }
+        FloorPool::Postgres(p) => {
+            sqlx::query("UPDATE users SET is_superuser = TRUE WHERE email_key = $1")
+                .bind(email)
+                .execute(p)
+                .await?
+                .rows_affected()
+        }
+    };
+    match &pool {
+        FloorPool::Sqlite(p) => p.close().await,
+        FloorPool::Postgres(p) => p.close().await,
+    }
+    anyhow::ensure!(updated == 1, "no user {email} to make a superuser");
+    Ok(())
+}
+
 /// Users `start..end` in one statement.
 async fn insert(pool: &FloorPool, start: u64, end: u64, template: &str) -> Result<()> {
     // Only numbers reach the SQL text; the template's address is bound.
@@ -176,5 +207,14 @@ mod tests {
                 .unwrap()
                 .get(0);
         assert_eq!(last, "00000000-0000-4000-8000-00000001d4c0");
+
+        promote(&url, "t@x").await.unwrap();
+        let superusers: i64 = sqlx::query("SELECT COUNT(*) FROM users WHERE is_superuser")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(superusers, 1);
+        assert!(promote(&url, "nobody@x").await.is_err());
     }
 }

@@ -15,6 +15,8 @@ pub mod process;
 pub mod report;
 pub mod stats;
 pub mod suite;
+pub mod targets;
+pub mod totp;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +29,8 @@ pub struct Options {
     /// Measured seconds of each scenario (after the warm-up).
     #[arg(long, default_value_t = 10.0, value_name = "SECS")]
     pub duration: f64,
-    /// Measured seconds of the login storm (the memory target is after a 30-second storm).
+    /// Measured seconds of the login scenario and of the storm (`GET /users/me` during logins);
+    /// the memory and storm targets are for 30 seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub login_duration: f64,
     /// Seconds of unrecorded load before each scenario's measurement.
@@ -78,6 +81,15 @@ pub struct Options {
     /// the floor and `GET /users/me` (0: skip; skipped with a note when valgrind is missing).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub callgrind_requests: usize,
+    /// Keep the callgrind profiles in this folder (one `callgrind.<what>.<database>` per count,
+    /// for `callgrind_annotate`) instead of dropping them with the run's temporary folder.
+    #[arg(long, value_name = "DIR")]
+    pub callgrind_keep: Option<PathBuf>,
+    /// Set the server's password hashing threads to this nice value (renice, as root) right
+    /// before the storm, to try other trade-offs between reads and logins than the server's
+    /// own nice 10 [default: leave them as the server sets them].
+    #[arg(long, value_name = "NICE", allow_negative_numbers = true)]
+    pub hash_nice: Option<i32>,
     /// Users to add to the database before the scenarios, comma-separated for a suite each
     /// (e.g. 1000,1000000: the report sets them side by side) [default: none added]
     #[arg(long, value_delimiter = ',', value_name = "N,...")]

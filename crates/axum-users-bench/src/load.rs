@@ -176,10 +176,23 @@ pub enum Scenario {
         mail: MailBox,
     },
     /// `POST /auth/jwt/refresh` with connection `connection % tokens.len()`'s own session: each
-    /// answer's new refresh token is the next request's (rotation), expecting 200.
+    /// answer's new refresh token is the next request's (rotation), expecting 200. A refused
+    /// refresh counts as an error and the connection signs in again with `form` for a new
+    /// chain, so that one lost answer (its token rotated, the new one never read) does not
+    /// turn every later request into a reuse.
     Refresh {
         /// The current refresh token of each connection's session.
         tokens: Arc<Vec<std::sync::Mutex<String>>>,
+        /// The login form of the sessions' user.
+        form: Bytes,
+    },
+    /// A sign-in with a second factor: `POST /auth/jwt/login` (401 `LOGIN_MFA_REQUIRED` with an
+    /// mfa token), then `POST /auth/jwt/mfa` with the TOTP code of a step the user has not
+    /// used yet (200). A user may use each 30-second step once, so when the window (one step
+    /// either side of now) is spent the connection waits for the next step.
+    TotpSignIn {
+        /// One user per connection (`connection % users.len()`).
+        users: Arc<Vec<crate::totp::TotpUser>>,
     },
 }
 
@@ -188,6 +201,7 @@ impl Scenario {
     pub fn steps(&self) -> &'static [&'static str] {
         match self {
             Scenario::Reset { .. } => &["forgot-password", "reset-password"],
+            Scenario::TotpSignIn { .. } => &["password step", "code step"],
             _ => &["request"],
         }
     }
@@ -217,13 +231,18 @@ impl Scenario {
                 let request = post_json("/auth/register", &body);
                 timed(conn, request, StatusCode::CREATED, &mut samples[0]).await
             }
-            Scenario::Refresh { tokens } => {
+            Scenario::Refresh { tokens, form } => {
                 let slot = &tokens[connection % tokens.len()];
                 let token = slot.lock().map(|t| t.clone()).unwrap_or_default();
                 let body = serde_json::json!({"refresh_token": token});
                 let request = post_json("/auth/jwt/refresh", &body);
                 let Some(reply) = timed_reply(conn, request, StatusCode::OK, &mut samples[0]).await
                 else {
+                    if let Some(fresh) = refresh_token_of_login(conn, form.clone()).await
+                        && let Ok(mut current) = slot.lock()
+                    {
+                        *current = fresh;
+                    }
                     return false;
                 };
                 let next = serde_json::from_slice::<serde_json::Value>(&reply.body)
@@ -236,6 +255,38 @@ impl Scenario {
                     }
                     _ => false,
                 }
+            }
+            Scenario::TotpSignIn { users } => {
+                let user = &users[connection % users.len()];
+                if user.next_step().is_none() {
+                    // Short sleeps, so that the run's deadline is seen.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return false;
+                }
+                let request = post(
+                    "/auth/jwt/login",
+                    "application/x-www-form-urlencoded",
+                    user.form.clone(),
+                );
+                let Some(reply) =
+                    timed_reply(conn, request, StatusCode::UNAUTHORIZED, &mut samples[0]).await
+                else {
+                    return false;
+                };
+                let mfa_token = serde_json::from_slice::<serde_json::Value>(&reply.body)
+                    .ok()
+                    .and_then(|v| v["detail"]["mfa_token"].as_str().map(str::to_owned));
+                // The step is chosen after the first step: time only widens the window upwards.
+                let (Some(mfa_token), Some(step)) = (mfa_token, user.next_step()) else {
+                    samples[1].errors += 1;
+                    return false;
+                };
+                let body = serde_json::json!({"mfa_token": mfa_token, "code": user.code(step)});
+                let request = post_json("/auth/jwt/mfa", &body);
+                let ok = timed(conn, request, StatusCode::OK, &mut samples[1]).await;
+                // Spent either way: a refused code of this step would be refused again.
+                user.spend(step);
+                ok
             }
             Scenario::Reset {
                 emails,
@@ -262,6 +313,17 @@ impl Scenario {
             }
         }
     }
+}
+
+/// Signs in with `form` and reads the answer's refresh token; `None` when that fails too.
+async fn refresh_token_of_login(conn: &mut Conn, form: Bytes) -> Option<String> {
+    let request = post("/auth/jwt/login", "application/x-www-form-urlencoded", form);
+    let reply = conn.send(request).await.ok()?;
+    if reply.status != StatusCode::OK {
+        return None;
+    }
+    let body = serde_json::from_slice::<serde_json::Value>(&reply.body).ok()?;
+    body["refresh_token"].as_str().map(str::to_owned)
 }
 
 /// Sends `request` and records its latency when the status is `expected`, else an error.

@@ -96,6 +96,21 @@ impl Listening {
         }
     }
 
+    /// Its anonymous resident memory in KiB (`RssAnon`: the heap and stacks, without the pages
+    /// of the executable that `VmRSS` also counts); 0 where `/proc` cannot be read.
+    pub fn anon_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("RssAnon:"))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// The last lines it wrote on stderr.
     pub fn log_tail(&self, n: usize) -> String {
         let lines = self.log.lock().map(|l| l.clone()).unwrap_or_default();
@@ -130,6 +145,38 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let stime: u64 = fields.get(12)?.parse().ok()?;
     // Linux reports these in USER_HZ, which is 100 on every architecture it exports to users.
     Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Sets every thread of process `pid` whose name starts with `prefix` to nice `nice` (with
+/// `renice`, which lowers a nice value only as root); how many there were.
+///
+/// # Errors
+/// When `/proc` cannot be read, no such thread exists, or `renice` fails.
+pub fn renice_threads(pid: u32, prefix: &str, nice: i32) -> Result<usize> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("cannot list the threads of {pid}"))?;
+    let mut ids = Vec::new();
+    for task in tasks.filter_map(Result::ok) {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end().starts_with(prefix) {
+            ids.push(task.file_name().to_string_lossy().into_owned());
+        }
+    }
+    if ids.is_empty() {
+        bail!("process {pid} has no thread named {prefix}*");
+    }
+    let status = Command::new("renice")
+        .arg("-n")
+        .arg(nice.to_string())
+        .arg("-p")
+        .args(&ids)
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run renice")?;
+    if !status.success() {
+        bail!("renice -n {nice} of threads {ids:?} failed ({status})");
+    }
+    Ok(ids.len())
 }
 
 /// The address of a `... listening on http://127.0.0.1:PORT` log line.

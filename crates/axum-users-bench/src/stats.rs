@@ -50,7 +50,7 @@ impl Samples {
 }
 
 /// Throughput and latency of one scenario step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Summary {
     /// Successful requests in the measured window.
     pub requests: u64,

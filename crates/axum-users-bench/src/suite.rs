@@ -15,6 +15,7 @@ use crate::mail::MailBox;
 use crate::process::Listening;
 use crate::report::{Row, SuiteReport};
 use crate::stats::Summary;
+use crate::targets::{Figure, Measured, counted};
 
 /// Passes the server's password policy (not common, no part of the `bench` addresses).
 const PASSWORD: &str = "load-test-passphrase-1";
@@ -141,6 +142,18 @@ fn metrics_on(mut command: Command) -> Command {
     command
 }
 
+/// The server's command with `jwt_revocable` off: JWTs checked without their session.
+fn stateless(mut command: Command) -> Command {
+    command.env("AXUM_USERS_JWT_REVOCABLE", "false");
+    command
+}
+
+/// The server's command with no rate limit, login throttle or mail cooldown.
+fn limits_off(mut command: Command) -> Command {
+    command.env("AXUM_USERS_RATE_LIMITS", "false");
+    command
+}
+
 /// How much more CPU per request `measured` costs than `reference`, in percent.
 fn per_cpu_cost(reference: Option<Duration>, measured: Option<Duration>) -> Option<f64> {
     match (reference, measured) {
@@ -221,7 +234,20 @@ async fn register(conn: &mut Conn, email: &str) -> Result<()> {
     Ok(())
 }
 
-fn bearer(token: &str) -> Result<(header::HeaderName, HeaderValue)> {
+/// Signs `email` in on the JWT backend; its access token.
+async fn access_token(conn: &mut Conn, email: &str) -> Result<String> {
+    let form = load::login_form(email, PASSWORD);
+    let request = load::post("/auth/jwt/login", "application/x-www-form-urlencoded", form);
+    let reply = expect(conn, request, StatusCode::OK, "login").await?;
+    Ok(
+        serde_json::from_slice::<serde_json::Value>(&reply.body)?["access_token"]
+            .as_str()
+            .context("login answered no access_token")?
+            .to_owned(),
+    )
+}
+
+fn bearer_header(token: &str) -> Result<(header::HeaderName, HeaderValue)> {
     Ok((
         header::AUTHORIZATION,
         HeaderValue::from_str(&format!("Bearer {token}"))?,
@@ -337,32 +363,21 @@ pub async fn run(
 
     // Users: one for the reads, one per hashing connection for login and for reset.
     let hash_conns = options.hash_connections.max(1);
-    eprintln!("[setup] creating {} users", 1 + 2 * hash_conns);
+    eprintln!(
+        "[setup] creating {} users ({hash_conns} with TOTP)",
+        2 + 3 * hash_conns
+    );
     let mut conn = Conn::connect(addr).await?;
     let me_email = format!("bench-{run_id}-me@bench.example.com");
     register(&mut conn, &me_email).await?;
     let form = load::login_form(&me_email, PASSWORD);
-    let reply = expect(
-        &mut conn,
-        load::post(
-            "/auth/jwt/login",
-            "application/x-www-form-urlencoded",
-            form.clone(),
-        ),
-        StatusCode::OK,
-        "login",
-    )
-    .await?;
-    let token = serde_json::from_slice::<serde_json::Value>(&reply.body)?["access_token"]
-        .as_str()
-        .context("login answered no access_token")?
-        .to_owned();
+    let token = access_token(&mut conn, &me_email).await?;
     let reply = expect(
         &mut conn,
         load::post(
             "/auth/cookie/login",
             "application/x-www-form-urlencoded",
-            form,
+            form.clone(),
         ),
         StatusCode::NO_CONTENT,
         "cookie login",
@@ -375,7 +390,7 @@ pub async fn run(
         .and_then(|v| v.split(';').next())
         .context("cookie login set no cookie")?
         .to_owned();
-    let bearer = bearer(&token)?;
+    let bearer = bearer_header(&token)?;
     let reply = expect(
         &mut conn,
         load::get("/users/me", std::slice::from_ref(&bearer)),
@@ -398,6 +413,17 @@ pub async fn run(
         reset_emails.push(email);
     }
     let forms = Arc::new(forms);
+    // A superuser for the admin listing, promoted in the database (the API makes none), and
+    // users whose sign-in asks for a TOTP code.
+    let admin_email = format!("bench-{run_id}-admin@bench.example.com");
+    register(&mut conn, &admin_email).await?;
+    crate::fill::promote(url, &admin_email).await?;
+    let admin = bearer_header(&access_token(&mut conn, &admin_email).await?)?;
+    let mut totp_users = Vec::with_capacity(hash_conns);
+    for i in 0..hash_conns {
+        let email = format!("bench-{run_id}-totp{i}@bench.example.com");
+        totp_users.push(crate::totp::enrol(&mut conn, &email, PASSWORD).await?);
+    }
     drop(conn);
     if db.fill > 0 {
         eprintln!("[fill] adding {} users", db.fill);
@@ -462,36 +488,51 @@ pub async fn run(
     let me_summary = out.steps[0].1;
     let me_cpu = out.cpu_per_iteration;
     report.rows.push(row(
-        "GET /users/me, JWT bearer (revocable: session checked in the same query)",
+        "GET /users/me, JWT bearer (revocable, the default: session checked in the same query)",
         reads.connections,
         me_summary,
         me_cpu,
         format!("{:.0}% of the floor", ratio(me_summary)),
     ));
-
-    // The same read on a second server with Prometheus metrics on (issue #16: at most 3% dearer).
-    let metered = Listening::start(
-        metrics_on(server_command(bin, dir, url, &secret, options)),
-        "axum-users-server with metrics",
-    )?;
-    first_200(
-        metered.addr,
-        || load::get("/users/me", std::slice::from_ref(&bearer)),
-        Instant::now(),
-    )
-    .await
-    .context("the server with metrics on does not answer")?;
-    let out = measure(
-        "me-jwt-metrics",
-        metered.addr,
-        me_jwt.clone(),
-        Load {
-            cpu_pid: Some(metered.pid()),
-            ..reads
+    let mut measured = Measured {
+        floor: Figure {
+            summary: floor_summary,
+            cpu: floor_cpu,
         },
+        me: Figure::of(&out),
+        ..Measured::default()
+    };
+    let me_probe = || load::get("/users/me", std::slice::from_ref(&bearer));
+
+    // The same read on a second server with jwt_revocable off (the JWT alone vouches).
+    let out = measure_another(
+        "me-jwt-stateless",
+        stateless(server_command(bin, dir, url, &secret, options)),
+        me_probe,
+        me_jwt.clone(),
+        reads,
     )
     .await?;
-    metered.stop();
+    measured.stateless = Figure::of(&out);
+    let s = out.steps[0].1;
+    report.rows.push(row(
+        "GET /users/me, stateless JWT (jwt_revocable off)",
+        reads.connections,
+        s,
+        out.cpu_per_iteration,
+        format!("{:.0}% of the floor", ratio(s)),
+    ));
+
+    // And on one with Prometheus metrics on (issue #16: at most 3% dearer).
+    let out = measure_another(
+        "me-jwt-metrics",
+        metrics_on(server_command(bin, dir, url, &secret, options)),
+        me_probe,
+        me_jwt.clone(),
+        reads,
+    )
+    .await?;
+    measured.metered = Figure::of(&out);
     let s = out.steps[0].1;
     let metrics_cost = per_cpu_cost(me_cpu, out.cpu_per_iteration);
     report.rows.push(row(
@@ -507,46 +548,48 @@ pub async fn run(
     ));
 
     let cookie_header = (header::COOKIE, HeaderValue::from_str(&cookie)?);
-    let out = measure(
-        "me-cookie",
-        addr,
-        Scenario::Get {
-            path: "/users/me".into(),
-            headers: vec![cookie_header],
-        },
-        reads,
-    )
-    .await?;
-    let s = out.steps[0].1;
-    report.rows.push(row(
-        "GET /users/me, auth cookie",
-        reads.connections,
-        s,
-        out.cpu_per_iteration,
-        format!("{:.0}% of the floor", ratio(s)),
-    ));
-
-    let out = measure(
-        "sessions",
-        addr,
-        Scenario::Get {
-            path: "/users/me/sessions".into(),
-            headers: vec![bearer.clone()],
-        },
-        reads,
-    )
-    .await?;
-    let s = out.steps[0].1;
-    report.rows.push(row(
-        "GET /users/me/sessions (the list of devices)",
-        reads.connections,
-        s,
-        out.cpu_per_iteration,
-        format!("{:.0}% of the floor", ratio(s)),
-    ));
+    for (label, name, path, credential) in [
+        (
+            "me-cookie",
+            "GET /users/me, auth cookie",
+            "/users/me",
+            cookie_header,
+        ),
+        (
+            "sessions",
+            "GET /users/me/sessions (the list of devices)",
+            "/users/me/sessions",
+            bearer.clone(),
+        ),
+        (
+            "admin-list",
+            "GET /users?limit=50 (the admin listing's first page, as a superuser)",
+            "/users?limit=50",
+            admin,
+        ),
+    ] {
+        let scenario = Scenario::Get {
+            path: path.into(),
+            headers: vec![credential],
+        };
+        let out = measure(label, addr, scenario, reads).await?;
+        let s = out.steps[0].1;
+        report.rows.push(row(
+            name,
+            reads.connections,
+            s,
+            out.cpu_per_iteration,
+            format!("{:.0}% of the floor", ratio(s)),
+        ));
+    }
 
     let tokens = refresh_sessions(addr, &me_email, reads.connections).await?;
-    let out = measure("refresh", addr, Scenario::Refresh { tokens }, reads).await?;
+    let refresh = Scenario::Refresh {
+        tokens,
+        form: form.clone(),
+    };
+    let out = measure("refresh", addr, refresh, reads).await?;
+    measured.refresh = Figure::of(&out);
     let s = out.steps[0].1;
     report.rows.push(row(
         "POST /auth/jwt/refresh (rotation: a read, a compare-and-swap, a JWT)",
@@ -572,6 +615,8 @@ pub async fn run(
     .context("the Argon2id measurement panicked")??;
     eprintln!("[raw] {:.1} verifications/s", raw.per_second);
     let raw_rate = raw.per_second;
+    measured.raw_rate = raw_rate;
+    measured.raw_cpu = raw.cpu_per_verification;
 
     let login_load = Load {
         duration: Duration::from_secs_f64(options.login_duration.max(0.0)),
@@ -588,13 +633,13 @@ pub async fn run(
     .await?;
     report.rss_after_login_kib = kib_of(&server);
     let login_summary = out.steps[0].1;
-    let login_cpu = out.cpu_per_iteration;
+    measured.login = Figure::of(&out);
     let hash_ratio = |s: Summary| s.per_second / raw_rate.max(1e-9) * 100.0;
     report.rows.push(row(
         "POST /auth/jwt/login",
         hashing.connections,
         login_summary,
-        login_cpu,
+        measured.login.cpu,
         format!("{:.0}% of raw Argon2id", hash_ratio(login_summary)),
     ));
 
@@ -651,10 +696,40 @@ pub async fn run(
         ),
     ));
 
+    // No warm-up: it would spend the users' codes of the current steps.
+    let totp_load = Load {
+        warmup: Duration::ZERO,
+        ..hashing
+    };
+    let users = Arc::new(totp_users);
+    let out = measure("totp", addr, Scenario::TotpSignIn { users }, totp_load).await?;
+    measured.totp = Figure {
+        summary: out.steps[1].1,
+        cpu: out.cpu_per_iteration,
+    };
+    report.rows.push(row(
+        "POST /auth/jwt/login, then POST /auth/jwt/mfa with a TOTP code (a sign-in with a second factor)",
+        hashing.connections,
+        out.steps[1].1,
+        out.cpu_per_iteration,
+        format!(
+            "CPU per sign-in (both steps); the password step p50 {:.2} ms; each user signs in once per 30 s step",
+            out.steps[0].1.p50_ms
+        ),
+    ));
+
+    if let Some(nice) = options.hash_nice {
+        let threads = crate::process::renice_threads(server.pid(), "axum-users-hash", nice)?;
+        eprintln!("[storm] {threads} hashing threads set to nice {nice}");
+    }
     eprintln!("[storm] GET /users/me and a login storm at the same time");
+    let storm_reads = Load {
+        duration: login_load.duration,
+        ..reads
+    };
     let (me_storm, login_storm) = tokio::join!(
-        load::run("me during storm", addr, me_jwt, reads),
-        load::run("login storm", addr, Scenario::Login { forms }, hashing),
+        load::run("me during storm", addr, me_jwt, storm_reads),
+        load::run("login storm", addr, Scenario::Login { forms }, login_load),
     );
     let (me_storm, login_storm) = (me_storm?, login_storm?);
     print_outcome("me during storm", &me_storm);
@@ -721,41 +796,38 @@ pub async fn run(
         if i + 1 == options.starts.max(1) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             report.rss_restart_idle_kib = kib_of(&server);
+            report.anon_restart_idle_kib = server.anon_kib();
         }
         server.stop();
     }
 
     if options.callgrind_requests > 0 {
         if crate::callgrind::available() {
-            let server = server_command(bin, dir, url, &secret, options);
+            let server = || server_command(bin, dir, url, &secret, options);
             let me = || load::get("/users/me", std::slice::from_ref(&bearer));
             let mut floor_command = Command::new(std::env::current_exe()?);
             floor_command.args(["floor", "--database-url", url]);
             let floor = || load::get(&floor_path, &[]);
-            let metered = metrics_on(server_command(bin, dir, url, &secret, options));
+            let tag = format!("{}-{}", database.to_lowercase(), db.fill);
+            let mut counts = Vec::new();
             let counted = async {
-                let floor_ir =
-                    count_instructions("floor", &floor_command, dir, floor, options).await?;
-                let me_ir =
-                    count_instructions("GET /users/me (JWT)", &server, dir, me, options).await?;
-                let metered_ir = count_instructions(
-                    "GET /users/me (JWT), metrics on",
-                    &metered,
-                    dir,
-                    me,
-                    options,
-                )
-                .await?;
-                anyhow::Ok((floor_ir, me_ir, metered_ir))
+                let ir =
+                    count_instructions(counted::FLOOR, &floor_command, dir, &floor, options, &tag)
+                        .await?;
+                counts.push((counted::FLOOR.to_owned(), ir));
+                for (what, command) in [
+                    (counted::ME, server()),
+                    (counted::STATELESS, stateless(server())),
+                    (counted::METRICS, metrics_on(server())),
+                    (counted::NO_LIMITS, limits_off(server())),
+                ] {
+                    let ir = count_instructions(what, &command, dir, &me, options, &tag).await?;
+                    counts.push((what.to_owned(), ir));
+                }
+                anyhow::Ok(())
             };
             match counted.await {
-                Ok((floor_ir, me_ir, metered_ir)) => {
-                    report.instructions = vec![
-                        ("floor: bare axum + sqlx, same read + JSON".into(), floor_ir),
-                        ("GET /users/me, JWT bearer".into(), me_ir),
-                        ("the same with metrics on".into(), metered_ir),
-                    ];
-                }
+                Ok(()) => report.instructions = counts,
                 Err(e) => {
                     eprintln!("warning: the callgrind count failed: {e:#}");
                     report.instructions_note = format!("callgrind failed: {e:#}");
@@ -766,154 +838,37 @@ pub async fn run(
         }
     }
 
-    report.targets = targets(
-        options,
-        &report,
-        raw_rate,
-        Measured {
-            floor: floor_summary,
-            me: me_summary,
-            login: login_summary,
-            me_storm: me_storm_summary,
-            login_storm: login_storm_summary,
-        },
-        [floor_cpu, me_cpu, raw.cpu_per_verification, login_cpu],
-    );
+    measured.me_storm = me_storm_summary;
+    measured.login_storm = login_storm_summary;
+    report.targets = crate::targets::check(options, &report, &measured);
     Ok(report)
 }
 
-/// The summaries the targets are about.
-struct Measured {
-    floor: Summary,
-    me: Summary,
-    login: Summary,
-    me_storm: Summary,
-    login_storm: Summary,
-}
-
-/// The targets of issue #17 (and #16's metrics cost), each a ratio measured in this run.
-fn targets(
-    options: &Options,
-    report: &SuiteReport,
-    raw_rate: f64,
-    m: Measured,
-    [floor_cpu, me_cpu, raw_cpu, login_cpu]: [Option<Duration>; 4],
-) -> Vec<(String, String, String, bool)> {
-    let ratio_of = |r: Option<Duration>, m: Option<Duration>| match (r, m) {
-        (Some(r), Some(m)) if !m.is_zero() => Some(r.as_secs_f64() / m.as_secs_f64()),
-        _ => None,
-    };
-    let mib = |kib: u64| kib as f64 / 1024.0;
-    let me_goal = if report.database == "PostgreSQL" {
-        0.8
-    } else {
-        0.9
-    };
-    // Per CPU second of the process under test: what neighbours on a busy machine skew least.
-    let me_cpu_ratio = ratio_of(floor_cpu, me_cpu);
-    let me_ratio = m.me.per_second / m.floor.per_second.max(1e-9);
-    let login_goal = if options.rate_limits { 0.9 } else { 0.95 };
-    let login_ratio = m.login.per_second / raw_rate.max(1e-9);
-    let storm_reads = m.me_storm.per_second / m.me.per_second.max(1e-9);
-    let p99_ratio = m.me_storm.p99_ms / m.me.p99_ms.max(1e-9);
-    let storm_logins = m.login_storm.per_second / raw_rate.max(1e-9);
-    let slowest = report.starts.iter().max().copied().unwrap_or_default();
-    let storm_note = if options.argon2_memory_kib == 19_456 && options.login_duration >= 30.0 {
-        String::new()
-    } else {
-        " (the target is for a 30 s storm at m=19456)".into()
-    };
-    let pct = |r: f64| format!("{:.0}%", r * 100.0);
-    let mut targets = vec![
-        (
-            "GET /users/me (JWT) vs the floor, per CPU second".into(),
-            format!(
-                "{} (wall clock {}: {:.0} vs {:.0} req/s)",
-                me_cpu_ratio.map_or("–".into(), pct),
-                pct(me_ratio),
-                m.me.per_second,
-                m.floor.per_second
-            ),
-            format!(">= {}", pct(me_goal)),
-            me_cpu_ratio.unwrap_or(me_ratio) >= me_goal,
-        ),
-        (
-            "login throughput vs raw Argon2id".into(),
-            format!(
-                "{} ({:.1} vs {:.1}/s; per CPU second {})",
-                pct(login_ratio),
-                m.login.per_second,
-                raw_rate,
-                ratio_of(raw_cpu, login_cpu).map_or("–".into(), pct)
-            ),
-            format!(
-                ">= {}{}",
-                pct(login_goal),
-                if options.rate_limits {
-                    " (limits on)"
-                } else {
-                    ""
-                }
-            ),
-            login_ratio >= login_goal,
-        ),
-        (
-            "GET /users/me throughput during a login storm vs calm".into(),
-            format!(
-                "{} ({:.0} vs {:.0} req/s)",
-                pct(storm_reads),
-                m.me_storm.per_second,
-                m.me.per_second
-            ),
-            ">= 75%".into(),
-            storm_reads >= 0.75,
-        ),
-        (
-            "p99 of GET /users/me during a login storm vs calm".into(),
-            format!(
-                "{p99_ratio:.1}x ({:.2} vs {:.2} ms)",
-                m.me_storm.p99_ms, m.me.p99_ms
-            ),
-            "<= 2x".into(),
-            p99_ratio <= 2.0,
-        ),
-        (
-            "logins during the storm vs raw Argon2id".into(),
-            format!("{} ({:.1}/s)", pct(storm_logins), m.login_storm.per_second),
-            ">= 40%".into(),
-            storm_logins >= 0.4,
-        ),
-        (
-            "resident memory, idle (after a restart)".into(),
-            format!("{:.1} MiB", mib(report.rss_restart_idle_kib)),
-            "<= 15 MiB".into(),
-            mib(report.rss_restart_idle_kib) <= 15.0,
-        ),
-        (
-            "resident memory after the login storm".into(),
-            format!("{:.1} MiB{storm_note}", mib(report.rss_after_login_kib)),
-            "<= 80 MiB".into(),
-            mib(report.rss_after_login_kib) <= 80.0,
-        ),
-        (
-            "start to first 200 on an existing database (slowest start)".into(),
-            format!("{:.1} ms", slowest.as_secs_f64() * 1000.0),
-            "<= 200 ms".into(),
-            slowest <= Duration::from_millis(200),
-        ),
-    ];
-    if let [_, (_, off), (_, on)] = report.instructions.as_slice()
-        && *off > 0.0
-    {
-        let cost = on / off - 1.0;
-        targets.push((
-            "metrics on vs off, GET /users/me instructions per request (callgrind)".into(),
-            format!("{:+.1}% ({:.0} vs {:.0})", cost * 100.0, on, off),
-            "<= +3%".into(),
-            cost <= 0.03,
-        ));
-    }
-    targets
+/// Starts another server from `command`, waits for its first 200 to `probe`, runs `scenario`
+/// on it with `load` (its CPU counted), and stops it.
+async fn measure_another(
+    label: &str,
+    command: Command,
+    probe: impl Fn() -> http::Request<http_body_util::Full<bytes::Bytes>>,
+    scenario: Scenario,
+    load: Load,
+) -> Result<Outcome> {
+    let server = Listening::start(command, label)?;
+    first_200(server.addr, probe, Instant::now())
+        .await
+        .with_context(|| format!("{label}: the server does not answer"))?;
+    let out = measure(
+        label,
+        server.addr,
+        scenario,
+        Load {
+            cpu_pid: Some(server.pid()),
+            ..load
+        },
+    )
+    .await;
+    server.stop();
+    out
 }
 
 /// Instructions per request of `request` to `command` run under callgrind (see [`crate::callgrind`]).
@@ -923,6 +878,7 @@ async fn count_instructions(
     dir: &Path,
     request: impl Fn() -> http::Request<http_body_util::Full<bytes::Bytes>>,
     options: &Options,
+    tag: &str,
 ) -> Result<f64> {
     let profiles = dir.join("callgrind");
     std::fs::create_dir_all(&profiles)?;
@@ -944,7 +900,7 @@ async fn count_instructions(
             process.log_tail(20)
         )
     })?;
-    let ir = crate::callgrind::per_request(
+    let (ir, profile) = crate::callgrind::per_request(
         &process,
         &profiles,
         &request,
@@ -954,6 +910,17 @@ async fn count_instructions(
     .await?;
     eprintln!("[callgrind] {label}: {ir:.0} instructions per request");
     process.stop();
+    if let Some(keep) = &options.callgrind_keep {
+        std::fs::create_dir_all(keep)?;
+        let name: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let kept = keep.join(format!("callgrind.{tag}.{name}"));
+        std::fs::copy(&profile, &kept)
+            .with_context(|| format!("cannot keep the profile as {}", kept.display()))?;
+        eprintln!("[callgrind] kept {}", kept.display());
+    }
     Ok(ir)
 }
 

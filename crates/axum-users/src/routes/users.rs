@@ -133,8 +133,11 @@ async fn apply_update<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 
 async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<RouteState<S, H>>>,
-    parts: Parts,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    // The request itself rather than `Parts`, which is extracted by cloning the headers and
+    // the extensions: some 3,000 instructions of every `GET /users/me` (docs/benchmarks.md).
+    let (parts, _) = request.into_parts();
     let user = current(&inner, &parts, active(&inner)).await?;
     Ok(super::user_response(StatusCode::OK, &user))
 }
