@@ -38,7 +38,7 @@ fn base32_decode(text: &str) -> Vec<u8> {
 }
 
 /// The 6-digit code of `secret` (base32) for the 30-second step `offset` steps from now.
-fn code(secret: &str, offset: i64) -> String {
+pub(crate) fn code(secret: &str, offset: i64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
