@@ -170,16 +170,17 @@ async fn two_step_sign_in_is_set_up_on_the_account_page_and_its_failures_are_wor
         );
         assert!(refused.text().await.unwrap().contains("Reload the page"));
     }
+    // Each refusal is a 400 in words, on its own field.
+    let worded = async |path: &str, fields: Vec<(&str, String)>, words: &str| {
+        let answer = post(path, fields, None).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{path}");
+        let html = answer.text().await.unwrap();
+        assert!(html.contains(words), "{path}: {words} in {html}");
+        html
+    };
     let fields = vec![("current_password", "wrong".into()), ("csrf", csrf.clone())];
-    let wrong = post("/ui/account/two-step/start", fields, None)
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
-    let html = wrong.text().await.unwrap();
-    assert!(
-        html.contains("id=\"mfa-current-password-error\">The current password is wrong."),
-        "{html}"
-    );
+    let words = "id=\"mfa-current-password-error\">The current password is wrong.";
+    worded("/ui/account/two-step/start", fields, words).await;
 
     let fields = vec![
         ("current_password", "a-password".into()),
@@ -207,15 +208,8 @@ async fn two_step_sign_in_is_set_up_on_the_account_page_and_its_failures_are_wor
 
     // A wrong code: the form again, the error on the code's field, the QR code not again.
     let fields = vec![("code", "000000".into()), ("csrf", csrf.clone())];
-    let wrong = post("/ui/account/two-step/confirm", fields, None)
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
-    let html = wrong.text().await.unwrap();
-    assert!(
-        html.contains("id=\"code-error\">This code is wrong"),
-        "{html}"
-    );
+    let words = "id=\"code-error\">This code is wrong";
+    let html = worded("/ui/account/two-step/confirm", fields, words).await;
     assert!(!html.contains("<svg") && !html.contains("totp-secret"));
     let fields = vec![("code", crate::mfa::code(&secret, 0))];
     let refused = post("/ui/account/two-step/confirm", fields, None)
@@ -247,13 +241,6 @@ async fn two_step_sign_in_is_set_up_on_the_account_page_and_its_failures_are_wor
         .unwrap();
     assert!(html.contains("Recovery codes left: 10."), "{html}");
     assert!(!html.contains("<li><code>"));
-    // Each refusal is a 400 in words, on its own field.
-    let worded = async |path: &str, fields: Vec<(&str, String)>, words: &str| {
-        let answer = post(path, fields, None).await.unwrap();
-        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{path}");
-        let html = answer.text().await.unwrap();
-        assert!(html.contains(words), "{path}: {words} in {html}");
-    };
     let (regenerate, off) = (
         "/ui/account/two-step/recovery-codes",
         "/ui/account/two-step/off",
