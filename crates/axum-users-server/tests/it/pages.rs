@@ -110,6 +110,11 @@ async fn the_pages_can_be_turned_off_and_a_bad_prefix_stops_the_server() {
     );
 }
 
+/// The page at `url`, as text.
+async fn text_of(c: &reqwest::Client, url: &str) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// The secret the setup page shows (in groups of four), without its spaces.
 fn secret_of(html: &str) -> String {
     let start = html.find("id=\"totp-secret\">").expect("the secret") + 17;
@@ -124,14 +129,7 @@ async fn two_step_sign_in_is_set_up_on_the_account_page_and_its_failures_are_wor
     let s = Server::start();
     register(&s, "twostep@example.com", "a-password").await;
     let c = client();
-    let html = c
-        .get(s.url("/ui/sign-in"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = text_of(&c, &s.url("/ui/sign-in")).await;
     let form = [
         ("email", "twostep@example.com"),
         ("password", "a-password"),
@@ -231,14 +229,7 @@ async fn two_step_sign_in_is_set_up_on_the_account_page_and_its_failures_are_wor
     assert!(html.contains("shown only now"));
 
     // The account page says it is on, and never shows the codes again.
-    let html = c
-        .get(s.url("/ui/account"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = text_of(&c, &s.url("/ui/account")).await;
     assert!(html.contains("Recovery codes left: 10."), "{html}");
     assert!(!html.contains("<li><code>"));
     let (regenerate, off) = (
