@@ -2,6 +2,8 @@
 // verify → sign in → account → change password → sign out → sign in with the new password;
 // forgot → reset from the mailed link; sign in with the real OpenID provider (tests/oidc), and
 // link then unlink a provider account from the account page;
+// enable two-step sign-in on the account page (TOTP codes computed here, RFC 6238) → sign in
+// with a code → sign in with a recovery code → turn it off;
 // sign out one device from another browser context; a cross-site form post is refused; a
 // return_to off the allow-list is ignored; the pages' own forms post with `Origin: null`
 // (Referrer-Policy: no-referrer) and pass; axe-core on every page (no serious or critical
@@ -17,6 +19,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -512,5 +515,104 @@ test('link a provider account from the account page, sign in with it, unlink it'
   await page.getByText('No provider account is linked.').waitFor();
   await page.reload();
   assert.equal(await page.getByText('barbara.at.work@example.com').count(), 0, 'the link is gone');
+  await context.close();
+});
+
+/** RFC 4648 base32 (no padding) to bytes. */
+function base32Decode(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const c of text.replace(/[\s=]/g, '')) {
+    const index = alphabet.indexOf(c);
+    assert.ok(index >= 0, `not base32: ${c}`);
+    value = (value << 5) | index;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((value >> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** The RFC 6238 code (HMAC-SHA1, 30 s, 6 digits) of `secret` for the step `offset` steps from now. */
+function totp(secret, offset = 0) {
+  const counter = Math.floor(Date.now() / 1000 / 30) + offset;
+  const message = Buffer.alloc(8);
+  message.writeBigUInt64BE(BigInt(counter));
+  const digest = createHmac('sha1', base32Decode(secret)).update(message).digest();
+  const at = digest[19] & 0x0f;
+  const number = digest.readUInt32BE(at) & 0x7fffffff;
+  return String(number % 1000000).padStart(6, '0');
+}
+
+test('two-step sign-in: set up on the account page, sign in with a code, then a recovery code, turn off', { skip }, async () => {
+  const { context, page } = await newPage();
+  const email = 'hedy@example.com';
+  await register(email, passwordA);
+  await signIn(page, email, passwordA);
+  await page.waitForURL(`${base}/ui/account`);
+  await page.getByText('Two-step sign-in is off.').waitFor();
+
+  // A wrong password: said on its field.
+  await page.locator('#mfa-current-password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Turn on two-step sign-in' }).click();
+  await page.locator('#mfa-current-password-error').waitFor();
+  assert.equal(await page.locator('#mfa-current-password').getAttribute('aria-invalid'), 'true');
+  await inspect(page, 'account-two-step-error');
+
+  await page.locator('#mfa-current-password').fill(passwordA);
+  await page.getByRole('button', { name: 'Turn on two-step sign-in' }).click();
+  await page.getByText('Scan this QR code').waitFor();
+  assert.equal(await page.locator('.qr svg').count(), 1, 'the QR code, inline');
+  const secret = (await page.locator('#totp-secret').innerText()).replace(/\s/g, '');
+  await inspect(page, 'two-step-setup');
+
+  await page.getByLabel('Code from the app').fill('000000');
+  await page.getByRole('button', { name: 'Turn on', exact: true }).click();
+  await page.locator('#code-error').waitFor();
+  assert.equal(await page.locator('.qr').count(), 0, 'the QR code is not shown again');
+  await page.getByLabel('Code from the app').fill(totp(secret));
+  await page.getByRole('button', { name: 'Turn on', exact: true }).click();
+  await page.getByText('Store these codes somewhere safe').waitFor();
+  const codes = await page.locator('.codes code').allInnerTexts();
+  assert.equal(codes.length, 10);
+  await inspect(page, 'recovery-codes');
+  await page.getByRole('link', { name: 'I have stored them' }).click();
+  await page.getByText('Recovery codes left: 10.').waitFor();
+  assert.equal(await page.locator('.codes').count(), 0, 'the codes are shown once');
+  assert.ok(!(await page.content()).includes(codes[0]));
+  await inspect(page, 'account-two-step-on');
+
+  // Sign in with a code (the next step's: the one that enabled it is spent).
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.getByText('You are signed out.').waitFor();
+  await signIn(page, email, passwordA);
+  await page.getByText('Your account asks for a second factor').waitFor();
+  await page.getByLabel('Code from the app').fill(totp(secret, 1));
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.waitForURL(`${base}/ui/account`);
+  await page.getByText(`Signed in as ${email}`).waitFor();
+
+  // Sign in with a recovery code: one fewer left.
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await page.getByText('You are signed out.').waitFor();
+  await signIn(page, email, passwordA);
+  await page.getByLabel('A recovery code').fill(codes[3]);
+  await page.getByRole('button', { name: 'Use the recovery code' }).click();
+  await page.waitForURL(`${base}/ui/account`);
+  await page.getByText('Recovery codes left: 9.').waitFor();
+
+  // Turn it off: neither proof is said on the code's field; the password does it.
+  await page.getByRole('button', { name: 'Turn off two-step sign-in' }).click();
+  await page.locator('#mfa-off-code-error').waitFor();
+  await page.locator('#mfa-off-password').fill(passwordA);
+  await page.getByRole('button', { name: 'Turn off two-step sign-in' }).click();
+  await page.getByText('Two-step sign-in is off.').first().waitFor();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+  await signIn(page, email, passwordA);
+  await page.waitForURL(`${base}/ui/account`);
   await context.close();
 });

@@ -21,7 +21,8 @@ use crate::render::{Visit, error_key, refused_password};
 use crate::security::Form;
 
 type Pages<S, H> = State<Arc<PagesState<S, H>>>;
-type Me<S> = Authenticated<<S as axum_users::UserStore>::Id, <S as axum_users::UserStore>::Fields>;
+pub(crate) type Me<S> =
+    Authenticated<<S as axum_users::UserStore>::Id, <S as axum_users::UserStore>::Fields>;
 
 impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> PagesState<S, H> {
     /// The signed-in user of the request (active, verified where required), through the
@@ -78,7 +79,7 @@ async fn me_or_sign_in<'a, S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 /// What a POST of the account page needs: the user, the visit and the checked form.
-async fn account_post<'a, S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
+pub(crate) async fn account_post<'a, S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     state: &'a PagesState<S, H>,
     parts: &mut Parts,
     body: &[u8],
@@ -106,6 +107,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("sessions", "account_sessions_signed_out"),
     ("linked", "account_accounts_linked"),
     ("unlinked", "account_accounts_unlinked"),
+    ("two_step_off", "two_step_turned_off"),
 ];
 
 /// `GET /account`.
@@ -135,7 +137,7 @@ pub(crate) async fn page<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 /// The account page with `extra` (errors, values, a notice).
-async fn render<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
+pub(crate) async fn render<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     state: &PagesState<S, H>,
     visit: &Visit<'_>,
     me: &Me<S>,
@@ -149,6 +151,10 @@ async fn render<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     };
     let accounts = match manager.oauth_accounts(&me.user).await {
         Ok(accounts) => accounts,
+        Err(e) => return failed(state, visit, &e),
+    };
+    let mfa = match crate::two_step::status(state, me).await {
+        Ok(mfa) => mfa,
         Err(e) => return failed(state, visit, &e),
     };
     let sessions: Vec<Value> = sessions
@@ -184,6 +190,7 @@ async fn render<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     extra["sessions"] = json!(sessions);
     extra["accounts"] = json!(accounts);
     extra["providers"] = json!(providers);
+    extra["mfa"] = json!(mfa);
     state.page(visit, status, "account.html", "account_title", extra)
 }
 

@@ -3,7 +3,7 @@
 //! Hosted, server-rendered pages over [`axum_users`]: sign in (e-mail and password, a button per
 //! OAuth provider), sign up, forgot and reset password, verify e-mail, confirm an e-mail change,
 //! sign out, and the account page (e-mail and password change, signed-in devices, linked
-//! provider accounts). They work without JavaScript, carry every string in one file per
+//! provider accounts, two-step sign-in). They work without JavaScript, carry every string in one file per
 //! language (`locales/*.toml`, chosen by `Accept-Language`), and call the [`UserManager`]
 //! for every act: no rule lives here, the pages parse, call and render.
 //!
@@ -37,6 +37,7 @@ mod render;
 mod return_to;
 mod second_factor;
 mod security;
+mod two_step;
 
 use std::sync::Arc;
 
@@ -269,6 +270,13 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> Pages<S, H> {
                 post(account::sign_out_others::<S, H>),
             )
             .route("/account/oauth/unlink", post(account::unlink::<S, H>))
+            .route("/account/two-step/start", post(two_step::start::<S, H>))
+            .route("/account/two-step/confirm", post(two_step::confirm::<S, H>))
+            .route(
+                "/account/two-step/recovery-codes",
+                post(two_step::regenerate::<S, H>),
+            )
+            .route("/account/two-step/off", post(two_step::turn_off::<S, H>))
             .route("/oauth/{name}/sign-in", get(oauth::sign_in::<S, H>))
             .route("/oauth/{name}/link", get(oauth::link::<S, H>))
             .route("/static/pages.css", get(render::stylesheet))

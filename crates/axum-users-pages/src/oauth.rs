@@ -259,6 +259,9 @@ pub(crate) async fn callbacks<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
         if let Ok(clear) = HeaderValue::from_str(&cookie.set_cookie("", Some(0))) {
             page.headers_mut().append(header::SET_COOKIE, clear);
         }
+        // Outside the pages' router: the same headers as every page (CSP, no framing,
+        // no referrer, no-store), for the mfa token it carries.
+        crate::security::apply_headers(&state, &mut page);
         return page;
     }
     let detail = json["detail"]
@@ -286,9 +289,7 @@ pub(crate) async fn callbacks<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     if let Ok(clear) = HeaderValue::from_str(&cookie.set_cookie("", Some(0))) {
         carried.headers_mut().append(header::SET_COOKIE, clear);
     }
-    carried
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    crate::security::apply_headers(&state, &mut carried);
     carried
 }
 
@@ -309,6 +310,66 @@ mod tests {
         assert_eq!(callback_of("/auth/oidc/authorize"), None);
         assert_eq!(callback_of("/auth/a/b/callback"), None);
         assert_eq!(callback_of("/ui/auth/oidc/callback"), None);
+    }
+
+    /// F19: the second-factor page a callback answers (and its redirects) carry the pages'
+    /// security headers, though the callback is the library's route outside the pages' router.
+    #[tokio::test]
+    async fn the_callbacks_pages_carry_the_security_headers() {
+        use axum::routing::get;
+        let users = axum_users::AxumUsers::builder(
+            axum_users::MemoryStore::<uuid::Uuid>::new(),
+            "a secret of at least 32 bytes, for the test!",
+        )
+        .cookie(axum_users::CookieSettings::auth().with_secure(false))
+        .build()
+        .unwrap();
+        let config = crate::PagesConfig::default().with_secure_cookies(false);
+        let pages =
+            crate::Pages::new(users, "the pages' secret of at least 32 bytes", config).unwrap();
+        let mfa = serde_json::json!({"detail": {"code": "LOGIN_MFA_REQUIRED",
+            "mfa_token": "pending-token", "methods": ["totp"]}});
+        let refused = serde_json::json!({"detail": "OAUTH_INVALID_STATE"});
+        let library = axum::Router::new()
+            .route(
+                "/auth/corp/callback",
+                get(move || async move { (StatusCode::UNAUTHORIZED, axum::Json(mfa)) }),
+            )
+            .route(
+                "/auth/associate/corp/callback",
+                get(move || async move { (StatusCode::BAD_REQUEST, axum::Json(refused)) }),
+            );
+        let app = pages.wrap_oauth_callbacks(library);
+        for (kind, path) in [
+            (Kind::SignIn, "/auth/corp/callback"),
+            (Kind::Link, "/auth/associate/corp/callback"),
+        ] {
+            let flow = flow_value(&pages.state, kind, "corp", "");
+            let request = Request::get(path)
+                .header("cookie", format!("axum_users_pages_oauth={flow}"))
+                .body(Body::empty())
+                .unwrap();
+            let answer = app.clone().oneshot(request).await.unwrap();
+            let headers = answer.headers();
+            let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            assert!(
+                csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+                "{path}: {csp}"
+            );
+            assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY", "{path}");
+            assert_eq!(headers[header::REFERRER_POLICY], "no-referrer", "{path}");
+            assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{path}");
+            if kind == Kind::SignIn {
+                assert_eq!(answer.status(), StatusCode::OK);
+                let body = axum::body::to_bytes(answer.into_body(), ANSWER_LIMIT)
+                    .await
+                    .unwrap();
+                let html = String::from_utf8_lossy(&body);
+                assert!(html.contains("value=\"pending-token\""), "{html}");
+            } else {
+                assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+            }
+        }
     }
 
     #[test]

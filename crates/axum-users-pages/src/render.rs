@@ -30,6 +30,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "second_factor.html",
         include_str!("../templates/second_factor.html"),
     ),
+    (
+        "two_step_setup.html",
+        include_str!("../templates/two_step_setup.html"),
+    ),
+    (
+        "recovery_codes.html",
+        include_str!("../templates/recovery_codes.html"),
+    ),
 ];
 
 const STYLESHEET: &str = include_str!("../static/pages.css");

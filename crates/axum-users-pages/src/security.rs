@@ -113,6 +113,13 @@ pub(crate) async fn headers<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     State(state): State<Arc<PagesState<S, H>>>,
     mut response: Response,
 ) -> Response {
+    apply_headers(&state, &mut response);
+    response
+}
+
+/// The security headers of the pages on `response` (also on the pages the OAuth callbacks
+/// answer, outside the pages' router).
+pub(crate) fn apply_headers<S: RouterStore, H>(state: &PagesState<S, H>, response: &mut Response) {
     let mut form_action = String::from("'self'");
     for origin in state.return_to.origins() {
         form_action.push(' ');
@@ -137,7 +144,6 @@ pub(crate) async fn headers<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
             headers.insert(name, HeaderValue::from_static(value));
         }
     }
-    response
 }
 
 #[cfg(test)]

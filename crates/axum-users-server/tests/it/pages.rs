@@ -109,3 +109,153 @@ async fn the_pages_can_be_turned_off_and_a_bad_prefix_stops_the_server() {
         "{stderr}"
     );
 }
+
+/// The page at `url`, as text.
+async fn text_of(c: &reqwest::Client, url: &str) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The secret the setup page shows (in groups of four), without its spaces.
+fn secret_of(html: &str) -> String {
+    let start = html.find("id=\"totp-secret\">").expect("the secret") + 17;
+    html[start..].split('<').next().unwrap().replace(' ', "")
+}
+
+/// Two-step sign-in on the account page: refused without the token, from another site, with
+/// a wrong password or a wrong code (in words, on the field); on with the right code and its
+/// ten recovery codes shown once; off with the password.
+#[tokio::test]
+async fn two_step_sign_in_is_set_up_on_the_account_page_and_its_failures_are_worded() {
+    let s = Server::start();
+    register(&s, "twostep@example.com", "a-password").await;
+    let c = client();
+    let html = text_of(&c, &s.url("/ui/sign-in")).await;
+    let form = [
+        ("email", "twostep@example.com"),
+        ("password", "a-password"),
+        ("csrf", &csrf_of(&html)),
+    ];
+    let account = c
+        .post(s.url("/ui/sign-in"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let html = account.text().await.unwrap();
+    assert!(html.contains("Two-step sign-in is off"), "{html}");
+    let csrf = csrf_of(&html);
+
+    let post = |path: &str, fields: Vec<(&str, String)>, origin: Option<&str>| {
+        let mut request = c.post(s.url(path)).form(&fields);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    // Missing token, or a cross-site post with the right one: refused, nothing begun.
+    for (token, origin) in [("", None), (csrf.as_str(), Some("https://evil.example"))] {
+        let fields = vec![
+            ("current_password", "a-password".into()),
+            ("csrf", token.into()),
+        ];
+        let refused = post("/ui/account/two-step/start", fields, origin)
+            .await
+            .unwrap();
+        assert_eq!(
+            refused.status(),
+            StatusCode::FORBIDDEN,
+            "{token:?} {origin:?}"
+        );
+        assert!(refused.text().await.unwrap().contains("Reload the page"));
+    }
+    // Each refusal is a 400 in words, on its own field.
+    let worded = async |path: &str, fields: Vec<(&str, String)>, words: &str| {
+        let answer = post(path, fields, None).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{path}");
+        let html = answer.text().await.unwrap();
+        assert!(html.contains(words), "{path}: {words} in {html}");
+        html
+    };
+    let fields = vec![("current_password", "wrong".into()), ("csrf", csrf.clone())];
+    let words = "id=\"mfa-current-password-error\">The current password is wrong.";
+    worded("/ui/account/two-step/start", fields, words).await;
+
+    let fields = vec![
+        ("current_password", "a-password".into()),
+        ("csrf", csrf.clone()),
+    ];
+    let setup = post("/ui/account/two-step/start", fields, None)
+        .await
+        .unwrap();
+    assert_eq!(setup.status(), StatusCode::OK);
+    let csp = setup.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("data:"),
+        "{csp}"
+    );
+    let html = setup.text().await.unwrap();
+    assert!(
+        html.contains("<svg") && !html.contains("<?xml"),
+        "the QR code inline"
+    );
+    let secret = secret_of(&html);
+    assert_eq!(secret.len(), 32, "{secret}");
+
+    // A wrong code: the form again, the error on the code's field, the QR code not again.
+    let fields = vec![("code", "000000".into()), ("csrf", csrf.clone())];
+    let words = "id=\"code-error\">This code is wrong";
+    let html = worded("/ui/account/two-step/confirm", fields, words).await;
+    assert!(!html.contains("<svg") && !html.contains("totp-secret"));
+    let fields = vec![("code", crate::mfa::code(&secret, 0))];
+    let refused = post("/ui/account/two-step/confirm", fields, None)
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "no CSRF token");
+
+    let fields = vec![
+        ("code", crate::mfa::code(&secret, 0)),
+        ("csrf", csrf.clone()),
+    ];
+    let on = post("/ui/account/two-step/confirm", fields, None)
+        .await
+        .unwrap();
+    assert_eq!(on.status(), StatusCode::OK);
+    assert_eq!(on.headers()["cache-control"], "no-store");
+    let html = on.text().await.unwrap();
+    assert_eq!(html.matches("<li><code>").count(), 10, "{html}");
+    assert!(html.contains("shown only now"));
+
+    // The account page says it is on, and never shows the codes again.
+    let html = text_of(&c, &s.url("/ui/account")).await;
+    assert!(html.contains("Recovery codes left: 10."), "{html}");
+    assert!(!html.contains("<li><code>"));
+    let (regenerate, off) = (
+        "/ui/account/two-step/recovery-codes",
+        "/ui/account/two-step/off",
+    );
+    let words = "id=\"mfa-regenerate-code-error\">This code is wrong";
+    worded(
+        regenerate,
+        vec![("code", "123".into()), ("csrf", csrf.clone())],
+        words,
+    )
+    .await;
+    let words = "id=\"mfa-off-code-error\">Enter a code";
+    worded(off, vec![("csrf", csrf.clone())], words).await;
+    let fields = vec![("current_password", "wrong".into()), ("csrf", csrf.clone())];
+    let words = "id=\"mfa-off-password-error\">The current password is wrong.";
+    worded(off, fields, words).await;
+    let fields = vec![
+        ("current_password", "a-password".into()),
+        ("csrf", csrf.clone()),
+    ];
+    let off = post("/ui/account/two-step/off", fields, None)
+        .await
+        .unwrap();
+    assert_eq!(off.url().path(), "/ui/account");
+    let html = off.text().await.unwrap();
+    assert!(html.contains("Two-step sign-in is off.") && html.contains("Turn on two-step sign-in"));
+}
