@@ -154,7 +154,7 @@ fn wait(ms: i64) -> Option<Duration> {
 impl Limiter for RedisLimiter {
     fn hit<'a>(&'a self, key: &'a str, rule: Rule) -> LimitFuture<'a, Option<Duration>> {
         Box::pin(async move {
-            let interval = (rule.window / rule.limit).max(Duration::from_millis(1));
+            let interval = (rule.window / rule.limit.max(1)).max(Duration::from_millis(1));
             let args = [millis(interval), rule.limit.to_string()];
             Ok(wait(self.eval(&scripts().hit, key, &args).await?))
         })

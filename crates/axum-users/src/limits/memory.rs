@@ -193,7 +193,8 @@ impl MemoryLimiter {
         limiters
             .entry(rule)
             .or_insert_with(|| {
-                let interval = (rule.window / rule.limit).max(Duration::from_nanos(1));
+                // `Rule`'s fields are public: a limit of 0 is read as 1 rather than divided by.
+                let interval = (rule.window / rule.limit.max(1)).max(Duration::from_nanos(1));
                 let quota = Quota::with_period(interval)
                     .expect("a period of at least 1 ns")
                     .allow_burst(NonZeroU32::new(rule.limit).unwrap_or(NonZeroU32::MIN));
@@ -292,6 +293,17 @@ mod tests {
             "{wait:?}"
         );
         assert_eq!(limiter.hit_now("b", rule), None, "keys are separate");
+    }
+
+    #[test]
+    fn a_rule_built_with_a_limit_of_zero_counts_as_one_and_does_not_panic() {
+        let limiter = MemoryLimiter::new();
+        let rule = Rule {
+            limit: 0,
+            window: Duration::from_secs(60),
+        };
+        assert_eq!(limiter.hit_now("a", rule), None);
+        assert!(limiter.hit_now("a", rule).is_some());
     }
 
     #[test]

@@ -363,8 +363,9 @@ where
             .await
     }
 
-    /// Removes every second factor of a user (a superuser's act, for a lost device); the user is
-    /// told through [`UserHooks::on_second_factor_changed`]. Returns whether there was one.
+    /// Removes every second factor of a user, the TOTP factor and the passkeys (a superuser's
+    /// act, for a lost device); the user is told through
+    /// [`UserHooks::on_second_factor_changed`]. Returns whether there was one.
     ///
     /// # Errors
     /// [`ManagerError::UserNotExists`], [`ManagerError::MfaUnavailable`], or a store failure.
@@ -375,7 +376,18 @@ where
     ) -> Result<bool, ManagerError> {
         let mfa = self.mfa()?;
         let user = self.get(user_id).await?;
-        let removed = mfa.remove_totp(user_id).await?;
+        let mut removed = mfa.remove_totp(user_id).await?;
+        // A passkey is a second factor too: one on the lost device goes with it.
+        if let Some(passkeys) = self.store().passkey_store() {
+            for passkey in passkeys.list_passkeys(user_id).await? {
+                let gone = passkeys.delete_passkey(user_id, &passkey.id, false).await?;
+                if gone == crate::passkeys::PasskeyRemoval::Removed {
+                    removed = true;
+                    self.audit(AuditEvent::PasskeyRemoved, Some(user_id), request)
+                        .await;
+                }
+            }
+        }
         if removed {
             self.hooks()
                 .on_second_factor_changed(&user, SecondFactorChange::RemovedBySuperuser)

@@ -66,8 +66,8 @@ pub struct PasskeySettings {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PasskeyConfigError {
-    /// An origin is not an absolute `http(s)://` URL.
-    #[error("`{0}` is not an absolute http:// or https:// URL")]
+    /// An origin is not an absolute `https://` URL (or `http://` on localhost).
+    #[error("`{0}` is not an absolute https:// URL (plain http:// only on localhost)")]
     BadOrigin(String),
     /// The public URL's host is an IP address (or there is none): an RP id must be a domain
     /// (on loopback, use `http://localhost:PORT`).
@@ -83,7 +83,10 @@ pub enum PasskeyConfigError {
 fn origin_of(url: &str) -> Result<Url, PasskeyConfigError> {
     let bad = || PasskeyConfigError::BadOrigin(url.to_owned());
     let parsed = Url::parse(url).map_err(|_| bad())?;
-    if !matches!(parsed.scheme(), "http" | "https") {
+    // Browsers run WebAuthn on plain http only for localhost: any other http origin is one a
+    // network attacker could serve.
+    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if !(parsed.scheme() == "https" || parsed.scheme() == "http" && local) {
         return Err(bad());
     }
     Url::parse(&parsed.origin().ascii_serialization()).map_err(|_| bad())
@@ -845,6 +848,15 @@ mod tests {
         ));
         let s = s.with_extra_origin("http://localhost:3000/app").unwrap();
         assert_eq!(s.origins().len(), 2);
+        // Plain http elsewhere is an origin a network attacker could serve.
+        assert!(matches!(
+            PasskeySettings::for_public_url("http://auth.example.com"),
+            Err(PasskeyConfigError::BadOrigin(_))
+        ));
+        assert!(matches!(
+            s.clone().with_extra_origin("http://app.example.com"),
+            Err(PasskeyConfigError::BadOrigin(_))
+        ));
     }
 
     #[test]

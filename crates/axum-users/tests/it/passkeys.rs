@@ -615,3 +615,80 @@ async fn the_last_way_in_stays_and_a_server_without_passkeys_says_so() {
         (StatusCode::NOT_IMPLEMENTED, &json!("PASSKEY_UNAVAILABLE"))
     );
 }
+
+#[tokio::test]
+async fn passkey_ceremony_starts_are_counted_as_sign_ins_of_the_address() {
+    // Each start writes a ceremony row: without a limit a client could fill the store.
+    for (path, body) in [
+        ("/auth/jwt/passkey/start", Value::Null),
+        (
+            "/auth/jwt/mfa/passkey/start",
+            json!({"mfa_token": "not-one"}),
+        ),
+    ] {
+        let app = app().await;
+        // The limit is per client address: served with the peer's address this time.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = app
+            .users
+            .router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let mut refused = None;
+        for n in 0..40 {
+            let (status, answer) = call(
+                Method::POST,
+                format!("{base}{path}"),
+                None,
+                (!body.is_null()).then(|| body.clone()),
+            )
+            .await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert_eq!(answer, json!({"detail": "TOO_MANY_REQUESTS"}));
+                refused = Some(n);
+                break;
+            }
+        }
+        let n = refused.unwrap_or_else(|| panic!("{path}: 40 starts from one address passed"));
+        assert!(
+            (5..=20).contains(&n),
+            "{path}: refused after {n} starts, within the login limits of one client (20 a minute)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_superusers_removal_of_second_factors_takes_the_passkeys_too() {
+    let app = app().await;
+    let (_, token) = app.user().await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    assert_eq!(app.register(&token, &mut key).await.0, StatusCode::CREATED);
+    let (_, me) = app
+        .call(Method::GET, "/users/me", Some(&token), json!({}))
+        .await;
+    let mut root = UserCreate::new("root-pk@example.com".to_owned(), PASSWORD);
+    root.is_superuser = Some(true);
+    app.users
+        .manager()
+        .create(root, Privilege::Superuser, None)
+        .await
+        .unwrap();
+    let root = login(&app.base, "root-pk@example.com", PASSWORD).await;
+    let path = format!("/users/{}/mfa", me["id"].as_str().unwrap());
+    let (status, body) = app
+        .call(Method::DELETE, &path, Some(&root), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (_, list) = app
+        .call(Method::GET, "/users/me/passkeys", Some(&token), json!({}))
+        .await;
+    assert_eq!(list, json!([]), "the lost device's passkey is gone");
+    let assertion = app.assertion(&mut key).await;
+    let (status, body) = app.sign_in(&assertion).await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_INVALID")),
+        "it signs in no more"
+    );
+}
