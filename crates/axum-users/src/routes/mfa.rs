@@ -102,6 +102,19 @@ pub(super) async fn me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner.extension().require(parts, requirements).await
 }
 
+/// The signed-in user and the optional `current_password` of a JSON body: the fresh proof
+/// that adding a factor (a TOTP factor, a passkey) asks for.
+pub(super) async fn me_and_current_password<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
+    inner: &RouteState<S, H>,
+    parts: &Parts,
+    body: &Bytes,
+) -> Result<(Authenticated<S::Id, S::Fields>, Option<Secret>), ApiError> {
+    let me = me(inner, parts).await?;
+    let value = json_or_empty(parts, body)?;
+    let current = Fields::read(&value, |f| f.optional_string("current_password", true))?;
+    Ok((me, current.map(Secret::new)))
+}
+
 pub(super) fn no_store_json(status: StatusCode, value: Value) -> Response {
     let mut response = (status, axum::Json(value)).into_response();
     crate::auth::no_store(&mut response);
@@ -133,14 +146,12 @@ async fn begin<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let me = me(&inner, &parts).await?;
-    let value = json_or_empty(&parts, &body)?;
-    let current = Fields::read(&value, |f| f.optional_string("current_password", true))?;
+    let (me, current) = me_and_current_password(&inner, &parts, &body).await?;
     let enrolment = inner
         .manager
         .begin_totp(
             &me.user,
-            current.map(Secret::new).as_ref(),
+            current.as_ref(),
             me.session_id.as_deref(),
             Some(&parts),
         )

@@ -16,14 +16,13 @@ use http::request::Parts;
 use serde_json::{Value, json};
 
 use super::auth::BackendState;
-use super::mfa::{json_or_empty, me, no_store_json};
+use super::mfa::{me, me_and_current_password, no_store_json};
 use crate::body::{Fields, parse_json};
 use crate::error::{ApiError, ValidationIssue};
 use crate::hooks::UserHooks;
 use crate::limits::LimitedRoute;
 use crate::passkeys::{PasskeyCeremony, PasskeyInfo};
 use crate::route_state::RouteState;
-use crate::secret::Secret;
 use crate::store::UserStore;
 
 /// The largest body of a passkey route: a credential with its attestation is a few KiB.
@@ -119,14 +118,12 @@ async fn register_start<S: crate::RouterStore, H: UserHooks<S::Id, S::Fields>>(
     parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let me = me(&inner, &parts).await?;
-    let value = json_or_empty(&parts, &body)?;
-    let current = Fields::read(&value, |f| f.optional_string("current_password", true))?;
+    let (me, current) = me_and_current_password(&inner, &parts, &body).await?;
     let ceremony = inner
         .manager
         .begin_passkey_registration(
             &me.user,
-            current.map(Secret::new).as_ref(),
+            current.as_ref(),
             me.session_id.as_deref(),
             Some(&parts),
         )
