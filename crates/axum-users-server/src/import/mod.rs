@@ -78,6 +78,10 @@ struct Report {
     present: u64,
     skipped: BTreeMap<&'static str, u64>,
     skipped_links: BTreeMap<&'static str, u64>,
+    /// Copied with an unusable password: the source's hash is of a kind we do not read, or
+    /// costs more than the ceiling a login computes (one such row would hold a hashing thread
+    /// for hours at each login naming it).
+    without_password: u64,
     examples: Vec<String>,
 }
 
@@ -87,7 +91,14 @@ impl Report {
     fn skip(&mut self, why: &'static str, id: &str, email: &str) {
         *self.skipped.entry(why).or_default() += 1;
         if self.examples.len() < MAX_EXAMPLES {
-            self.examples.push(format!("{id} <{email}>: {why}"));
+            self.examples.push(format!("skipped {id} <{email}>: {why}"));
+        }
+    }
+
+    fn without_password(&mut self, id: &str, email: &str) {
+        self.without_password += 1;
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples.push(format!("{id} <{email}>: {NO_PASSWORD}"));
         }
     }
 
@@ -106,6 +117,8 @@ const EMAIL_TAKEN: &str = "e-mail already present with another id";
 const ID_TAKEN: &str = "id already present with another e-mail";
 const INVALID_EMAIL: &str = "invalid e-mail address";
 const NOT_UUID: &str = "id is not a UUID";
+const NO_PASSWORD: &str = "copied without a password: its hash is of an unknown kind or costs more \
+     than the ceiling (docs/security.md); the user sets one with forgot-password";
 const SHARED_ADDRESS: &str = "e-mail address another source user shares (another case or a look-alike \
      such as a fullwidth letter): resolve it in the source, then run the import again";
 const ACCOUNT_TAKEN: &str = "provider account linked to another user already (link skipped)";
@@ -156,7 +169,7 @@ async fn import_fastapi_users(config: Config, args: FastapiUsersArgs) -> Result<
             .users_after(after.as_deref(), args.batch_size as usize)
             .await?;
         let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
+        after = Some(last.cursor.clone());
         report.read += page.len() as u64;
         let ids: Vec<String> = page.iter().map(|u| u.id.clone()).collect();
         let mut accounts = BTreeMap::<String, Vec<SourceAccount>>::new();
@@ -176,9 +189,12 @@ async fn import_fastapi_users(config: Config, args: FastapiUsersArgs) -> Result<
                 report.skip_links(ORPHAN_ACCOUNT, orphans);
                 continue;
             }
-            match to_import(&user, links, |a| manager.sealed_oauth_account(a)) {
+            let usable = manager
+                .passwords()
+                .is_verifiable(&PasswordHash(user.hashed_password.clone()));
+            match to_import(&user, links, usable, |a| manager.sealed_oauth_account(a)) {
                 Ok(item) => {
-                    sent.push((user, orphans));
+                    sent.push((user, orphans, usable));
                     batch.push(item);
                 }
                 Err(why) => {
@@ -191,13 +207,16 @@ async fn import_fastapi_users(config: Config, args: FastapiUsersArgs) -> Result<
             .import_users(batch, args.dry_run)
             .await
             .context("cannot write a batch of users (nothing of that batch was written)")?;
-        for ((user, links), outcome) in sent.iter().zip(outcomes) {
+        for ((user, links, usable), outcome) in sent.iter().zip(outcomes) {
             match outcome {
                 Imported::Created {
                     accounts,
                     accounts_taken,
                 } => {
                     report.copied += 1;
+                    if !usable {
+                        report.without_password(&user.id, &user.email);
+                    }
                     report.accounts += accounts as u64;
                     report.skip_links(ACCOUNT_TAKEN, accounts_taken as u64);
                 }
@@ -242,7 +261,7 @@ impl SharedKeys {
         loop {
             let page = source.users_after(after.as_deref(), page_size).await?;
             let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
+            after = Some(last.cursor.clone());
             for user in &page {
                 if let Some(digest) = key_digest(&user.email) {
                     *seen.entry(digest).or_default() += 1;
@@ -275,6 +294,7 @@ fn key_digest(email: &str) -> Option<u64> {
 fn to_import(
     user: &SourceUser,
     accounts: Vec<SourceAccount>,
+    usable_hash: bool,
     seal: impl Fn(NewOAuthAccount) -> NewOAuthAccount,
 ) -> Result<ImportUser<Uuid, NoFields>, &'static str> {
     let id = Uuid::try_parse(&user.id).map_err(|_| NOT_UUID)?;
@@ -296,7 +316,11 @@ fn to_import(
         user: NewUser {
             id: Some(id),
             email,
-            hashed_password: PasswordHash(user.hashed_password.clone()),
+            hashed_password: if usable_hash {
+                PasswordHash(user.hashed_password.clone())
+            } else {
+                PasswordHash::unusable()
+            },
             is_active: user.is_active,
             is_superuser: user.is_superuser,
             is_verified: user.is_verified,
@@ -374,8 +398,14 @@ fn print_report(
             println!("    {n}: {why}");
         }
     }
+    if report.without_password > 0 {
+        println!(
+            "  users {verb} without a password: {}",
+            report.without_password
+        );
+    }
     for example in &report.examples {
-        println!("    skipped {example}");
+        println!("    {example}");
     }
     for (why, n) in &report.skipped_links {
         println!("  provider accounts skipped: {n}: {why}");
@@ -433,6 +463,7 @@ mod tests {
     fn invalid_addresses_and_ids_are_refused_with_why() {
         let user = |id: &str, email: &str| SourceUser {
             id: id.into(),
+            cursor: id.into(),
             email: email.into(),
             hashed_password: "$2b$12$x".into(),
             is_active: true,
@@ -442,14 +473,14 @@ mod tests {
         let keep = |a| a;
         let id = Uuid::new_v4().to_string();
         assert_eq!(
-            to_import(&user(&id, "not an address"), vec![], keep).err(),
+            to_import(&user(&id, "not an address"), vec![], true, keep).err(),
             Some(INVALID_EMAIL)
         );
         assert_eq!(
-            to_import(&user("17", "a@example.com"), vec![], keep).err(),
+            to_import(&user("17", "a@example.com"), vec![], true, keep).err(),
             Some(NOT_UUID)
         );
-        let ok = to_import(&user(&id, "A@Example.com"), vec![], keep).unwrap();
+        let ok = to_import(&user(&id, "A@Example.com"), vec![], true, keep).unwrap();
         assert_eq!(ok.user.id.unwrap().to_string(), id);
         assert!(ok.user.is_verified && ok.user.is_active && !ok.user.is_superuser);
     }

@@ -39,7 +39,11 @@ impl Layout {
 /// One row of the user table, as text and flags.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceUser {
+    /// The id as imported: trimmed of the padding some column types add.
     pub(crate) id: String,
+    /// The id exactly as the source stores it, where the next page starts: a trimmed id could
+    /// sort before its own row (`'x ' > 'x'`) and walk the same row for ever.
+    pub(crate) cursor: String,
     pub(crate) email: String,
     pub(crate) hashed_password: String,
     pub(crate) is_active: bool,
@@ -220,6 +224,7 @@ impl Source {
             .map(
                 |(id, email, hashed_password, is_active, is_superuser, is_verified)| SourceUser {
                     id: id.trim().to_owned(),
+                    cursor: id,
                     email,
                     hashed_password,
                     is_active,

@@ -483,3 +483,64 @@ fn the_jwt_window_is_bounded() {
         "{err}"
     );
 }
+
+/// A tampered source: a hash that would hold a hashing thread for hours at each login, and an
+/// id with trailing padding as the last row (a trimmed cursor walked it for ever). The import
+/// ends, copies both users, and the costly hash becomes an unusable password (reported).
+#[tokio::test]
+async fn a_tampered_source_cannot_pin_the_hashing_threads_or_loop() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("fastapi.db");
+    let source_url = format!("sqlite://{}?mode=rwc", source.display());
+    let mut db = sqlx::SqliteConnection::connect(&source_url).await.unwrap();
+    sqlx::query(
+        "CREATE TABLE \"user\" (id CHAR(36) PRIMARY KEY, email TEXT, hashed_password TEXT, \
+         is_active BOOLEAN, is_superuser BOOLEAN, is_verified BOOLEAN)",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let costly = "$argon2id$v=19$m=8,t=4294967295,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAA";
+    let plain = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAA";
+    let padded = "ffffffff-0000-4000-8000-000000000001 ";
+    for (id, email, hash) in [
+        (
+            "00000000-0000-4000-8000-000000000001",
+            "plain@example.com",
+            plain,
+        ),
+        (padded, "costly@example.com", costly),
+    ] {
+        sqlx::query("INSERT INTO \"user\" VALUES (?, ?, ?, 1, 0, 1)")
+            .bind(id)
+            .bind(email)
+            .bind(hash)
+            .execute(&mut db)
+            .await
+            .unwrap();
+    }
+    db.close().await.unwrap();
+
+    let env = [("AXUM_USERS_SECRET", SECRET.to_owned())];
+    let from = format!("sqlite://{}", source.display());
+    let (ok, out, err) = import(dir.path(), &env, &["--from", &from]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("users copied: 2"), "{out}");
+    assert!(out.contains("users copied without a password: 1"), "{out}");
+    assert!(
+        out.contains(
+            "ffffffff-0000-4000-8000-000000000001 <costly@example.com>: copied without a password"
+        ),
+        "the report names the user: {out}"
+    );
+    let target = format!("sqlite://{}", dir.path().join("users.db").display());
+    let costly_user = read_user(&target, "costly@example.com").await.unwrap();
+    assert!(!costly_user.hashed_password.is_usable());
+    assert_eq!(
+        costly_user.id.to_string(),
+        padded.trim(),
+        "the id is imported trimmed"
+    );
+    assert_eq!(hash_of(&target, "plain@example.com").await, plain);
+}

@@ -13,6 +13,17 @@ use crate::secret::{constant_time_eq, fill_random};
 
 /// Hashes whose memory cost is above this are refused rather than computed (4 GiB).
 pub(super) const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+
+/// The costliest stored hash that is still verified, whoever wrote it: a row written with
+/// `t=4294967295` or `$2b$31$` would hold a hashing thread for hours at each login naming it.
+/// Above these (and above the configured parameters, which always pass) the hash is not
+/// computed. FastAPI Users' pwdlib default (`m=65536,t=3,p=4`) and bcrypt 12 are well inside.
+const LEGACY_MAX_MEMORY_KIB: u32 = 256 * 1024;
+const LEGACY_MAX_ITERATIONS: u32 = 10;
+const LEGACY_MAX_PARALLELISM: u32 = 16;
+/// Memory times passes, in KiB: 1 GiB of block writes, some 50 times the default's.
+const LEGACY_MAX_WORK: u64 = 1024 * 1024;
+const LEGACY_MAX_BCRYPT_COST: u32 = 14;
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
 
@@ -89,7 +100,10 @@ pub(super) fn verify_and_update(
     memory: &mut Vec<Block>,
 ) -> Result<Verified, PasswordError> {
     let matches_and_current = if let Some(phc) = ArgonPhc::parse(hash) {
-        if phc.memory_kib > MAX_MEMORY_KIB {
+        if !phc.cost_acceptable(current) {
+            tracing::warn!(
+                "a stored Argon2 hash costs more than the ceiling; the login is refused"
+            );
             return Ok(Verified::No);
         }
         let Ok(params) = argon2_params(
@@ -118,7 +132,13 @@ pub(super) fn verify_and_update(
             return Ok(Verified::No);
         }
         is_current(hash, current)
-    } else if is_bcrypt(hash) {
+    } else if let Some(cost) = bcrypt_cost(hash) {
+        if cost > LEGACY_MAX_BCRYPT_COST {
+            tracing::warn!(
+                "a stored bcrypt hash costs more than the ceiling; the login is refused"
+            );
+            return Ok(Verified::No);
+        }
         // bcrypt only reads 72 bytes; a longer password never matched when it was set here.
         if password.len() > 72 || !bcrypt::verify(password, hash).unwrap_or(false) {
             return Ok(Verified::No);
@@ -149,16 +169,35 @@ pub(super) fn is_current(hash: &str, current: Argon2Params) -> bool {
     })
 }
 
-fn is_bcrypt(hash: &str) -> bool {
+/// Whether `hash` is of a kind verified here, at a cost under the ceiling (or at `current`):
+/// what a login would compute rather than refuse.
+pub(super) fn verifiable(hash: &str, current: Argon2Params) -> bool {
+    if let Some(phc) = ArgonPhc::parse(hash) {
+        phc.cost_acceptable(current)
+            && argon2_params(
+                phc.memory_kib,
+                phc.iterations,
+                phc.parallelism,
+                phc.hash.len(),
+            )
+            .is_ok()
+    } else {
+        bcrypt_cost(hash).is_some_and(|cost| cost <= LEGACY_MAX_BCRYPT_COST)
+    }
+}
+
+/// The cost of a bcrypt hash (`$2b$12$` + 53 characters), or `None` when it is not one.
+fn bcrypt_cost(hash: &str) -> Option<u32> {
     let b = hash.as_bytes();
-    hash.len() == 60
+    let shaped = hash.len() == 60
         && b[0] == b'$'
         && b[1] == b'2'
         && matches!(b[2], b'a' | b'b' | b'x' | b'y')
         && b[3] == b'$'
         && b[4].is_ascii_digit()
         && b[5].is_ascii_digit()
-        && b[6] == b'$'
+        && b[6] == b'$';
+    shaped.then(|| u32::from(b[4] - b'0') * 10 + u32::from(b[5] - b'0'))
 }
 
 /// The parts of an Argon2 PHC string: `$argon2id$v=19$m=..,t=..,p=..$salt$hash`.
@@ -173,6 +212,18 @@ struct ArgonPhc {
 }
 
 impl ArgonPhc {
+    /// At or under the configured parameters, or under every legacy ceiling.
+    fn cost_acceptable(&self, current: Argon2Params) -> bool {
+        let at_most_current = self.memory_kib <= current.memory_kib
+            && self.iterations <= current.iterations
+            && self.parallelism <= current.parallelism;
+        let under_ceiling = self.memory_kib <= LEGACY_MAX_MEMORY_KIB
+            && self.iterations <= LEGACY_MAX_ITERATIONS
+            && self.parallelism <= LEGACY_MAX_PARALLELISM
+            && u64::from(self.memory_kib) * u64::from(self.iterations) <= LEGACY_MAX_WORK;
+        (at_most_current || under_ceiling) && self.memory_kib <= MAX_MEMORY_KIB
+    }
+
     fn parse(s: &str) -> Option<Self> {
         let mut parts = s.split('$');
         if !parts.next()?.is_empty() {

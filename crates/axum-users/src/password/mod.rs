@@ -193,6 +193,13 @@ impl PasswordHasher {
         kdf::is_current(&hash.0, self.params)
     }
 
+    /// Whether a login would verify `hash` at all: a kind this crate reads (Argon2, bcrypt) at a
+    /// cost under the ceiling for legacy hashes (or at most the configured parameters). An
+    /// import checks it, so that a row written elsewhere cannot hold a hashing thread for hours.
+    pub fn is_verifiable(&self, hash: &PasswordHash) -> bool {
+        kdf::verifiable(&hash.0, self.params)
+    }
+
     /// Hashes a password with Argon2id at the configured parameters.
     ///
     /// # Errors
@@ -242,6 +249,7 @@ impl PasswordHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn fast() -> Argon2Params {
         Argon2Params {
@@ -312,6 +320,50 @@ mod tests {
             hasher.verify(&"x".repeat(100), &legacy).await.unwrap(),
             Verified::No
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_over_the_cost_ceiling_are_refused_without_being_computed() {
+        let hasher = PasswordHasher::new(fast()).unwrap();
+        let argon = |m: u64, t: u64, p: u64| {
+            PasswordHash(format!(
+                "$argon2id$v=19$m={m},t={t},p={p}$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAA"
+            ))
+        };
+        let bcrypt_at = |cost: &str| {
+            let hash = bcrypt::hash("pw", 4).unwrap();
+            PasswordHash(format!("$2b${cost}{}", &hash[6..]))
+        };
+        // Hours of passes, a 4 GiB buffer, 2^31 bcrypt rounds: each would pin a hashing thread.
+        for costly in [
+            argon(8, 4_294_967_295, 1),
+            argon(4_194_304, 1, 1),
+            argon(262_144, 10, 1),
+            bcrypt_at("31"),
+            bcrypt_at("15"),
+        ] {
+            assert!(!hasher.is_verifiable(&costly), "{costly:?}");
+            let answer =
+                tokio::time::timeout(Duration::from_secs(30), hasher.verify("pw", &costly))
+                    .await
+                    .expect("an over-cost hash is refused, not computed");
+            assert_eq!(answer.unwrap(), Verified::No);
+        }
+        // FastAPI Users' pwdlib default and bcrypt 12 stay verifiable, as does anything at or
+        // under the configured parameters, however high those are.
+        assert!(hasher.is_verifiable(&argon(65_536, 3, 4)));
+        assert!(hasher.is_verifiable(&bcrypt_at("12")));
+        assert!(hasher.is_verifiable(&hasher.hash("pw").await.unwrap()));
+        let heavy = PasswordHasher::new(Argon2Params {
+            memory_kib: 1_048_576,
+            iterations: 12,
+            parallelism: 1,
+        })
+        .unwrap();
+        assert!(heavy.is_verifiable(&argon(1_048_576, 12, 1)));
+        assert!(!heavy.is_verifiable(&argon(1_048_576, 13, 1)));
+        assert!(!hasher.is_verifiable(&PasswordHash("garbage".into())));
+        assert!(!hasher.is_verifiable(&PasswordHash::unusable()));
     }
 
     #[tokio::test]
