@@ -182,6 +182,19 @@ fn endpoint(name: &str, url: &str, secret: WebhookSecret, events: &[String]) -> 
     if parsed.fragment().is_some() {
         bail!("invalid url of the webhook `{name}`: no #fragment");
     }
+    // Deliveries carry client addresses, browsers and user ids: in clear only on this machine.
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(host)) => host.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if parsed.scheme() == "http" && !loopback {
+        bail!(
+            "invalid url of the webhook `{name}`: plain http:// only to a loopback receiver \
+             (127.0.0.1, ::1, localhost); use https://"
+        );
+    }
     let events = EventFilter::parse(events)
         .with_context(|| format!("invalid events of the webhook `{name}`"))?;
     Ok(Endpoint {
@@ -525,6 +538,8 @@ mod tests {
             ("/relative", "logout", "http:// or https://"),
             ("https://x/#frag", "logout", "fragment"),
             ("https://x/", "login.nope", "events of the webhook"),
+            ("http://hooks.example.com/", "logout", "use https://"),
+            ("http://10.0.0.2:9000/", "logout", "use https://"),
         ] {
             let err = WebhookSettings::resolve(keys(url, &secret, events), Vec::new()).unwrap_err();
             assert!(format!("{err:#}").contains(needle), "{url}: {err:#}");

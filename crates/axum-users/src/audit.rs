@@ -313,6 +313,9 @@ pub struct AuditRecord {
     pub user_agent: Option<String>,
 }
 
+/// The `actor_id` a user's own view shows for an act of someone else.
+const OTHER_ACTOR: &str = "superuser";
+
 impl AuditRecord {
     /// A record of `event` now, with a fresh id and no user, actor or client.
     pub fn new(event: AuditEvent) -> Self {
@@ -507,6 +510,30 @@ where
                 next_cursor: None,
             }),
         }
+    }
+
+    /// One page of `user_id`'s own security events, whatever the query names, as the user may
+    /// see them: an act of someone else (a superuser) keeps its type and time, but not who
+    /// acted nor from where (their id, address and browser are the operator's, not the user's).
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn own_audit_events(
+        &self,
+        user_id: &S::Id,
+        mut query: AuditQuery,
+    ) -> Result<AuditPage, ManagerError> {
+        let me = user_id.to_string();
+        query.user_id = Some(me.clone());
+        let mut page = self.audit_events(&query).await?;
+        for record in &mut page.items {
+            if record.actor_id.as_ref().is_some_and(|actor| *actor != me) {
+                record.actor_id = Some(OTHER_ACTOR.to_owned());
+                record.ip = None;
+                record.user_agent = None;
+            }
+        }
+        Ok(page)
     }
 
     /// Deletes audit records older than `retention`; returns how many.

@@ -221,7 +221,7 @@ where
         let current = request
             .and_then(|r| r.extensions.get::<crate::sessions::CurrentSession>())
             .map(|c| c.0.as_str());
-        self.revoke_sessions(&user.id, current, crate::RevokeReason::EmailChange)
+        self.revoke_sessions_for(&user.id, current, crate::RevokeReason::EmailChange, request)
             .await?;
         self.hooks()
             .on_after_email_change(&user, &old_email, request)

@@ -712,7 +712,7 @@ where
             return Err(ManagerError::InvalidResetPasswordToken);
         }
         user.hashed_password = new_hash;
-        self.revoke_sessions(&user.id, None, crate::RevokeReason::Reset)
+        self.revoke_sessions_for(&user.id, None, crate::RevokeReason::Reset, request)
             .await?;
         self.hooks.on_after_reset_password(&user, request).await;
         self.audit(AuditEvent::PasswordReset, Some(&user.id), request)
@@ -1011,7 +1011,7 @@ where
         request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
         self.hooks.on_before_delete(user, request).await;
-        self.revoke_sessions(&user.id, None, crate::RevokeReason::Deleted)
+        self.revoke_sessions_for(&user.id, None, crate::RevokeReason::Deleted, request)
             .await?;
         if !self.store.delete(&user.id).await? {
             return Err(ManagerError::UserNotExists);

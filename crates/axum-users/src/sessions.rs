@@ -424,13 +424,13 @@ where
         request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
         if deactivated {
-            self.revoke_sessions(user_id, None, RevokeReason::Deactivated)
+            self.revoke_sessions_for(user_id, None, RevokeReason::Deactivated, request)
                 .await?;
         } else if password_changed {
             let current = request
                 .and_then(|r| r.extensions.get::<CurrentSession>())
                 .map(|c| c.0.as_str());
-            self.revoke_sessions(user_id, current, RevokeReason::PasswordChange)
+            self.revoke_sessions_for(user_id, current, RevokeReason::PasswordChange, request)
                 .await?;
         }
         Ok(())
@@ -650,7 +650,7 @@ where
         let gone = sessions
             .delete_sessions(user_id, Some(session_id), None)
             .await?;
-        self.announce_revoked(user_id, &gone, reason).await;
+        self.announce_revoked(user_id, &gone, reason, None).await;
         Ok(!gone.is_empty())
     }
 
@@ -665,11 +665,27 @@ where
         except: Option<&str>,
         reason: RevokeReason,
     ) -> Result<usize, ManagerError> {
+        self.revoke_sessions_for(user_id, except, reason, None)
+            .await
+    }
+
+    /// [`Self::revoke_sessions`] on behalf of `request`: its client and actor (a superuser) go
+    /// into each revocation's audit record.
+    ///
+    /// # Errors
+    /// A store failure.
+    pub async fn revoke_sessions_for(
+        &self,
+        user_id: &S::Id,
+        except: Option<&str>,
+        reason: RevokeReason,
+        request: Option<&Parts>,
+    ) -> Result<usize, ManagerError> {
         let Some(sessions) = self.sessions() else {
             return Ok(0);
         };
         let gone = sessions.delete_sessions(user_id, None, except).await?;
-        self.announce_revoked(user_id, &gone, reason).await;
+        self.announce_revoked(user_id, &gone, reason, request).await;
         Ok(gone.len())
     }
 
@@ -685,7 +701,13 @@ where
         }
     }
 
-    async fn announce_revoked(&self, user_id: &S::Id, ids: &[String], reason: RevokeReason) {
+    async fn announce_revoked(
+        &self,
+        user_id: &S::Id,
+        ids: &[String],
+        reason: RevokeReason,
+        request: Option<&Parts>,
+    ) {
         for id in ids {
             tracing::info!(session = %short(id), reason = reason.as_str(), "session revoked");
             self.hooks().on_session_revoked(user_id, id, reason).await;
@@ -693,7 +715,7 @@ where
                 RevokeReason::Logout => crate::AuditEvent::Logout,
                 reason => crate::AuditEvent::SessionRevoked { reason },
             };
-            self.audit(event, Some(user_id), None).await;
+            self.audit(event, Some(user_id), request).await;
         }
     }
 }

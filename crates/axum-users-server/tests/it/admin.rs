@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    BIN, Server, client, databases, detail, login, post_json, read, register, start_env, test_env,
-    try_login,
+    BIN, Server, client, databases, detail, login, patch, post_json, read, register, start_env,
+    test_env, try_login,
 };
 
 /// A superuser made with the CLI on the server's database, logged in.
@@ -39,6 +39,16 @@ pub(crate) async fn root(s: &Server, env: &[(&str, String)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     login(s, "root@example.com", "rootpass").await
+}
+
+async fn delete(s: &Server, path: &str, token: &str) -> StatusCode {
+    let answer = client()
+        .delete(s.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    answer.status()
 }
 
 async fn get(s: &Server, path: &str, token: &str) -> (StatusCode, Value) {
@@ -267,6 +277,59 @@ async fn superusers_create_users_with_or_without_a_password() {
             "{}: {events}",
             db.name
         );
+        // Every superuser act on the user names the superuser, whichever route: PATCH, the
+        // sessions it ends, DELETE of the sessions (review R6).
+        let invited_token = login(&s, "invited@example.com", "invited-passphrase-1").await;
+        let (status, _) = patch(
+            &s,
+            &format!("/users/{id}"),
+            &admin,
+            json!({"password": "admin-set-passphrase-1"}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{}", db.name);
+        login(&s, "invited@example.com", "admin-set-passphrase-1").await;
+        assert_eq!(
+            delete(&s, &format!("/users/{id}/sessions"), &admin).await,
+            StatusCode::NO_CONTENT
+        );
+        for kind in ["admin.user_updated", "password.changed", "session.revoked"] {
+            let (_, events) = get(
+                &s,
+                &format!("/audit-events?user_id={id}&type={kind}"),
+                &admin,
+            )
+            .await;
+            let items = events["items"].as_array().unwrap();
+            assert!(!items.is_empty(), "{}: {kind}: {events}", db.name);
+            for item in items {
+                assert_eq!(item["actor_id"], root_id, "{}: {kind}: {item}", db.name);
+            }
+        }
+        // The user's own view says a superuser acted, not which one nor from where (R8).
+        let mine = login(&s, "invited@example.com", "admin-set-passphrase-1").await;
+        let (_, own) = get(&s, "/users/me/security-events", &mine).await;
+        let by_admin: Vec<&Value> = own["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "admin.user_updated")
+            .collect();
+        assert!(!by_admin.is_empty(), "{}: {own}", db.name);
+        for event in by_admin {
+            assert_eq!(
+                (&event["actor_id"], &event["ip"], &event["user_agent"]),
+                (&json!("superuser"), &Value::Null, &Value::Null),
+                "{}: {event}",
+                db.name
+            );
+        }
+        let (status, _) = get(&s, "/users/me", &invited_token).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "the PATCH ended the session"
+        );
         let (_, accounts) = get(&s, &format!("/users/{id}/oauth-accounts"), &admin).await;
         assert_eq!(accounts, json!([]));
         let (status, _) = get(
@@ -276,6 +339,21 @@ async fn superusers_create_users_with_or_without_a_password() {
         )
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            delete(&s, &format!("/users/{id}"), &admin).await,
+            StatusCode::NO_CONTENT
+        );
+        let (_, events) = get(
+            &s,
+            &format!("/audit-events?user_id={id}&type=admin.user_deleted"),
+            &admin,
+        )
+        .await;
+        assert_eq!(
+            events["items"][0]["actor_id"], root_id,
+            "{}: {events}",
+            db.name
+        );
         drop(s);
         db.finish().await;
     }

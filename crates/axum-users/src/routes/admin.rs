@@ -413,12 +413,11 @@ async fn my_events<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
         .require(&parts, requirements(&inner, false))
         .await?
         .user;
-    let mut query = audit_query(&QueryString::read(raw)?, false)?;
+    let query = audit_query(&QueryString::read(raw)?, false)?;
     // Always and only the caller's own events, whatever the query says.
-    query.user_id = Some(me.id.to_string());
     let page = inner
         .manager
-        .audit_events(&query)
+        .own_audit_events(&me.id, query)
         .await
         .map_err(super::server_error)?;
     Ok(events_answer(page))

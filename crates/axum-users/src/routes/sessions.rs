@@ -132,34 +132,31 @@ async fn revoke_mine<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 /// The user a superuser names, or 404.
 async fn named_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &RouteState<S, H>,
-    parts: &Parts,
+    parts: &mut Parts,
     id: &str,
 ) -> Result<S::Id, ApiError> {
-    inner
-        .extension()
-        .require(parts, requirements(inner, true))
-        .await?;
+    super::admin::superuser(inner, parts).await?;
     Ok(super::users::user_or_404(inner, id).await?.id)
 }
 
 async fn list_theirs<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
-    parts: Parts,
+    mut parts: Parts,
 ) -> Result<Response, ApiError> {
-    let user_id = named_user(&inner, &parts, &id).await?;
+    let user_id = named_user(&inner, &mut parts, &id).await?;
     list(&inner, &user_id, None).await
 }
 
 async fn revoke_theirs<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
-    parts: Parts,
+    mut parts: Parts,
 ) -> Result<Response, ApiError> {
-    let user_id = named_user(&inner, &parts, &id).await?;
+    let user_id = named_user(&inner, &mut parts, &id).await?;
     inner
         .manager
-        .revoke_sessions(&user_id, None, RevokeReason::Admin)
+        .revoke_sessions_for(&user_id, None, RevokeReason::Admin, Some(&parts))
         .await
         .map_err(super::server_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())

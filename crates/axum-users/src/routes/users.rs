@@ -50,15 +50,6 @@ fn active<S: UserStore, H: UserHooks<S::Id, S::Fields>>(inner: &RouteState<S, H>
     }
 }
 
-fn superuser<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
-    inner: &RouteState<S, H>,
-) -> Requirements {
-    Requirements {
-        superuser: true,
-        ..active(inner)
-    }
-}
-
 async fn current<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &RouteState<S, H>,
     parts: &Parts,
@@ -164,9 +155,9 @@ async fn patch_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 async fn get_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
-    parts: Parts,
+    mut parts: Parts,
 ) -> Result<Response, ApiError> {
-    current(&inner, &parts, superuser(&inner)).await?;
+    super::admin::superuser(&inner, &mut parts).await?;
     let user = user_or_404(&inner, &id).await?;
     // The superuser's view: the reference's members, then the times (additive).
     let times = inner
@@ -183,11 +174,11 @@ async fn get_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
 async fn patch_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
-    parts: Parts,
+    mut parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let value = parse_json(&parts.headers, &body)?;
-    current(&inner, &parts, superuser(&inner)).await?;
+    super::admin::superuser(&inner, &mut parts).await?;
     let user = user_or_404(&inner, &id).await?;
     let update = parse_update::<S>(value)?;
     apply_update(&inner, user, update, Privilege::Superuser, &parts).await
@@ -198,24 +189,25 @@ async fn delete_user<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     Path(id): Path<String>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    delete(&inner, &id, &parts).await
+    delete(&inner, &id, parts).await
 }
 
 async fn delete_me<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<RouteState<S, H>>>,
     parts: Parts,
 ) -> Result<Response, ApiError> {
-    delete(&inner, "me", &parts).await
+    delete(&inner, "me", parts).await
 }
 
 async fn delete<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     inner: &RouteState<S, H>,
     id: &str,
-    parts: &Parts,
+    mut parts: Parts,
 ) -> Result<Response, ApiError> {
-    current(inner, parts, superuser(inner)).await?;
+    // Names the superuser as the actor of what follows (audit records).
+    super::admin::superuser(inner, &mut parts).await?;
     let user = user_or_404(inner, id).await?;
-    match inner.manager.delete(&user, Some(parts)).await {
+    match inner.manager.delete(&user, Some(&parts)).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(ManagerError::UserNotExists) => Err(ApiError::not_found()),
         Err(e) => Err(super::server_error(e)),
