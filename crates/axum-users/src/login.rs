@@ -129,7 +129,7 @@ where
         &self,
         user_id: &S::Id,
         provider: &str,
-        spend: impl FnOnce() -> bool + Send,
+        spend: impl Future<Output = Result<bool, ManagerError>> + Send,
         backend: &AuthBackend<S::Id>,
         request: Option<&Parts>,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
@@ -140,7 +140,7 @@ where
             .and_then(|u| crate::limits::account_key(&u.email))
             .unwrap_or_else(|| format!("{provider}:{user_id}"));
         self.throttled(&method, &account, request, async {
-            let (Some(user), true) = (owner, spend()) else {
+            let (Some(user), true) = (owner, spend.await?) else {
                 return Err(ManagerError::InvalidLoginCode);
             };
             self.finish_login(

@@ -8,9 +8,14 @@ use crate::hooks::{SignInMethod, UserHooks};
 use crate::keys::{KeyRing, Purpose};
 use crate::login::{LoginOutcome, LoginResponse};
 use crate::manager::{ManagerError, UserManager, UserOf};
+use crate::mfa::MfaChallenge;
 use crate::model::{NewUser, OAuthAccount, PasswordHash, UserFields, UserId};
 use crate::secret::Secret;
 use crate::store::{NewOAuthAccount, OAuthAccountStore, StoreError, Unlink, UserChanges};
+use crate::tokens::now_unix;
+
+/// The `method` of a login code's record among the second-factor challenges.
+const LOGIN_CODE_METHOD: &str = "login_code";
 
 /// What a provider said about a user after a successful code exchange.
 #[derive(Debug, Clone)]
@@ -260,6 +265,41 @@ where
         .await
     }
 
+    /// Records a just-issued one-time login code (its `jti`) in the store's second-factor
+    /// challenges, so that of its redemptions on any node exactly one wins
+    /// ([`Self::spend_login_code`]); a store without them leaves it to each node's memory.
+    pub(crate) async fn remember_login_code(
+        &self,
+        user_id: &S::Id,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<(), ManagerError> {
+        let Some(mfa) = self.store().mfa_store() else {
+            return Ok(());
+        };
+        let challenge = MfaChallenge::new(user_id.clone(), "", LOGIN_CODE_METHOD, expires_at);
+        mfa.create_mfa_challenge(&self.login_code_key(jti), &challenge)
+            .await?;
+        Ok(())
+    }
+
+    /// Spends the shared record of a login code: `true` for the one redemption that deletes it.
+    pub(crate) async fn spend_login_code(&self, jti: &str) -> Result<bool, ManagerError> {
+        let Some(mfa) = self.store().mfa_store() else {
+            return Ok(true);
+        };
+        Ok(mfa
+            .take_mfa_challenge(&self.login_code_key(jti), now_unix(), 1)
+            .await?)
+    }
+
+    /// The record's key: a MAC under the login codes' own sub-key, so it can never be the key
+    /// of a second-factor token (those are MACs under another).
+    fn login_code_key(&self, jti: &str) -> String {
+        self.key_ring()
+            .mac(Purpose::LoginCode, &[b"spent", jti.as_bytes()])
+    }
+
     /// Resolves a provider sign-in without issuing a token, for a redirect that hands the
     /// front end a one-time login code instead: the rules are checked again when the code is
     /// redeemed.
@@ -471,22 +511,51 @@ mod tests {
     use crate::memory::MemoryStore;
     use crate::password::{Argon2Params, PasswordHasher};
 
-    #[tokio::test]
-    async fn linking_applies_the_register_rules_to_the_provider_address() {
+    /// A manager on `store` with cheap hashing (a node, when two share the store).
+    fn manager(store: MemoryStore<uuid::Uuid>) -> UserManager<MemoryStore<uuid::Uuid>, NoHooks> {
         let hasher = PasswordHasher::new(Argon2Params {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
         })
         .unwrap();
-        let m = UserManager::new(
-            MemoryStore::<uuid::Uuid>::new(),
+        UserManager::new(
+            store,
             NoHooks,
             hasher,
             Secret::new("k".repeat(32)),
             TokenSettings::default(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Two nodes on one store: a leaked login code redeemed on one cannot be redeemed on the
+    /// other (before, each node only remembered what it had spent itself).
+    #[tokio::test]
+    async fn a_login_code_is_spent_once_across_nodes() {
+        let store = MemoryStore::<uuid::Uuid>::new();
+        let (one, two) = (manager(store.clone()), manager(store));
+        let user = uuid::Uuid::new_v4();
+        one.remember_login_code(&user, "jti-1", now_unix() + 60)
+            .await
+            .unwrap();
+        let (a, b) = tokio::join!(one.spend_login_code("jti-1"), two.spend_login_code("jti-1"));
+        assert_eq!(
+            [a.unwrap(), b.unwrap()].iter().filter(|won| **won).count(),
+            1,
+            "exactly one redemption wins"
+        );
+        assert!(!two.spend_login_code("jti-1").await.unwrap());
+        assert!(!one.spend_login_code("never-issued").await.unwrap());
+        one.remember_login_code(&user, "jti-old", now_unix() - 1)
+            .await
+            .unwrap();
+        assert!(!two.spend_login_code("jti-old").await.unwrap(), "expired");
+    }
+
+    #[tokio::test]
+    async fn linking_applies_the_register_rules_to_the_provider_address() {
+        let m = manager(MemoryStore::<uuid::Uuid>::new());
         let user = m
             .create(
                 UserCreate::new("me@example.com", "linking-passphrase-9"),

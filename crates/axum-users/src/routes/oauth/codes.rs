@@ -1,6 +1,8 @@
 //! One-time login codes: what a Bearer sign-in redirects a single-page app with instead of a
 //! token. A code is signed with its own sub-key, lives 60 seconds, and is spent once: the
-//! node that redeems it remembers its id until it expires.
+//! node that redeems it remembers its id until it expires, and where the store keeps second
+//! factors the code's id is a row there too, deleted by the one redemption that wins on any
+//! node (`UserManager::spend_login_code`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,6 +27,14 @@ struct CodeClaims {
     iat: i64,
 }
 
+/// A code as issued: what goes into the URL, and its id and end for the shared record.
+#[derive(Debug)]
+pub(crate) struct IssuedCode {
+    pub(crate) code: String,
+    pub(crate) jti: String,
+    pub(crate) expires_at: i64,
+}
+
 /// The codes this node has spent, until they expire.
 #[derive(Debug, Default)]
 pub(crate) struct LoginCodes {
@@ -37,15 +47,21 @@ impl LoginCodes {
         codec: &JwtCodec,
         user_id: &str,
         provider: &str,
-    ) -> Result<String, TokenError> {
+    ) -> Result<IssuedCode, TokenError> {
         let now = now_unix();
-        codec.encode(&CodeClaims {
+        let jti = random_token(16);
+        let code = codec.encode(&CodeClaims {
             sub: user_id.to_owned(),
             provider: provider.to_owned(),
-            jti: random_token(16),
+            jti: jti.clone(),
             aud: LOGIN_CODE_AUDIENCE.into(),
             exp: now + CODE_LIFETIME,
             iat: now,
+        })?;
+        Ok(IssuedCode {
+            code,
+            jti,
+            expires_at: now + CODE_LIFETIME,
         })
     }
 
@@ -56,7 +72,8 @@ impl LoginCodes {
         (claims.provider == provider).then_some(claims.sub)
     }
 
-    /// The user id of a valid, unspent code of `provider`, spending it.
+    /// The id (`jti`) of a valid code of `provider` that this node has not spent, spending it
+    /// here; the shared record is spent by the manager.
     pub(crate) fn redeem(&self, codec: &JwtCodec, code: &str, provider: &str) -> Option<String> {
         let claims: CodeClaims = codec.decode(code, LOGIN_CODE_AUDIENCE).ok()?;
         if claims.provider != provider {
@@ -68,8 +85,8 @@ impl LoginCodes {
         if spent.len() >= MAX_REMEMBERED || spent.contains_key(&claims.jti) {
             return None;
         }
-        spent.insert(claims.jti, claims.exp);
-        Some(claims.sub)
+        spent.insert(claims.jti.clone(), claims.exp);
+        Some(claims.jti)
     }
 }
 
@@ -82,17 +99,18 @@ mod tests {
     fn a_code_is_spent_once_and_only_at_its_provider() {
         let codec = JwtCodec::hs256(&Secret::new("c".repeat(32))).unwrap();
         let codes = LoginCodes::default();
-        let code = LoginCodes::issue(&codec, "42", "github").unwrap();
+        let issued = LoginCodes::issue(&codec, "42", "github").unwrap();
+        let code = issued.code;
         assert_eq!(LoginCodes::peek(&codec, &code, "google"), None);
         assert_eq!(
             LoginCodes::peek(&codec, &code, "github").as_deref(),
             Some("42")
         );
         assert_eq!(codes.redeem(&codec, &code, "google"), None);
-        assert_eq!(codes.redeem(&codec, &code, "github").as_deref(), Some("42"));
+        assert_eq!(codes.redeem(&codec, &code, "github"), Some(issued.jti));
         assert_eq!(codes.redeem(&codec, &code, "github"), None, "single use");
         let other = JwtCodec::hs256(&Secret::new("d".repeat(32))).unwrap();
-        let forged = LoginCodes::issue(&other, "1", "github").unwrap();
+        let forged = LoginCodes::issue(&other, "1", "github").unwrap().code;
         assert_eq!(codes.redeem(&codec, &forged, "github"), None);
     }
 }

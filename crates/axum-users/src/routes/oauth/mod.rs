@@ -491,7 +491,7 @@ async fn sign_in_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
                 .oauth_resolve(&sign_in, client.policy, Some(parts))
                 .await
                 .map_err(sign_in_error)?;
-            code_redirect(state, url, &user.id.to_string())?
+            code_redirect(state, url, &user.id).await?
         }
         redirect => {
             let outcome = inner
@@ -512,7 +512,7 @@ async fn sign_in_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
                     Ok(LoginOutcome::SecondFactorRequired {
                         user, mfa: Some(_), ..
                     }),
-                ) => code_redirect(state, url, &user.id.to_string())?,
+                ) => code_redirect(state, url, &user.id).await?,
                 (_, outcome) => super::login_answer(outcome, sign_in_error)?,
             }
         }
@@ -521,10 +521,10 @@ async fn sign_in_callback<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 /// A 303 to the front end's `url` with a one-time login code for `user_id`.
-fn code_redirect<S: OAuthAccountStore, H>(
+async fn code_redirect<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
     state: &ClientState<S, H>,
     url: &str,
-    user_id: &str,
+    user_id: &S::Id,
 ) -> Result<Response, ApiError> {
     let codec = state
         .inner
@@ -532,8 +532,15 @@ fn code_redirect<S: OAuthAccountStore, H>(
         .key_ring()
         .codec(Purpose::LoginCode)
         .map_err(|e| ApiError::internal(&e))?;
-    let code = LoginCodes::issue(&codec, user_id, state.client().name())
+    let issued = LoginCodes::issue(&codec, &user_id.to_string(), state.client().name())
         .map_err(|e| ApiError::internal(&e))?;
+    state
+        .inner
+        .manager
+        .remember_login_code(user_id, &issued.jti, issued.expires_at)
+        .await
+        .map_err(super::server_error)?;
+    let code = issued.code;
     let separator = if url.contains('?') { '&' } else { '?' };
     let mut response = StatusCode::SEE_OTHER.into_response();
     super::redirect(&mut response, &format!("{url}{separator}code={code}"));
@@ -562,12 +569,11 @@ async fn redeem_code<S: OAuthAccountStore, H: UserHooks<S::Id, S::Fields>>(
         .and_then(|id| S::Id::parse(&id))
         .ok_or_else(invalid)?;
     let backend = state.backend()?;
-    let spend = || {
-        inner
-            .oauth
-            .login_codes
-            .redeem(&codec, &code, client.name())
-            .is_some()
+    let spend = async {
+        match inner.oauth.login_codes.redeem(&codec, &code, client.name()) {
+            Some(jti) => inner.manager.spend_login_code(&jti).await,
+            None => Ok(false),
+        }
     };
     let outcome = inner
         .manager
