@@ -793,3 +793,39 @@ async fn a_first_passkey_comes_with_recovery_codes_and_asks_for_itself_after_a_p
     assert_eq!(status, StatusCode::OK, "{signed_in}");
     assert!(signed_in["access_token"].is_string());
 }
+
+#[tokio::test]
+async fn a_user_has_at_most_twenty_passkeys() {
+    // The rate limits would stop twenty ceremonies a minute first.
+    let changes = Changes::default();
+    let users = AxumUsers::builder(MemoryStore::new(), SECRET)
+        .hooks(changes.clone())
+        .argon2(FAST)
+        .rate_limits(axum_users::RateLimits::off())
+        .passkeys(PasskeySettings::for_public_url(ORIGIN).unwrap())
+        .build()
+        .unwrap();
+    let base = serve(users.router()).await;
+    let app = App {
+        base,
+        changes,
+        users,
+    };
+    let (_, token) = app.user().await;
+    for n in 0..axum_users::MAX_PASSKEYS {
+        let (status, body) = app.register(&token, &mut SoftPasskey::new(ORIGIN)).await;
+        assert_eq!(status, StatusCode::CREATED, "passkey {n}: {body}");
+    }
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/users/me/passkeys/register/start",
+            Some(&token),
+            json!({"current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_LIMIT_REACHED"))
+    );
+}
