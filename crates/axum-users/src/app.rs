@@ -71,7 +71,6 @@ impl<S: UserStore> AxumUsers<S, NoHooks> {
             passkeys: None,
             #[cfg(feature = "oauth")]
             oauth_clients: Vec::new(),
-            #[cfg(feature = "oauth")]
             public_url: None,
             send_verification_on_register: false,
         }
@@ -233,7 +232,6 @@ pub struct AxumUsersBuilder<S: UserStore, H> {
     passkeys: Option<crate::PasskeySettings>,
     #[cfg(feature = "oauth")]
     oauth_clients: Vec<crate::OAuthClient>,
-    #[cfg(feature = "oauth")]
     public_url: Option<String>,
     send_verification_on_register: bool,
 }
@@ -292,7 +290,6 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
             passkeys: self.passkeys,
             #[cfg(feature = "oauth")]
             oauth_clients: self.oauth_clients,
-            #[cfg(feature = "oauth")]
             public_url: self.public_url,
             send_verification_on_register: self.send_verification_on_register,
         }
@@ -306,8 +303,8 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
     }
 
     /// The public base URL of the API, e.g. `https://api.example.com`: the OAuth callback URLs
-    /// are `{public_url}/auth/{name}/callback`. Required as soon as one provider is added.
-    #[cfg(feature = "oauth")]
+    /// are `{public_url}/auth/{name}/callback` (required as soon as one provider is added), and
+    /// its origin is the one the cookie backends' Origin check accepts (with the trusted ones).
     pub fn public_url(mut self, url: impl Into<String>) -> Self {
         self.public_url = Some(url.into().trim_end_matches('/').to_owned());
         self
@@ -502,6 +499,11 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
                 crate::EmailChange::Confirm
             })
         }));
+        let origins = OriginPolicy::new(
+            self.policy.strict_compat,
+            &self.policy.trusted_origins,
+            self.public_url.as_deref(),
+        );
         #[cfg(feature = "oauth")]
         let oauth = {
             for (i, c) in self.oauth_clients.iter().enumerate() {
@@ -542,10 +544,7 @@ impl<S: UserStore, H> AxumUsersBuilder<S, H> {
         let auth = Arc::new(Authenticator {
             backends,
             manager: manager.clone(),
-            origins: OriginPolicy {
-                disabled: self.policy.strict_compat,
-                trusted: self.policy.trusted_origins.clone(),
-            },
+            origins,
         });
         Ok(AxumUsers {
             inner: Arc::new(RouteState {

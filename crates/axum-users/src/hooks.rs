@@ -192,6 +192,10 @@ pub trait UserHooks<Id: UserId, F: UserFields>: Send + Sync + 'static {
     }
 
     /// After the credentials and the rules passed: does this sign-in need a second factor?
+    /// Asked for every first step, a passwordless passkey sign-in included (`method` is
+    /// [`SignInMethod::Passkey`]: a user-verified passkey is two factors already, so a policy
+    /// that asks for more after it says so on purpose); never asked after the second step.
+    /// `Required` answers 400 `LOGIN_SECOND_FACTOR_REQUIRED` and issues nothing.
     fn second_factor(
         &self,
         user: &User<Id, F>,

@@ -227,8 +227,8 @@ pub use openapi::FieldSchema;
 pub use outbox::{MailSeal, NewOutboxMessage, OutboxMessage, OutboxStatus, OutboxStore};
 pub use passkeys::{
     MAX_PASSKEY_NAME, MAX_PASSKEYS, PASSKEY_CHALLENGE_LIFETIME, PasskeyCeremony, PasskeyChallenge,
-    PasskeyConfigError, PasskeyInfo, PasskeyRecord, PasskeyRemoval, PasskeySettings, PasskeyStore,
-    PasskeyStoreRef,
+    PasskeyConfigError, PasskeyInfo, PasskeyRecord, PasskeyRegistered, PasskeyRemoval,
+    PasskeySettings, PasskeyStore, PasskeyStoreRef,
 };
 #[cfg(feature = "breached-passwords")]
 pub use password::BreachedSetupError;

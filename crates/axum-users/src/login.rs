@@ -14,6 +14,21 @@ use crate::hooks::{LoginAttempt, SecondFactor, SecurityEvent, SignInMethod, User
 use crate::manager::{ManagerError, UserManager, UserOf};
 use crate::store::UserStore;
 
+/// What the credentials of a sign-in proved, for the second-factor seam of
+/// [`UserManager::finish_login`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proof {
+    /// One factor (a password, a provider, a login code): the user's own factor is asked for,
+    /// then [`UserHooks::second_factor`].
+    OneFactor,
+    /// A factor that is two on its own (a user-verified passkey: the device and its PIN or
+    /// biometric): the user's own factor is not asked for again, but the application's hook
+    /// still is, with the method, so that its policy decides.
+    MultiFactor,
+    /// The second step of a pending sign-in: the second factor was just given.
+    SecondStep,
+}
+
 /// How a successful sign-in is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LoginResponse<'a> {
@@ -97,7 +112,7 @@ where
                 backend,
                 request,
                 LoginResponse::Transport,
-                false,
+                Proof::OneFactor,
             )
             .await
         })
@@ -150,7 +165,7 @@ where
                 backend,
                 request,
                 LoginResponse::Transport,
-                false,
+                Proof::OneFactor,
             )
             .await
         })
@@ -243,8 +258,8 @@ where
     }
 
     /// The steps after the credentials, shared by every way in: the rules, the second factor
-    /// (skipped only by `factor_passed`, the second step of `login_with_second_factor`), the
-    /// token, `on_after_login` and the success event.
+    /// (the user's own factor after one factor, the application's hook unless this is the
+    /// second step, see [`Proof`]), the token, `on_after_login` and the success event.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn finish_login(
         &self,
@@ -254,7 +269,7 @@ where
         backend: &AuthBackend<S::Id>,
         request: Option<&Parts>,
         answer: LoginResponse<'_>,
-        factor_passed: bool,
+        proof: Proof,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         if !user.is_active {
             let refused = Refused::new(method, account, LoginFailure::Inactive, request);
@@ -268,18 +283,20 @@ where
                 .refuse(refused, Some(&user.id), ManagerError::UserNotVerified)
                 .await);
         }
-        if !factor_passed {
-            if let Some(mfa) = self.second_factor_challenge(&user, method, backend).await? {
-                count_sign_in(method, "second_factor_required");
-                return Ok(LoginOutcome::SecondFactorRequired {
-                    user,
-                    mfa: Some(mfa),
-                });
-            }
-            if self.hooks().second_factor(&user, method).await == SecondFactor::Required {
-                count_sign_in(method, "second_factor_required");
-                return Ok(LoginOutcome::SecondFactorRequired { user, mfa: None });
-            }
+        if proof == Proof::OneFactor
+            && let Some(mfa) = self.second_factor_challenge(&user, method, backend).await?
+        {
+            count_sign_in(method, "second_factor_required");
+            return Ok(LoginOutcome::SecondFactorRequired {
+                user,
+                mfa: Some(mfa),
+            });
+        }
+        if proof != Proof::SecondStep
+            && self.hooks().second_factor(&user, method).await == SecondFactor::Required
+        {
+            count_sign_in(method, "second_factor_required");
+            return Ok(LoginOutcome::SecondFactorRequired { user, mfa: None });
         }
         let token = self.issue_sign_in(&user, method, backend, request).await?;
         let mut response = crate::sessions::login_response(backend, &token);

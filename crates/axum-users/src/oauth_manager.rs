@@ -259,8 +259,16 @@ where
                 Some(url) => LoginResponse::Redirect(url),
                 None => LoginResponse::Transport,
             };
-            self.finish_login(user, &method, &account, backend, request, answer, false)
-                .await
+            self.finish_login(
+                user,
+                &method,
+                &account,
+                backend,
+                request,
+                answer,
+                crate::login::Proof::OneFactor,
+            )
+            .await
         })
         .await
     }

@@ -222,16 +222,6 @@ pub(crate) fn new_session_id() -> String {
     random_token(16)
 }
 
-/// The client's address for the session record: the peer address of the connection.
-///
-/// The one place that reads it, so that a proxy-aware resolver can replace this line.
-fn client_ip(request: Option<&Parts>) -> Option<String> {
-    request?
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip().to_string())
-}
-
 fn user_agent(request: Option<&Parts>) -> Option<String> {
     let raw = request?.headers.get(header::USER_AGENT)?.as_bytes();
     let agent = String::from_utf8_lossy(raw);
@@ -326,7 +316,11 @@ where
             created_at: now,
             last_seen_at: now,
             expires_at: now.saturating_add(settings.refresh_lifetime.as_secs() as i64),
-            ip: client_ip(request),
+            // The limiter's and the audit log's client: behind a trusted proxy, the
+            // forwarded one, not the proxy.
+            ip: request
+                .and_then(|p| self.defences().client_ip.client_ip(p))
+                .map(|ip| ip.to_string()),
             user_agent: user_agent(request),
             method: method.to_string(),
             backend: backend.name.clone(),

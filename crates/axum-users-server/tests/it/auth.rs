@@ -197,3 +197,29 @@ async fn bad_credentials_headers_are_401_without_www_authenticate() {
         );
     }
 }
+
+#[tokio::test]
+async fn security_a_plain_http_origin_of_the_public_host_cannot_post_the_cookie_login() {
+    let s = Server::start_with(&[("AXUM_USERS_PUBLIC_URL", "https://auth.example.com")]);
+    let c = client();
+    let login_from = |origin: &'static str| {
+        c.post(s.url("/auth/cookie/login"))
+            .header("host", "auth.example.com")
+            .header("origin", origin)
+            .form(&[("username", "nobody@example.com"), ("password", "wrong")])
+            .send()
+    };
+    // A network attacker serving http://auth.example.com (a café's MITM): same host, not
+    // our origin.
+    let (status, body) = read(login_from("http://auth.example.com").await.unwrap()).await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::FORBIDDEN, &json!("CSRF_ORIGIN_MISMATCH"))
+    );
+    // Our own origin gets as far as the credentials.
+    let (status, body) = read(login_from("https://auth.example.com").await.unwrap()).await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("LOGIN_BAD_CREDENTIALS"))
+    );
+}

@@ -11,7 +11,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::mfa::{PASSWORD, call, enrolled};
-use crate::support::{Server, client, databases, detail, free_port, read, start_env, try_login};
+use crate::support::{
+    Server, client, databases, detail, free_port, login, read, register, start_env, try_login,
+};
 
 async fn post(s: &Server, path: &str, body: Value) -> (StatusCode, Value) {
     read(client().post(s.url(path)).json(&body).send().await.unwrap()).await
@@ -78,6 +80,32 @@ async fn passkeys_sign_in_without_a_password_and_as_the_second_factor() {
         assert_eq!(created["name"], "Passkey");
         let (_, mfa) = call(&s, Method::GET, "/users/me/mfa", &token, Value::Null).await;
         assert_eq!(mfa["passkeys"], 1, "{}", db.name);
+        assert!(
+            created.get("recovery_codes").is_none(),
+            "a TOTP user has codes"
+        );
+
+        // A user whose first second factor is a passkey gets the codes with it, stored.
+        let other = format!("first-{email}");
+        register(&s, &other, PASSWORD).await;
+        let other_token = login(&s, &other, PASSWORD).await;
+        let mut other_key = SoftPasskey::new(origin.clone());
+        let (status, first) = register_passkey(&s, &other_token, &mut other_key).await;
+        assert_eq!(status, StatusCode::CREATED, "{}: {first}", db.name);
+        let first_codes = first["recovery_codes"].as_array().unwrap().clone();
+        assert_eq!(first_codes.len(), 10, "{}", db.name);
+        let (_, body) = try_login(&s, &other, PASSWORD).await;
+        assert_eq!(
+            detail(&body)["methods"],
+            json!(["recovery_code", "passkey"])
+        );
+        let (status, body) = post(
+            &s,
+            "/auth/jwt/mfa",
+            json!({"mfa_token": detail(&body)["mfa_token"], "recovery_code": first_codes[0]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{}: {body}", db.name);
 
         // The second factor of a password sign-in.
         let (status, body) = try_login(&s, email, PASSWORD).await;

@@ -208,17 +208,42 @@ impl<S: UserStore, H: UserHooks<S::Id, S::Fields>> Authenticate<S::Id, S::Fields
     }
 }
 
-/// Which sites may send cookie requests that change state: the API's own origin (the
-/// request's `Host`), the trusted origins, `Origin: null` only when `Sec-Fetch-Site` says
-/// same-origin, and clients that send no `Origin` at all (not browsers). `strict_compat` turns
+/// Which sites may send cookie requests that change state: the API's own origin, the trusted
+/// origins, `Origin: null` only when `Sec-Fetch-Site` says same-origin, and clients that send
+/// no `Origin` at all (not browsers). The API's own origin is the public URL's (scheme, host
+/// and port: `http://` + our host, served by a network attacker, is another origin); only
+/// without a public URL is it the request's `Host`, whatever the scheme. `strict_compat` turns
 /// the check off, as in the reference.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OriginPolicy {
     pub(crate) disabled: bool,
+    /// Serialized origins (`https://app.example.com`), see [`serialized_origin`].
     pub(crate) trusted: Vec<String>,
+    /// The public URL's serialized origin.
+    pub(crate) public: Option<String>,
+}
+
+/// The ASCII serialization of a URL's origin (`scheme://host[:port]`, lower case, no default
+/// port), the form browsers send in `Origin`; `None` for what has no such origin.
+pub(crate) fn serialized_origin(url: &str) -> Option<String> {
+    let origin = webauthn_rs::prelude::Url::parse(url.trim()).ok()?.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
 }
 
 impl OriginPolicy {
+    /// The policy of a configuration: `trusted` origins and the `public_url`, both compared
+    /// as origins.
+    pub(crate) fn new(disabled: bool, trusted: &[String], public_url: Option<&str>) -> Self {
+        Self {
+            disabled,
+            trusted: trusted
+                .iter()
+                .filter_map(|t| serialized_origin(t))
+                .collect(),
+            public: public_url.and_then(serialized_origin),
+        }
+    }
+
     /// # Errors
     /// 403 `CSRF_ORIGIN_MISMATCH`.
     pub(crate) fn check(&self, request: &Parts) -> Result<(), ApiError> {
@@ -246,25 +271,27 @@ impl OriginPolicy {
                 _ => Err(ApiError::code(ErrorCode::CsrfOriginMismatch)),
             };
         }
-        if let Some(origin) = origin {
-            let origin = origin.trim_end_matches('/');
-            if self
-                .trusted
-                .iter()
-                .any(|t| t.trim_end_matches('/') == origin)
-            {
-                return Ok(());
-            }
-            let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
-            let host = header(http::header::HOST).unwrap_or_default();
-            if !authority.is_empty() && authority.eq_ignore_ascii_case(host) {
-                return Ok(());
-            }
+        let Some(origin) = origin else {
+            return match fetch_site {
+                Some("cross-site") => Err(ApiError::code(ErrorCode::CsrfOriginMismatch)),
+                _ => Ok(()),
+            };
+        };
+        let Some(origin) = serialized_origin(origin) else {
             return Err(ApiError::code(ErrorCode::CsrfOriginMismatch));
-        }
-        match fetch_site {
-            Some("cross-site") => Err(ApiError::code(ErrorCode::CsrfOriginMismatch)),
-            _ => Ok(()),
+        };
+        let ours = match &self.public {
+            Some(public) => *public == origin,
+            None => {
+                let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+                let host = header(http::header::HOST).unwrap_or_default();
+                !authority.is_empty() && authority.eq_ignore_ascii_case(host)
+            }
+        };
+        if ours || self.trusted.contains(&origin) {
+            Ok(())
+        } else {
+            Err(ApiError::code(ErrorCode::CsrfOriginMismatch))
         }
     }
 }
@@ -325,10 +352,7 @@ mod tests {
 
     #[test]
     fn cookie_requests_from_other_sites_are_refused_unless_trusted() {
-        let policy = OriginPolicy {
-            disabled: false,
-            trusted: vec!["https://app.example.com".into()],
-        };
+        let policy = OriginPolicy::new(false, &["https://app.example.com/".into()], None);
         let host = ("host", "api.example.com");
         let refused = |r: Parts| {
             policy.check(&r).unwrap_err().error_code() == Some(ErrorCode::CsrfOriginMismatch)
@@ -374,15 +398,70 @@ mod tests {
                 .check(&request("GET", &[host, ("origin", "https://evil.example")]))
                 .is_ok()
         );
-        let compat = OriginPolicy {
-            disabled: true,
-            trusted: vec![],
-        };
+        let compat = OriginPolicy::new(true, &[], None);
         assert!(
             compat
                 .check(&request(
                     "PATCH",
                     &[host, ("origin", "https://evil.example")]
+                ))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn with_a_public_url_the_whole_origin_is_compared_not_the_host() {
+        let policy = OriginPolicy::new(
+            false,
+            &["https://app.example.com".into()],
+            Some("https://api.example.com/base"),
+        );
+        let host = ("host", "api.example.com");
+        let verdict = |origin: &str| {
+            policy
+                .check(&request("POST", &[host, ("origin", origin)]))
+                .map_err(|e| e.error_code())
+        };
+        let refused = Err(Some(ErrorCode::CsrfOriginMismatch));
+        assert_eq!(verdict("https://api.example.com"), Ok(()));
+        assert_eq!(
+            verdict("https://API.example.com:443"),
+            Ok(()),
+            "the same origin"
+        );
+        assert_eq!(
+            verdict("http://api.example.com"),
+            refused,
+            "plain http served by a network attacker"
+        );
+        assert_eq!(
+            verdict("https://api.example.com:8443"),
+            refused,
+            "another port"
+        );
+        assert_eq!(verdict("https://app.example.com"), Ok(()), "trusted");
+        assert_eq!(
+            verdict("http://app.example.com"),
+            refused,
+            "trusted is https only"
+        );
+        assert_eq!(verdict("not an origin"), refused);
+        assert!(
+            policy
+                .check(&request(
+                    "POST",
+                    &[host, ("origin", "null"), ("sec-fetch-site", "same-origin")]
+                ))
+                .is_ok(),
+            "the hosted pages' opaque origin"
+        );
+        // Without a public URL, the request's Host stands in for it (scheme unchecked).
+        let by_host = OriginPolicy::new(false, &[], None);
+        assert!(
+            by_host
+                .check(&request(
+                    "POST",
+                    &[host, ("origin", "http://api.example.com")]
                 ))
                 .is_ok()
         );

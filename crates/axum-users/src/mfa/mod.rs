@@ -152,7 +152,8 @@ where
     pub async fn mfa_status(&self, user: &UserOf<S>) -> Result<MfaStatus, ManagerError> {
         let mfa = self.mfa()?;
         let totp = mfa.get_totp(&user.id).await?.is_some_and(|r| r.confirmed);
-        let recovery_codes_left = if totp {
+        let passkeys = self.passkey_count(&user.id).await?;
+        let recovery_codes_left = if totp || passkeys > 0 {
             mfa.recovery_codes(&user.id).await?.len()
         } else {
             0
@@ -160,7 +161,7 @@ where
         Ok(MfaStatus {
             totp,
             recovery_codes_left,
-            passkeys: self.passkey_count(&user.id).await?,
+            passkeys,
         })
     }
 
@@ -308,7 +309,18 @@ where
                 self.throttled_code(user, &code, request).await?;
             }
         }
-        if mfa.remove_totp(&user.id).await? {
+        // A user with passkeys keeps them as a second factor, and their recovery codes with
+        // them: the store removes the codes with the factor, so they are put back.
+        let kept = if self.passkey_second_factor(&user.id).await? {
+            mfa.recovery_codes(&user.id).await?
+        } else {
+            Vec::new()
+        };
+        let removed = mfa.remove_totp(&user.id).await?;
+        if !kept.is_empty() {
+            mfa.replace_recovery_codes(&user.id, &kept).await?;
+        }
+        if removed {
             self.hooks()
                 .on_second_factor_changed(user, SecondFactorChange::Removed)
                 .await;
@@ -316,6 +328,26 @@ where
                 .await;
         }
         Ok(())
+    }
+
+    /// The ten recovery codes of a user whose new passkey is their first second factor (no
+    /// confirmed TOTP factor, no codes yet), stored and returned to be shown this once; `None`
+    /// otherwise, or when the store keeps no second factors.
+    pub(crate) async fn recovery_codes_for_a_first_passkey(
+        &self,
+        user_id: &S::Id,
+    ) -> Result<Option<Vec<Secret>>, ManagerError> {
+        let Some(mfa) = self.store().mfa_store() else {
+            return Ok(None);
+        };
+        if mfa.get_totp(user_id).await?.is_some_and(|r| r.confirmed)
+            || !mfa.recovery_codes(user_id).await?.is_empty()
+        {
+            return Ok(None);
+        }
+        let (codes, hashes) = self.new_recovery_codes(user_id);
+        mfa.replace_recovery_codes(user_id, &hashes).await?;
+        Ok(Some(codes))
     }
 
     /// Replaces the user's recovery codes with ten new ones, proved by a current code.
@@ -457,7 +489,7 @@ where
                 backend,
                 request,
                 LoginResponse::Transport,
-                true,
+                crate::login::Proof::SecondStep,
             )
             .await
         })
@@ -485,7 +517,7 @@ where
         Ok((hash, challenge))
     }
 
-    /// When the user has a confirmed factor: a new pending sign-in (the mfa token and the
+    /// When the user has a second factor (a confirmed TOTP factor, or a passkey): a new pending sign-in (the mfa token and the
     /// methods that complete it). `None` lets the sign-in finish.
     pub(crate) async fn second_factor_challenge(
         &self,
@@ -496,7 +528,9 @@ where
         let Some(mfa) = self.store().mfa_store() else {
             return Ok(None);
         };
-        if !mfa.get_totp(&user.id).await?.is_some_and(|r| r.confirmed) {
+        let totp = mfa.get_totp(&user.id).await?.is_some_and(|r| r.confirmed);
+        let passkey = self.passkey_second_factor(&user.id).await?;
+        if !totp && !passkey {
             return Ok(None);
         }
         let token = random_token(32);
@@ -511,11 +545,14 @@ where
         // Expired tokens go when new ones come: the table holds minutes of sign-ins at most.
         mfa.prune_mfa_challenges(now).await?;
         mfa.create_mfa_challenge(&hash, &challenge).await?;
-        let mut methods = vec!["totp"];
+        let mut methods = Vec::new();
+        if totp {
+            methods.push("totp");
+        }
         if !mfa.recovery_codes(&user.id).await?.is_empty() {
             methods.push("recovery_code");
         }
-        if self.passkey_second_factor(&user.id).await? {
+        if passkey {
             methods.push("passkey");
         }
         Ok(Some(MfaRequired {

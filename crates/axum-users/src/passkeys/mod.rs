@@ -37,7 +37,7 @@ use crate::auth::AuthBackend;
 use crate::hooks::{SecondFactorChange, SignInMethod, UserHooks};
 use crate::keys::Purpose;
 use crate::limits::LimitedRoute;
-use crate::login::{LoginOutcome, LoginResponse, Refused};
+use crate::login::{LoginOutcome, LoginResponse, Proof, Refused};
 use crate::manager::{ManagerError, UserManager, UserOf};
 use crate::secret::{Secret, constant_time_eq, random_token};
 use crate::store::UserStore;
@@ -204,6 +204,17 @@ struct RegistrationState {
 struct SecondFactorState {
     mfa_token: String,
     state: PasskeyAuthentication,
+}
+
+/// A finished registration: the passkey, and the recovery codes when it was the user's first
+/// second factor (shown this once).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PasskeyRegistered {
+    /// The new passkey.
+    pub passkey: PasskeyInfo,
+    /// Ten new recovery codes, only when the user had no second factor before.
+    pub recovery_codes: Option<Vec<Secret>>,
 }
 
 const REGISTER: &str = "register";
@@ -384,7 +395,9 @@ where
     }
 
     /// Finishes a registration with the browser's credential (the JSON of
-    /// `PublicKeyCredential.toJSON()`), under `name` (default `Passkey`).
+    /// `PublicKeyCredential.toJSON()`), under `name` (default `Passkey`). When it is the user's
+    /// first second factor (no TOTP factor, no recovery codes), the ten recovery codes come
+    /// with it, as a TOTP confirmation gives them.
     ///
     /// # Errors
     /// [`ManagerError::PasskeyChallengeInvalid`] (unknown, used, expired, another user's),
@@ -398,7 +411,7 @@ where
         credential: &Value,
         name: Option<&str>,
         request: Option<&Parts>,
-    ) -> Result<PasskeyInfo, ManagerError> {
+    ) -> Result<PasskeyRegistered, ManagerError> {
         let webauthn = self.relying_party()?;
         let store = self.passkey_store()?;
         let name = checked_name(name.unwrap_or("Passkey"))?;
@@ -438,12 +451,16 @@ where
             // Registered already (to this user or another): a credential has one owner.
             return Err(ManagerError::PasskeyInvalid);
         }
+        let recovery_codes = self.recovery_codes_for_a_first_passkey(&user.id).await?;
         self.hooks()
             .on_second_factor_changed(user, SecondFactorChange::Added)
             .await;
         self.audit(AuditEvent::PasskeyAdded, Some(&user.id), request)
             .await;
-        Ok(PasskeyInfo::from(&record))
+        Ok(PasskeyRegistered {
+            passkey: PasskeyInfo::from(&record),
+            recovery_codes,
+        })
     }
 
     /// Renames one of the user's passkeys.
@@ -520,8 +537,9 @@ where
     }
 
     /// Finishes a passwordless sign-in with the browser's assertion: the same steps as every
-    /// way in (throttle, rules, session, events), and no second factor after it (the passkey
-    /// verified its user).
+    /// way in (throttle, rules, session, events); the user's own second factor is not asked
+    /// for after it (the passkey verified its user), the application's
+    /// [`UserHooks::second_factor`] is, with [`SignInMethod::Passkey`].
     ///
     /// # Errors
     /// [`ManagerError::PasskeyChallengeInvalid`], [`ManagerError::PasskeyInvalid`] (unknown
@@ -576,8 +594,15 @@ where
                 let refused = Refused::new(&method, &account, failure, request);
                 return Err(self.refuse_passkey(refused, &user.id).await);
             }
-            self.signed_in_by_passkey(user, &method, &account, backend, request)
-                .await
+            self.signed_in_by_passkey(
+                user,
+                &method,
+                &account,
+                backend,
+                request,
+                Proof::MultiFactor,
+            )
+            .await
         })
         .await
     }
@@ -697,14 +722,14 @@ where
             {
                 return Err(ManagerError::MfaTokenInvalid);
             }
-            self.signed_in_by_passkey(user, &method, &account, backend, request)
+            self.signed_in_by_passkey(user, &method, &account, backend, request, Proof::SecondStep)
                 .await
         })
         .await
     }
 
-    /// The end of a passkey sign-in: recorded, then the steps of every sign-in, with the
-    /// second factor passed (the passkey verified its user).
+    /// The end of a passkey sign-in: recorded, then the steps of every sign-in (`proof`: a
+    /// passwordless one still meets the application's `second_factor` hook).
     async fn signed_in_by_passkey(
         &self,
         user: UserOf<S>,
@@ -712,6 +737,7 @@ where
         account: &str,
         backend: &AuthBackend<S::Id>,
         request: Option<&Parts>,
+        proof: Proof,
     ) -> Result<LoginOutcome<UserOf<S>>, ManagerError> {
         self.audit(AuditEvent::PasskeyUsed, Some(&user.id), request)
             .await;
@@ -722,7 +748,7 @@ where
             backend,
             request,
             LoginResponse::Transport,
-            true,
+            proof,
         )
         .await
     }

@@ -104,7 +104,7 @@ pub(super) fn verify_and_update(
             tracing::warn!(
                 "a stored Argon2 hash costs more than the ceiling; the login is refused"
             );
-            return Ok(Verified::No);
+            return refused_at_current_cost(password, current, memory);
         }
         let Ok(params) = argon2_params(
             phc.memory_kib,
@@ -112,7 +112,7 @@ pub(super) fn verify_and_update(
             phc.parallelism,
             phc.hash.len(),
         ) else {
-            return Ok(Verified::No);
+            return refused_at_current_cost(password, current, memory);
         };
         let mut out = vec![0u8; phc.hash.len()];
         if compute(
@@ -137,16 +137,19 @@ pub(super) fn verify_and_update(
             tracing::warn!(
                 "a stored bcrypt hash costs more than the ceiling; the login is refused"
             );
-            return Ok(Verified::No);
+            return refused_at_current_cost(password, current, memory);
         }
         // bcrypt only reads 72 bytes; a longer password never matched when it was set here.
-        if password.len() > 72 || !bcrypt::verify(password, hash).unwrap_or(false) {
+        if password.len() > 72 {
+            return refused_at_current_cost(password, current, memory);
+        }
+        if !bcrypt::verify(password, hash).unwrap_or(false) {
             return Ok(Verified::No);
         }
         false
     } else {
         tracing::warn!("a stored password hash is of an unknown kind; the login is refused");
-        return Ok(Verified::No);
+        return refused_at_current_cost(password, current, memory);
     };
     if matches_and_current {
         Ok(Verified::Yes)
@@ -155,6 +158,16 @@ pub(super) fn verify_and_update(
             password, current, memory,
         )?))
     }
+}
+
+/// A refusal that checked nothing still costs one hash at the current parameters, what an
+/// unknown e-mail costs: the answer's timing does not tell such an account from none.
+fn refused_at_current_cost(
+    password: &str,
+    current: Argon2Params,
+    memory: &mut Vec<Block>,
+) -> Result<Verified, PasswordError> {
+    hash_argon2id(password, current, memory).map(|_| Verified::No)
 }
 
 /// Whether `hash` is what [`hash_argon2id`] writes at `current`.

@@ -575,4 +575,36 @@ mod tests {
             .is_err()
         );
     }
+
+    #[tokio::test]
+    async fn every_refusal_without_a_check_still_costs_one_current_hash() {
+        let hasher = PasswordHasher::new(fast()).unwrap();
+        let current = hasher.hash("correct horse").await.unwrap().0;
+        let over_cap = current.replacen("m=64,", "m=99999999,", 1);
+        let bcrypt = bcrypt::hash("pw", 4).unwrap();
+        let long = "x".repeat(73);
+        for (password, hash, what) in [
+            (
+                long.as_str(),
+                bcrypt.as_str(),
+                "over 72 bytes against bcrypt",
+            ),
+            ("pw", "plain-text", "a hash of an unknown kind"),
+            (
+                "pw",
+                over_cap.as_str(),
+                "an Argon2 hash over the memory cap",
+            ),
+        ] {
+            // The Argon2 memory of the current parameters is touched only by a hash of them.
+            let mut memory = Vec::new();
+            let verified = kdf::verify_and_update(password, hash, fast(), &mut memory).unwrap();
+            assert!(matches!(verified, Verified::No), "{what}");
+            assert!(memory.len() >= 64, "{what}: answered with no work");
+        }
+        let before = hasher.verifications();
+        let refused = hasher.verify(&long, &PasswordHash(bcrypt)).await.unwrap();
+        assert!(matches!(refused, Verified::No));
+        assert_eq!(hasher.verifications(), before + 1);
+    }
 }

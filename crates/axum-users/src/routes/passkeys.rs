@@ -143,7 +143,7 @@ async fn register_finish<S: crate::RouterStore, H: UserHooks<S::Id, S::Fields>>(
         (f.string("challenge_id"), f.optional_string("name", true))
     })?;
     let credential = credential_of(&value)?;
-    let info = inner
+    let registered = inner
         .manager
         .finish_passkey_registration(
             &me.user,
@@ -154,7 +154,11 @@ async fn register_finish<S: crate::RouterStore, H: UserHooks<S::Id, S::Fields>>(
         )
         .await
         .map_err(super::server_error)?;
-    Ok(no_store_json(StatusCode::CREATED, info_json(&info)))
+    let mut answer = info_json(&registered.passkey);
+    if let Some(codes) = &registered.recovery_codes {
+        answer["recovery_codes"] = codes.iter().map(|c| c.expose()).collect();
+    }
+    Ok(no_store_json(StatusCode::CREATED, answer))
 }
 
 async fn rename<S: crate::RouterStore, H: UserHooks<S::Id, S::Fields>>(

@@ -5,7 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use axum_users::{
-    AxumUsers, MemoryStore, NoFields, Privilege, SecondFactorChange, User, UserCreate, UserHooks,
+    AxumUsers, MemoryStore, NoFields, Privilege, SecondFactor, SecondFactorChange, User,
+    UserCreate, UserHooks,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -15,13 +16,24 @@ use crate::library::{FAST, SECRET, call, login, serve};
 
 const PASSWORD: &str = "a-long-enough-passphrase-42";
 
-/// Records every change of second factors.
+/// Records every change of second factors; with `.1` set, the application's
+/// `second_factor` hook asks for one on every sign-in it is asked about.
 #[derive(Clone, Default)]
-pub(crate) struct Changes(pub(crate) Arc<Mutex<Vec<SecondFactorChange>>>);
+pub(crate) struct Changes(
+    pub(crate) Arc<Mutex<Vec<SecondFactorChange>>>,
+    pub(crate) Arc<std::sync::atomic::AtomicBool>,
+);
 
 impl UserHooks<uuid::Uuid, NoFields> for Changes {
     async fn on_second_factor_changed(&self, _: &User, change: SecondFactorChange) {
         self.0.lock().unwrap().push(change);
+    }
+    async fn second_factor(&self, _: &User, _: &axum_users::SignInMethod) -> SecondFactor {
+        if self.1.load(std::sync::atomic::Ordering::SeqCst) {
+            SecondFactor::Required
+        } else {
+            SecondFactor::NotRequired
+        }
     }
 }
 

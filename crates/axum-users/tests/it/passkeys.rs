@@ -98,6 +98,28 @@ impl App {
         .await
     }
 
+    /// Enrols and confirms a TOTP factor for the user of `token`.
+    async fn enrol_totp(&self, token: &str) {
+        let (_, enrolment) = self
+            .call(
+                Method::POST,
+                "/users/me/mfa/totp",
+                Some(token),
+                json!({"current_password": PASSWORD}),
+            )
+            .await;
+        let secret = enrolment["secret"].as_str().unwrap();
+        let (status, _) = self
+            .call(
+                Method::POST,
+                "/users/me/mfa/totp/confirm",
+                Some(token),
+                json!({"code": code(secret)}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
     /// A passwordless sign-in start and the authenticator's answer to it.
     async fn assertion(&self, key: &mut SoftPasskey) -> Value {
         let (status, options) = self
@@ -439,24 +461,7 @@ fn code(secret: &str) -> String {
 async fn a_passkey_completes_a_pending_sign_in_and_satisfies_the_second_factor_itself() {
     let app = app().await;
     let (email, token) = app.user().await;
-    let (_, enrolment) = app
-        .call(
-            Method::POST,
-            "/users/me/mfa/totp",
-            Some(&token),
-            json!({"current_password": PASSWORD}),
-        )
-        .await;
-    let secret = enrolment["secret"].as_str().unwrap();
-    let (status, _) = app
-        .call(
-            Method::POST,
-            "/users/me/mfa/totp/confirm",
-            Some(&token),
-            json!({"code": code(secret)}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    app.enrol_totp(&token).await;
     let mfa_token = login_step(&app, &email).await.unwrap_err();
     let (status, body) = app
         .call(
@@ -545,6 +550,51 @@ async fn a_passkey_completes_a_pending_sign_in_and_satisfies_the_second_factor_i
     let body = app.assertion(&mut key).await;
     let (status, answer) = app.sign_in(&body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[tokio::test]
+async fn the_applications_second_factor_hook_is_asked_after_a_passwordless_passkey() {
+    let app = app().await;
+    let (email, token) = app.user().await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    assert_eq!(app.register(&token, &mut key).await.0, StatusCode::CREATED);
+    app.changes
+        .1
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let body = app.assertion(&mut key).await;
+    let (status, answer) = app.sign_in(&body).await;
+    assert_eq!(
+        (status, detail(&answer)),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!("LOGIN_SECOND_FACTOR_REQUIRED")
+        ),
+        "the hook's policy holds for a passkey too"
+    );
+    assert!(answer.get("access_token").is_none());
+    // The second step is never asked again: the passkey completes a TOTP user's password
+    // sign-in.
+    app.enrol_totp(&token).await;
+    let mfa_token = login_step(&app, &email).await.unwrap_err();
+    let (status, options) = app
+        .call(
+            Method::POST,
+            "/auth/jwt/mfa/passkey/start",
+            None,
+            json!({"mfa_token": mfa_token}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{options}");
+    let finish = json!({
+        "mfa_token": mfa_token,
+        "challenge_id": options["challenge_id"],
+        "credential": key.assert(&options),
+    });
+    let (status, body) = app
+        .call(Method::POST, "/auth/jwt/mfa/passkey/finish", None, finish)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["access_token"].is_string());
 }
 
 /// A password sign-in: the token, or the mfa token when a second factor is asked for (with
@@ -690,5 +740,92 @@ async fn a_superusers_removal_of_second_factors_takes_the_passkeys_too() {
         (status, detail(&body)),
         (StatusCode::BAD_REQUEST, &json!("PASSKEY_INVALID")),
         "it signs in no more"
+    );
+}
+
+#[tokio::test]
+async fn a_first_passkey_comes_with_recovery_codes_and_asks_for_itself_after_a_password() {
+    let app = app().await;
+    let (email, token) = app.user().await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    let (status, first) = app.register(&token, &mut key).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let codes: Vec<String> = first["recovery_codes"]
+        .as_array()
+        .expect("the first second factor gives the codes")
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    let mut other = SoftPasskey::new(ORIGIN);
+    let (status, second) = app.register(&token, &mut other).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(
+        second.get("recovery_codes").is_none(),
+        "only once: {second}"
+    );
+    let (_, status_body) = app
+        .call(Method::GET, "/users/me/mfa", Some(&token), json!({}))
+        .await;
+    assert_eq!(status_body["recovery_codes_left"], 10);
+
+    // A password sign-in now asks for the passkey (or a recovery code), not a TOTP code.
+    let r = reqwest::Client::new()
+        .post(format!("{}/auth/jwt/login", app.base))
+        .form(&[("username", email.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["detail"]["code"], "LOGIN_MFA_REQUIRED", "{body}");
+    assert_eq!(
+        body["detail"]["methods"],
+        json!(["recovery_code", "passkey"])
+    );
+    let (status, signed_in) = app
+        .call(
+            Method::POST,
+            "/auth/jwt/mfa",
+            None,
+            json!({"mfa_token": body["detail"]["mfa_token"], "recovery_code": codes[0]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
+    assert!(signed_in["access_token"].is_string());
+}
+
+#[tokio::test]
+async fn a_user_has_at_most_twenty_passkeys() {
+    // The rate limits would stop twenty ceremonies a minute first.
+    let changes = Changes::default();
+    let users = AxumUsers::builder(MemoryStore::new(), SECRET)
+        .hooks(changes.clone())
+        .argon2(FAST)
+        .rate_limits(axum_users::RateLimits::off())
+        .passkeys(PasskeySettings::for_public_url(ORIGIN).unwrap())
+        .build()
+        .unwrap();
+    let base = serve(users.router()).await;
+    let app = App {
+        base,
+        changes,
+        users,
+    };
+    let (_, token) = app.user().await;
+    for n in 0..axum_users::MAX_PASSKEYS {
+        let (status, body) = app.register(&token, &mut SoftPasskey::new(ORIGIN)).await;
+        assert_eq!(status, StatusCode::CREATED, "passkey {n}: {body}");
+    }
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/users/me/passkeys/register/start",
+            Some(&token),
+            json!({"current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (StatusCode::BAD_REQUEST, &json!("PASSKEY_LIMIT_REACHED"))
     );
 }

@@ -817,3 +817,49 @@ async fn another_users_session_cannot_be_ended_and_the_superuser_routes_are_403(
     assert!(app.hooks.reasons().is_empty(), "nothing was revoked");
     assert_eq!(me(&app, access(&bob_login)).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_a_session_records_the_forwarded_client() {
+    let users = AxumUsers::<MemoryStore>::builder(MemoryStore::new(), SECRET)
+        .argon2(FAST)
+        .trusted_proxies(["127.0.0.1/32".parse::<axum_users::IpNet>().unwrap()])
+        .build()
+        .unwrap();
+    users
+        .manager()
+        .create(
+            UserCreate::new("proxied@example.com", "correct horse"),
+            Privilege::Superuser,
+            None,
+        )
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = users
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let login: Value = reqwest::Client::new()
+        .post(format!("{base}/auth/jwt/login"))
+        .header("x-forwarded-for", "203.0.113.7")
+        .form(&[
+            ("username", "proxied@example.com"),
+            ("password", "correct horse"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, list) = call(
+        Method::GET,
+        format!("{base}/users/me/sessions"),
+        Some(access(&login)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list[0]["ip"], "203.0.113.7", "not the proxy's 127.0.0.1");
+}
