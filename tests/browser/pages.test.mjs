@@ -4,6 +4,9 @@
 // link then unlink a provider account from the account page;
 // enable two-step sign-in on the account page (TOTP codes computed here, RFC 6238) → sign in
 // with a code → sign in with a recovery code → turn it off;
+// passkeys with Chromium's virtual authenticator (CDP WebAuthn): add one on the account page →
+// sign out → sign in with it → rename → the passkey as the second step → turn two-step sign-in
+// off with a code → remove it with the current password;
 // sign out one device from another browser context; a cross-site form post is refused; a
 // return_to off the allow-list is ignored; the pages' own forms post with `Origin: null`
 // (Referrer-Policy: no-referrer) and pass; axe-core on every page (no serious or critical
@@ -167,7 +170,7 @@ async function newPage(options = {}) {
     if (url.hostname === 'app.localtest') {
       return route.fulfill({ contentType: 'text/html', body: '<p>the app</p>' });
     }
-    if (origins.includes(url.origin) || url.hostname === '127.0.0.1' || url.protocol === 'data:') {
+    if (origins.includes(url.origin) || ['127.0.0.1', 'localhost'].includes(url.hostname) || url.protocol === 'data:') {
       return route.continue();
     }
     return route.abort();
@@ -615,4 +618,190 @@ test('two-step sign-in: set up on the account page, sign in with a code, then a 
   await signIn(page, email, passwordA);
   await page.waitForURL(`${base}/ui/account`);
   await context.close();
+});
+
+/** The setup of two-step sign-in from the account page: its secret (the recovery codes are skipped). */
+async function turnOnTwoStep(page, password) {
+  await page.locator('#mfa-current-password').fill(password);
+  await page.getByRole('button', { name: 'Turn on two-step sign-in' }).click();
+  await page.getByText('Scan this QR code').waitFor();
+  const secret = (await page.locator('#totp-secret').innerText()).replace(/\s/g, '');
+  await page.getByLabel('Code from the app').fill(totp(secret));
+  await page.getByRole('button', { name: 'Turn on', exact: true }).click();
+  await page.getByText('Store these codes somewhere safe').waitFor();
+  await page.getByRole('link', { name: 'I have stored them' }).click();
+  return secret;
+}
+
+/** A server of its own whose public URL (and passkey relying party) is http://localhost:PORT. */
+async function startLocalhostServer() {
+  const keyDir = mkdtempSync(join(tmpdir(), 'axum-users-passkeys-'));
+  const port = await freePort();
+  const local = `http://localhost:${port}`;
+  const child = await startServer(keyDir, {
+    PATH: process.env.PATH ?? '',
+    AXUM_USERS_BIND: `127.0.0.1:${port}`,
+    AXUM_USERS_PUBLIC_URL: local,
+    AXUM_USERS_DATABASE_URL: `sqlite://${join(keyDir, 'users.db')}`,
+    AXUM_USERS_COOKIE_SECURE: 'false',
+    AXUM_USERS_ARGON2_MEMORY_KIB: '256',
+    AXUM_USERS_ARGON2_ITERATIONS: '1',
+  });
+  return { keyDir, port, local, child };
+}
+
+test('passkeys: add on the account page, sign in with one, rename, second step, remove', { skip }, async () => {
+  // WebAuthn needs a secure context: plain http only on localhost, so this server's public URL
+  // (and the relying party) is http://localhost:PORT.
+  const { keyDir, port, local, child } = await startLocalhostServer();
+  const { context, page } = await newPage();
+  try {
+    const email = 'ida@example.com';
+    await register(email, passwordA, `http://127.0.0.1:${port}`);
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+      },
+    });
+    const origins = recordOrigins(page);
+    const apiOrigins = [];
+    page.on('request', (r) => {
+      if (r.method() === 'POST' && /passkey/.test(r.url()) && !r.url().includes('/ui/')) {
+        apiOrigins.push(r.headers().origin ?? '(none)');
+      }
+    });
+
+    await page.goto(`${local}/ui/sign-in`);
+    await page.getByLabel('E-mail address').fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(passwordA);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL(`${local}/ui/account`);
+    await page.getByText('You have no passkey yet.').waitFor();
+    assert.equal(await page.locator('[data-passkey-nojs]').isHidden(), true, 'the script runs: no "needs JavaScript" note');
+    await inspect(page, 'account-passkeys');
+
+    // A wrong password: said in words next to the button, not as JSON.
+    await page.locator('#passkey-add-password').fill('not-the-password');
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    const status = page.locator('#passkey-add-status');
+    await page.getByText('The current password is wrong.').waitFor();
+    assert.doesNotMatch(await status.innerText(), /[{}]|UPDATE_USER/);
+    assert.equal(await page.getByRole('button', { name: 'Add a passkey' }).getAttribute('aria-describedby'), 'passkey-add-status');
+    await inspect(page, 'account-passkey-error');
+
+    // Keyboard only: the password, Tab to the name, Enter sends the form.
+    await page.locator('#passkey-add-password').fill('');
+    await page.locator('#passkey-add-password').focus();
+    await page.keyboard.type(passwordA);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('Laptop');
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${local}/ui/account?done=passkey_added`);
+    await page.getByText('The passkey is added.').waitFor();
+    await page.locator('.passkey strong', { hasText: 'Laptop' }).waitFor();
+    await page.locator('.passkey', { hasText: 'never used' }).waitFor();
+    const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
+    assert.equal(credentials.length, 1, 'the authenticator keeps one credential');
+    assert.equal(credentials[0].isResidentCredential, true, 'discoverable: it signs in without an e-mail');
+    await inspect(page, 'account-passkey-added');
+
+    // Sign out, then sign in with the passkey only (keyboard: focus, Enter).
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.getByText('You are signed out.').waitFor();
+    const passkeyButton = page.getByRole('button', { name: 'Sign in with a passkey' });
+    await passkeyButton.waitFor();
+    await inspect(page, 'sign-in-passkey');
+    await passkeyButton.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForURL(`${local}/ui/account`);
+    await page.getByText(`Signed in as ${email}`).waitFor();
+    await page.locator('.passkey', { hasText: 'last used' }).waitFor();
+
+    // Rename: a plain form.
+    const nameField = page.locator('.passkey input[name=name]');
+    await nameField.fill('');
+    await page.getByRole('button', { name: 'Rename: Laptop' }).click();
+    await page.locator('.passkey .field-error').waitFor();
+    await inspect(page, 'account-passkey-rename-error');
+    await page.locator('.passkey input[name=name]').fill('Work laptop');
+    await page.getByRole('button', { name: 'Rename: Laptop' }).click();
+    await page.waitForURL(`${local}/ui/account?done=passkey_renamed`);
+    await page.getByText('The passkey is renamed.').waitFor();
+    await page.locator('.passkey strong', { hasText: 'Work laptop' }).waitFor();
+
+    // With two-step sign-in on, the passkey answers the second step of a password sign-in.
+    const secret = await turnOnTwoStep(page, passwordA);
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.getByText('You are signed out.').waitFor();
+    await page.getByLabel('E-mail address').fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(passwordA);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByText('Your account asks for a second factor').waitFor();
+    const usePasskey = page.getByRole('button', { name: 'Use a passkey' });
+    await usePasskey.waitFor();
+    await inspect(page, 'second-factor-passkey');
+    await usePasskey.click();
+    await page.waitForURL(`${local}/ui/account`);
+    await page.getByText(`Signed in as ${email}`).waitFor();
+
+    // Turning two-step sign-in off with a code of the app (not the password).
+    await page.locator('#mfa-off-code').fill(totp(secret, 1));
+    await page.getByRole('button', { name: 'Turn off two-step sign-in' }).click();
+    await page.waitForURL(`${local}/ui/account?done=two_step_off`);
+    await page.getByText('Two-step sign-in is off.').first().waitFor();
+
+    // Remove: the current password is asked for, said on its field when missing.
+    const remove = page.getByRole('button', { name: 'Remove: Work laptop' });
+    await remove.click();
+    await page.locator('.passkey .field-error').waitFor();
+    assert.match(await page.locator('.passkey .field-error').innerText(), /current password/);
+    await inspect(page, 'account-passkey-remove-error');
+    await page.locator('.passkey input[name=current_password]').fill(passwordA);
+    await page.getByRole('button', { name: 'Remove: Work laptop' }).click();
+    await page.waitForURL(`${local}/ui/account?done=passkey_removed`);
+    await page.getByText('The passkey is removed.').waitFor();
+    await page.getByText('You have no passkey yet.').waitFor();
+
+    // The removed passkey signs nobody in: said in words.
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.getByText('You are signed out.').waitFor();
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.locator('#passkey-status.field-error').waitFor();
+    assert.match(await page.locator('#passkey-status').innerText(), /not accepted/);
+    assert.match(page.url(), /\/ui\/sign-in/);
+
+    assert.ok(origins.every((o) => o === 'null'), `origins of our form posts: ${[...new Set(origins)]}`);
+    assert.ok(apiOrigins.length >= 6, `the script's posts: ${apiOrigins.length}`);
+  } finally {
+    await context.close();
+    child.kill();
+    rmSync(keyDir, { recursive: true, force: true });
+  }
+});
+
+test('without JavaScript the passkey buttons stay hidden and the pages work', { skip }, async () => {
+  const { keyDir, port, local, child } = await startLocalhostServer();
+  const { context, page } = await newPage({ context: { javaScriptEnabled: false } });
+  try {
+    const email = 'nojs@example.com';
+    await register(email, passwordA, `http://127.0.0.1:${port}`);
+    await page.goto(`${local}/ui/sign-in`);
+    assert.equal(await page.getByRole('button', { name: 'Sign in with a passkey' }).count(), 0);
+    await page.getByLabel('E-mail address').fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(passwordA);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL(`${local}/ui/account`);
+    await page.getByText('Adding a passkey needs JavaScript').waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Add a passkey' }).count(), 0);
+  } finally {
+    await context.close();
+    child.kill();
+    rmSync(keyDir, { recursive: true, force: true });
+  }
 });

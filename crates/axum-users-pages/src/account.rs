@@ -1,5 +1,6 @@
 //! The account page: e-mail and password change (with the current password), the signed-in
-//! devices (sign out one, or every other), and the linked provider accounts.
+//! devices (sign out one, or every other), the linked provider accounts; the two-step and
+//! passkey sections are `two_step` and `passkeys`.
 
 use std::sync::Arc;
 
@@ -108,6 +109,9 @@ const NOTICES: &[(&str, &str)] = &[
     ("linked", "account_accounts_linked"),
     ("unlinked", "account_accounts_unlinked"),
     ("two_step_off", "two_step_turned_off"),
+    ("passkey_added", "passkey_added"),
+    ("passkey_renamed", "passkey_renamed"),
+    ("passkey_removed", "passkey_removed"),
 ];
 
 /// `GET /account`.
@@ -136,6 +140,20 @@ pub(crate) async fn page<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     render(&state, &visit, &me, StatusCode::OK, extra).await
 }
 
+/// The account page again, with `key`'s words on `field` (a section's field) and the summary.
+pub(crate) async fn again<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
+    state: &PagesState<S, H>,
+    visit: &Visit<'_>,
+    me: &Me<S>,
+    field: &str,
+    (status, key): (StatusCode, &'static str),
+) -> Response {
+    let mut errors = serde_json::Map::new();
+    errors.insert(field.to_owned(), json!(visit.t(key)));
+    let extra = json!({"errors": errors, "error": visit.t("error_summary")});
+    render(state, visit, me, status, extra).await
+}
+
 /// The account page with `extra` (errors, values, a notice).
 pub(crate) async fn render<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     state: &PagesState<S, H>,
@@ -155,6 +173,10 @@ pub(crate) async fn render<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     };
     let mfa = match crate::two_step::status(state, me).await {
         Ok(mfa) => mfa,
+        Err(e) => return failed(state, visit, &e),
+    };
+    let passkeys = match crate::passkeys::list(state, me).await {
+        Ok(passkeys) => passkeys,
         Err(e) => return failed(state, visit, &e),
     };
     let sessions: Vec<Value> = sessions
@@ -191,6 +213,7 @@ pub(crate) async fn render<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     extra["accounts"] = json!(accounts);
     extra["providers"] = json!(providers);
     extra["mfa"] = json!(mfa);
+    extra["passkeys"] = json!(passkeys);
     state.page(visit, status, "account.html", "account_title", extra)
 }
 
@@ -204,7 +227,7 @@ fn failed<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
 }
 
 /// `2026-12-02 11:53 UTC`.
-fn when(unix: i64) -> String {
+pub(crate) fn when(unix: i64) -> String {
     let iso = axum_users::format_time(unix);
     format!("{} {} UTC", &iso[..10], &iso[11..16])
 }

@@ -65,7 +65,9 @@ fn sign_in_context<S: RouterStore, H>(state: &PagesState<S, H>, return_to: Optio
             json!({"name": name, "label": provider_label(name), "href": href})
         })
         .collect();
-    json!({"return_to": return_to, "providers": providers})
+    // Where the passkey button goes once signed in: what the form's redirect would be.
+    let next = state.return_to.target(return_to.as_deref());
+    json!({"return_to": return_to, "providers": providers, "next": next})
 }
 
 /// `github` → `GitHub`-ish: the provider's name with a capital.

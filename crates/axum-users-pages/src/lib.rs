@@ -3,7 +3,8 @@
 //! Hosted, server-rendered pages over [`axum_users`]: sign in (e-mail and password, a button per
 //! OAuth provider), sign up, forgot and reset password, verify e-mail, confirm an e-mail change,
 //! sign out, and the account page (e-mail and password change, signed-in devices, linked
-//! provider accounts, two-step sign-in). They work without JavaScript, carry every string in one file per
+//! provider accounts, two-step sign-in, passkeys). They work without JavaScript (but for the
+//! WebAuthn calls of passkeys: one small script of our own, `static/passkeys.js`), carry every string in one file per
 //! language (`locales/*.toml`, chosen by `Accept-Language`), and call the [`UserManager`]
 //! for every act: no rule lives here, the pages parse, call and render.
 //!
@@ -33,6 +34,7 @@ mod account;
 mod flows;
 mod i18n;
 mod oauth;
+mod passkeys;
 mod render;
 mod return_to;
 mod second_factor;
@@ -277,9 +279,12 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> Pages<S, H> {
                 post(two_step::regenerate::<S, H>),
             )
             .route("/account/two-step/off", post(two_step::turn_off::<S, H>))
+            .route("/account/passkeys/rename", post(passkeys::rename::<S, H>))
+            .route("/account/passkeys/remove", post(passkeys::remove::<S, H>))
             .route("/oauth/{name}/sign-in", get(oauth::sign_in::<S, H>))
             .route("/oauth/{name}/link", get(oauth::link::<S, H>))
             .route("/static/pages.css", get(render::stylesheet))
+            .route("/static/passkeys.js", get(passkeys::script))
             .fallback(flows::not_found::<S, H>)
             .layer(axum::extract::DefaultBodyLimit::max(security::FORM_LIMIT))
             .layer(axum::middleware::map_response_with_state(

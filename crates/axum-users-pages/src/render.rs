@@ -140,6 +140,7 @@ impl<S: RouterStore, H: UserHooks<S::Id, S::Fields>> PagesState<S, H> {
         context.insert("csrf".into(), json!(self.csrf_token(visit)));
         context.insert("title".into(), json!(visit.t(title_key)));
         context.insert("signed_in".into(), json!(visit.signed_in));
+        context.insert("passkey_ui".into(), json!(crate::passkeys::ui(self, visit)));
         context.insert("values".into(), json!({}));
         context.insert("errors".into(), json!({}));
         context.insert(

@@ -39,6 +39,8 @@ pub(crate) fn form<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
         json!({
             "mfa_token": mfa_token,
             "recovery": methods.contains(&"recovery_code"),
+            "passkey": methods.contains(&"passkey"),
+            "next": state.return_to.target(return_to),
             "return_to": return_to,
             "error": error,
             "errors": {"code": error},

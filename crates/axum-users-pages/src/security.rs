@@ -127,7 +127,7 @@ pub(crate) fn apply_headers<S: RouterStore, H>(state: &PagesState<S, H>, respons
     }
     let csp = format!(
         "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; \
-         form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+         connect-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&csp) {

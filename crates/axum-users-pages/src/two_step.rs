@@ -13,7 +13,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::PagesState;
-use crate::account::{Me, account_post, render};
+use crate::account::{Me, account_post, again};
 use crate::render::{Visit, error_key};
 
 type Pages<S, H> = State<Arc<PagesState<S, H>>>;
@@ -43,20 +43,6 @@ fn refusal(e: &ManagerError) -> (StatusCode, &'static str) {
         ManagerError::MfaNotEnabled => (StatusCode::BAD_REQUEST, "error_mfa_not_on"),
         other => error_key(other),
     }
-}
-
-/// The account page again, with `words` on `field` of the two-step section.
-async fn again<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
-    state: &PagesState<S, H>,
-    visit: &Visit<'_>,
-    me: &Me<S>,
-    field: &str,
-    (status, key): (StatusCode, &'static str),
-) -> Response {
-    let mut errors = serde_json::Map::new();
-    errors.insert(field.to_owned(), json!(visit.t(key)));
-    let extra = json!({"errors": errors, "error": visit.t("error_summary")});
-    render(state, visit, me, status, extra).await
 }
 
 /// `POST /account/two-step/start`: a new secret, shown with its QR code and a form for the

@@ -416,6 +416,12 @@ where
         self.webauthn.as_deref()
     }
 
+    /// Whether passkeys are on: a relying party configured and a store that keeps them (what
+    /// a user interface asks before it offers a passkey button).
+    pub fn passkeys_on(&self) -> bool {
+        self.webauthn.is_some() && self.store.passkey_store().is_some()
+    }
+
     /// The same manager with other session settings (revocable JWTs, refresh tokens).
     pub fn with_session_settings(mut self, settings: crate::SessionSettings) -> Self {
         self.sessions = settings;

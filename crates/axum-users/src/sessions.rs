@@ -95,6 +95,8 @@ pub enum RevokeReason {
     /// The user confirmed a second factor: the sessions that never passed it end (the
     /// confirming one stays).
     SecondFactorAdded,
+    /// The user removed a passkey: their other sessions end (the removing one stays).
+    SecondFactorRemoved,
 }
 
 impl RevokeReason {
@@ -112,6 +114,7 @@ impl RevokeReason {
             RevokeReason::EmailChange => "email_change",
             RevokeReason::TooManySessions => "too_many_sessions",
             RevokeReason::SecondFactorAdded => "second_factor_added",
+            RevokeReason::SecondFactorRemoved => "second_factor_removed",
         }
     }
 }

@@ -3,7 +3,8 @@
 //! `axum_users::testing`: registration with the current password, the passwordless sign-in
 //! (the extra origin of `passkey_origins` too), a replayed assertion, a foreign origin, a
 //! counter set back (recorded as a possible clone), the passkey as the second factor of a TOTP
-//! user, and the audit events in the database.
+//! user, its removal (the current password; the other sessions end), and the audit events in
+//! the database.
 
 use axum_users::testing::SoftPasskey;
 use axum_users::{AuditEvent, AuditQuery, UserStore};
@@ -12,7 +13,8 @@ use serde_json::{Value, json};
 
 use crate::mfa::{PASSWORD, call, enrolled};
 use crate::support::{
-    Server, client, databases, detail, free_port, login, read, register, start_env, try_login,
+    Server, client, databases, detail, free_port, get_me, login, read, register, start_env,
+    try_login,
 };
 
 async fn post(s: &Server, path: &str, body: Value) -> (StatusCode, Value) {
@@ -142,13 +144,8 @@ async fn passkeys_sign_in_without_a_password_and_as_the_second_factor() {
         // Passwordless: no second factor asked; a replay finds its challenge spent.
         let (replay, (status, body)) = passwordless(&s, &mut key).await;
         assert_eq!(status, StatusCode::OK, "{}: {body}", db.name);
-        let me = client()
-            .get(s.url("/users/me"))
-            .bearer_auth(body["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(me.status(), StatusCode::OK);
+        let passkey_session = body["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(get_me(&s, &passkey_session).await.0, StatusCode::OK);
         let (status, body) = post(&s, "/auth/jwt/passkey/finish", replay).await;
         assert_eq!(
             (status, detail(&body).clone()),
@@ -181,6 +178,30 @@ async fn passkeys_sign_in_without_a_password_and_as_the_second_factor() {
             db.name
         );
 
+        // Removing it asks the current password and ends the user's other sessions.
+        let (_, list) = call(&s, Method::GET, "/users/me/passkeys", &token, Value::Null).await;
+        let path = format!("/users/me/passkeys/{}", list[0]["id"].as_str().unwrap());
+        let (status, body) = call(&s, Method::DELETE, &path, &token, Value::Null).await;
+        assert_eq!(
+            (status, detail(&body).clone()),
+            (
+                StatusCode::BAD_REQUEST,
+                json!("UPDATE_USER_CURRENT_PASSWORD_REQUIRED")
+            ),
+            "{}: a session alone does not remove a passkey",
+            db.name
+        );
+        let proof = json!({"current_password": PASSWORD});
+        let (status, body) = call(&s, Method::DELETE, &path, &token, proof).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{}: {body}", db.name);
+        assert_eq!(get_me(&s, &token).await.0, StatusCode::OK, "{}", db.name);
+        assert_eq!(
+            get_me(&s, &passkey_session).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{}: the other sessions end",
+            db.name
+        );
+
         let url = env
             .iter()
             .find(|(k, _)| *k == "AXUM_USERS_DATABASE_URL")
@@ -205,6 +226,7 @@ async fn passkeys_sign_in_without_a_password_and_as_the_second_factor() {
         for expected in [
             AuditEvent::PasskeyAdded,
             AuditEvent::PasskeyUsed,
+            AuditEvent::PasskeyRemoved,
             AuditEvent::LoginSucceeded {
                 method: "passkey".into(),
             },

@@ -815,24 +815,41 @@ where
     S: crate::RouterStore,
     H: UserHooks<S::Id, S::Fields>,
 {
-    /// Removes one of the user's passkeys, unless it is their last way to sign in (no usable
-    /// password, no linked provider account, no other passkey): the rule of unlinking a
-    /// provider, with its error.
+    /// Removes one of the user's passkeys, proved as adding one is (the current password,
+    /// behind the account's throttle, or for a user without one a recent sign-in), unless it
+    /// is their last way to sign in (no usable password, no linked provider account, no other
+    /// passkey): the rule of unlinking a provider, with its error. Every other session of the
+    /// user ends (a thief holding one must not outlive the owner's clean-up); `session_id`,
+    /// the removing one, stays.
     ///
     /// # Errors
-    /// [`ManagerError::PasskeyNotFound`], [`ManagerError::LastSignInMethod`], or a failure.
+    /// [`ManagerError::CurrentPasswordRequired`], [`ManagerError::BadCurrentPassword`],
+    /// [`ManagerError::MfaRecentSignInRequired`], [`ManagerError::PasskeyNotFound`],
+    /// [`ManagerError::LastSignInMethod`], or a failure.
     pub async fn remove_passkey(
         &self,
         user: &UserOf<S>,
         id: &str,
+        current_password: Option<&Secret>,
+        session_id: Option<&str>,
         request: Option<&Parts>,
     ) -> Result<(), ManagerError> {
+        self.passkey_store()?;
+        self.fresh_proof(user, current_password, session_id, request)
+            .await?;
         #[cfg(feature = "oauth")]
         let linked = !self.store().list_oauth_accounts(&user.id).await?.is_empty();
         #[cfg(not(feature = "oauth"))]
         let linked = false;
         let keep_one = !user.hashed_password.is_usable() && !linked;
-        self.delete_passkey(user, id, keep_one, request).await
+        self.delete_passkey(user, id, keep_one, request).await?;
+        self.revoke_sessions(
+            &user.id,
+            session_id,
+            crate::sessions::RevokeReason::SecondFactorRemoved,
+        )
+        .await?;
+        Ok(())
     }
 }
 

@@ -182,11 +182,18 @@ async fn remove<S: crate::RouterStore, H: UserHooks<S::Id, S::Fields>>(
     State(inner): State<Arc<RouteState<S, H>>>,
     Path(id): Path<String>,
     parts: Parts,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    let me = me(&inner, &parts).await?;
+    let (me, current) = me_and_current_password(&inner, &parts, &body).await?;
     inner
         .manager
-        .remove_passkey(&me.user, &id, Some(&parts))
+        .remove_passkey(
+            &me.user,
+            &id,
+            current.as_ref(),
+            me.session_id.as_deref(),
+            Some(&parts),
+        )
         .await
         .map_err(super::server_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())

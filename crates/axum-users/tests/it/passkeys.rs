@@ -1,11 +1,11 @@
 //! Passkeys over HTTP on the memory store, with the software authenticator of
 //! `axum_users::testing`: registration, the passwordless sign-in, the second factor, a replayed
 //! assertion, a wrong origin, no user verification, a counter set back (a possible clone),
-//! spent and foreign challenges, bad bodies, the last way in, and a server without passkeys.
+//! spent and foreign challenges, bad bodies, the fresh proof of a removal, the last way in, and a server without passkeys.
 
 use axum_users::testing::SoftPasskey;
 use axum_users::{
-    AuditQuery, AxumUsers, MemoryStore, PasskeySettings, PasswordHash, Privilege,
+    AuditQuery, AxumUsers, MemoryStore, MfaSettings, PasskeySettings, PasswordHash, Privilege,
     SecondFactorChange, UserCreate, UserStore,
 };
 use reqwest::{Method, StatusCode};
@@ -25,10 +25,15 @@ struct App {
 }
 
 async fn app_with(passkeys: bool) -> App {
+    app_with_mfa(passkeys, MfaSettings::default()).await
+}
+
+async fn app_with_mfa(passkeys: bool, mfa: MfaSettings) -> App {
     let changes = Changes::default();
     let mut builder = AxumUsers::builder(MemoryStore::new(), SECRET)
         .hooks(changes.clone())
-        .argon2(FAST);
+        .argon2(FAST)
+        .mfa(mfa);
     if passkeys {
         builder = builder.passkeys(PasskeySettings::for_public_url(ORIGIN).unwrap());
     }
@@ -289,7 +294,12 @@ async fn a_passkey_is_registered_with_a_fresh_proof_then_signs_in_without_a_pass
     let (other_email, other) = app.user().await;
     let _ = other_email;
     let (status, _) = app
-        .call(Method::DELETE, &path, Some(&other), json!({}))
+        .call(
+            Method::DELETE,
+            &path,
+            Some(&other),
+            json!({"current_password": PASSWORD}),
+        )
         .await;
     assert_eq!(
         status,
@@ -297,7 +307,12 @@ async fn a_passkey_is_registered_with_a_fresh_proof_then_signs_in_without_a_pass
         "another user's passkey is not found"
     );
     let (status, _) = app
-        .call(Method::DELETE, &path, Some(&token), json!({}))
+        .call(
+            Method::DELETE,
+            &path,
+            Some(&token),
+            json!({"current_password": PASSWORD}),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(
@@ -311,6 +326,113 @@ async fn a_passkey_is_registered_with_a_fresh_proof_then_signs_in_without_a_pass
         (StatusCode::BAD_REQUEST, &json!("PASSKEY_INVALID")),
         "a removed passkey signs nobody in"
     );
+}
+
+#[tokio::test]
+async fn removing_a_passkey_asks_the_fresh_proof_and_ends_the_other_sessions() {
+    let app = app().await;
+    let (email, token) = app.user().await;
+    let other_session = login(&app.base, &email, PASSWORD).await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    assert_eq!(app.register(&token, &mut key).await.0, StatusCode::CREATED);
+    let (_, list) = app
+        .call(Method::GET, "/users/me/passkeys", Some(&token), json!({}))
+        .await;
+    let path = format!("/users/me/passkeys/{}", list[0]["id"].as_str().unwrap());
+    for (body, code) in [
+        (json!({}), "UPDATE_USER_CURRENT_PASSWORD_REQUIRED"),
+        (
+            json!({"current_password": "not-the-password"}),
+            "UPDATE_USER_BAD_CURRENT_PASSWORD",
+        ),
+    ] {
+        let (status, answer) = app.call(Method::DELETE, &path, Some(&token), body).await;
+        assert_eq!(
+            (status, detail(&answer)),
+            (StatusCode::BAD_REQUEST, &json!(code)),
+            "a session alone does not remove a passkey"
+        );
+    }
+    let (status, _) = call(
+        Method::DELETE,
+        format!("{}{path}", app.base),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "no body is no proof");
+    let me = |token: String| {
+        let url = format!("{}/users/me", app.base);
+        async move { call(Method::GET, url, Some(&token), None).await.0 }
+    };
+    assert_eq!(me(other_session.clone()).await, StatusCode::OK);
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &path,
+            Some(&token),
+            json!({"current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        me(token).await,
+        StatusCode::OK,
+        "the removing session stays"
+    );
+    assert_eq!(
+        me(other_session).await,
+        StatusCode::UNAUTHORIZED,
+        "a session that may have registered the passkey ends with it"
+    );
+
+    // Without a password, a recent sign-in stands in for it; an old session is refused.
+    let window = std::time::Duration::from_secs(1);
+    let old = app_with_mfa(true, MfaSettings::default().with_recent_sign_in(window)).await;
+    let (email, token) = old.user().await;
+    let mut first = SoftPasskey::new(ORIGIN);
+    let mut second = SoftPasskey::new(ORIGIN);
+    assert_eq!(
+        old.register(&token, &mut first).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        old.register(&token, &mut second).await.0,
+        StatusCode::CREATED
+    );
+    let store = old.users.manager().store();
+    let user = store.get_by_email(&email).await.unwrap().unwrap();
+    assert!(
+        store
+            .replace_password(&user.id, &user.hashed_password, &PasswordHash::unusable())
+            .await
+            .unwrap()
+    );
+    let (_, list) = old
+        .call(Method::GET, "/users/me/passkeys", Some(&token), json!({}))
+        .await;
+    let path = format!("/users/me/passkeys/{}", list[0]["id"].as_str().unwrap());
+    // Sessions are dated in whole seconds: two of them past a window of one.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, body) = old
+        .call(Method::DELETE, &path, Some(&token), json!({}))
+        .await;
+    assert_eq!(
+        (status, detail(&body)),
+        (
+            StatusCode::BAD_REQUEST,
+            &json!("MFA_RECENT_SIGN_IN_REQUIRED")
+        ),
+        "an old token (perhaps stolen) cannot remove the owner's passkey"
+    );
+    let body = old.assertion(&mut second).await;
+    let (status, signed_in) = old.sign_in(&body).await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
+    let fresh = signed_in["access_token"].as_str().unwrap();
+    let (status, _) = old
+        .call(Method::DELETE, &path, Some(fresh), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "a sign-in just now does");
 }
 
 async fn status_body_id(app: &App, token: &str) -> Value {
@@ -644,6 +766,7 @@ async fn the_last_way_in_stays_and_a_server_without_passkeys_says_so() {
     );
 
     let off = app_with(false).await;
+    assert!(app.users.manager().passkeys_on() && !off.users.manager().passkeys_on());
     let (_, token) = off.user().await;
     let (status, body) = off
         .call(
