@@ -702,6 +702,14 @@ test('passkeys: add on the account page, sign in with one, rename, second step, 
     await page.keyboard.press('Tab');
     await page.keyboard.type('Laptop');
     await page.keyboard.press('Enter');
+    // A first second factor comes with the ten recovery codes, shown this once.
+    const codesBox = page.locator('#passkey-codes');
+    await codesBox.waitFor();
+    assert.equal(await codesBox.locator('ol li').count(), 10, 'ten recovery codes');
+    const firstCode = (await codesBox.locator('ol li').first().innerText()).trim();
+    assert.match(firstCode, /\S{6,}/);
+    await inspect(page, 'account-passkey-codes');
+    await page.getByRole('link', { name: 'I have stored them' }).click();
     await page.waitForURL(`${local}/ui/account?done=passkey_added`);
     await page.getByText('The passkey is added.').waitFor();
     await page.locator('.passkey strong', { hasText: 'Laptop' }).waitFor();
@@ -734,6 +742,18 @@ test('passkeys: add on the account page, sign in with one, rename, second step, 
     await page.waitForURL(`${local}/ui/account?done=passkey_renamed`);
     await page.getByText('The passkey is renamed.').waitFor();
     await page.locator('.passkey strong', { hasText: 'Work laptop' }).waitFor();
+
+    // The passkey is now the second factor of a password sign-in; a recovery code answers too.
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await page.getByText('You are signed out.').waitFor();
+    await page.getByLabel('E-mail address').fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(passwordA);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByText('Your account asks for a second factor').waitFor();
+    await page.getByRole('button', { name: 'Use a passkey' }).waitFor();
+    await inspect(page, 'second-factor-passkey-only');
+    await page.getByRole('button', { name: 'Use a passkey' }).click();
+    await page.waitForURL(`${local}/ui/account`);
 
     // With two-step sign-in on, the passkey answers the second step of a password sign-in.
     const secret = await turnOnTwoStep(page, passwordA);
