@@ -214,7 +214,8 @@ pub fn bench(options: Options) -> Result<()> {
     println!("- load average (1, 5, 15 min): {load_before} before, {load_after} after");
     println!(
         "- Argon2id m={} KiB, t={}, p={}; the raw rate is measured on {threads} threads right \
-         before the login scenario, with the server idle",
+         before and right after the login scenario, with the server idle, and the ratios are \
+         against the mean of the two",
         options.argon2_memory_kib, options.argon2_iterations, options.argon2_parallelism
     );
     println!(

@@ -199,8 +199,14 @@ const GROWTH_ROWS: &[&str] = &[
 /// within 10%).
 pub fn render_growth(suites: &[SuiteReport]) -> String {
     let mut out = String::new();
-    let mut databases: Vec<&str> = suites.iter().map(|s| s.database.as_str()).collect();
-    databases.dedup();
+    // The suites run database after database for each fill (SQLite, PostgreSQL, SQLite, ...):
+    // each database once, in the order it first ran.
+    let mut databases: Vec<&str> = Vec::new();
+    for suite in suites {
+        if !databases.contains(&suite.database.as_str()) {
+            databases.push(&suite.database);
+        }
+    }
     for database in databases {
         let mut runs: Vec<&SuiteReport> =
             suites.iter().filter(|s| s.database == database).collect();
@@ -469,6 +475,10 @@ mod tests {
             ..SuiteReport::default()
         };
         let text = render_growth(&[run(1_000_000, 850.0), run(1_000, 1000.0)]);
+        assert_eq!(
+            text.matches("### SQLite: cost as the users grow").count(),
+            1
+        );
         assert!(
             text.contains(
                 "| GET /users/me, JWT bearer | 1000.0 | 850.0 | 85% | >= 90% | **MISS** |"
@@ -487,6 +497,32 @@ mod tests {
             text.contains("| POST /auth/jwt/login | – | – | – | >= 90% | – |"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn one_growth_table_per_database_when_the_suites_interleave() {
+        let run = |database: &str, users: u64| SuiteReport {
+            database: database.into(),
+            users,
+            ..SuiteReport::default()
+        };
+        // The order the bench runs them in: every database for the first fill, then the next.
+        let text = render_growth(&[
+            run("SQLite", 1_000),
+            run("PostgreSQL", 1_000),
+            run("SQLite", 1_000_000),
+            run("PostgreSQL", 1_000_000),
+        ]);
+        assert_eq!(
+            text.matches("### SQLite: cost as the users grow").count(),
+            1
+        );
+        assert_eq!(
+            text.matches("### PostgreSQL: cost as the users grow")
+                .count(),
+            1
+        );
+        assert!(text.find("### SQLite").unwrap() < text.find("### PostgreSQL").unwrap());
     }
 
     #[test]

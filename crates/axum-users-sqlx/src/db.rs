@@ -230,7 +230,10 @@ impl Db {
     /// lock sees what the lock's previous holder committed. MySQL's locking reads
     /// (`FOR UPDATE`) always read the latest rows.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
-        let conn = self.timed(async {
+        // Boxed: the pools' `begin` futures are large, and unboxed this one was copied whole
+        // six times on its way into the timeout and the caller's state (a third of the
+        // instructions of a refresh, callgrind, docs/benchmarks.md).
+        let conn = self.timed(Box::pin(async {
             Ok(match &self.pool {
                 #[cfg(feature = "sqlite")]
                 SqlPool::Sqlite(p) => TxConn::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
@@ -241,7 +244,7 @@ impl Db {
                 #[cfg(feature = "mysql")]
                 SqlPool::MySql(p) => TxConn::MySql(p.begin().await?),
             })
-        });
+        }));
         Ok(Tx {
             conn: conn.await?,
             dialect: self.dialect(),
