@@ -590,6 +590,12 @@ pub async fn run(
             "admin-list",
             "GET /users?limit=50 (the admin listing's first page, as a superuser)",
             "/users?limit=50",
+            admin.clone(),
+        ),
+        (
+            "admin-superusers",
+            "GET /users?is_superuser=true&limit=50 (a rare filter: one match among all users)",
+            "/users?is_superuser=true&limit=50",
             admin,
         ),
     ] {

@@ -341,7 +341,7 @@ async fn serve(config: Config) -> Result<()> {
         pages.as_ref(),
     );
     if let Some(metrics) = &metrics {
-        router = router.route_layer(axum::middleware::from_fn(metrics::track));
+        router = router.route_layer(metrics::TrackLayer);
         if config.metrics.token.is_some() {
             router = router.merge(metrics.guarded_route());
         }

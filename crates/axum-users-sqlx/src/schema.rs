@@ -178,7 +178,58 @@ pub(crate) fn migrations<Id: SqlId>(dialect: Dialect) -> Vec<Migration> {
         ops_migration(dialect, table),
         webhooks_migration(table),
         passkeys_migration(fk, table),
+        rare_filters_migration(dialect),
     ]
+}
+
+/// The listing's filters whose matches are rare, as (index name, column, the rare value):
+/// superusers, deactivated and unverified users. Filtering the listing's index walk for them
+/// reads every user to find a few (1,000,000 rows for an empty page), so each has indexes of
+/// its own, in both orders.
+pub(crate) const RARE_FILTERS: [(&str, &str, bool); 3] = [
+    ("superusers", "is_superuser", true),
+    ("inactive", "is_active", false),
+    ("unverified", "is_verified", false),
+];
+
+/// A boolean as a literal of the dialect: the partial indexes of [`rare_filters_migration`]
+/// serve a query only when it names the value in its text, not as a bound parameter.
+pub(crate) fn bool_literal(dialect: Dialect, value: bool) -> &'static str {
+    match (dialect, value) {
+        (Dialect::Postgres, true) => "TRUE",
+        (Dialect::Postgres, false) => "FALSE",
+        (_, true) => "1",
+        (_, false) => "0",
+    }
+}
+
+/// Migration 10 (the listing's rare filters, see [`RARE_FILTERS`]): on SQLite and PostgreSQL
+/// partial indexes over the rare rows only, in creation order and in e-mail order (a few bytes
+/// per superuser, not per user); MySQL has no partial index, so there each flag leads an index
+/// of each order (which also serves its common value).
+fn rare_filters_migration(dialect: Dialect) -> Migration {
+    let statements = RARE_FILTERS
+        .iter()
+        .flat_map(|(name, column, rare)| match dialect {
+            Dialect::Sqlite | Dialect::Postgres => {
+                let only = format!("WHERE {column} = {}", bool_literal(dialect, *rare));
+                [
+                    format!(
+                        "CREATE INDEX users_{name}_created_at ON users (created_at, id) {only}"
+                    ),
+                    format!("CREATE INDEX users_{name}_email ON users (email_key) {only}"),
+                ]
+            }
+            Dialect::MySql => [
+                format!("CREATE INDEX users_{name}_created_at ON users ({column}, created_at, id)"),
+                format!("CREATE INDEX users_{name}_email ON users ({column}, email_key)"),
+            ],
+        })
+        .collect();
+    Migration {
+        version: 10,
+        statements,
+    }
 }
 
 /// Migration 9 (passkeys): the registered credentials (the key of a credential, the SHA-256 of

@@ -6,8 +6,10 @@ use axum_users::{
 };
 
 use super::{SqlStore, USER_COLUMNS, user_from_row};
+use crate::Dialect;
 use crate::db::{Arg, Row};
 use crate::id::SqlId;
+use crate::schema::{RARE_FILTERS, bool_literal};
 
 fn times_from_row(row: &Row) -> Result<UserTimes, StoreError> {
     Ok(UserTimes {
@@ -34,29 +36,44 @@ pub(crate) fn contains_pattern(q: &str) -> String {
 /// The `SELECT` of one page: filters, the keyset condition after the cursor, the index's
 /// order and `LIMIT page + 1` (the extra row says whether there is a next page). `None` when
 /// the cursor names an id this store cannot hold (no user lies after it).
-pub(crate) fn list_sql<Id: SqlId>(query: &UserQuery) -> Option<(String, Vec<Arg>)> {
-    let mut conditions: Vec<&str> = Vec::new();
+///
+/// A flag's rare value (superusers, deactivated, unverified: [`RARE_FILTERS`]) is written into
+/// the text, so that the partial indexes of migration 10 serve it; its common value is bound
+/// and walks the order's index. `q` is a `LIKE '%q%'`, which no index serves: it is checked on
+/// each row of the walk until the page is full (see `docs/admin.md` for what that costs).
+pub(crate) fn list_sql<Id: SqlId>(
+    dialect: Dialect,
+    query: &UserQuery,
+) -> Option<(String, Vec<Arg>)> {
+    let mut conditions: Vec<String> = Vec::new();
     let mut args = Vec::new();
     if let Some(q) = query.needle() {
-        conditions.push("email_key LIKE ? ESCAPE '!'");
+        conditions.push("email_key LIKE ? ESCAPE '!'".into());
         args.push(Arg::Text(contains_pattern(&q)));
     }
-    for (column, value) in [
-        ("is_active = ?", query.is_active),
-        ("is_verified = ?", query.is_verified),
-        ("is_superuser = ?", query.is_superuser),
-    ] {
-        if let Some(value) = value {
-            conditions.push(column);
-            args.push(Arg::Bool(value));
+    for (_, column, rare) in RARE_FILTERS {
+        let value = match column {
+            "is_active" => query.is_active,
+            "is_verified" => query.is_verified,
+            _ => query.is_superuser,
+        };
+        match value {
+            Some(value) if value == rare && dialect != Dialect::MySql => {
+                conditions.push(format!("{column} = {}", bool_literal(dialect, value)));
+            }
+            Some(value) => {
+                conditions.push(format!("{column} = ?"));
+                args.push(Arg::Bool(value));
+            }
+            None => {}
         }
     }
     if let Some(after) = query.created_after {
-        conditions.push("created_at >= ?");
+        conditions.push("created_at >= ?".into());
         args.push(Arg::Int(after));
     }
     if let Some(before) = query.created_before {
-        conditions.push("created_at < ?");
+        conditions.push("created_at < ?".into());
         args.push(Arg::Int(before));
     }
     let descending = query.sort.descending();
@@ -65,21 +82,18 @@ pub(crate) fn list_sql<Id: SqlId>(query: &UserQuery) -> Option<(String, Vec<Arg>
     } else {
         (">", "ASC")
     };
-    let keyset;
     match &query.after {
         Some(UserCursor::CreatedAt { at, id }) => {
             let id = Id::parse(id)?;
             // A row-value comparison: PostgreSQL serves it as one index range of
             // `(created_at, id)`; the expanded `a > ? OR (a = ? AND b > ?)` it turns into a
             // bitmap OR and a sort (seen in `every_order_walks_an_index_on_postgres`).
-            keyset = format!("(created_at, id) {beyond} (?, ?)");
+            conditions.push(format!("(created_at, id) {beyond} (?, ?)"));
             args.extend([Arg::Int(*at), id.to_value().into()]);
-            conditions.push(&keyset);
         }
         Some(UserCursor::Email(key)) => {
-            keyset = format!("email_key {beyond} ?");
+            conditions.push(format!("email_key {beyond} ?"));
             args.push(Arg::Text(key.clone()));
-            conditions.push(&keyset);
         }
         Some(_) | None => {}
     }
@@ -106,7 +120,7 @@ impl<Id: SqlId, F: UserFields> UserDirectory<Id, F> for SqlStore<Id, F> {
         query: &'a UserQuery,
     ) -> BoxFuture<'a, Result<UserPage<Id, F>, StoreError>> {
         Box::pin(async move {
-            let Some((sql, args)) = list_sql::<Id>(query) else {
+            let Some((sql, args)) = list_sql::<Id>(self.dialect(), query) else {
                 return Ok(UserPage {
                     items: Vec::new(),
                     next_cursor: None,
@@ -178,7 +192,7 @@ mod tests {
             }),
             ..UserQuery::default()
         };
-        let (sql, args) = list_sql::<i64>(&query).unwrap();
+        let (sql, args) = list_sql::<i64>(Dialect::Sqlite, &query).unwrap();
         assert!(
             sql.ends_with(
                 "WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?"
@@ -193,12 +207,15 @@ mod tests {
             }),
             ..UserQuery::default()
         };
-        assert!(list_sql::<i64>(&bad).is_none());
+        assert!(list_sql::<i64>(Dialect::Sqlite, &bad).is_none());
     }
 
-    /// The plan of each order, first page and a later one: an index walk, no sort of the
-    /// table (SQLite's "USE TEMP B-TREE FOR ORDER BY", PostgreSQL's "Sort" node).
-    async fn plans(store: &SqlStore<uuid::Uuid>) -> Vec<String> {
+    /// The plan of each order, first page and a later one, of the queries `filtered` makes
+    /// from a sort and a cursor.
+    async fn plans(
+        store: &SqlStore<uuid::Uuid>,
+        filtered: impl Fn(UserSort, Option<UserCursor>) -> UserQuery,
+    ) -> Vec<String> {
         let (explain, column) = match store.dialect() {
             crate::Dialect::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
             _ => ("EXPLAIN ", "QUERY PLAN"),
@@ -222,14 +239,8 @@ mod tests {
                     },
                 }),
             ] {
-                let query = UserQuery {
-                    sort,
-                    after,
-                    is_active: Some(true),
-                    q: Some("example".into()),
-                    ..UserQuery::default()
-                };
-                let (sql, args) = list_sql::<uuid::Uuid>(&query).unwrap();
+                let query = filtered(sort, after);
+                let (sql, args) = list_sql::<uuid::Uuid>(store.dialect(), &query).unwrap();
                 let rows = store
                     .db
                     .fetch_all(&format!("{explain}{sql}"), &args)
@@ -242,18 +253,95 @@ mod tests {
         plans
     }
 
+    /// The common filters: active users whose address holds `example`.
+    fn common(sort: UserSort, after: Option<UserCursor>) -> UserQuery {
+        UserQuery {
+            sort,
+            after,
+            is_active: Some(true),
+            q: Some("example".into()),
+            ..UserQuery::default()
+        }
+    }
+
+    /// Each rare filter of [`RARE_FILTERS`] alone, by its index's name, in every order.
+    async fn rare_plans(store: &SqlStore<uuid::Uuid>) -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        for (name, column, rare) in RARE_FILTERS {
+            let only = |sort, after| {
+                let mut query = UserQuery {
+                    sort,
+                    after,
+                    ..UserQuery::default()
+                };
+                match column {
+                    "is_active" => query.is_active = Some(rare),
+                    "is_verified" => query.is_verified = Some(rare),
+                    _ => query.is_superuser = Some(rare),
+                }
+                query
+            };
+            for plan in plans(store, only).await {
+                let index = if plan.starts_with("Email") {
+                    format!("users_{name}_email")
+                } else {
+                    format!("users_{name}_created_at")
+                };
+                all.push((index, plan));
+            }
+        }
+        all
+    }
+
+    /// Fills the users table with `n` active, verified users and one superuser, deactivated
+    /// and unverified, so that the planners price a walk of the whole table as what it is.
+    async fn fill(store: &SqlStore<uuid::Uuid>, n: i64) {
+        let (series, yes, no) = match store.dialect() {
+            crate::Dialect::Postgres => {
+                (format!("generate_series(1, {n}) AS s(i)"), "TRUE", "FALSE")
+            }
+            _ => (
+                format!(
+                    "(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c \
+                     WHERE i < {n}) SELECT i FROM c) AS s"
+                ),
+                "1",
+                "0",
+            ),
+        };
+        let filled = format!(
+            "INSERT INTO users (id, email, email_key, hashed_password, is_active, is_superuser, \
+             is_verified, fields, created_at, updated_at) \
+             SELECT 'u' || i, 'u' || i || '@example.com', 'u' || i || '@example.com', 'h', \
+             {yes}, {no}, {yes}, '{{}}', i, i FROM {series}"
+        );
+        store.db.execute(&filled, &[]).await.unwrap();
+        let rare = format!(
+            "INSERT INTO users (id, email, email_key, hashed_password, is_active, is_superuser, \
+             is_verified, fields, created_at, updated_at) \
+             VALUES ('r', 'r@example.com', 'r@example.com', 'h', {no}, {yes}, {no}, '{{}}', 0, 0)"
+        );
+        store.db.execute(&rare, &[]).await.unwrap();
+        store.db.execute("ANALYZE", &[]).await.unwrap();
+    }
+
     #[tokio::test]
     async fn every_order_walks_an_index_on_sqlite() {
         let store = SqlStore::<uuid::Uuid>::connect("sqlite::memory:")
             .await
             .unwrap();
         store.migrate().await.unwrap();
-        for plan in plans(&store).await {
+        fill(&store, 2000).await;
+        for plan in plans(&store, common).await {
             assert!(!plan.contains("TEMP B-TREE"), "a sort of the table: {plan}");
             assert!(
                 plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
                 "{plan}"
             );
+        }
+        for (index, plan) in rare_plans(&store).await {
+            assert!(!plan.contains("TEMP B-TREE"), "a sort of the table: {plan}");
+            assert!(plan.contains(&index), "not walking {index}: {plan}");
         }
     }
 
@@ -270,16 +358,20 @@ mod tests {
             .await
             .unwrap();
         store.migrate().await.unwrap();
-        // An empty table costs nothing to scan: ask whether an index can serve the order.
-        // With sorts and the other scans priced out, a plan that still sorts could not be
-        // served by an index scan.
+        fill(&store, 2000).await;
+        // Ask whether an index can serve the order: with sorts and the other scans priced
+        // out, a plan that still sorts could not be served by an index scan.
         for setting in ["enable_seqscan", "enable_bitmapscan", "enable_sort"] {
             let sql = format!("SET {setting} = off");
             store.db.execute(&sql, &[]).await.unwrap();
         }
-        for plan in plans(&store).await {
+        for plan in plans(&store, common).await {
             assert!(!plan.contains("Sort"), "a sort of the table: {plan}");
             assert!(plan.contains("Index Scan"), "{plan}");
+        }
+        for (index, plan) in rare_plans(&store).await {
+            assert!(!plan.contains("Sort"), "a sort of the table: {plan}");
+            assert!(plan.contains(&index), "not walking {index}: {plan}");
         }
         store.pool().close().await;
         db.drop_database().await.unwrap();

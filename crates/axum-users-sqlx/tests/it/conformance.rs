@@ -13,8 +13,8 @@ async fn sqlite<Id: SqlId>() -> (SqlStore<Id>, tempfile::TempDir) {
     let store = SqlStore::<Id>::connect(&url).await.unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        8,
-        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors), 6 (times, audit log), 8 (webhooks) and 9 (passkeys)"
+        9,
+        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors), 6 (times, audit log), 8 (webhooks), 9 (passkeys) and 10 (rare filters)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     (store, dir)
@@ -64,8 +64,8 @@ async fn on_server<Id: SqlId>(var: &str, backend: &str) {
         .unwrap();
     assert_eq!(
         store.migrate().await.unwrap(),
-        8,
-        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors), 6 (times, audit log), 8 (webhooks) and 9 (passkeys)"
+        9,
+        "migrations 1, 2, 3 (sessions), 4 (the mail outbox), 5 (second factors), 6 (times, audit log), 8 (webhooks), 9 (passkeys) and 10 (rare filters)"
     );
     assert_eq!(store.migrate().await.unwrap(), 0, "migrations apply once");
     suite(&store).await;

@@ -8,5 +8,6 @@ mod upgrade;
 mod upgrade_mfa;
 mod upgrade_ops;
 mod upgrade_passkeys;
+mod upgrade_rare_filters;
 mod upgrade_sessions;
 mod upgrade_webhooks;

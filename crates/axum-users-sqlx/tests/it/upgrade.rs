@@ -70,9 +70,10 @@ pub(crate) fn first_release_schema(dialect: Dialect) -> Vec<String> {
 }
 
 /// The migrations after the first release's: 2 (e-mail epochs), 3 (sessions), 4 (the mail
-/// outbox), 5 (second factors), 6 (times, audit log), 8 (webhooks) and 9 (passkeys).
+/// outbox), 5 (second factors), 6 (times, audit log), 8 (webhooks), 9 (passkeys) and 10 (the
+/// listing's rare filters).
 fn store_migrations_after_the_first() -> usize {
-    7
+    8
 }
 
 pub(crate) async fn exec(pool: &SqlPool, sql: String) {
@@ -129,7 +130,7 @@ async fn upgrade(url: String) {
     assert_eq!(
         store.migrate().await.unwrap(),
         store_migrations_after_the_first(),
-        "only the new migrations (2, 3, 4, 5, 6, 8, 9) are applied"
+        "only the new migrations (2, 3, 4, 5, 6, 8, 9, 10) are applied"
     );
     assert_eq!(store.migrate().await.unwrap(), 0);
 

@@ -29,7 +29,7 @@ async fn upgrade_to_passkeys(url: &str) {
     ] {
         exec(store.pool(), sql).await;
     }
-    assert_eq!(store.migrate().await.unwrap(), 1, "migration 9");
+    assert_eq!(store.migrate_to(9).await.unwrap(), 1, "migration 9");
     let user = store.get(&ada).await.unwrap().expect("ada is kept");
     assert_eq!(user.hashed_password.0, HASH);
     let totp = store.mfa_store().unwrap().get_totp(&ada).await.unwrap();
