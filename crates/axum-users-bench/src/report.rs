@@ -192,6 +192,7 @@ const GROWTH_ROWS: &[&str] = &[
     "POST /auth/register",
     "POST /auth/forgot-password",
     "GET /users?limit=50",
+    "GET /users?is_superuser=true&limit=50",
 ];
 
 /// Each database's suites side by side by the number of users added: the throughput of the
