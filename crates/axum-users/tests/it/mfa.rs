@@ -268,8 +268,11 @@ async fn sign_in_asks_for_the_second_factor_and_refuses_a_replayed_step() {
         (status, &body["detail"]),
         (StatusCode::BAD_REQUEST, &json!("MFA_INVALID_CODE"))
     );
+    // One code, replayed as it was typed: computed again later it could be of the next step
+    // once a 30 s boundary passes, and the replay checks below would test nothing.
+    let next = code(&secret, 1);
     let (status, body) = app
-        .second_step(json!({"mfa_token": mfa_token, "code": code(&secret, 1)}))
+        .second_step(json!({"mfa_token": mfa_token, "code": next}))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["token_type"], "bearer");
@@ -285,7 +288,7 @@ async fn sign_in_asks_for_the_second_factor_and_refuses_a_replayed_step() {
 
     // The token is spent; a new sign-in cannot reuse the step either.
     let (status, body) = app
-        .second_step(json!({"mfa_token": mfa_token, "code": code(&secret, 1)}))
+        .second_step(json!({"mfa_token": mfa_token, "code": next}))
         .await;
     assert_eq!(
         (status, &body["detail"]),
@@ -293,7 +296,7 @@ async fn sign_in_asks_for_the_second_factor_and_refuses_a_replayed_step() {
     );
     let again = app.first_step(&email).await;
     let (status, body) = app
-        .second_step(json!({"mfa_token": again, "code": code(&secret, 1)}))
+        .second_step(json!({"mfa_token": again, "code": next}))
         .await;
     assert_eq!(
         (status, &body["detail"]),
