@@ -249,12 +249,36 @@ where
                 reason,
             })
             .await;
-        let event = AuditEvent::LoginFailed {
-            method: method.to_string(),
-            reason: failure,
-        };
-        self.audit(event, user_id, request).await;
+        if self.records_refusal(&failure, account, request) {
+            let event = AuditEvent::LoginFailed {
+                method: method.to_string(),
+                reason: failure,
+            };
+            self.audit(event, user_id, request).await;
+        }
         error
+    }
+
+    /// Whether a refusal goes into the audit log: always, but a throttled one only as the
+    /// first of its client and of its account in the window (`limits/records.rs`).
+    fn records_refusal(
+        &self,
+        failure: &LoginFailure,
+        account: &str,
+        request: Option<&Parts>,
+    ) -> bool {
+        if !matches!(failure, LoginFailure::Throttled) {
+            return true;
+        }
+        let defences = self.defences();
+        let client = request
+            .and_then(|parts| defences.client_ip.client_ip(parts))
+            .map(crate::client_ip::ip_bucket);
+        defences.throttle_records.should_record(
+            client.as_deref(),
+            account,
+            crate::tokens::now_unix(),
+        )
     }
 
     /// The steps after the credentials, shared by every way in: the rules, the second factor

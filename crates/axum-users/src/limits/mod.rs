@@ -12,6 +12,7 @@
 
 mod builder;
 mod memory;
+mod records;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -395,6 +396,8 @@ pub struct Defences {
     /// The breached-password check, when configured.
     pub breached_passwords: Option<BreachedPasswords>,
     outages: Arc<AtomicU64>,
+    /// The throttled sign-ins recorded lately, so a flood of refusals writes a row a minute.
+    pub(crate) throttle_records: Arc<records::ThrottleRecords>,
     /// Until when (milliseconds of [`elapsed_millis`]) limiter calls are skipped.
     paused_until: Arc<AtomicU64>,
 }
@@ -427,6 +430,7 @@ impl Default for Defences {
             password_policy: PasswordPolicy::default(),
             breached_passwords: None,
             outages: Arc::default(),
+            throttle_records: Arc::default(),
             paused_until: Arc::default(),
         }
     }
@@ -718,6 +722,17 @@ mod tests {
         .with_defences(defences)
     }
 
+    fn jwt_backend(m: &UserManager<MemoryStore, NoHooks>) -> AuthBackend<uuid::Uuid> {
+        let codec = m.key_ring().auth_codec().unwrap();
+        AuthBackend::new(
+            "jwt",
+            Transport::Bearer {
+                token_url: "auth/jwt/login".into(),
+            },
+            JwtStrategy::new(codec, Duration::from_secs(60)),
+        )
+    }
+
     /// A manager whose throttle allows `max_failures`, its JWT backend, and the account
     /// `t@example.com` with the password `a long right passphrase`.
     async fn signed_up(
@@ -727,14 +742,7 @@ mod tests {
             login_throttle: LoginThrottle::new(max_failures, Duration::from_secs(60)),
             ..Defences::default()
         });
-        let codec = m.key_ring().auth_codec().unwrap();
-        let backend = AuthBackend::new(
-            "jwt",
-            Transport::Bearer {
-                token_url: "auth/jwt/login".into(),
-            },
-            JwtStrategy::new(codec, Duration::from_secs(60)),
-        );
+        let backend = jwt_backend(&m);
         m.create(
             UserCreate::new("t@example.com", "a long right passphrase"),
             Privilege::SelfService,
@@ -849,6 +857,45 @@ mod tests {
             matches!(refused, Err(ManagerError::LoginRefused(_))),
             "three failures under spellings of one address throttle it"
         );
+    }
+
+    /// Review R1: a flood of refused sign-ins writes one audit row a minute, not one each
+    /// (each row may also be a webhook delivery); the refusals themselves stay 429s.
+    #[tokio::test]
+    async fn a_flood_of_throttled_sign_ins_is_recorded_once_per_window() {
+        let m = manager(Defences {
+            rate_limits: RateLimits {
+                login: RouteLimits::new(None, Some(Rule::per_seconds(1, 60))),
+                ..RateLimits::default()
+            },
+            ..Defences::default()
+        });
+        let backend = jwt_backend(&m);
+        let mut refused = 0;
+        for _ in 0..30 {
+            let answer = m
+                .login_with_password("victim@example.com", "guess", &backend, None)
+                .await;
+            if matches!(answer, Err(ManagerError::LoginRefused(_))) {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 29, "the limit still refuses every extra attempt");
+        let page = m
+            .audit_events(&crate::AuditQuery {
+                kind: Some("login.failed".into()),
+                limit: 100,
+                ..crate::AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        let throttled = page
+            .items
+            .iter()
+            .filter(|r| r.to_json()["reason"] == "throttled")
+            .count();
+        assert_eq!(throttled, 1, "one row for the flood: {:?}", page.items);
+        assert_eq!(page.items.len(), 2, "and the one bad password before it");
     }
 
     #[tokio::test]
