@@ -126,7 +126,7 @@ impl JwtCodec {
 
     /// Checks signature, algorithm, audience (string or array), `exp` (required) and `nbf`
     /// (when present), with no leeway, and decodes the claims. Tokens longer than
-    /// [`MAX_TOKEN_LEN`] are refused unread.
+    /// `MAX_TOKEN_LEN` (8 KiB) are refused unread.
     ///
     /// # Errors
     /// [`TokenError::Expired`] or [`TokenError::Invalid`].
