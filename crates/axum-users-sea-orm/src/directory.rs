@@ -10,12 +10,22 @@ use axum_users::{
     StoreError, UserCursor, UserDirectory, UserId, UserPage, UserQuery, UserSort, UserTimes,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
-use sea_orm::{ColumnTrait, Order, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseBackend, Order, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::columns::TimeColumns;
 use crate::error::store_error;
 use crate::store::read;
 use crate::{MfaEntities, SeaOrmStore, StoreEntity, UserEntity};
+
+/// The listing's filters whose matches are rare, as (index name, column, the rare value):
+/// superusers, deactivated and unverified users. Filtering the listing's index walk for them
+/// reads every user to find a few, so each has indexes of its own, in both orders
+/// (the migration `AddRareFilterIndexes`).
+pub(crate) const RARE_FILTERS: [(&str, &str, bool); 3] = [
+    ("superusers", "is_superuser", true),
+    ("inactive", "is_active", false),
+    ("unverified", "is_verified", false),
+];
 
 fn times_from_model<U: UserEntity>(
     model: &U::Model,
@@ -55,13 +65,30 @@ where
             let pattern = LikeExpr::new(pattern).escape('!');
             select = select.filter(Expr::col(c.email_key).like(pattern));
         }
-        for (column, value) in [
-            (c.is_active, query.is_active),
-            (c.is_verified, query.is_verified),
-            (c.is_superuser, query.is_superuser),
+        // A flag's rare value is written into the text (`= TRUE`), so that the partial
+        // indexes of `AddRareFilterIndexes` serve it (a bound value does not); its common value
+        // is bound and walks the order's index.
+        let literal = self.db.get_database_backend() != DatabaseBackend::MySql;
+        for (name, value) in [
+            ("is_active", query.is_active),
+            ("is_verified", query.is_verified),
+            ("is_superuser", query.is_superuser),
         ] {
-            if let Some(value) = value {
-                select = select.filter(column.eq(value));
+            let column = match name {
+                "is_active" => c.is_active,
+                "is_verified" => c.is_verified,
+                _ => c.is_superuser,
+            };
+            let rare = RARE_FILTERS
+                .iter()
+                .any(|(_, flag, rare)| *flag == name && Some(*rare) == value);
+            match value {
+                Some(value) if rare && literal => {
+                    let text = if value { "TRUE" } else { "FALSE" };
+                    select = select.filter(Expr::col(column).eq(Expr::cust(text)));
+                }
+                Some(value) => select = select.filter(column.eq(value)),
+                None => {}
             }
         }
         if let Some(after) = query.created_after {
@@ -170,9 +197,12 @@ mod tests {
     use super::*;
     use sea_orm::{ConnectionTrait, QueryTrait, Statement};
 
-    /// The plan of each order, first page and a later one: an index walk, no sort of the table
-    /// (SQLite's "USE TEMP B-TREE FOR ORDER BY", PostgreSQL's "Sort" node).
-    async fn plans(store: &SeaOrmStore) -> Vec<String> {
+    /// The plan of each order, first page and a later one, of the queries `filtered` makes
+    /// from a sort and a cursor.
+    async fn plans(
+        store: &SeaOrmStore,
+        filtered: impl Fn(UserSort, Option<UserCursor>) -> UserQuery,
+    ) -> Vec<String> {
         let backend = store.db.get_database_backend();
         let (explain, column) = match backend {
             sea_orm::DatabaseBackend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
@@ -194,13 +224,7 @@ mod tests {
                 },
             };
             for after in [None, Some(later)] {
-                let query = UserQuery {
-                    sort,
-                    after,
-                    is_active: Some(true),
-                    q: Some("example".into()),
-                    ..UserQuery::default()
-                };
+                let query = filtered(sort, after);
                 let statement = store.list_select(&times, &query).unwrap().build(backend);
                 let values = statement.values.map(|v| v.0).unwrap_or_default();
                 let sql = format!("{explain}{}", statement.sql);
@@ -219,18 +243,62 @@ mod tests {
         plans
     }
 
+    /// The common filters: active users whose address holds `example`.
+    fn common(sort: UserSort, after: Option<UserCursor>) -> UserQuery {
+        UserQuery {
+            sort,
+            after,
+            is_active: Some(true),
+            q: Some("example".into()),
+            ..UserQuery::default()
+        }
+    }
+
+    /// Each rare filter of [`RARE_FILTERS`] alone, with the index it must walk, in every order.
+    async fn rare_plans(store: &SeaOrmStore) -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        for (name, column, rare) in RARE_FILTERS {
+            let only = |sort, after| {
+                let mut query = UserQuery {
+                    sort,
+                    after,
+                    ..UserQuery::default()
+                };
+                match column {
+                    "is_active" => query.is_active = Some(rare),
+                    "is_verified" => query.is_verified = Some(rare),
+                    _ => query.is_superuser = Some(rare),
+                }
+                query
+            };
+            for plan in plans(store, only).await {
+                let order = if plan.starts_with("Email") {
+                    "email"
+                } else {
+                    "created_at"
+                };
+                all.push((format!("user_{name}_{order}"), plan));
+            }
+        }
+        all
+    }
+
     #[cfg(feature = "migration")]
     #[tokio::test]
     async fn every_order_walks_an_index_on_sqlite() {
         use crate::migration::{Migrator, MigratorTrait};
         let store: SeaOrmStore = SeaOrmStore::connect("sqlite::memory:").await.unwrap();
         Migrator::up(store.connection(), None).await.unwrap();
-        for plan in plans(&store).await {
+        for plan in plans(&store, common).await {
             assert!(!plan.contains("TEMP B-TREE"), "a sort of the table: {plan}");
             assert!(
                 plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
                 "{plan}"
             );
+        }
+        for (index, plan) in rare_plans(&store).await {
+            assert!(!plan.contains("TEMP B-TREE"), "a sort of the table: {plan}");
+            assert!(plan.contains(&index), "not walking {index}: {plan}");
         }
     }
 
@@ -262,9 +330,13 @@ mod tests {
                 .unwrap();
         }
         let store: SeaOrmStore = SeaOrmStore::new(db).unwrap();
-        for plan in plans(&store).await {
+        for plan in plans(&store, common).await {
             assert!(!plan.contains("Sort"), "a sort of the table: {plan}");
             assert!(plan.contains("Index Scan"), "{plan}");
+        }
+        for (index, plan) in rare_plans(&store).await {
+            assert!(!plan.contains("Sort"), "a sort of the table: {plan}");
+            assert!(plan.contains(&index), "not walking {index}: {plan}");
         }
     }
 }

@@ -31,6 +31,7 @@ use sea_orm_migration::sea_orm::DatabaseBackend;
 use uuid::Uuid;
 
 use crate::SeaOrmId;
+use crate::directory::RARE_FILTERS;
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -79,6 +80,7 @@ pub fn migrations<Id: KeyColumn>() -> Vec<Box<dyn MigrationTrait>> {
         Box::new(AddSecondFactors::<Id>::default()),
         Box::new(AddUserTimesAndAuditLog),
         Box::new(AddWebhookOutbox),
+        Box::new(AddRareFilterIndexes),
     ]
 }
 
@@ -683,5 +685,60 @@ impl MigrationTrait for AddWebhookOutbox {
         manager
             .drop_table(Table::drop().table("webhook_outbox").to_owned())
             .await
+    }
+}
+
+/// The eighth migration: the listing's rare filters ([`RARE_FILTERS`]). On SQLite and
+/// PostgreSQL partial indexes over the rare rows only, in creation order and in e-mail order
+/// (`user_superusers_created_at (created_at, id) WHERE is_superuser = TRUE`, ...: a few bytes
+/// per superuser, not per user); MySQL has no partial index, so there each flag leads an
+/// index of each order (`(is_superuser, created_at, id)`, `(is_superuser, email_key)`).
+pub struct AddRareFilterIndexes;
+
+impl MigrationName for AddRareFilterIndexes {
+    fn name(&self) -> &str {
+        "m20261204_000004_axum_users_rare_filter_indexes"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for AddRareFilterIndexes {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mysql = manager.get_database_backend() == DatabaseBackend::MySql;
+        for (name, column, rare) in RARE_FILTERS {
+            for (suffix, order) in [
+                ("created_at", &["created_at", "id"][..]),
+                ("email", &["email_key"][..]),
+            ] {
+                let name = format!("user_{name}_{suffix}");
+                let mut index = Index::create().name(name).table("user").to_owned();
+                if mysql {
+                    index.col(column);
+                } else {
+                    index.and_where(Expr::col(column).eq(rare));
+                }
+                for col in order {
+                    index.col(*col);
+                }
+                manager.create_index(index).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for (name, _, _) in RARE_FILTERS {
+            for suffix in ["created_at", "email"] {
+                manager
+                    .drop_index(
+                        Index::drop()
+                            .name(format!("user_{name}_{suffix}"))
+                            .table("user")
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }

@@ -17,8 +17,8 @@ async fn run<M: MigratorTrait>(test: TestDb) -> TestDb {
     assert!(pending.is_empty(), "every migration is applied");
     assert_eq!(
         M::get_applied_migrations(&test.db).await.unwrap().len(),
-        7,
-        "base schema, email_epoch, sessions, mail outbox, second factors, times and audit log, webhooks"
+        8,
+        "base schema, email_epoch, sessions, mail outbox, second factors, times and audit log, webhooks, rare filter indexes"
     );
     test
 }

@@ -9,15 +9,18 @@
 //! their newest session as `last_login_at`, and TOTP, the listing and the log work at once.
 
 use axum_users::{
-    AccessTokenStore, AuditEvent, AuditQuery, AuditRecord, NewOutboxMessage, OAuthAccountStore,
-    OutboxStore, PasswordHash, UserChanges, UserQuery, UserStore, hash_token, now_unix, testing,
+    AccessTokenStore, AuditEvent, AuditQuery, AuditRecord, NewOutboxMessage, NewUser,
+    OAuthAccountStore, OutboxStore, PasswordHash, UserChanges, UserQuery, UserSort, UserStore,
+    hash_token, now_unix, testing,
 };
 use axum_users_sea_orm::SeaOrmStore;
 use axum_users_sea_orm::migration::{
-    AddEmailEpoch, AddMailOutbox, AddSessions, CreateBaseSchema, Migrator, MigratorTrait,
+    AddEmailEpoch, AddMailOutbox, AddRareFilterIndexes, AddSessions, CreateBaseSchema, Migrator,
+    MigratorTrait,
 };
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Query, SimpleExpr, Table};
+use sea_orm_migration::MigrationName;
 use sea_orm_migration::MigrationTrait;
 use uuid::Uuid;
 
@@ -265,8 +268,9 @@ async fn upgrade(test: TestDb) {
             .await
             .unwrap()
             .len(),
-        6,
-        "email_epoch, sessions, mail outbox, second factors, times and audit log, webhooks"
+        7,
+        "email_epoch, sessions, mail outbox, second factors, times and audit log, webhooks, rare \
+         filter indexes"
     );
     Migrator::up(&test.db, None).await.unwrap();
     let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
@@ -297,8 +301,9 @@ async fn upgrade_to_sessions(test: TestDb) {
     let pending = Migrator::get_pending_migrations(&test.db).await.unwrap();
     assert_eq!(
         pending.len(),
-        5,
-        "sessions, the mail outbox, second factors, times and audit log, webhooks"
+        6,
+        "sessions, the mail outbox, second factors, times and audit log, webhooks, rare filter \
+         indexes"
     );
     Migrator::up(&test.db, None).await.unwrap();
     let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
@@ -377,8 +382,8 @@ async fn upgrade_to_second_factors_and_audit(test: TestDb) {
     let pending = Migrator::get_pending_migrations(&test.db).await.unwrap();
     assert_eq!(
         pending.len(),
-        3,
-        "second factors, times and audit log, webhooks"
+        4,
+        "second factors, times and audit log, webhooks, rare filter indexes"
     );
     let before = now_unix();
     Migrator::up(&test.db, None).await.unwrap();
@@ -424,6 +429,129 @@ async fn upgrade_to_second_factors_and_audit(test: TestDb) {
     assert_eq!(routed.webhook_outbox().depth().await.unwrap(), (1, 0));
     assert!(store.delete(&ada).await.unwrap());
     assert_eq!(mfa.get_totp(&ada).await.unwrap(), None);
+}
+
+/// The base schema as the release before the rare filters' indexes shipped it: every migration
+/// but the last.
+struct BeforeRareFilters;
+
+impl MigratorTrait for BeforeRareFilters {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        let mut all = Migrator::migrations();
+        assert_eq!(all.pop().unwrap().name(), AddRareFilterIndexes.name());
+        all
+    }
+}
+
+/// The addresses of every page of `query`, pages of one.
+async fn walk(store: &SeaOrmStore, mut query: UserQuery) -> Vec<String> {
+    let directory = store.directory().expect("the base user entity has times");
+    query.limit = 1;
+    let mut emails = Vec::new();
+    loop {
+        let page = directory.list_users(&query).await.unwrap();
+        emails.extend(page.items.iter().map(|(u, _)| u.email.clone()));
+        match page.next_cursor {
+            Some(cursor) => query.after = Some(cursor),
+            None => return emails,
+        }
+    }
+}
+
+/// A database of the release before gains the rare filters' indexes in place; its users
+/// are kept and every rare filter finds exactly its users, in both orders, over pages.
+async fn upgrade_to_rare_filters(test: TestDb) {
+    clean(&test).await;
+    BeforeRareFilters::up(&test.db, None).await.unwrap();
+    let store: SeaOrmStore = SeaOrmStore::new(test.db.clone()).unwrap();
+    // (address, active, superuser, verified)
+    for (email, is_active, is_superuser, is_verified) in [
+        ("ada@example.com", true, true, true),
+        ("bob@example.com", false, false, true),
+        ("cy@example.com", true, false, false),
+        ("dee@example.com", false, true, false),
+        ("eve@example.com", true, false, true),
+    ] {
+        store
+            .create(NewUser {
+                is_active,
+                is_superuser,
+                is_verified,
+                ..testing::new_user::<SeaOrmStore>(email)
+            })
+            .await
+            .unwrap();
+    }
+    let pending = Migrator::get_pending_migrations(&test.db).await.unwrap();
+    assert_eq!(pending.len(), 1, "the rare filters' indexes");
+    Migrator::up(&test.db, None).await.unwrap();
+
+    for sort in [UserSort::Email, UserSort::EmailDesc, UserSort::CreatedAt] {
+        let query = |f: fn(&mut UserQuery)| {
+            let mut q = UserQuery {
+                sort,
+                ..UserQuery::default()
+            };
+            f(&mut q);
+            q
+        };
+        let sorted = |mut found: Vec<String>| {
+            if sort == UserSort::EmailDesc {
+                found.reverse();
+            } else if sort == UserSort::CreatedAt {
+                found.sort();
+            }
+            found
+        };
+        let found = walk(&store, query(|q| q.is_superuser = Some(true))).await;
+        assert_eq!(
+            sorted(found),
+            ["ada@example.com", "dee@example.com"],
+            "{sort:?}"
+        );
+        let found = walk(&store, query(|q| q.is_active = Some(false))).await;
+        assert_eq!(
+            sorted(found),
+            ["bob@example.com", "dee@example.com"],
+            "{sort:?}"
+        );
+        let found = walk(&store, query(|q| q.is_verified = Some(false))).await;
+        assert_eq!(
+            sorted(found),
+            ["cy@example.com", "dee@example.com"],
+            "{sort:?}"
+        );
+        let found = walk(&store, query(|q| q.is_superuser = Some(false))).await;
+        assert_eq!(found.len(), 3, "the common value: {sort:?}");
+        let found = walk(
+            &store,
+            query(|q| {
+                q.is_active = Some(false);
+                q.is_superuser = Some(true);
+            }),
+        )
+        .await;
+        assert_eq!(found, ["dee@example.com"], "{sort:?}");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_to_the_rare_filters_indexes_keeps_users_and_finds_them() {
+    upgrade_to_rare_filters(databases::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_to_the_rare_filters_indexes_keeps_users_and_finds_them() {
+    if let Some(test) = databases::server("TEST_POSTGRES_URL", "axum_users_seaorm_upgrade5").await {
+        upgrade_to_rare_filters(test).await;
+    }
+}
+
+#[tokio::test]
+async fn mariadb_upgrade_to_the_rare_filters_indexes_keeps_users_and_finds_them() {
+    if let Some(test) = databases::server("TEST_MYSQL_URL", "axum_users_seaorm_upgrade5").await {
+        upgrade_to_rare_filters(test).await;
+    }
 }
 
 #[tokio::test]
