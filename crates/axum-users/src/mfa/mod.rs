@@ -530,7 +530,11 @@ where
         };
         let totp = mfa.get_totp(&user.id).await?.is_some_and(|r| r.confirmed);
         let passkey = self.passkey_second_factor(&user.id).await?;
-        if !totp && !passkey {
+        let codes = !mfa.recovery_codes(&user.id).await?.is_empty();
+        // A user's passkeys keep asking for a second factor when passkeys are turned off (or
+        // their settings break): then a recovery code answers, rather than nothing being asked.
+        let passkeys_stored = !passkey && codes && self.passkey_count(&user.id).await? > 0;
+        if !totp && !passkey && !passkeys_stored {
             return Ok(None);
         }
         let token = random_token(32);
@@ -549,7 +553,7 @@ where
         if totp {
             methods.push("totp");
         }
-        if !mfa.recovery_codes(&user.id).await?.is_empty() {
+        if codes {
             methods.push("recovery_code");
         }
         if passkey {

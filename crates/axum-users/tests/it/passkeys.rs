@@ -29,8 +29,13 @@ async fn app_with(passkeys: bool) -> App {
 }
 
 async fn app_with_mfa(passkeys: bool, mfa: MfaSettings) -> App {
+    app_on(MemoryStore::new(), passkeys, mfa).await
+}
+
+/// An app on `store` (another node of it, when the store is shared).
+async fn app_on(store: MemoryStore, passkeys: bool, mfa: MfaSettings) -> App {
     let changes = Changes::default();
-    let mut builder = AxumUsers::builder(MemoryStore::new(), SECRET)
+    let mut builder = AxumUsers::builder(store, SECRET)
         .hooks(changes.clone())
         .argon2(FAST)
         .mfa(mfa);
@@ -80,6 +85,17 @@ impl App {
         body: Value,
     ) -> (StatusCode, Value) {
         call(method, format!("{}{path}", self.base), token, Some(body)).await
+    }
+
+    /// The answer of a password sign-in of `email` on the JWT backend.
+    async fn password_login(&self, email: &str) -> Value {
+        let r = reqwest::Client::new()
+            .post(format!("{}/auth/jwt/login", self.base))
+            .form(&[("username", email), ("password", PASSWORD)])
+            .send()
+            .await
+            .unwrap();
+        r.json().await.unwrap()
     }
 
     /// Registers a passkey of `key` for the user of `token`; the answer of the finish.
@@ -893,13 +909,7 @@ async fn a_first_passkey_comes_with_recovery_codes_and_asks_for_itself_after_a_p
     assert_eq!(status_body["recovery_codes_left"], 10);
 
     // A password sign-in now asks for the passkey (or a recovery code), not a TOTP code.
-    let r = reqwest::Client::new()
-        .post(format!("{}/auth/jwt/login", app.base))
-        .form(&[("username", email.as_str()), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
+    let body = app.password_login(&email).await;
     assert_eq!(body["detail"]["code"], "LOGIN_MFA_REQUIRED", "{body}");
     assert_eq!(
         body["detail"]["methods"],
@@ -915,6 +925,27 @@ async fn a_first_passkey_comes_with_recovery_codes_and_asks_for_itself_after_a_p
         .await;
     assert_eq!(status, StatusCode::OK, "{signed_in}");
     assert!(signed_in["access_token"].is_string());
+
+    // Passkeys turned off (another node without their settings): the passkeys still ask for
+    // a second factor, answered by a recovery code, rather than the password alone passing.
+    let off = app_on(
+        app.users.manager().store().clone(),
+        false,
+        MfaSettings::default(),
+    )
+    .await;
+    let body = off.password_login(&email).await;
+    assert_eq!(body["detail"]["code"], "LOGIN_MFA_REQUIRED", "{body}");
+    assert_eq!(body["detail"]["methods"], json!(["recovery_code"]));
+    let (status, signed_in) = off
+        .call(
+            Method::POST,
+            "/auth/jwt/mfa",
+            None,
+            json!({"mfa_token": body["detail"]["mfa_token"], "recovery_code": codes[1]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signed_in}");
 }
 
 #[tokio::test]
