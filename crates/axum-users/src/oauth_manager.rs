@@ -286,6 +286,8 @@ where
             return Ok(());
         };
         let challenge = MfaChallenge::new(user_id.clone(), "", LOGIN_CODE_METHOD, expires_at);
+        // Expired records go when new ones come, as the second-factor challenges do.
+        mfa.prune_mfa_challenges(now_unix()).await?;
         mfa.create_mfa_challenge(&self.login_code_key(jti), &challenge)
             .await?;
         Ok(())
@@ -559,6 +561,12 @@ mod tests {
             .await
             .unwrap();
         assert!(!two.spend_login_code("jti-old").await.unwrap(), "expired");
+        // The expired record goes when the next code comes: the table holds a minute of codes.
+        one.remember_login_code(&user, "jti-2", now_unix() + 60)
+            .await
+            .unwrap();
+        let mfa = crate::UserStore::mfa_store(one.store()).unwrap();
+        assert_eq!(mfa.prune_mfa_challenges(now_unix()).await.unwrap(), 0);
     }
 
     #[tokio::test]
