@@ -688,7 +688,8 @@ impl MigrationTrait for AddWebhookOutbox {
     }
 }
 
-/// The eighth migration: the listing's rare filters ([`RARE_FILTERS`]). On SQLite and
+/// The eighth migration: the listing's rare filters (superusers, deactivated and unverified
+/// users). On SQLite and
 /// PostgreSQL partial indexes over the rare rows only, in creation order and in e-mail order
 /// (`user_superusers_created_at (created_at, id) WHERE is_superuser = TRUE`, ...: a few bytes
 /// per superuser, not per user); MySQL has no partial index, so there each flag leads an
