@@ -24,6 +24,8 @@ const LEGACY_MAX_PARALLELISM: u32 = 16;
 /// Memory times passes, in KiB: 1 GiB of block writes, some 50 times the default's.
 const LEGACY_MAX_WORK: u64 = 1024 * 1024;
 const LEGACY_MAX_BCRYPT_COST: u32 = 14;
+/// bcrypt's own minimum: a lower cost is a malformed hash, which nothing verifies.
+const LEGACY_MIN_BCRYPT_COST: u32 = 4;
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
 
@@ -143,8 +145,11 @@ pub(super) fn verify_and_update(
         if password.len() > 72 {
             return refused_at_current_cost(password, current, memory);
         }
-        if !bcrypt::verify(password, hash).unwrap_or(false) {
-            return Ok(Verified::No);
+        match bcrypt::verify(password, hash) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Verified::No),
+            // A malformed hash or a cost under 4 checks nothing: still one current hash.
+            Err(_) => return refused_at_current_cost(password, current, memory),
         }
         false
     } else {
@@ -195,7 +200,8 @@ pub(super) fn verifiable(hash: &str, current: Argon2Params) -> bool {
             )
             .is_ok()
     } else {
-        bcrypt_cost(hash).is_some_and(|cost| cost <= LEGACY_MAX_BCRYPT_COST)
+        bcrypt_cost(hash)
+            .is_some_and(|cost| (LEGACY_MIN_BCRYPT_COST..=LEGACY_MAX_BCRYPT_COST).contains(&cost))
     }
 }
 

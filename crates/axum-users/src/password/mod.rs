@@ -353,6 +353,10 @@ mod tests {
         // under the configured parameters, however high those are.
         assert!(hasher.is_verifiable(&argon(65_536, 3, 4)));
         assert!(hasher.is_verifiable(&bcrypt_at("12")));
+        assert!(
+            !hasher.is_verifiable(&bcrypt_at("03")),
+            "under bcrypt's minimum"
+        );
         assert!(hasher.is_verifiable(&hasher.hash("pw").await.unwrap()));
         let heavy = PasswordHasher::new(Argon2Params {
             memory_kib: 1_048_576,
@@ -583,7 +587,13 @@ mod tests {
         let over_cap = current.replacen("m=64,", "m=99999999,", 1);
         let bcrypt = bcrypt::hash("pw", 4).unwrap();
         let long = "x".repeat(73);
+        let cost_03 = format!("$2b$03{}", &bcrypt[6..]);
         for (password, hash, what) in [
+            (
+                "pw",
+                cost_03.as_str(),
+                "bcrypt under its minimum cost (malformed)",
+            ),
             (
                 long.as_str(),
                 bcrypt.as_str(),
