@@ -314,9 +314,7 @@ async fn change<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
     update: UserUpdate<S::Fields>,
 ) -> Result<bool, ManagerError> {
     let update = UserUpdate {
-        current_password: Some(form.get("current_password"))
-            .filter(|p| !p.is_empty())
-            .map(Secret::new),
+        current_password: form.secret("current_password"),
         ..update
     };
     let (_, pending) = state

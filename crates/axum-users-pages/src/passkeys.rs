@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum_users::{ManagerError, RouterStore, Secret, UserHooks};
+use axum_users::{ManagerError, RouterStore, UserHooks};
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 
@@ -175,9 +175,7 @@ pub(crate) async fn remove<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
         Err(answer) => return answer,
     };
     let id = form.get("passkey");
-    let password = Some(form.get("current_password"))
-        .filter(|p| !p.is_empty())
-        .map(Secret::new);
+    let password = form.secret("current_password");
     let removed = state
         .users
         .manager()

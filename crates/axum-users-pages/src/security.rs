@@ -106,6 +106,13 @@ impl Form {
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
     }
+
+    /// The value of `name` as a secret, `None` when absent or empty (an optional password).
+    pub(crate) fn secret(&self, name: &str) -> Option<crate::Secret> {
+        Some(self.get(name))
+            .filter(|p| !p.is_empty())
+            .map(crate::Secret::new)
+    }
 }
 
 /// Adds the security headers to every answer of the pages.

@@ -56,9 +56,7 @@ pub(crate) async fn start<S: RouterStore, H: UserHooks<S::Id, S::Fields>>(
         Ok(found) => found,
         Err(answer) => return answer,
     };
-    let password = Some(form.get("current_password"))
-        .filter(|p| !p.is_empty())
-        .map(Secret::new);
+    let password = form.secret("current_password");
     let begun = state
         .users
         .manager()
