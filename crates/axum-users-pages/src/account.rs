@@ -425,7 +425,12 @@ pub(crate) async fn sign_out_others<S: RouterStore, H: UserHooks<S::Id, S::Field
     let revoked = state
         .users
         .manager()
-        .revoke_sessions(&me.user.id, me.session_id.as_deref(), RevokeReason::User)
+        .revoke_sessions_for(
+            &me.user.id,
+            me.session_id.as_deref(),
+            RevokeReason::User,
+            Some(&parts),
+        )
         .await;
     match revoked {
         Ok(_) => state.redirect(&visit, &format!("{}?done=sessions", state.path("account"))),

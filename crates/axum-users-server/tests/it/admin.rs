@@ -324,6 +324,28 @@ async fn superusers_create_users_with_or_without_a_password() {
                 db.name
             );
         }
+        // The user's own "sign out everywhere else" is recorded with their client, no actor.
+        login(&s, "invited@example.com", "admin-set-passphrase-1").await;
+        assert_eq!(
+            delete(&s, "/users/me/sessions", &mine).await,
+            StatusCode::NO_CONTENT
+        );
+        let (_, events) = get(
+            &s,
+            &format!("/audit-events?user_id={id}&type=session.revoked"),
+            &admin,
+        )
+        .await;
+        let own: Vec<&Value> = events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["actor_id"].is_null())
+            .collect();
+        assert!(!own.is_empty(), "{}: {events}", db.name);
+        for event in own {
+            assert_eq!(event["ip"], "127.0.0.1", "{}: {event}", db.name);
+        }
         let (status, _) = get(&s, "/users/me", &invited_token).await;
         assert_eq!(
             status,

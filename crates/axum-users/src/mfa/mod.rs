@@ -269,8 +269,13 @@ where
             // Confirmed or restarted meanwhile: this code was for a secret no longer pending.
             return Err(ManagerError::MfaInvalidCode);
         }
-        self.revoke_sessions(&user.id, session_id, RevokeReason::SecondFactorAdded)
-            .await?;
+        self.revoke_sessions_for(
+            &user.id,
+            session_id,
+            RevokeReason::SecondFactorAdded,
+            request,
+        )
+        .await?;
         self.hooks()
             .on_second_factor_changed(user, SecondFactorChange::Added)
             .await;

@@ -843,10 +843,11 @@ where
         let linked = false;
         let keep_one = !user.hashed_password.is_usable() && !linked;
         self.delete_passkey(user, id, keep_one, request).await?;
-        self.revoke_sessions(
+        self.revoke_sessions_for(
             &user.id,
             session_id,
             crate::sessions::RevokeReason::SecondFactorRemoved,
+            request,
         )
         .await?;
         Ok(())

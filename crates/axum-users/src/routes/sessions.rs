@@ -106,7 +106,12 @@ async fn revoke_others<S: UserStore, H: UserHooks<S::Id, S::Fields>>(
     let me = me(&inner, &parts).await?;
     inner
         .manager
-        .revoke_sessions(&me.user.id, me.session_id.as_deref(), RevokeReason::User)
+        .revoke_sessions_for(
+            &me.user.id,
+            me.session_id.as_deref(),
+            RevokeReason::User,
+            Some(&parts),
+        )
         .await
         .map_err(super::server_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
